@@ -1,0 +1,70 @@
+# wick's two commands: `make serve` and `make test`. Everything else is a step of them.
+# Each target installs what is missing first (scripts/install-deps.sh is idempotent).
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+JOBS       ?= $(shell nproc)
+PYTHON     ?= /usr/bin/python3
+DEMO       := $(BUILD)/demo
+# See MACHINE-NOTES: OpenBLAS threads busy-wait against torch's; oneDNN's AVX-512 kernels crawl.
+export OPENBLAS_NUM_THREADS ?= 1
+export ONEDNN_MAX_CPU_ISA ?= AVX2
+
+.PHONY: all deps build build-asan fuzz demo serve test test-unit test-asan test-e2e bench clean format
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DWK_ASAN=ON -DWK_UBSAN=ON >/dev/null
+	@cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+fuzz: deps
+	@cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+	  -DWK_FUZZ=ON -DWK_ASAN=ON -DWK_TORCH=OFF >/dev/null
+	@cmake --build $(BUILD_FUZZ) -j $(JOBS)
+	@echo "fuzz targets are in $(BUILD_FUZZ)/: e.g. $(BUILD_FUZZ)/fuzz_zip tests/fuzz/corpus/zip"
+
+# The demo model: trained once, cached in the build folder, packed with wick itself.
+$(DEMO)/fashion.pt:
+	@mkdir -p $(DEMO)
+	$(PYTHON) examples/fashion/train.py --out $(DEMO)
+
+$(DEMO)/model_store/fashion.mar: $(DEMO)/fashion.pt build
+	@mkdir -p $(DEMO)/model_store
+	$(BUILD)/wick pack --model-name fashion --version 1.0 --serialized-file $(DEMO)/fashion.pt \
+	  --handler tensor --extra-files examples/fashion/index_to_name.json \
+	  --config-file examples/fashion/model-config.yaml --export-path $(DEMO)/model_store -f
+
+demo: build $(DEMO)/model_store/fashion.mar
+
+serve: demo
+	$(BUILD)/wick serve --model-store $(DEMO)/model_store --models fashion=fashion.mar
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+test-asan: build-asan
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L unit
+
+test-e2e: demo
+	bash tests/e2e/run.sh $(BUILD) $(BUILD_ASAN)
+
+test: build build-asan demo
+	$(MAKE) --no-print-directory test-unit test-asan test-e2e
+
+bench: demo
+	bash bench/run.sh $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h' '*.cc')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

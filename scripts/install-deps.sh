@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian packages wick needs to build, test, serve and bench.
+# Idempotent: packages already present are skipped, apt runs only when one is missing.
+set -euo pipefail
+
+PKGS=(
+  # build
+  build-essential cmake pkg-config clang-14 libfuzzer-14-dev libclang-rt-14-dev
+  # libraries
+  libmicrohttpd-dev libjansson-dev libyaml-dev zlib1g-dev libcurl4-openssl-dev
+  libturbojpeg0-dev libpng-dev
+  # libtorch (C++) and the fast BLAS it should use (see MACHINE-NOTES: reference BLAS is 25x slower)
+  libtorch-dev libopenblas0-pthread
+  # tests
+  libcmocka-dev python3-pytest python3-torch python3-numpy python3-pil
+  # demo data
+  dataset-fashion-mnist
+  # bench: load generator, peers
+  wrk nginx-light python3-fastapi python3-uvicorn
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

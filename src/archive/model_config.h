@@ -1,0 +1,56 @@
+/* model-config.yaml: TorchServe's per-model settings plus wick's own `wick:` section.
+ * The whole document is also kept as a generic tree for handlers that read other keys. */
+#ifndef WK_ARCHIVE_MODEL_CONFIG_H
+#define WK_ARCHIVE_MODEL_CONFIG_H
+
+#include <stddef.h>
+
+#include "core/error.h"
+
+/* A YAML node: scalar, sequence or mapping. Heap tree owned by its root. */
+typedef enum { WK_YAML_SCALAR, WK_YAML_SEQ, WK_YAML_MAP } wk_yaml_kind_t;
+
+typedef struct wk_yaml_s {
+  wk_yaml_kind_t kind;
+  char *scalar;             /* WK_YAML_SCALAR: the text, as written */
+  char **keys;              /* WK_YAML_MAP */
+  struct wk_yaml_s **items; /* WK_YAML_SEQ items, WK_YAML_MAP values */
+  size_t count;
+} wk_yaml_t;
+
+/* Parses a YAML document (one document; anchors/aliases resolved as copies are refused
+ * beyond a size limit). Empty input gives an empty map. Caller frees with wk_yaml_free. */
+int wk_yaml_parse(const char *text, size_t len, wk_yaml_t **out, wk_err_t *err);
+void wk_yaml_free(wk_yaml_t *y);
+/* Value of key in a map, or NULL. */
+const wk_yaml_t *wk_yaml_get(const wk_yaml_t *map, const char *key);
+/* Writes the tree as JSON (scalars that read as YAML 1.1 ints/floats/bools/null become
+ * JSON numbers/bools/null, the rest strings). Returns a malloc'd string or NULL. */
+char *wk_yaml_to_json(const wk_yaml_t *y);
+
+/* The settings wick acts on. -1 (or NULL) means "not set in the file": the server's
+ * defaults apply. */
+typedef struct wk_model_config_s {
+  int min_workers;
+  int max_workers;
+  int batch_size;
+  int max_batch_delay_ms;
+  int response_timeout_s;
+  int startup_timeout_s;
+  int job_queue_size;
+  char *device_type;  /* "cpu", "gpu", ... */
+  int device_ids[16];
+  int n_device_ids;
+  /* wick: section */
+  char *wick_runtime; /* "native" or "python" */
+  int wick_threads;   /* intra-op threads for native workers */
+  wk_yaml_t *root;    /* the whole document (owned) */
+} wk_model_config_t;
+
+void wk_model_config_init(wk_model_config_t *c);
+void wk_model_config_destroy(wk_model_config_t *c);
+/* Parses model-config.yaml bytes. A known key of the wrong type is an error naming the
+ * key and the expected type ("batchSize: expected an integer, got 'big'"). */
+int wk_model_config_parse(const char *text, size_t len, wk_model_config_t *c, wk_err_t *err);
+
+#endif

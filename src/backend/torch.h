@@ -1,0 +1,45 @@
+/* The libtorch backend behind a C API: load a TorchScript file once, run forward from
+ * any number of threads at once (the module is shared), under InferenceMode.
+ * No C++ exception crosses this boundary: every failure is a WK_E* code and a message. */
+#ifndef WK_BACKEND_TORCH_H
+#define WK_BACKEND_TORCH_H
+
+#include <stddef.h>
+
+#include "core/error.h"
+#include "tensor/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wk_torch_model_s wk_torch_model_t;
+
+typedef struct wk_torch_opts_s {
+  int freeze;   /* torch.jit.freeze + optimize_for_inference at load (eval mode models) */
+  int device;   /* -1: CPU; >= 0: CUDA device index */
+} wk_torch_opts_t;
+
+/* 1 if libtorch is compiled in. */
+int wk_torch_available(void);
+/* Sets the intra-op thread count of this process (torch's pool is process-wide). */
+void wk_torch_set_threads(int n);
+/* Loads a TorchScript file. The caller frees the model with wk_torch_free. */
+int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_t **out,
+                  wk_err_t *err);
+void wk_torch_free(wk_torch_model_t *m);
+/* Names of forward()'s arguments after self, in order; valid while m lives. */
+size_t wk_torch_arg_count(const wk_torch_model_t *m);
+const char *wk_torch_arg_name(const wk_torch_model_t *m, size_t i);
+/* Runs forward(args...). Tensors in args are read, not kept. On success *out is a new
+ * value tree (caller frees with wk_value_free). A libtorch rejection (shape, dtype) is
+ * WK_EMODEL with "model rejected the input: <first line of libtorch's message>".
+ * Any thread. */
+int wk_torch_forward(wk_torch_model_t *m, const wk_value_t *const *args, size_t nargs,
+                     wk_value_t **out, wk_err_t *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

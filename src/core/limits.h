@@ -1,0 +1,34 @@
+/* Every size that a client, an archive or a config file controls is checked against
+ * a named limit here. Runtime-configurable limits (max_request_size, ...) take their
+ * defaults from here too. */
+#ifndef WK_CORE_LIMITS_H
+#define WK_CORE_LIMITS_H
+
+/* HTTP */
+#define WK_DEFAULT_MAX_REQUEST_SIZE (6553500L)  /* TorchServe's default, bytes */
+#define WK_DEFAULT_MAX_RESPONSE_SIZE (6553500L) /* TorchServe's default, bytes */
+#define WK_MAX_URL_PATH 4096
+
+/* tensors */
+#define WK_MAX_DIMS 8                        /* rank of a tensor decoded from JSON */
+#define WK_MAX_TENSOR_ELEMS (64L * 1024 * 1024) /* elements in one decoded tensor */
+#define WK_MAX_JSON_DEPTH 64                 /* nesting depth of any JSON we scan */
+#define WK_MAX_NAMED_INPUTS 16               /* named forward() arguments */
+
+/* archives */
+#define WK_MAX_ZIP_ENTRIES 65536
+#define WK_MAX_ZIP_NAME 1024
+#define WK_MAX_ENTRY_SIZE (8LL * 1024 * 1024 * 1024)     /* one uncompressed entry */
+#define WK_MAX_ARCHIVE_UNPACKED (16LL * 1024 * 1024 * 1024) /* all entries together */
+#define WK_MAX_DEFLATE_RATIO 1100 /* uncompressed/compressed; deflate tops out near 1032 */
+#define WK_MAX_MANIFEST_SIZE (1024 * 1024)
+#define WK_MAX_CONFIG_FILE_SIZE (4 * 1024 * 1024) /* model-config.yaml, config.properties */
+
+/* serving */
+#define WK_DEFAULT_JOB_QUEUE_SIZE 100
+#define WK_DEFAULT_RESPONSE_TIMEOUT_S 120
+#define WK_DEFAULT_STARTUP_TIMEOUT_S 120
+#define WK_MAX_WORKERS 256
+#define WK_MAX_MODELS 1024
+
+#endif

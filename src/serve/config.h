@@ -1,0 +1,55 @@
+/* Server configuration: config.properties (Java properties syntax) plus `--key value`
+ * command-line overrides, with TorchServe's key names and defaults. */
+#ifndef WK_SERVE_CONFIG_H
+#define WK_SERVE_CONFIG_H
+
+#include <stddef.h>
+
+#include "core/error.h"
+
+/* A parsed properties file: ordered key/value pairs, later keys win on lookup. */
+typedef struct wk_props_s {
+  char **keys;
+  char **values;
+  size_t count;
+} wk_props_t;
+
+void wk_props_init(wk_props_t *p);
+void wk_props_destroy(wk_props_t *p);
+/* Parses Java .properties text: `key=value`, `key: value`, `key value`, `#`/`!` comments,
+ * backslash line continuation, \t \n \uXXXX escapes. Errors name the line. */
+int wk_props_parse(const char *text, size_t len, wk_props_t *p, wk_err_t *err);
+/* Sets (or replaces) key. */
+int wk_props_set(wk_props_t *p, const char *key, const char *value);
+const char *wk_props_get(const wk_props_t *p, const char *key);
+
+typedef struct wk_config_s {
+  char *inference_address;  /* "http://127.0.0.1:8080" */
+  char *management_address; /* "http://127.0.0.1:8081" */
+  char *metrics_address;    /* "http://127.0.0.1:8082" */
+  char *model_store;        /* NULL: none */
+  char *load_models;        /* NULL, "all", or comma-separated "name=file.mar" / "file.mar" */
+  int default_workers_per_model; /* 0: one per... see wk_config_default_workers */
+  int job_queue_size;             /* 100 */
+  int default_response_timeout;   /* seconds, 120 */
+  long max_request_size;          /* bytes, 6553500 */
+  long max_response_size;         /* bytes, 6553500 */
+  int torch_threads;              /* wick: intra-op threads per native worker; 0 = auto */
+  char *python;                   /* wick: worker interpreter, "/usr/bin/python3" */
+  wk_props_t props;               /* every key seen, known or not */
+} wk_config_t;
+
+/* Fills defaults. */
+void wk_config_init(wk_config_t *c);
+void wk_config_destroy(wk_config_t *c);
+/* Applies one key (from the file or the command line). Unknown keys are kept in props and
+ * are not an error; a known key with a bad value is ("job_queue_size: expected a positive
+ * integer, got 'x'"). */
+int wk_config_set(wk_config_t *c, const char *key, const char *value, wk_err_t *err);
+/* Reads a config.properties file and applies every key. */
+int wk_config_load_file(wk_config_t *c, const char *path, wk_err_t *err);
+/* Splits "http://host:port" (or "https://", or "host:port") into host and port. */
+int wk_config_parse_address(const char *addr, char *host, size_t hostlen, int *port,
+                            wk_err_t *err);
+
+#endif
