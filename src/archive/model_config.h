@@ -16,6 +16,11 @@ typedef struct wk_yaml_s {
   char **keys;              /* WK_YAML_MAP */
   struct wk_yaml_s **items; /* WK_YAML_SEQ items, WK_YAML_MAP values */
   size_t count;
+  int plain;   /* WK_YAML_SCALAR: 1 when unquoted and untagged (or tagged !!int, !!float,
+                * !!bool, !!null), so that it may read as a number, bool or null; 0 when
+                * quoted, block (| >) or tagged !!str */
+  size_t line; /* 1-based line where the node starts (for a copy of an anchored node
+                * made by an alias: the alias's line) */
 } wk_yaml_t;
 
 /* Parses a YAML document (one document; anchors/aliases resolved as copies are refused
@@ -24,6 +29,17 @@ int wk_yaml_parse(const char *text, size_t len, wk_yaml_t **out, wk_err_t *err);
 void wk_yaml_free(wk_yaml_t *y);
 /* Value of key in a map, or NULL. */
 const wk_yaml_t *wk_yaml_get(const wk_yaml_t *map, const char *key);
+/* YAML 1.1 reading of a plain scalar, as PyYAML's safe_load does it. Quoted scalars are
+ * strings: these fail with WK_EINVAL for them, for lists and maps. */
+/* 1 for a missing node (NULL) or a plain ~, null, Null, NULL or empty scalar. */
+int wk_yaml_is_null(const wk_yaml_t *n);
+/* true/false, yes/no, on/off (in lower, Capitalized or UPPER case). */
+int wk_yaml_as_bool(const wk_yaml_t *n, int *out);
+/* Decimal, 0x hex, 0 octal, 0b binary, with _ separators, and sexagesimal (1:30). Returns
+ * WK_ETOOBIG for an integer beyond long long. */
+int wk_yaml_as_int(const wk_yaml_t *n, long long *out);
+/* An int or a YAML 1.1 float (1.5, 1.0e+3, .inf, .nan; note that 1e3 is a string). */
+int wk_yaml_as_double(const wk_yaml_t *n, double *out);
 /* Writes the tree as JSON (scalars that read as YAML 1.1 ints/floats/bools/null become
  * JSON numbers/bools/null, the rest strings). Returns a malloc'd string or NULL. */
 char *wk_yaml_to_json(const wk_yaml_t *y);
@@ -38,7 +54,7 @@ typedef struct wk_model_config_s {
   int response_timeout_s;
   int startup_timeout_s;
   int job_queue_size;
-  char *device_type;  /* "cpu", "gpu", ... */
+  char *device_type; /* "cpu", "gpu", ... */
   int device_ids[16];
   int n_device_ids;
   /* wick: section */

@@ -24,19 +24,19 @@ int wk_props_set(wk_props_t *p, const char *key, const char *value);
 const char *wk_props_get(const wk_props_t *p, const char *key);
 
 typedef struct wk_config_s {
-  char *inference_address;  /* "http://127.0.0.1:8080" */
-  char *management_address; /* "http://127.0.0.1:8081" */
-  char *metrics_address;    /* "http://127.0.0.1:8082" */
-  char *model_store;        /* NULL: none */
-  char *load_models;        /* NULL, "all", or comma-separated "name=file.mar" / "file.mar" */
+  char *inference_address;       /* "http://127.0.0.1:8080" */
+  char *management_address;      /* "http://127.0.0.1:8081" */
+  char *metrics_address;         /* "http://127.0.0.1:8082" */
+  char *model_store;             /* NULL: none */
+  char *load_models;             /* NULL, "all", or comma-separated "name=file.mar" / "file.mar" */
   int default_workers_per_model; /* 0: one per... see wk_config_default_workers */
-  int job_queue_size;             /* 100 */
-  int default_response_timeout;   /* seconds, 120 */
-  long max_request_size;          /* bytes, 6553500 */
-  long max_response_size;         /* bytes, 6553500 */
-  int torch_threads;              /* wick: intra-op threads per native worker; 0 = auto */
-  char *python;                   /* wick: worker interpreter, "/usr/bin/python3" */
-  wk_props_t props;               /* every key seen, known or not */
+  int job_queue_size;            /* 100 */
+  int default_response_timeout;  /* seconds, 120 */
+  long max_request_size;         /* bytes, 6553500 */
+  long max_response_size;        /* bytes, 6553500 */
+  int torch_threads;             /* wick: intra-op threads per native worker; 0 = auto */
+  char *python;                  /* wick: worker interpreter, "/usr/bin/python3" */
+  wk_props_t props;              /* every key seen, known or not */
 } wk_config_t;
 
 /* Fills defaults. */
@@ -49,7 +49,14 @@ int wk_config_set(wk_config_t *c, const char *key, const char *value, wk_err_t *
 /* Reads a config.properties file and applies every key. */
 int wk_config_load_file(wk_config_t *c, const char *path, wk_err_t *err);
 /* Splits "http://host:port" (or "https://", or "host:port") into host and port. */
-int wk_config_parse_address(const char *addr, char *host, size_t hostlen, int *port,
-                            wk_err_t *err);
+int wk_config_parse_address(const char *addr, char *host, size_t hostlen, int *port, wk_err_t *err);
+/* The same, and *tls (if non-NULL) is 1 for https://. Without a port, http:// means 80 and
+ * https:// 443; "host" alone is an error. IPv6 hosts are written in brackets ("[::1]:8080")
+ * and come back without them. host is written only on success. */
+int wk_config_parse_address_tls(const char *addr, char *host, size_t hostlen, int *port, int *tls,
+                                wk_err_t *err);
+/* Workers per model when neither the model nor the request says: default_workers_per_model
+ * if set, else n_gpus if > 0, else the number of online CPUs (at most WK_MAX_WORKERS). */
+int wk_config_default_workers(const wk_config_t *c, int n_gpus);
 
 #endif
