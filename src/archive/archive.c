@@ -1,0 +1,480 @@
+/* Archive kinds, safe unpacking, single-file reads and listings over zip (archive/zip),
+ * tgz (archive/tar) and plain directories. Knows nothing of manifests or models: it only
+ * guarantees that what it writes stays inside the destination and within the limits. */
+#include "archive/archive.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "archive/tar.h"
+#include "archive/zip.h"
+#include "core/buf.h"
+#include "core/fs.h"
+#include "core/limits.h"
+
+#define PATH_BUF 4096
+#define DIR_DEPTH_MAX 32
+
+/* A printable, bounded copy of a name for messages (control bytes become '?'). */
+static const char *show(const char *name, size_t len, char out[216]) {
+  size_t n = 0;
+  for (size_t i = 0; i < len && n < 200; i++) {
+    unsigned char c = (unsigned char)name[i];
+    out[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+  }
+  if (len > 200) {
+    memcpy(out + n, "...", 3);
+    n += 3;
+  }
+  out[n] = '\0';
+  return out;
+}
+
+int wk_archive_kind(const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0) return errno == ENOENT ? WK_ENOTFOUND : WK_EIO;
+  if (S_ISDIR(st.st_mode)) return WK_ARCHIVE_DIR;
+  if (!S_ISREG(st.st_mode)) return WK_EFORMAT;
+  unsigned char m[4] = {0};
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return WK_EIO;
+  ssize_t n = read(fd, m, sizeof m);
+  close(fd);
+  if (n >= 4 && m[0] == 'P' && m[1] == 'K' &&
+      ((m[2] == 3 && m[3] == 4) || (m[2] == 5 && m[3] == 6)))
+    return WK_ARCHIVE_ZIP;
+  if (n >= 2 && m[0] == 0x1f && m[1] == 0x8b) return WK_ARCHIVE_TGZ;
+  return WK_EFORMAT;
+}
+
+static int kind_or_err(const char *path, wk_err_t *err) {
+  int k = wk_archive_kind(path);
+  if (k == WK_ENOTFOUND) return wk_err(err, k, "%s does not exist", path);
+  if (k == WK_EIO) return wk_err(err, k, "cannot read %s: %s", path, strerror(errno));
+  if (k < 0)
+    return wk_err(err, k,
+                  "%s is not a model archive (expected a .mar/.zip, a .tar.gz or a "
+                  "directory)",
+                  path);
+  return k;
+}
+
+int wk_archive_check_name(const char *name, size_t len, wk_err_t *err) {
+  char s[216];
+  if (len == 0) return wk_err(err, WK_EUNSAFE, "an archive entry has an empty name");
+  if (memchr(name, '\0', len) != NULL)
+    return wk_err(err, WK_EUNSAFE, "archive entry '%s' has a NUL byte in its name",
+                  show(name, len, s));
+  if (memchr(name, '\\', len) != NULL)
+    return wk_err(err, WK_EUNSAFE,
+                  "archive entry '%s' uses '\\' in its path; only '/' separators are allowed",
+                  show(name, len, s));
+  if (name[0] == '/')
+    return wk_err(err, WK_EUNSAFE, "archive entry '%s' leaves the model directory (absolute path)",
+                  show(name, len, s));
+  for (size_t i = 0; i < len;) {
+    size_t j = i;
+    while (j < len && name[j] != '/')
+      j++;
+    if (j - i == 2 && name[i] == '.' && name[i + 1] == '.')
+      return wk_err(err, WK_EUNSAFE, "archive entry '%s' leaves the model directory",
+                    show(name, len, s));
+    i = j + 1;
+  }
+  return 0;
+}
+
+/* Writes the checked name without empty and "." components into out ("" when nothing
+ * remains), dropping the first `strip` components. */
+static int normalize(const char *name, int strip, char *out, size_t outlen) {
+  size_t o = 0;
+  for (const char *p = name; *p;) {
+    const char *q = strchr(p, '/');
+    size_t n = q ? (size_t)(q - p) : strlen(p);
+    if (n > 0 && !(n == 1 && p[0] == '.')) {
+      if (strip > 0) {
+        strip--;
+      } else {
+        if (o + n + 2 > outlen) return WK_ETOOBIG;
+        if (o) out[o++] = '/';
+        memcpy(out + o, p, n);
+        o += n;
+      }
+    }
+    p += n;
+    if (*p == '/') p++;
+  }
+  out[o] = '\0';
+  return 0;
+}
+
+/* Creates dest/rel's parent directories and opens dest/rel for writing. */
+static int create_file(const char *dest, const char *rel, int *fd, wk_err_t *err) {
+  char path[PATH_BUF];
+  if (wk_fs_join(path, sizeof path, dest, rel) != 0)
+    return wk_err(err, WK_ETOOBIG, "archive entry '%.200s': path too long", rel);
+  char *slash = strrchr(path, '/');
+  *slash = '\0';
+  int rc = wk_fs_mkdirs(path, err);
+  *slash = '/';
+  if (rc) return rc;
+  *fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (*fd < 0) return wk_err(err, WK_EIO, "cannot create %s: %s", path, strerror(errno));
+  return 0;
+}
+
+static int make_dir(const char *dest, const char *rel, wk_err_t *err) {
+  char path[PATH_BUF];
+  if (wk_fs_join(path, sizeof path, dest, rel) != 0)
+    return wk_err(err, WK_ETOOBIG, "archive entry '%.200s': path too long", rel);
+  return wk_fs_mkdirs(path, err);
+}
+
+/* ---------------------------------------------------------------- zip */
+
+static int check_zip_entry(const wk_zip_entry_t *e, wk_err_t *err) {
+  char s[216];
+  int rc = wk_archive_check_name(e->name, e->name_len, err);
+  if (rc) return rc;
+  if (e->is_symlink)
+    return wk_err(err, WK_EUNSAFE, "archive entry '%s' is a symbolic link; links are refused",
+                  show(e->name, e->name_len, s));
+  unsigned t = e->unix_mode & S_IFMT;
+  if (t != 0 && t != S_IFREG && t != S_IFDIR)
+    return wk_err(err, WK_EUNSAFE,
+                  "archive entry '%s' is a device or fifo; only files and directories are "
+                  "allowed",
+                  show(e->name, e->name_len, s));
+  if (!e->is_dir && (e->flags & 1))
+    return wk_err(err, WK_EUNSUPPORTED, "archive entry '%s' is encrypted",
+                  show(e->name, e->name_len, s));
+  if (!e->is_dir && e->method != WK_ZIP_STORED && e->method != WK_ZIP_DEFLATED)
+    return wk_err(err, WK_EUNSUPPORTED,
+                  "archive entry '%s' uses compression method %u; only stored and deflate "
+                  "are supported",
+                  show(e->name, e->name_len, s), e->method);
+  return 0;
+}
+
+static int unpack_zip(const char *src, const char *dest, wk_err_t *err) {
+  wk_zip_t *z;
+  int rc = wk_zip_open(src, &z, err);
+  if (rc) return rc;
+  size_t n = wk_zip_count(z);
+  for (size_t i = 0; i < n && rc == 0; i++)
+    rc = check_zip_entry(wk_zip_entry(z, i), err);
+  if (rc == 0) rc = wk_fs_mkdirs(dest, err);
+  char rel[PATH_BUF];
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    const wk_zip_entry_t *e = wk_zip_entry(z, i);
+    if (normalize(e->name, 0, rel, sizeof rel) != 0) {
+      rc = wk_err(err, WK_ETOOBIG, "archive entry '%.200s': path too long", e->name);
+      break;
+    }
+    if (rel[0] == '\0') continue;
+    if (e->is_dir) {
+      rc = make_dir(dest, rel, err);
+      continue;
+    }
+    int fd;
+    if ((rc = create_file(dest, rel, &fd, err)) != 0) break;
+    rc = wk_zip_extract_fd(z, i, fd, err);
+    if (close(fd) != 0 && rc == 0)
+      rc = wk_err(err, WK_EIO, "writing '%.200s' failed: %s", rel, strerror(errno));
+  }
+  wk_zip_close(z);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- tgz */
+
+/* Pass 1: checks every entry and finds whether all of them sit under one directory. */
+static int scan_tgz(const char *src, int *strip, wk_err_t *err) {
+  wk_tar_reader_t *r;
+  int rc = wk_tar_reader_open(src, &r, err);
+  if (rc) return rc;
+  const wk_tar_entry_t *e;
+  char rel[PATH_BUF], top[PATH_BUF] = "";
+  bool same_top = true, any_below = false;
+  while ((rc = wk_tar_next(r, &e, err)) == 1) {
+    if ((rc = wk_archive_check_name(e->name, strlen(e->name), err)) != 0) break;
+    if (normalize(e->name, 0, rel, sizeof rel) != 0) {
+      rc = wk_err(err, WK_ETOOBIG, "archive entry '%.200s': path too long", e->name);
+      break;
+    }
+    if (rel[0] == '\0') continue;
+    char *slash = strchr(rel, '/');
+    if (slash == NULL && !e->is_dir) same_top = false;
+    if (slash) {
+      *slash = '\0';
+      any_below = true;
+    }
+    if (top[0] == '\0')
+      memcpy(top, rel, strlen(rel) + 1);
+    else if (strcmp(top, rel) != 0)
+      same_top = false;
+  }
+  wk_tar_reader_close(r);
+  *strip = (same_top && any_below) ? 1 : 0;
+  return rc < 0 ? rc : 0;
+}
+
+static int unpack_tgz(const char *src, const char *dest, wk_err_t *err) {
+  int strip;
+  int rc = scan_tgz(src, &strip, err);
+  if (rc) return rc;
+  if ((rc = wk_fs_mkdirs(dest, err)) != 0) return rc;
+  wk_tar_reader_t *r;
+  if ((rc = wk_tar_reader_open(src, &r, err)) != 0) return rc;
+  char *buf = malloc(256 * 1024);
+  if (buf == NULL) {
+    wk_tar_reader_close(r);
+    return wk_err(err, WK_ENOMEM, "out of memory");
+  }
+  const wk_tar_entry_t *e;
+  char rel[PATH_BUF];
+  while ((rc = wk_tar_next(r, &e, err)) == 1) {
+    rc = 0;
+    if (normalize(e->name, strip, rel, sizeof rel) != 0) {
+      rc = wk_err(err, WK_ETOOBIG, "archive entry '%.200s': path too long", e->name);
+      break;
+    }
+    if (rel[0] == '\0') continue;
+    if (e->is_dir) {
+      if ((rc = make_dir(dest, rel, err)) != 0) break;
+      continue;
+    }
+    int fd;
+    if ((rc = create_file(dest, rel, &fd, err)) != 0) break;
+    size_t got;
+    while ((rc = wk_tar_read(r, buf, 256 * 1024, &got, err)) == 0 && got > 0) {
+      size_t off = 0;
+      while (off < got) {
+        ssize_t w = write(fd, buf + off, got - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) {
+          rc = wk_err(err, WK_EIO, "writing '%.200s' failed: %s", rel, strerror(errno));
+          break;
+        }
+        off += (size_t)w;
+      }
+      if (rc) break;
+    }
+    if (close(fd) != 0 && rc == 0)
+      rc = wk_err(err, WK_EIO, "writing '%.200s' failed: %s", rel, strerror(errno));
+    if (rc) break;
+  }
+  free(buf);
+  wk_tar_reader_close(r);
+  return rc < 0 ? rc : 0;
+}
+
+int wk_archive_unpack(const char *src, const char *dest_dir, wk_err_t *err) {
+  int k = kind_or_err(src, err);
+  if (k < 0) return k;
+  if (k == WK_ARCHIVE_DIR) return 0;
+  int rc = k == WK_ARCHIVE_ZIP ? unpack_zip(src, dest_dir, err) : unpack_tgz(src, dest_dir, err);
+  if (rc) wk_err_prefix(err, "cannot unpack %s", src);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- read one file */
+
+static int read_zip_file(const char *src, const char *name, char **data, size_t *len,
+                         wk_err_t *err) {
+  wk_zip_t *z;
+  int rc = wk_zip_open(src, &z, err);
+  if (rc) return rc;
+  int i = wk_zip_find(z, name);
+  if (i < 0 || wk_zip_entry(z, (size_t)i)->is_dir) {
+    wk_zip_close(z);
+    return wk_err(err, WK_ENOTFOUND, "%s has no file '%.200s'", src, name);
+  }
+  const void *p;
+  size_t n;
+  void *to_free;
+  rc = wk_zip_read(z, (size_t)i, &p, &n, &to_free, err);
+  if (rc == 0 && to_free == NULL) {
+    if ((to_free = malloc(n + 1)) == NULL) {
+      rc = wk_err(err, WK_ENOMEM, "out of memory");
+    } else {
+      memcpy(to_free, p, n);
+      ((char *)to_free)[n] = '\0';
+    }
+  }
+  wk_zip_close(z);
+  if (rc) return rc;
+  *data = to_free; /* wk_zip_read NUL-terminates inflated data */
+  *len = n;
+  return 0;
+}
+
+static int read_tgz_file(const char *src, const char *name, char **data, size_t *len,
+                         wk_err_t *err) {
+  wk_tar_reader_t *r;
+  int rc = wk_tar_reader_open(src, &r, err);
+  if (rc) return rc;
+  const wk_tar_entry_t *e;
+  char rel[PATH_BUF], want[PATH_BUF];
+  if (normalize(name, 0, want, sizeof want) != 0) want[0] = '\0';
+  while ((rc = wk_tar_next(r, &e, err)) == 1) {
+    if (e->is_dir || wk_archive_check_name(e->name, strlen(e->name), NULL) != 0) continue;
+    bool match = normalize(e->name, 0, rel, sizeof rel) == 0 && strcmp(rel, want) == 0;
+    if (!match) match = normalize(e->name, 1, rel, sizeof rel) == 0 && strcmp(rel, want) == 0;
+    if (!match) continue;
+    char *buf = malloc((size_t)e->size + 1);
+    if (buf == NULL) {
+      rc = wk_err(err, WK_ENOMEM, "out of memory");
+      break;
+    }
+    size_t off = 0, got;
+    while ((rc = wk_tar_read(r, buf + off, (size_t)e->size - off, &got, err)) == 0 && got > 0)
+      off += got;
+    if (rc) {
+      free(buf);
+      break;
+    }
+    buf[off] = '\0';
+    *data = buf;
+    *len = off;
+    wk_tar_reader_close(r);
+    return 0;
+  }
+  wk_tar_reader_close(r);
+  if (rc < 0) return rc;
+  return wk_err(err, WK_ENOTFOUND, "%s has no file '%.200s'", src, name);
+}
+
+int wk_archive_read_file(const char *archive_or_dir, const char *name, char **data, size_t *len,
+                         wk_err_t *err) {
+  int k = kind_or_err(archive_or_dir, err);
+  if (k < 0) return k;
+  if (k == WK_ARCHIVE_ZIP) return read_zip_file(archive_or_dir, name, data, len, err);
+  if (k == WK_ARCHIVE_TGZ) return read_tgz_file(archive_or_dir, name, data, len, err);
+  int rc = wk_archive_check_name(name, strlen(name), err);
+  if (rc) return rc;
+  char path[PATH_BUF];
+  if (wk_fs_join(path, sizeof path, archive_or_dir, name) != 0)
+    return wk_err(err, WK_ETOOBIG, "path too long: %s/%s", archive_or_dir, name);
+  if (!wk_fs_exists(path))
+    return wk_err(err, WK_ENOTFOUND, "%s has no file '%.200s'", archive_or_dir, name);
+  size_t n;
+  rc = wk_fs_read_file(path, (size_t)WK_MAX_ENTRY_SIZE, data, &n, err);
+  if (rc == 0) *len = n;
+  return rc;
+}
+
+/* ---------------------------------------------------------------- listing */
+
+typedef struct ditem_s {
+  char *name;
+  uint64_t size;
+} ditem_t;
+
+typedef struct dirlist_s {
+  ditem_t *items;
+  size_t n, cap;
+} dirlist_t;
+
+static int dirlist_add(dirlist_t *l, const char *rel, uint64_t size) {
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 32;
+    ditem_t *p = realloc(l->items, cap * sizeof *p);
+    if (p == NULL) return WK_ENOMEM;
+    l->items = p;
+    l->cap = cap;
+  }
+  if ((l->items[l->n].name = strdup(rel)) == NULL) return WK_ENOMEM;
+  l->items[l->n++].size = size;
+  return 0;
+}
+
+static int walk(const char *root, const char *rel, int depth, dirlist_t *l, wk_err_t *err) {
+  char path[PATH_BUF];
+  if (rel[0] ? wk_fs_join(path, sizeof path, root, rel) != 0
+             : (size_t)snprintf(path, sizeof path, "%s", root) >= sizeof path)
+    return wk_err(err, WK_ETOOBIG, "path too long under %s", root);
+  if (depth > DIR_DEPTH_MAX)
+    return wk_err(err, WK_ETOOBIG, "%s: directories nested deeper than %d", path, DIR_DEPTH_MAX);
+  DIR *d = opendir(path);
+  if (d == NULL) return wk_err(err, WK_EIO, "cannot list %s: %s", path, strerror(errno));
+  struct dirent *de;
+  int rc = 0;
+  while (rc == 0 && (de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    char sub[PATH_BUF], full[PATH_BUF];
+    if ((rel[0] ? wk_fs_join(sub, sizeof sub, rel, de->d_name)
+                : ((size_t)snprintf(sub, sizeof sub, "%s", de->d_name) >= sizeof sub)) ||
+        wk_fs_join(full, sizeof full, root, sub) != 0) {
+      rc = wk_err(err, WK_ETOOBIG, "path too long under %s", root);
+      break;
+    }
+    struct stat st;
+    if (stat(full, &st) != 0) continue;
+    if (S_ISDIR(st.st_mode))
+      rc = walk(root, sub, depth + 1, l, err);
+    else if (S_ISREG(st.st_mode) && dirlist_add(l, sub, (uint64_t)st.st_size) != 0)
+      rc = wk_err(err, WK_ENOMEM, "out of memory");
+  }
+  closedir(d);
+  return rc;
+}
+
+static int cmp_item(const void *a, const void *b) {
+  return strcmp(((const ditem_t *)a)->name, ((const ditem_t *)b)->name);
+}
+
+static int list_dir(const char *path, wk_archive_list_fn fn, void *ctx, wk_err_t *err) {
+  dirlist_t l = {NULL, 0, 0};
+  int rc = walk(path, "", 0, &l, err);
+  if (rc == 0 && l.n > 1) qsort(l.items, l.n, sizeof *l.items, cmp_item);
+  for (size_t i = 0; i < l.n && rc == 0; i++) {
+    wk_archive_item_t it = {l.items[i].name, l.items[i].size, l.items[i].size, "file", false};
+    rc = fn(ctx, &it);
+  }
+  for (size_t i = 0; i < l.n; i++)
+    free(l.items[i].name);
+  free(l.items);
+  return rc;
+}
+
+int wk_archive_list(const char *path, wk_archive_list_fn fn, void *ctx, wk_err_t *err) {
+  int k = kind_or_err(path, err);
+  if (k < 0) return k;
+  if (k == WK_ARCHIVE_DIR) return list_dir(path, fn, ctx, err);
+  if (k == WK_ARCHIVE_ZIP) {
+    wk_zip_t *z;
+    int rc = wk_zip_open(path, &z, err);
+    if (rc) return rc;
+    for (size_t i = 0; i < wk_zip_count(z) && rc == 0; i++) {
+      const wk_zip_entry_t *e = wk_zip_entry(z, i);
+      char method[32];
+      if (e->method == WK_ZIP_STORED)
+        snprintf(method, sizeof method, "stored");
+      else if (e->method == WK_ZIP_DEFLATED)
+        snprintf(method, sizeof method, "deflate");
+      else
+        snprintf(method, sizeof method, "method %u", e->method);
+      wk_archive_item_t it = {e->name, e->size, e->comp_size, method, e->is_dir};
+      rc = fn(ctx, &it);
+    }
+    wk_zip_close(z);
+    return rc;
+  }
+  wk_tar_reader_t *r;
+  int rc = wk_tar_reader_open(path, &r, err);
+  if (rc) return rc;
+  const wk_tar_entry_t *e;
+  while ((rc = wk_tar_next(r, &e, err)) == 1) {
+    wk_archive_item_t it = {e->name, e->size, e->size, "tgz", e->is_dir};
+    if ((rc = fn(ctx, &it)) != 0) break;
+  }
+  wk_tar_reader_close(r);
+  return rc;
+}
