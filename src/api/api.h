@@ -1,0 +1,29 @@
+/* The HTTP APIs: routes of the inference, management and metrics ports, with TorchServe's
+ * paths, JSON shapes and status codes. Each handler runs on an HTTP thread and answers
+ * directly or hands the request to a model (which answers later). */
+#ifndef WK_API_API_H
+#define WK_API_API_H
+
+#include "http/server.h"
+#include "serve/registry.h"
+
+#include <pthread.h>
+
+typedef struct wk_api_s {
+  wk_registry_t *registry;
+  pthread_rwlock_t lock; /* handlers hold it shared; shutdown takes it exclusively */
+  int stopping;
+  wk_http_server_t *servers[3]; /* inference, management, metrics: for /metrics */
+} wk_api_t;
+
+void wk_api_init(wk_api_t *api, wk_registry_t *registry);
+/* After this returns no handler touches a model: new requests get 503. Main thread. */
+void wk_api_shutdown(wk_api_t *api);
+void wk_api_destroy(wk_api_t *api);
+
+/* Handlers for wk_http_opts_t.handler, with the wk_api_t as ud. */
+void wk_api_inference(wk_http_req_t *req, void *api);
+void wk_api_management(wk_http_req_t *req, void *api);
+void wk_api_metrics(wk_http_req_t *req, void *api);
+
+#endif

@@ -1,0 +1,29 @@
+/* The backend when wick is built without libtorch (fuzz builds): every load fails. */
+#include "backend/torch.h"
+
+int wk_torch_available(void) { return 0; }
+void wk_torch_set_threads(int n) { (void)n; }
+int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_t **out,
+                  wk_err_t *err) {
+  (void)opts;
+  (void)out;
+  return wk_err(err, WK_EUNSUPPORTED, "%s: this wick was built without libtorch", path);
+}
+void wk_torch_free(wk_torch_model_t *m) { (void)m; }
+size_t wk_torch_arg_count(const wk_torch_model_t *m) {
+  (void)m;
+  return 0;
+}
+const char *wk_torch_arg_name(const wk_torch_model_t *m, size_t i) {
+  (void)m;
+  (void)i;
+  return NULL;
+}
+int wk_torch_forward(wk_torch_model_t *m, const wk_value_t *const *args, size_t nargs,
+                     wk_value_t **out, wk_err_t *err) {
+  (void)m;
+  (void)args;
+  (void)nargs;
+  (void)out;
+  return wk_err(err, WK_EUNSUPPORTED, "this wick was built without libtorch");
+}

@@ -1,0 +1,324 @@
+/* libmicrohttpd glue: collects bodies (413 before reading an oversized one), calls the
+ * handler, and suspends the connection until a reply arrives from whichever thread
+ * finished the work. Also writes the access log. */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+
+struct wk_http_server_s {
+  struct MHD_Daemon *daemon;
+  wk_http_opts_t opts;
+  char name[32];
+  int port;
+  _Atomic uint64_t codes[600];
+};
+
+typedef struct hdr_s {
+  char *name;
+  char *value;
+  struct hdr_s *next;
+} hdr_t;
+
+struct wk_http_req_s {
+  wk_http_server_t *server;
+  struct MHD_Connection *conn;
+  char method[16];
+  char *path;
+  wk_buf_t body;
+  int64_t start_us;
+  int too_large;  /* replied 413 from the headers */
+  int dispatched; /* handler called */
+
+  pthread_mutex_t lock;
+  int suspended;
+  int replied;
+  int refs; /* MHD's reference and the handler's (until reply) */
+  int status;
+  const char *content_type;
+  char *reply_body;
+  size_t reply_len;
+  hdr_t *headers;
+  size_t sent_bytes;
+};
+
+int64_t wk_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void req_unref(wk_http_req_t *r) {
+  pthread_mutex_lock(&r->lock);
+  int left = --r->refs;
+  pthread_mutex_unlock(&r->lock);
+  if (left > 0) return;
+  free(r->path);
+  wk_buf_destroy(&r->body);
+  free(r->reply_body);
+  for (hdr_t *h = r->headers, *n; h; h = n) {
+    n = h->next;
+    free(h->name);
+    free(h->value);
+    free(h);
+  }
+  pthread_mutex_destroy(&r->lock);
+  free(r);
+}
+
+static enum MHD_Result queue_reply(wk_http_req_t *r) {
+  struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(
+      r->reply_len, r->reply_body, free);
+  if (resp == NULL) return MHD_NO;
+  r->reply_body = NULL; /* MHD owns it now */
+  if (r->content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+  for (hdr_t *h = r->headers; h; h = h->next) MHD_add_response_header(resp, h->name, h->value);
+  r->sent_bytes = r->reply_len;
+  enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+  MHD_destroy_response(resp);
+  if ((unsigned)r->status < 600) atomic_fetch_add(&r->server->codes[r->status], 1);
+  return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+  (void)version;
+  wk_http_server_t *s = cls;
+  wk_http_req_t *r = *con_cls;
+  if (r == NULL) {
+    r = calloc(1, sizeof *r);
+    if (r == NULL) return MHD_NO;
+    r->server = s;
+    r->conn = conn;
+    snprintf(r->method, sizeof r->method, "%s", method);
+    r->path = strdup(url);
+    r->start_us = wk_now_us();
+    r->refs = 1;
+    pthread_mutex_init(&r->lock, NULL);
+    *con_cls = r;
+    if (r->path == NULL) return MHD_NO;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl != NULL && strtoll(cl, NULL, 10) > s->opts.max_body) {
+      r->too_large = 1;
+      r->dispatched = 1;
+      r->refs++;
+      wk_http_reply_error(r, 413, "PayloadTooLarge",
+                          "request body is %s bytes, the limit (max_request_size) is %ld bytes",
+                          cl, s->opts.max_body);
+      return queue_reply(r);
+    }
+    return MHD_YES;
+  }
+  if (r->too_large) {
+    *upload_data_size = 0; /* discard */
+    return MHD_YES;
+  }
+  if (*upload_data_size > 0) {
+    if (r->body.len + *upload_data_size > (size_t)s->opts.max_body) {
+      /* chunked body without Content-Length that grew too large */
+      r->too_large = 1;
+      r->dispatched = 1;
+      r->refs++;
+      *upload_data_size = 0;
+      wk_http_reply_error(r, 413, "PayloadTooLarge",
+                          "request body exceeds the limit (max_request_size) of %ld bytes",
+                          s->opts.max_body);
+      return queue_reply(r);
+    }
+    if (wk_buf_append(&r->body, upload_data, *upload_data_size) != 0) return MHD_NO;
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  if (!r->dispatched) {
+    r->dispatched = 1;
+    r->refs++; /* held until the reply */
+    s->opts.handler(r, s->opts.ud);
+    pthread_mutex_lock(&r->lock);
+    if (!r->replied) {
+      r->suspended = 1;
+      MHD_suspend_connection(conn);
+      pthread_mutex_unlock(&r->lock);
+      return MHD_YES;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return queue_reply(r);
+  }
+  /* resumed: the reply is ready */
+  return queue_reply(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  (void)conn;
+  wk_http_server_t *s = cls;
+  wk_http_req_t *r = *con_cls;
+  if (r == NULL) return;
+  *con_cls = NULL;
+  if (s->opts.access_log) {
+    wk_log(WK_LOG_INFO, "%s %s %s %d %zu %lldus%s", s->name, r->method, r->path,
+           r->replied ? r->status : 0, r->sent_bytes, (long long)(wk_now_us() - r->start_us),
+           toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+  }
+  req_unref(r);
+}
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
+  (void)cls;
+  (void)uri;
+  (void)conn;
+  return NULL;
+}
+
+int wk_http_server_start(const wk_http_opts_t *opts, wk_http_server_t **out, wk_err_t *err) {
+  wk_http_server_t *s = calloc(1, sizeof *s);
+  if (s == NULL) return WK_ENOMEM;
+  s->opts = *opts;
+  snprintf(s->name, sizeof s->name, "%s", opts->name ? opts->name : "http");
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                       MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  if (strchr(opts->host, ':') != NULL) {
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)opts->port);
+    if (inet_pton(AF_INET6, opts->host, &a6->sin6_addr) != 1) {
+      int rc = wk_err(err, WK_EINVAL, "%s address: '%s' is not an IPv6 address", s->name, opts->host);
+      free(s);
+      return rc;
+    }
+    flags |= MHD_USE_IPv6;
+  } else {
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)opts->port);
+    const char *h = strcmp(opts->host, "localhost") == 0 ? "127.0.0.1" : opts->host;
+    if (inet_pton(AF_INET, h, &a4->sin_addr) != 1) {
+      int rc = wk_err(err, WK_EINVAL, "%s address: '%s' is not an IPv4 address", s->name, opts->host);
+      free(s);
+      return rc;
+    }
+  }
+  /* A pool of one is no pool: MHD warns about it, so name it only when it helps. */
+  unsigned int pool = (unsigned int)(opts->threads > 1 ? opts->threads : 0);
+  s->daemon = MHD_start_daemon(
+      flags, (uint16_t)opts->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+      (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_NOTIFY_COMPLETED,
+      on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)300, MHD_OPTION_CONNECTION_LIMIT,
+      (unsigned int)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_END);
+  if (s->daemon == NULL) {
+    int rc = wk_err(err, WK_EIO, "%s API: cannot listen on %s:%d (is the port in use?)", s->name,
+                    opts->host, opts->port);
+    free(s);
+    return rc;
+  }
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  s->port = info ? info->port : opts->port;
+  *out = s;
+  return 0;
+}
+
+void wk_http_server_stop(wk_http_server_t *s) {
+  if (s == NULL) return;
+  MHD_stop_daemon(s->daemon);
+  free(s);
+}
+
+int wk_http_server_port(const wk_http_server_t *s) { return s->port; }
+
+void wk_http_server_stats(const wk_http_server_t *s, wk_http_stats_t *out) {
+  memset(out, 0, sizeof *out);
+  for (int i = 100; i < 600; i++) {
+    out->codes[i] = atomic_load(&((wk_http_server_t *)s)->codes[i]);
+    out->by_status[i / 100] += out->codes[i];
+  }
+}
+
+const char *wk_http_req_method(const wk_http_req_t *r) { return r->method; }
+const char *wk_http_req_path(const wk_http_req_t *r) { return r->path; }
+const char *wk_http_req_server_name(const wk_http_req_t *r) { return r->server->name; }
+
+const char *wk_http_req_arg(wk_http_req_t *r, const char *key) {
+  return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *wk_http_req_header(wk_http_req_t *r, const char *name) {
+  return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *wk_http_req_body(const wk_http_req_t *r, size_t *len) {
+  *len = r->body.len;
+  return r->body.data ? r->body.data : "";
+}
+
+int64_t wk_http_req_start_us(const wk_http_req_t *r) { return r->start_us; }
+
+void wk_http_reply_header(wk_http_req_t *r, const char *name, const char *value) {
+  hdr_t *h = calloc(1, sizeof *h);
+  if (h == NULL) return;
+  h->name = strdup(name);
+  h->value = strdup(value);
+  h->next = r->headers;
+  r->headers = h;
+}
+
+void wk_http_reply(wk_http_req_t *r, int status, const char *content_type, char *body,
+                   size_t len) {
+  pthread_mutex_lock(&r->lock);
+  if (r->replied) { /* a bug in the caller: keep the first reply */
+    pthread_mutex_unlock(&r->lock);
+    free(body);
+    return;
+  }
+  r->replied = 1;
+  r->status = status;
+  r->content_type = content_type;
+  r->reply_body = body;
+  r->reply_len = body ? len : 0;
+  if (r->suspended) {
+    r->suspended = 0;
+    MHD_resume_connection(r->conn);
+  }
+  pthread_mutex_unlock(&r->lock);
+  req_unref(r); /* the handler's reference */
+}
+
+void wk_http_reply_json(wk_http_req_t *r, int status, const char *json, size_t len) {
+  char *copy = malloc(len + 1);
+  if (copy) {
+    memcpy(copy, json, len);
+    copy[len] = '\0';
+  }
+  wk_http_reply(r, status, "application/json", copy, copy ? len : 0);
+}
+
+void wk_http_reply_error(wk_http_req_t *r, int status, const char *type, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  wk_buf_t b = WK_BUF_INIT;
+  wk_buf_printf(&b, "{\n  \"code\": %d,\n  \"type\": ", status);
+  wk_buf_json_str(&b, type);
+  wk_buf_puts(&b, ",\n  \"message\": ");
+  wk_buf_json_str(&b, msg);
+  wk_buf_puts(&b, "\n}\n");
+  size_t len;
+  char *body = wk_buf_steal(&b, &len);
+  wk_http_reply(r, status, "application/json", body, len);
+}

@@ -1,0 +1,70 @@
+/* The HTTP layer: one libmicrohttpd daemon per listening address, bodies collected up to a
+ * limit, and replies that may come later from any thread (the connection is suspended
+ * meanwhile, so no HTTP thread waits for a model). Routing lives in api/, not here. */
+#ifndef WK_HTTP_SERVER_H
+#define WK_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+typedef struct wk_http_server_s wk_http_server_t;
+typedef struct wk_http_req_s wk_http_req_t;
+
+/* Called once per request, on an HTTP thread, when the whole body has arrived. The
+ * handler must eventually call exactly one wk_http_reply* for req, either before it
+ * returns or later from any thread. */
+typedef void (*wk_http_handler_fn)(wk_http_req_t *req, void *ud);
+
+typedef struct wk_http_opts_s {
+  const char *name;      /* "inference", "management", "metrics": for logs and metrics */
+  const char *host;      /* "127.0.0.1" */
+  int port;              /* 0: any free port (see wk_http_server_port) */
+  long max_body;         /* bytes; larger bodies get 413 before they are read */
+  int threads;           /* HTTP event threads */
+  int access_log;        /* one log line per request */
+  wk_http_handler_fn handler;
+  void *ud;
+} wk_http_opts_t;
+
+int wk_http_server_start(const wk_http_opts_t *opts, wk_http_server_t **out, wk_err_t *err);
+/* Stops accepting and closes connections. Every pending request must have been answered. */
+void wk_http_server_stop(wk_http_server_t *s);
+int wk_http_server_port(const wk_http_server_t *s);
+
+/* Request accessors: valid until the reply is sent (any thread holding req). */
+const char *wk_http_req_method(const wk_http_req_t *r);
+const char *wk_http_req_path(const wk_http_req_t *r); /* URL path without the query */
+/* Query argument value (NULL if absent); call from the handler only (HTTP thread). */
+const char *wk_http_req_arg(wk_http_req_t *r, const char *key);
+/* Request header value (NULL if absent); call from the handler only (HTTP thread). */
+const char *wk_http_req_header(wk_http_req_t *r, const char *name);
+const char *wk_http_req_body(const wk_http_req_t *r, size_t *len);
+/* Monotonic microseconds when the request line arrived. */
+int64_t wk_http_req_start_us(const wk_http_req_t *r);
+const char *wk_http_req_server_name(const wk_http_req_t *r);
+
+/* Sends the reply. Takes ownership of body (malloc'd; may be NULL when len is 0).
+ * Any thread, exactly once per request. */
+void wk_http_reply(wk_http_req_t *r, int status, const char *content_type, char *body,
+                   size_t len);
+/* Adds a header to the reply that will be sent; call before wk_http_reply. */
+void wk_http_reply_header(wk_http_req_t *r, const char *name, const char *value);
+/* Replies {"code": status, "type": type, "message": msg} as TorchServe does. */
+void wk_http_reply_error(wk_http_req_t *r, int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Replies a copy of a JSON text. */
+void wk_http_reply_json(wk_http_req_t *r, int status, const char *json, size_t len);
+
+/* Monotonic clock in microseconds. */
+int64_t wk_now_us(void);
+
+/* Per-server counts of replies by status class, for /metrics. */
+typedef struct wk_http_stats_s {
+  uint64_t by_status[6]; /* index status/100: [2]=2xx ... [5]=5xx */
+  uint64_t codes[600];   /* exact status codes */
+} wk_http_stats_t;
+void wk_http_server_stats(const wk_http_server_t *s, wk_http_stats_t *out);
+
+#endif
