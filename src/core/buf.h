@@ -27,7 +27,7 @@ int wk_buf_append(wk_buf_t *b, const void *p, size_t n);
 int wk_buf_puts(wk_buf_t *b, const char *s);
 int wk_buf_putc(wk_buf_t *b, char c);
 int wk_buf_printf(wk_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int wk_buf_vprintf(wk_buf_t *b, const char *fmt, va_list ap);
+int wk_buf_vprintf(wk_buf_t *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Appends s as a JSON string literal, quotes included. */
 int wk_buf_json_str(wk_buf_t *b, const char *s);
 /* Hands the memory to the caller (who frees it with free()) and empties b. */

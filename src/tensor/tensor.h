@@ -8,6 +8,10 @@
 
 #include "core/limits.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
   WK_DT_FLOAT32 = 0,
   WK_DT_FLOAT64,
@@ -74,5 +78,9 @@ wk_value_t *wk_value_new(wk_value_kind_t kind);
 /* Appends item (taking ownership) to a list, or under key (copied) to a dict. */
 int wk_value_append(wk_value_t *v, const char *key, wk_value_t *item);
 void wk_value_free(wk_value_t *v);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
