@@ -1,0 +1,147 @@
+"""Fixtures for wick's end-to-end tests: the real binary, on free loopback ports, with
+models that the tests build with Debian's torch. WICK_BIN picks the binary (an ASan build
+for the bad-input run); WICK_DEMO_DIR points at the trained demo model."""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WICK = os.environ.get("WICK_BIN", str(ROOT / "build" / "wick"))
+DEMO_DIR = Path(os.environ.get("WICK_DEMO_DIR", str(ROOT / "build" / "demo")))
+SANITIZED = os.environ.get("WICK_SANITIZED") == "1"
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Reply:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<Reply {self.status} {self.body[:200]!r}>"
+
+
+def request(port, method, path, body=None, headers=None, timeout=60):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode()
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return Reply(r.status, dict(r.getheaders()), r.read())
+    finally:
+        conn.close()
+
+
+class Server:
+    """A running `wick serve`; stop() sends SIGTERM and returns the exit code."""
+
+    def __init__(self, args, log_path, env=None):
+        self.ports = {"inference": free_port(), "management": free_port(), "metrics": free_port()}
+        self.log_path = log_path
+        cmd = [WICK, "serve",
+               "--inference_address", f"http://127.0.0.1:{self.ports['inference']}",
+               "--management_address", f"http://127.0.0.1:{self.ports['management']}",
+               "--metrics_address", f"http://127.0.0.1:{self.ports['metrics']}"] + list(args)
+        self.log = open(log_path, "wb")
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
+        deadline = time.time() + (120 if SANITIZED else 60)
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wick exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                request(self.ports["inference"], "GET", "/ping", timeout=2)
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("wick did not answer /ping in time:\n" + self.logs())
+
+    def logs(self):
+        if not self.log.closed:
+            self.log.flush()
+        return Path(self.log_path).read_text(errors="replace")
+
+    def infer(self, method, path, body=None, headers=None, **kw):
+        return request(self.ports["inference"], method, path, body, headers, **kw)
+
+    def mgmt(self, method, path, body=None, **kw):
+        return request(self.ports["management"], method, path, body, **kw)
+
+    def metrics(self):
+        return request(self.ports["metrics"], "GET", "/metrics")
+
+    def stop(self, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self.log.closed:
+            self.log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """serve(args...) starts a server; every server is stopped at teardown, must exit 0,
+    and must not have printed a sanitizer report."""
+    started = []
+
+    def start(*args, env=None):
+        s = Server(args, tmp_path / f"wick-{len(started)}.log", env=env)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        rc = s.stop()
+        text = s.logs()
+        assert "AddressSanitizer" not in text and "runtime error:" not in text, text[-4000:]
+        assert "LeakSanitizer" not in text, text[-4000:]
+        assert rc == 0, f"wick exited with {rc}:\n{text[-4000:]}"
+
+
+def run_wick(*args, check=True):
+    r = subprocess.run([WICK] + [str(a) for a in args], capture_output=True, text=True, timeout=120)
+    if check and r.returncode != 0:
+        raise AssertionError(f"wick {' '.join(map(str, args))} failed ({r.returncode}):\n{r.stderr}")
+    return r
+
+
+def pack(store, name, serialized, handler="tensor", extra=(), config=None, version="1.0", fmt=None):
+    args = ["pack", "--model-name", name, "--version", version, "--serialized-file", serialized,
+            "--handler", handler, "--export-path", store, "-f"]
+    if extra:
+        args += ["--extra-files", ",".join(str(e) for e in extra)]
+    if config:
+        args += ["--config-file", config]
+    if fmt:
+        args += ["--archive-format", fmt]
+    run_wick(*args)
