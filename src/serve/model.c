@@ -137,7 +137,20 @@ static void run_job(wk_model_t *m, job_t *j) {
   atomic_fetch_add(&m->inference_us_total, (uint64_t)took);
   hist_add(&m->inference_hist, took);
   if (rc != 0) {
-    if (rc == WK_EMODEL) reply_error(m, j->req, 400, "BadRequestException", err.msg);
+    if (rc == WK_EMODEL) {
+      /* Say what was sent: libtorch's message names the shapes it compared, not always
+       * the input's. */
+      char msg[sizeof err.msg + 256];
+      size_t n = (size_t)snprintf(msg, sizeof msg, "%s (received", err.msg);
+      for (size_t i = 0; i < nargs && n < sizeof msg; i++) {
+        char shape[128];
+        wk_shape_str(j->inputs.tensors[i].shape, j->inputs.tensors[i].ndim, shape, sizeof shape);
+        n += (size_t)snprintf(msg + n, sizeof msg - n, "%s input %zu: %s %s", i ? "," : "", i,
+                              wk_dtype_name(j->inputs.tensors[i].dtype), shape);
+      }
+      if (n < sizeof msg) snprintf(msg + n, sizeof msg - n, ")");
+      reply_error(m, j->req, 400, "BadRequestException", msg);
+    }
     else reply_error(m, j->req, 500, "InternalServerException", err.msg);
     return;
   }

@@ -62,6 +62,7 @@ def test_wrong_shape_is_the_clients_fault(server):
     r = server.infer("POST", "/predictions/mlp", [[0.0] * 15])
     msg = assert_error(r, 400, "model rejected the input: ")
     assert "15" in msg and "16" in msg, msg  # libtorch names both shapes
+    assert "received input 0: float32 [1,15]" in msg, msg
     assert "\n" not in msg
     r = server.infer("POST", "/predictions/mlp", {"data": [[1] * 16], "dtype": "int64"})
     assert_error(r, 400, "model rejected the input: ")
