@@ -181,7 +181,7 @@ static void test_envelopes(void **state) {
   expect_fail("{\"data\": [1.5], \"dtype\": \"int32\"}", WK_EINVAL,
               "1.5 is not an integer (dtype int32)");
   expect_fail("{\"dtype\": \"complex\", \"data\": [1]}", WK_EINVAL,
-              "unknown dtype at line 1, column 11 (offset 10): expected one of float32");
+              "unknown dtype \"complex\" at line 1, column 11 (offset 10): expected one of float32");
   expect_fail("{\"dtype\": 3, \"data\": [1]}", WK_EINVAL, "expected a string such as");
   expect_fail("{\"meta\": 1}", WK_EINVAL, "expected a JSON tensor: a list, or an object");
   expect_fail("{}", WK_EINVAL, "expected a JSON tensor");
