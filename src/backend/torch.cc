@@ -6,6 +6,7 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -202,8 +203,31 @@ extern "C" {
 
 int wk_torch_available(void) { return 1; }
 
+}  // extern "C"
+
+namespace {
+// at::set_num_threads records the count but sets OpenMP's only for the calling thread;
+// OpenMP keeps that setting per thread, so each thread that runs forward() re-applies
+// the count when it changed since its last forward.
+std::atomic<int> g_threads_gen{0};
+thread_local int t_threads_gen = -1;
+
+void apply_threads_here() {
+  int gen = g_threads_gen.load(std::memory_order_acquire);
+  if (t_threads_gen != gen) {
+    at::init_num_threads();
+    t_threads_gen = gen;
+  }
+}
+}  // namespace
+
+extern "C" {
+
 void wk_torch_set_threads(int n) {
-  if (n > 0) at::set_num_threads(n);
+  if (n > 0) {
+    at::set_num_threads(n);
+    g_threads_gen.fetch_add(1, std::memory_order_release);
+  }
 }
 
 int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_t **out,
@@ -250,6 +274,7 @@ const char *wk_torch_arg_name(const wk_torch_model_t *m, size_t i) {
 int wk_torch_forward(wk_torch_model_t *m, const wk_value_t *const *args, size_t nargs,
                      wk_value_t **out, wk_err_t *err) {
   try {
+    apply_threads_here();
     c10::InferenceMode guard;
     std::vector<c10::IValue> inputs;
     inputs.reserve(nargs);

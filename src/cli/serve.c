@@ -62,6 +62,7 @@ static void load_one(wk_registry_t *reg, const wk_config_t *cfg, const char *spe
       .job_queue_size = cfg->job_queue_size,
       .response_timeout_s = cfg->default_response_timeout,
       .torch_threads = cfg->torch_threads,
+      .worker_spin_us = cfg->worker_spin_us,
       .loaded_at_startup = 1,
   };
   wk_model_t *m = NULL;

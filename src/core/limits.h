@@ -30,5 +30,8 @@
 #define WK_DEFAULT_STARTUP_TIMEOUT_S 120
 #define WK_MAX_WORKERS 256
 #define WK_MAX_MODELS 1024
+/* An idle native worker polls its queue this long before sleeping on the condition
+ * variable: waking a sleeping thread costs 40+ us on these VMs (bench/RESULTS.md). */
+#define WK_DEFAULT_WORKER_SPIN_US 200
 
 #endif

@@ -412,6 +412,7 @@ static const known_key_t known_keys[] = {
     KEY(job_queue_size, K_INT_POS),    KEY(default_response_timeout, K_INT_POS),
     KEY(max_request_size, K_LONG_POS), KEY(max_response_size, K_LONG_POS),
     KEY(torch_threads, K_INT_NONNEG),  KEY(python, K_STRING),
+    KEY(worker_spin_us, K_INT_NONNEG),
 };
 
 static void *field(wk_config_t *c, const known_key_t *k) {
@@ -429,6 +430,7 @@ void wk_config_init(wk_config_t *c) {
   c->max_request_size = WK_DEFAULT_MAX_REQUEST_SIZE;
   c->max_response_size = WK_DEFAULT_MAX_RESPONSE_SIZE;
   c->torch_threads = 0;
+  c->worker_spin_us = WK_DEFAULT_WORKER_SPIN_US;
   c->python = strdup("/usr/bin/python3");
   wk_props_init(&c->props);
 }

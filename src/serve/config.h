@@ -35,6 +35,8 @@ typedef struct wk_config_s {
   long max_request_size;         /* bytes, 6553500 */
   long max_response_size;        /* bytes, 6553500 */
   int torch_threads;             /* wick: intra-op threads per native worker; 0 = auto */
+  int worker_spin_us;            /* wick: how long an idle native worker polls its queue
+                                    before it sleeps (one worker per model at a time) */
   char *python;                  /* wick: worker interpreter, "/usr/bin/python3" */
   wk_props_t props;              /* every key seen, known or not */
 } wk_config_t;

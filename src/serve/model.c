@@ -71,6 +71,9 @@ struct wk_model_s {
   worker_t *workers;
   int n_workers;
   _Atomic int live_workers;
+  _Atomic int nqueued;  /* == queued, readable without the lock (the spinner polls it) */
+  int spinning;         /* a worker is polling nqueued: submit need not signal; lock held */
+  int spin_us;
 
   _Atomic uint64_t req_total, req_ok, req_client_err, req_server_err;
   _Atomic uint64_t inference_us_total, queue_us_total;
@@ -168,22 +171,41 @@ static void run_job(wk_model_t *m, job_t *j) {
   wk_http_reply(j->req, 200, "application/json", body, len);
 }
 
+/* Takes the next job, or NULL when the model stops. One idle worker at a time polls the
+ * queue for spin_us before it sleeps, so that a request arriving soon after the last one
+ * does not pay for a thread wake-up; the others sleep at once. */
+static job_t *next_job(wk_model_t *m) {
+  pthread_mutex_lock(&m->lock);
+  if (m->head == NULL && !m->stopping && m->spin_us > 0 && !m->spinning) {
+    m->spinning = 1;
+    pthread_mutex_unlock(&m->lock);
+    int64_t until = wk_now_us() + m->spin_us;
+    while (atomic_load_explicit(&m->nqueued, memory_order_acquire) == 0 && wk_now_us() < until) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+    pthread_mutex_lock(&m->lock);
+    m->spinning = 0; /* from here on submit signals again */
+  }
+  while (m->head == NULL && !m->stopping) pthread_cond_wait(&m->cond, &m->lock);
+  job_t *j = m->head;
+  if (j != NULL) {
+    m->head = j->next;
+    if (m->head == NULL) m->tail = NULL;
+    m->queued--;
+    atomic_fetch_sub(&m->nqueued, 1);
+  }
+  pthread_mutex_unlock(&m->lock);
+  return j;
+}
+
 static void *worker_main(void *arg) {
   worker_t *w = arg;
   wk_model_t *m = w->model;
   atomic_fetch_add(&m->live_workers, 1);
-  for (;;) {
-    pthread_mutex_lock(&m->lock);
-    while (m->head == NULL && !m->stopping) pthread_cond_wait(&m->cond, &m->lock);
-    if (m->head == NULL && m->stopping) {
-      pthread_mutex_unlock(&m->lock);
-      break;
-    }
-    job_t *j = m->head;
-    m->head = j->next;
-    if (m->head == NULL) m->tail = NULL;
-    m->queued--;
-    pthread_mutex_unlock(&m->lock);
+  job_t *j;
+  while ((j = next_job(m)) != NULL) {
     run_job(m, j);
     job_free(j);
   }
@@ -271,7 +293,8 @@ void wk_model_predict(wk_model_t *m, wk_http_req_t *req) {
   else m->head = j;
   m->tail = j;
   m->queued++;
-  pthread_cond_signal(&m->cond);
+  atomic_fetch_add(&m->nqueued, 1);
+  if (!m->spinning) pthread_cond_signal(&m->cond);
   pthread_mutex_unlock(&m->lock);
 }
 
@@ -365,6 +388,7 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   m->url = dup_or(o->url, o->archive);
   m->handler = dup_or(m->manifest.handler, "tensor");
   m->loaded_at_startup = o->loaded_at_startup;
+  m->spin_us = o->worker_spin_us;
 
   /* 3. which runtime */
   if (m->manifest.serialized_file == NULL) {
@@ -445,6 +469,7 @@ void wk_model_free(wk_model_t *m) {
   job_t *pending = m->head;
   m->head = m->tail = NULL;
   m->queued = 0;
+  atomic_store(&m->nqueued, 0);
   pthread_cond_broadcast(&m->cond);
   pthread_mutex_unlock(&m->lock);
   for (job_t *j = pending, *n; j; j = n) {

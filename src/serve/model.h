@@ -22,6 +22,7 @@ typedef struct wk_model_load_opts_s {
   int job_queue_size;         /* used when the model config has no jobQueueSize */
   int response_timeout_s;     /* used when the model config has no responseTimeout */
   int torch_threads;          /* 0: auto */
+  int worker_spin_us;         /* idle polling before a worker sleeps; 0: never poll */
   int loaded_at_startup;
 } wk_model_load_opts_t;
 
