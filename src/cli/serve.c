@@ -54,17 +54,17 @@ static void load_one(wk_registry_t *reg, const wk_config_t *cfg, const char *spe
     wk_log_error("model %s: '%s' leaves the model store; not loaded", name[0] ? name : url, url);
     return;
   }
-  wk_model_load_opts_t o = {
-      .archive = path,
-      .url = url,
-      .name = name[0] ? name : NULL,
-      .default_workers = cfg->default_workers_per_model,
-      .job_queue_size = cfg->job_queue_size,
-      .response_timeout_s = cfg->default_response_timeout,
-      .torch_threads = cfg->torch_threads,
-      .worker_spin_us = cfg->worker_spin_us,
-      .loaded_at_startup = 1,
-  };
+  wk_model_load_opts_t o;
+  wk_model_load_opts_init(&o);
+  o.archive = path;
+  o.url = url;
+  o.name = name[0] ? name : NULL;
+  o.default_workers = cfg->default_workers_per_model;
+  o.job_queue_size = cfg->job_queue_size;
+  o.response_timeout_s = cfg->default_response_timeout;
+  o.torch_threads = cfg->torch_threads;
+  o.worker_spin_us = cfg->worker_spin_us;
+  o.loaded_at_startup = 1;
   wk_model_t *m = NULL;
   wk_err_t err = {{0}};
   if (wk_model_load(&o, &m, &err) != 0) {

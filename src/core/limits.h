@@ -33,5 +33,7 @@
 /* An idle native worker polls its queue this long before sleeping on the condition
  * variable: waking a sleeping thread costs 40+ us on these VMs (bench/RESULTS.md). */
 #define WK_DEFAULT_WORKER_SPIN_US 200
+/* A model with more workers than this stuck in a timed-out forward reports unhealthy. */
+#define WK_MAX_ABANDONED_WORKERS 2
 
 #endif

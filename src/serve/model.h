@@ -24,11 +24,28 @@ typedef struct wk_model_load_opts_s {
   int torch_threads;          /* 0: auto */
   int worker_spin_us;         /* idle polling before a worker sleeps; 0: never poll */
   int loaded_at_startup;
+  /* Overrides from a register request (POST /models?...): -1 (or NULL) = not given, and
+   * then model-config.yaml and the server defaults decide. */
+  const char *handler;        /* replaces the manifest's handler */
+  const char *version;        /* replaces the manifest's modelVersion */
+  int batch_size;
+  int max_batch_delay_ms;
+  int initial_workers;
+  int response_timeout_s_override;
 } wk_model_load_opts_t;
+
+/* Fills o with "nothing given": zeros, NULLs and -1 for the overrides. */
+void wk_model_load_opts_init(wk_model_load_opts_t *o);
 
 /* Unpacks, reads the manifest and model-config.yaml, loads the TorchScript module once and
  * starts the workers. On failure err says why ("model 'x': ..."). Main thread. */
 int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err);
+
+/* Sets the worker range and starts or stops workers to reach max(min, live) within
+ * [min, max]. With synchronous set, returns once the workers run (or have exited);
+ * otherwise at once. Requests keep flowing meanwhile. Management thread. */
+int wk_model_scale(wk_model_t *m, int min_workers, int max_workers, int synchronous,
+                   wk_err_t *err);
 
 /* Stops the workers, answers every queued request with 503 and frees m. */
 void wk_model_free(wk_model_t *m);
@@ -48,8 +65,11 @@ void wk_model_describe(const wk_model_t *m, wk_buf_t *out);
  * models: TorchServe's counters and wick's gauges and histograms. */
 void wk_models_metrics(wk_model_t *const *models, size_t n, wk_buf_t *out);
 
-/* Live workers, and minimum workers wanted (for /ping health). */
+/* Live workers (not abandoned), and minimum workers wanted. */
 int wk_model_live_workers(const wk_model_t *m);
 int wk_model_min_workers(const wk_model_t *m);
+/* 1 if the model has at least minWorkers live workers and at most
+ * WK_MAX_ABANDONED_WORKERS abandoned ones; otherwise 0 and why says which. Any thread. */
+int wk_model_healthy(const wk_model_t *m, char *why, size_t whylen);
 
 #endif

@@ -35,3 +35,33 @@ def save_script(module, path, seed=0):
     m.eval()
     torch.jit.script(m).save(str(path))
     return torch.jit.load(str(path))
+
+
+class RowSum(torch.nn.Module):
+    """Accepts rows of any width: batches only form among requests of equal width."""
+
+    def forward(self, x):
+        return x.sum(dim=-1, keepdim=True) * 2.0
+
+
+class Total(torch.nn.Module):
+    """Returns a 0-d tensor: an output with no batch dimension to split."""
+
+    def forward(self, x):
+        return x.sum()
+
+
+class Busy(torch.nn.Module):
+    """Spins for x[0, 0] iterations of a small matmul chain, then returns x + 1: a model
+    whose forward takes as long as the request says (TorchScript has no sleep)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.eye(32) * 0.5)
+
+    def forward(self, x):
+        n = int(x[0, 0].item())
+        acc = torch.ones(32, 32)
+        for _ in range(n):
+            acc = torch.tanh(acc @ self.w)
+        return x + 1.0 + acc.sum() * 0.0

@@ -1,0 +1,120 @@
+/* What model.c (load, submit, describe, metrics), pool.c (queue, batcher, workers,
+ * scaling, timeouts) and native.c (the tensor handler) share about a model version.
+ * Not an API: nothing outside src/serve/ includes it. */
+#ifndef WK_SERVE_MODEL_INTERNAL_H
+#define WK_SERVE_MODEL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "archive/manifest.h"
+#include "archive/model_config.h"
+#include "backend/torch.h"
+#include "serve/model.h"
+
+/* Upper bounds of the latency histograms (seconds) and of the batch-size histogram. */
+#define WK__LAT_BUCKETS 16
+#define WK__BATCH_BUCKETS 10
+
+typedef struct wk__hist_s {
+  _Atomic uint64_t counts[WK__LAT_BUCKETS + 1]; /* the last one is +Inf */
+  _Atomic uint64_t sum;                          /* microseconds, or rows for batch sizes */
+  _Atomic uint64_t n;
+} wk__hist_t;
+
+/* One request. Owned by the queue, then by the worker that runs it (which frees it);
+ * whoever replies first (worker or timeout monitor) flips `answered`. */
+typedef struct wk__job_s {
+  wk_http_req_t *req;
+  wk_json_inputs_t inputs;
+  int64_t enqueued_us;
+  int64_t deadline_us;
+  _Atomic int answered;
+  struct wk__job_s *next;
+} wk__job_t;
+
+typedef enum {
+  WK__W_IDLE = 0,  /* waiting for a batch */
+  WK__W_BUSY,      /* running a batch */
+  WK__W_ABANDONED, /* its batch timed out; exits when forward returns */
+} wk__wstate_t;
+
+typedef struct wk__worker_s {
+  pthread_t thread;
+  int id;
+  time_t start_time;
+  wk_model_t *model;
+  wk__wstate_t state;   /* lock held */
+  wk__job_t **batch;    /* the running batch (lock held to read or change) */
+  size_t batch_n;
+  int64_t batch_deadline_us;
+  struct wk__worker_s *next;
+} wk__worker_t;
+
+struct wk_model_s {
+  char *name;
+  char *version;
+  char *url;
+  char *handler;
+  char model_dir[4096];
+  char tmp_dir[4096]; /* our unpack directory, removed at free; empty for directories */
+  wk_manifest_t manifest;
+  wk_model_config_t config;
+  wk_torch_model_t *torch;
+  int batch_size, max_batch_delay_ms, response_timeout_s;
+  int loaded_at_startup;
+  int spin_us;
+
+  pthread_mutex_t lock;
+  pthread_cond_t fill_cond;  /* the filling worker waits here for jobs */
+  pthread_cond_t idle_cond;  /* other idle workers wait here to become the filler */
+  pthread_cond_t state_cond; /* worker count changes (scale, free) */
+  pthread_cond_t mon_cond;   /* wakes the timeout monitor */
+  /* all below: lock held */
+  wk__job_t *head, *tail;
+  int queued;
+  int queue_cap;
+  int stopping;
+  int filling;        /* a worker is gathering the next batch */
+  int spinning;       /* the filler polls nqueued: submit need not signal */
+  int min_workers, max_workers;
+  int target_workers; /* workers wanted (not counting abandoned ones) */
+  int workers;        /* running, not abandoned */
+  int abandoned;      /* abandoned, still inside forward */
+  int threads;        /* all worker threads alive, abandoned included */
+  int retire;         /* workers asked to exit after their batch */
+  int next_worker_id;
+  wk__worker_t *worker_list;
+  pthread_t monitor;
+  int monitor_started;
+
+  _Atomic int nqueued; /* == queued, readable without the lock (the filler polls it) */
+  _Atomic uint64_t req_total, req_ok, req_client_err, req_server_err, abandoned_total;
+  _Atomic uint64_t inference_us_total, queue_us_total;
+  wk__hist_t inference_hist, queue_hist, batch_hist;
+};
+
+/* pool.c */
+int wk__pool_start(wk_model_t *m, int workers, wk_err_t *err); /* main thread, at load */
+void wk__pool_stop(wk_model_t *m); /* returns 1 if every thread exited (m may be freed) */
+int wk__pool_all_exited(wk_model_t *m);
+/* Queues j; replies 503 itself when full or stopping. HTTP thread. */
+void wk__pool_submit(wk_model_t *m, wk__job_t *j);
+void wk__job_free(wk__job_t *j);
+/* Replies once (the first caller wins); counts the reply. Any thread. */
+int wk__job_reply_error(wk_model_t *m, wk__job_t *j, int status, const char *type,
+                        const char *msg);
+int wk__job_reply(wk_model_t *m, wk__job_t *j, int status, char *body, size_t len);
+void wk__hist_add(wk__hist_t *h, const double *bounds, size_t nb, double value, uint64_t sum);
+extern const double wk__lat_bounds[WK__LAT_BUCKETS];
+extern const double wk__batch_bounds[WK__BATCH_BUCKETS];
+
+/* native.c: runs one batch of jobs (n >= 1) through the TorchScript module and replies
+ * to each job that is still unanswered. Worker thread. */
+void wk__native_run(wk_model_t *m, wk__job_t **jobs, size_t n);
+/* 1 if a and b can share a batch (same inputs, dtypes and trailing shapes). */
+int wk__native_batchable(const wk__job_t *a, const wk__job_t *b);
+
+#endif

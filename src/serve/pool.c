@@ -1,0 +1,420 @@
+/* The per-model queue, batcher and worker pool: a bounded FIFO; one idle worker at a time
+ * gathers the next batch (batchSize requests of one shape, or whatever came within
+ * maxBatchDelay of the first); live scaling; and a monitor thread that answers 504 when
+ * responseTimeout passes and replaces workers stuck in a forward that never returns. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/limits.h"
+#include "core/log.h"
+#include "serve/model_internal.h"
+
+const double wk__lat_bounds[WK__LAT_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                                1,      2.5,     5,      10};
+const double wk__batch_bounds[WK__BATCH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+
+/* How often the monitor looks for expired requests when nothing wakes it sooner. */
+#define MONITOR_TICK_US 20000
+
+void wk__hist_add(wk__hist_t *h, const double *bounds, size_t nb, double value, uint64_t sum) {
+  size_t i = 0;
+  while (i < nb && value > bounds[i]) i++;
+  atomic_fetch_add(&h->counts[i], 1);
+  atomic_fetch_add(&h->sum, sum);
+  atomic_fetch_add(&h->n, 1);
+}
+
+void wk__job_free(wk__job_t *j) {
+  wk_json_inputs_destroy(&j->inputs);
+  free(j);
+}
+
+static void count_reply(wk_model_t *m, int status) {
+  if (status < 400) atomic_fetch_add(&m->req_ok, 1);
+  else if (status < 500) atomic_fetch_add(&m->req_client_err, 1);
+  else atomic_fetch_add(&m->req_server_err, 1);
+}
+
+int wk__job_reply_error(wk_model_t *m, wk__job_t *j, int status, const char *type,
+                        const char *msg) {
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&j->answered, &expected, 1)) return 0;
+  count_reply(m, status);
+  wk_http_reply_error(j->req, status, type, "%s", msg);
+  return 1;
+}
+
+int wk__job_reply(wk_model_t *m, wk__job_t *j, int status, char *body, size_t len) {
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&j->answered, &expected, 1)) {
+    free(body);
+    return 0;
+  }
+  count_reply(m, status);
+  wk_http_reply(j->req, status, "application/json", body, len);
+  return 1;
+}
+
+/* ---- submit ---- */
+
+void wk__pool_submit(wk_model_t *m, wk__job_t *j) {
+  pthread_mutex_lock(&m->lock);
+  if (m->stopping || m->queued >= m->queue_cap) {
+    int stopping = m->stopping;
+    pthread_mutex_unlock(&m->lock);
+    char msg[256];
+    if (stopping) snprintf(msg, sizeof msg, "model '%s' is being unloaded", m->name);
+    else
+      snprintf(msg, sizeof msg,
+               "model '%s' has %d requests waiting: its job queue is full (jobQueueSize / "
+               "job_queue_size %d); retry later",
+               m->name, m->queue_cap, m->queue_cap);
+    wk_http_reply_header(j->req, "Retry-After", "1");
+    wk__job_reply_error(m, j, 503, "ServiceUnavailableException", msg);
+    wk__job_free(j);
+    return;
+  }
+  if (m->tail) m->tail->next = j;
+  else m->head = j;
+  m->tail = j;
+  m->queued++;
+  atomic_fetch_add(&m->nqueued, 1);
+  if (!m->spinning) pthread_cond_signal(&m->fill_cond);
+  pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- batching ---- */
+
+static void unlink_job(wk_model_t *m, wk__job_t *prev, wk__job_t *j) {
+  if (prev) prev->next = j->next;
+  else m->head = j->next;
+  if (m->tail == j) m->tail = prev;
+  j->next = NULL;
+  m->queued--;
+  atomic_fetch_sub(&m->nqueued, 1);
+}
+
+/* Moves queued jobs that can join batch[0]'s batch into batch, up to cap. Lock held. */
+static void gather(wk_model_t *m, wk__job_t **batch, size_t *n, size_t cap) {
+  wk__job_t *prev = NULL, *j = m->head;
+  while (j && *n < cap) {
+    wk__job_t *next = j->next;
+    if (*n == 0 || wk__native_batchable(batch[0], j)) {
+      unlink_job(m, prev, j);
+      batch[(*n)++] = j;
+    } else {
+      prev = j;
+    }
+    j = next;
+  }
+}
+
+static int should_exit(wk_model_t *m) { return m->stopping || m->retire > 0; }
+
+/* Waits for and returns the next batch in batch (n >= 1), or 0 when this worker must
+ * exit (model stopping or scaled down). Worker thread; takes the lock. */
+static size_t next_batch(wk_model_t *m, wk__job_t **batch, size_t cap) {
+  size_t n = 0;
+  pthread_mutex_lock(&m->lock);
+  for (;;) {
+    if (should_exit(m)) {
+      if (!m->stopping) m->retire--;
+      pthread_mutex_unlock(&m->lock);
+      return 0;
+    }
+    if (m->filling) {
+      pthread_cond_wait(&m->idle_cond, &m->lock);
+      continue;
+    }
+    m->filling = 1;
+    /* Poll briefly before sleeping: a wake-up costs more than a small forward. */
+    if (m->head == NULL && m->spin_us > 0) {
+      m->spinning = 1;
+      pthread_mutex_unlock(&m->lock);
+      int64_t until = wk_now_us() + m->spin_us;
+      while (atomic_load_explicit(&m->nqueued, memory_order_acquire) == 0 && wk_now_us() < until) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+      }
+      pthread_mutex_lock(&m->lock);
+      m->spinning = 0;
+    }
+    while (m->head == NULL && !should_exit(m)) pthread_cond_wait(&m->fill_cond, &m->lock);
+    if (m->head != NULL && !m->stopping) {
+      gather(m, batch, &n, 1);
+      struct timespec until;
+      int64_t deadline = batch[0]->enqueued_us + (int64_t)m->max_batch_delay_ms * 1000;
+      while (n < cap) {
+        gather(m, batch, &n, cap);
+        if (n == cap || m->stopping) break;
+        int64_t now = wk_now_us();
+        if (now >= deadline) break;
+        /* condition variables use CLOCK_REALTIME by default: convert the delay */
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t ns = until.tv_nsec + (deadline - now) * 1000;
+        until.tv_sec += ns / 1000000000;
+        until.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&m->fill_cond, &m->lock, &until);
+      }
+    }
+    m->filling = 0;
+    pthread_cond_signal(&m->idle_cond);
+    if (n > 0) break;
+  }
+  pthread_mutex_unlock(&m->lock);
+  return n;
+}
+
+/* ---- workers ---- */
+
+static void *worker_main(void *arg) {
+  wk__worker_t *w = arg;
+  wk_model_t *m = w->model;
+  size_t cap = (size_t)(m->batch_size > 0 ? m->batch_size : 1);
+  wk__job_t **batch = calloc(cap, sizeof *batch);
+  for (size_t n; batch && (n = next_batch(m, batch, cap)) > 0;) {
+    /* Requests whose time ran out while they waited are answered now, not run. */
+    size_t kept = 0;
+    int64_t now = wk_now_us();
+    for (size_t i = 0; i < n; i++) {
+      if (batch[i]->deadline_us > now) {
+        batch[kept++] = batch[i];
+        continue;
+      }
+      char msg[256];
+      snprintf(msg, sizeof msg,
+               "model '%s' did not answer within its response timeout (responseTimeout) of %d s: "
+               "the request waited in the queue",
+               m->name, m->response_timeout_s);
+      wk__job_reply_error(m, batch[i], 504, "RequestTimeout", msg);
+      wk__job_free(batch[i]);
+    }
+    if ((n = kept) == 0) continue;
+    int64_t deadline = batch[0]->deadline_us;
+    for (size_t i = 1; i < n; i++)
+      if (batch[i]->deadline_us < deadline) deadline = batch[i]->deadline_us;
+    pthread_mutex_lock(&m->lock);
+    w->state = WK__W_BUSY;
+    w->batch = batch;
+    w->batch_n = n;
+    w->batch_deadline_us = deadline;
+    pthread_mutex_unlock(&m->lock);
+
+    wk__native_run(m, batch, n);
+
+    pthread_mutex_lock(&m->lock);
+    int abandoned = w->state == WK__W_ABANDONED;
+    w->batch = NULL;
+    w->batch_n = 0;
+    if (!abandoned) w->state = WK__W_IDLE;
+    pthread_mutex_unlock(&m->lock);
+    for (size_t i = 0; i < n; i++) wk__job_free(batch[i]);
+    if (abandoned) break; /* the late result was dropped; a replacement already runs */
+  }
+  free(batch);
+  pthread_mutex_lock(&m->lock);
+  if (w->state == WK__W_ABANDONED) m->abandoned--;
+  else m->workers--;
+  m->threads--;
+  for (wk__worker_t **p = &m->worker_list; *p; p = &(*p)->next) {
+    if (*p == w) {
+      *p = w->next;
+      break;
+    }
+  }
+  pthread_cond_broadcast(&m->state_cond);
+  pthread_mutex_unlock(&m->lock);
+  free(w);
+  return NULL;
+}
+
+/* Starts one worker thread. Lock held. */
+static int spawn_worker(wk_model_t *m, wk_err_t *err) {
+  wk__worker_t *w = calloc(1, sizeof *w);
+  if (w == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  w->model = m;
+  w->id = 9000 + m->next_worker_id++;
+  w->start_time = time(NULL);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  int rc = pthread_create(&w->thread, &attr, worker_main, w);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    free(w);
+    return wk_err(err, WK_EINTERNAL, "model '%s': cannot start a worker thread: %s", m->name,
+                  strerror(rc));
+  }
+  w->next = m->worker_list;
+  m->worker_list = w;
+  m->workers++;
+  m->threads++;
+  return 0;
+}
+
+/* Starts or retires workers until `workers` matches target_workers. Lock held. */
+static int reconcile(wk_model_t *m, wk_err_t *err) {
+  int effective = m->workers - m->retire;
+  while (effective < m->target_workers) {
+    if (m->retire > 0) {
+      m->retire--; /* cancel a pending retirement instead of starting a thread */
+    } else {
+      int rc = spawn_worker(m, err);
+      if (rc != 0) return rc;
+    }
+    effective++;
+  }
+  if (effective > m->target_workers) {
+    m->retire += effective - m->target_workers;
+    pthread_cond_broadcast(&m->idle_cond);
+    pthread_cond_broadcast(&m->fill_cond);
+  }
+  return 0;
+}
+
+/* ---- timeouts ---- */
+
+static void *monitor_main(void *arg) {
+  wk_model_t *m = arg;
+  wk__job_t *expired = NULL;
+  pthread_mutex_lock(&m->lock);
+  while (!m->stopping) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    int64_t ns = until.tv_nsec + (int64_t)MONITOR_TICK_US * 1000;
+    until.tv_sec += ns / 1000000000;
+    until.tv_nsec = ns % 1000000000;
+    pthread_cond_timedwait(&m->mon_cond, &m->lock, &until);
+    if (m->stopping) break;
+    int64_t now = wk_now_us();
+    /* requests that waited in the queue past their deadline */
+    wk__job_t *prev = NULL, *j = m->head;
+    while (j) {
+      wk__job_t *next = j->next;
+      if (j->deadline_us <= now) {
+        unlink_job(m, prev, j);
+        j->next = expired;
+        expired = j;
+      } else {
+        prev = j;
+      }
+      j = next;
+    }
+    /* batches whose forward runs past a deadline: answer them, replace the worker */
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "model '%s' did not answer within its response timeout (responseTimeout) of %d s",
+             m->name, m->response_timeout_s);
+    for (wk__worker_t *w = m->worker_list; w; w = w->next) {
+      if (w->state != WK__W_BUSY || w->batch_deadline_us > now) continue;
+      for (size_t i = 0; i < w->batch_n; i++)
+        wk__job_reply_error(m, w->batch[i], 504, "RequestTimeout", msg);
+      w->state = WK__W_ABANDONED;
+      m->workers--;
+      m->abandoned++;
+      atomic_fetch_add(&m->abandoned_total, 1);
+      wk_log_warn("model %s %s: worker %d abandoned: its forward has run past the response "
+                  "timeout of %d s; it exits when the forward returns (%d abandoned now)",
+                  m->name, m->version, w->id, m->response_timeout_s, m->abandoned);
+      wk_err_t err = {{0}};
+      if (reconcile(m, &err) != 0) wk_log_error("model %s: %s", m->name, err.msg);
+    }
+    if (expired) {
+      pthread_mutex_unlock(&m->lock);
+      while (expired) {
+        wk__job_t *next = expired->next;
+        wk__job_reply_error(m, expired, 504, "RequestTimeout", msg);
+        wk__job_free(expired);
+        expired = next;
+      }
+      pthread_mutex_lock(&m->lock);
+    }
+  }
+  pthread_mutex_unlock(&m->lock);
+  return NULL;
+}
+
+/* ---- lifecycle and scaling ---- */
+
+int wk__pool_start(wk_model_t *m, int workers, wk_err_t *err) {
+  pthread_mutex_lock(&m->lock);
+  m->target_workers = workers;
+  int rc = reconcile(m, err);
+  pthread_mutex_unlock(&m->lock);
+  if (rc != 0) return rc;
+  if (pthread_create(&m->monitor, NULL, monitor_main, m) != 0)
+    return wk_err(err, WK_EINTERNAL, "model '%s': cannot start the timeout monitor", m->name);
+  m->monitor_started = 1;
+  return 0;
+}
+
+int wk_model_scale(wk_model_t *m, int min_workers, int max_workers, int synchronous,
+                   wk_err_t *err) {
+  if (min_workers < 0 || max_workers < min_workers || max_workers > WK_MAX_WORKERS)
+    return wk_err(err, WK_EINVAL,
+                  "min_worker %d and max_worker %d: expected 0 <= min_worker <= max_worker <= %d",
+                  min_workers, max_workers, WK_MAX_WORKERS);
+  pthread_mutex_lock(&m->lock);
+  m->min_workers = min_workers;
+  m->max_workers = max_workers;
+  m->target_workers = min_workers;
+  int rc = reconcile(m, err);
+  if (rc == 0 && synchronous) {
+    /* Retiring workers finish their batch first; bound the wait by the response timeout. */
+    int64_t give_up = wk_now_us() + (int64_t)(m->response_timeout_s + 5) * 1000000;
+    while (m->workers != m->target_workers && !m->stopping && wk_now_us() < give_up) {
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_sec += 1;
+      pthread_cond_timedwait(&m->state_cond, &m->lock, &until);
+    }
+    if (m->workers != m->target_workers)
+      rc = wk_err(err, WK_ETIMEDOUT, "model '%s': %d workers running, %d wanted", m->name,
+                  m->workers, m->target_workers);
+  }
+  pthread_mutex_unlock(&m->lock);
+  return rc;
+}
+
+void wk__pool_stop(wk_model_t *m) {
+  pthread_mutex_lock(&m->lock);
+  m->stopping = 1;
+  wk__job_t *pending = m->head;
+  m->head = m->tail = NULL;
+  m->queued = 0;
+  atomic_store(&m->nqueued, 0);
+  pthread_cond_broadcast(&m->fill_cond);
+  pthread_cond_broadcast(&m->idle_cond);
+  pthread_cond_broadcast(&m->mon_cond);
+  pthread_mutex_unlock(&m->lock);
+  for (wk__job_t *j = pending, *n; j; j = n) {
+    n = j->next;
+    wk__job_reply_error(m, j, 503, "ServiceUnavailableException",
+                        "the model was unloaded before it ran this request");
+    wk__job_free(j);
+  }
+  if (m->monitor_started) pthread_join(m->monitor, NULL);
+  m->monitor_started = 0;
+  /* Running batches finish and are answered. Abandoned workers are inside a forward that
+   * may never return: wait a little for them, then give up (see wk__pool_all_exited). */
+  pthread_mutex_lock(&m->lock);
+  int64_t give_up = wk_now_us() + 5 * 1000000;
+  while (m->threads > 0 && (m->threads > m->abandoned || wk_now_us() < give_up)) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 1;
+    pthread_cond_timedwait(&m->state_cond, &m->lock, &until);
+  }
+  pthread_mutex_unlock(&m->lock);
+}
+
+int wk__pool_all_exited(wk_model_t *m) {
+  pthread_mutex_lock(&m->lock);
+  int done = m->threads == 0;
+  pthread_mutex_unlock(&m->lock);
+  return done;
+}
