@@ -16,7 +16,7 @@ PKGS=(
   # demo data
   dataset-fashion-mnist
   # bench: load generator, peers
-  wrk nginx-light python3-fastapi python3-uvicorn
+  wrk nginx-light curl python3-fastapi python3-uvicorn
 )
 
 missing=()
