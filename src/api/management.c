@@ -1,0 +1,721 @@
+/* Routes of the management port: TorchServe's /models API. Registration resolves the url
+ * (a file or directory in the model store, or an http(s) URL that allowed_urls names),
+ * loads the version and adds it to the registry; unregistering waits for the requests that
+ * hold the version, then frees it. Worker scaling and loading are serve/model.c's. */
+#include "api/management.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/fs.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "serve/download.h"
+
+#define MAX_SEGS 5
+
+/* Splits "/a/b/c" into segments (in place in buf). Returns the count, or -1 if too many. */
+static int split_path(const char *path, char *buf, size_t buflen, char **segs) {
+  snprintf(buf, buflen, "%s", path);
+  int n = 0;
+  for (char *p = buf; *p;) {
+    while (*p == '/')
+      p++;
+    if (!*p) break;
+    if (n == MAX_SEGS) return -1;
+    segs[n++] = p;
+    while (*p && *p != '/')
+      p++;
+    if (*p) *p++ = '\0';
+  }
+  return n;
+}
+
+static int is(const char *method, const char *m) {
+  return strcmp(method, m) == 0;
+}
+
+static void bad_method(wk_http_req_t *req, const char *allowed) {
+  wk_http_reply_header(req, "Allow", allowed);
+  wk_http_reply_error(req, 405, "MethodNotAllowedException", "%s %s is not supported; use %s",
+                      wk_http_req_method(req), wk_http_req_path(req), allowed);
+}
+
+/* Replies TorchServe's {"status": "..."}. */
+static void reply_status(wk_http_req_t *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void reply_status(wk_http_req_t *req, int code, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  wk_buf_t b = WK_BUF_INIT;
+  wk_buf_puts(&b, "{\n  \"status\": ");
+  wk_buf_json_str(&b, msg);
+  wk_buf_puts(&b, "\n}\n");
+  size_t len;
+  char *body = wk_buf_steal(&b, &len);
+  wk_http_reply(req, code, "application/json", body, len);
+}
+
+static void reply_buf(wk_http_req_t *req, int status, wk_buf_t *b) {
+  size_t len;
+  char *body = wk_buf_steal(b, &len);
+  wk_http_reply(req, status, "application/json", body, len);
+}
+
+/* 404 for a name or version that is not registered, in TorchServe's words. */
+static void model_not_found(wk_api_t *api, wk_http_req_t *req, const char *name,
+                            const char *version) {
+  if (version == NULL || !wk_registry_has_name(api->registry, name))
+    wk_http_reply_error(req, 404, "ModelNotFoundException", "Model not found: %s", name);
+  else
+    wk_http_reply_error(req, 404, "ModelVersionNotFoundException",
+                        "Model version: %s does not exist for model: %s", version, name);
+}
+
+/* ---- settings from the server config ---- */
+
+static const char *setting(const wk_api_t *api, const char *key) {
+  return api->config ? wk_props_get(&api->config->props, key) : NULL;
+}
+
+/* enable_model_api, as TorchServe 0.11+: off unless set to true. */
+static int model_api_enabled(const wk_api_t *api) {
+  const char *v = setting(api, "enable_model_api");
+  return v != NULL && strcasecmp(v, "true") == 0;
+}
+
+static const char *model_store(const wk_api_t *api) {
+  return api->config ? api->config->model_store : NULL;
+}
+
+static void model_api_disabled(wk_http_req_t *req) {
+  wk_http_reply_error(req, 405, "MethodNotAllowedException",
+                      "%s %s is disabled: registering and unregistering models needs "
+                      "enable_model_api=true in the config (or wick serve --enable-model-api)",
+                      wk_http_req_method(req), wk_http_req_path(req));
+}
+
+/* 1 if url matches one of allowed_urls (comma-separated POSIX extended regexes, matched
+ * against the whole URL, ignoring case, as TorchServe does), 0 if none does or the list is
+ * empty, -1 with err set if a pattern does not compile. */
+static int url_allowed(const char *allowed_urls, const char *url, wk_err_t *err) {
+  if (allowed_urls == NULL) return 0;
+  char *list = strdup(allowed_urls);
+  if (list == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  int found = 0;
+  char *save = NULL;
+  for (char *pat = strtok_r(list, ",", &save); pat && found == 0;
+       pat = strtok_r(NULL, ",", &save)) {
+    while (isspace((unsigned char)*pat))
+      pat++;
+    if (*pat == '\0') continue;
+    size_t len = strlen(pat) + 5;
+    char *anchored = malloc(len);
+    if (anchored == NULL) {
+      found = wk_err(err, WK_ENOMEM, "out of memory");
+      break;
+    }
+    snprintf(anchored, len, "^(%s)$", pat);
+    regex_t re;
+    int rc = regcomp(&re, anchored, REG_EXTENDED | REG_ICASE | REG_NOSUB);
+    free(anchored);
+    if (rc != 0) {
+      char why[128];
+      regerror(rc, &re, why, sizeof why);
+      found = wk_err(err, WK_EINVAL, "allowed_urls: '%s' is not a valid regular expression (%s)",
+                     pat, why);
+      break;
+    }
+    found = regexec(&re, url, 0, NULL, 0) == 0;
+    regfree(&re);
+  }
+  free(list);
+  return found;
+}
+
+typedef struct allow_ctx_s {
+  const char *allowed_urls;
+} allow_ctx_t;
+
+static int allow_redirect(const char *url, void *ud) {
+  wk_err_t err;
+  return url_allowed(((allow_ctx_t *)ud)->allowed_urls, url, &err) == 1;
+}
+
+/* "scheme://..." */
+static int has_scheme(const char *url) {
+  const char *p = url;
+  if (!isalpha((unsigned char)*p)) return 0;
+  while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+    p++;
+  return strncmp(p, "://", 3) == 0;
+}
+
+static int is_http(const char *url) {
+  return strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0;
+}
+
+/* The archive's file name in an http(s) URL: the last segment of its path. Refuses names
+ * that could mean anything but a plain file in the model store. */
+static int url_file_name(const char *url, char *out, size_t outlen, wk_err_t *err) {
+  const char *p = strstr(url, "://") + 3;
+  size_t path_at = strcspn(p, "/?#");
+  const char *path = p + path_at;
+  size_t path_len = *path == '/' ? strcspn(path, "?#") : 0;
+  const char *name = path;
+  for (size_t i = 0; i < path_len; i++)
+    if (path[i] == '/') name = path + i + 1;
+  size_t len = path_len ? (size_t)(path + path_len - name) : 0;
+  int ok = len > 0 && len < outlen && name[0] != '.';
+  for (size_t i = 0; ok && i < len; i++)
+    ok = isalnum((unsigned char)name[i]) || strchr("._+-", name[i]) != NULL;
+  if (!ok)
+    return wk_err(err, WK_EINVAL,
+                  "the URL %s must end in an archive file name made of letters, digits and . _ + - "
+                  "(such as /models/resnet.mar)",
+                  url);
+  memcpy(out, name, len);
+  out[len] = '\0';
+  return 0;
+}
+
+/* ---- request parameters: the query string, or a JSON body with the same names ---- */
+
+typedef struct params_s {
+  wk_http_req_t *req;
+  json_t *body; /* NULL: read the query string */
+  char scratch[16][32];
+  int used;
+} params_t;
+
+/* The value of key as text (NULL if absent). Returns -1 with err set for a JSON value that
+ * is not a string, integer or boolean. */
+static int param(params_t *p, const char *key, const char **out, wk_err_t *err) {
+  *out = NULL;
+  if (p->body == NULL) {
+    *out = wk_http_req_arg(p->req, key);
+    return 0;
+  }
+  json_t *v = json_object_get(p->body, key);
+  if (v == NULL || json_is_null(v)) return 0;
+  if (json_is_string(v)) {
+    *out = json_string_value(v);
+  } else if (json_is_boolean(v)) {
+    *out = json_is_true(v) ? "true" : "false";
+  } else if (json_is_integer(v) && p->used < 16) {
+    snprintf(p->scratch[p->used], sizeof p->scratch[0], "%" JSON_INTEGER_FORMAT,
+             json_integer_value(v));
+    *out = p->scratch[p->used++];
+  } else {
+    return wk_err(err, WK_EINVAL, "%s must be a string, an integer or a boolean", key);
+  }
+  return 0;
+}
+
+static int int_param(params_t *p, const char *key, int def, int min, int max, int *out,
+                     wk_err_t *err) {
+  const char *s;
+  if (param(p, key, &s, err) != 0) return WK_EINVAL;
+  if (s == NULL) {
+    *out = def;
+    return 0;
+  }
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (end == s || *end || errno || v < min || v > max)
+    return wk_err(err, WK_EINVAL, "%s must be an integer from %d to %d, got '%.64s'", key, min, max,
+                  s);
+  *out = (int)v;
+  return 0;
+}
+
+static int bool_param(params_t *p, const char *key, int def, int *out, wk_err_t *err) {
+  const char *s;
+  if (param(p, key, &s, err) != 0) return WK_EINVAL;
+  if (s == NULL)
+    *out = def;
+  else if (strcasecmp(s, "true") == 0)
+    *out = 1;
+  else if (strcasecmp(s, "false") == 0)
+    *out = 0;
+  else
+    return wk_err(err, WK_EINVAL, "%s must be true or false, got '%.64s'", key, s);
+  return 0;
+}
+
+static int is_json(wk_http_req_t *req) {
+  const char *ct = wk_http_req_header(req, "Content-Type");
+  if (ct == NULL) return 0;
+  while (*ct == ' ')
+    ct++;
+  return strncasecmp(ct, "application/json", 16) == 0 &&
+         (ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ');
+}
+
+/* ---- POST /models ---- */
+
+typedef struct reg_s {
+  const char *url, *model_name, *handler, *runtime;
+  int batch_size, max_batch_delay, initial_workers, synchronous, response_timeout, startup_timeout;
+} reg_t;
+
+static int parse_register(params_t *p, reg_t *r, wk_err_t *err) {
+  if (param(p, "url", &r->url, err) || param(p, "model_name", &r->model_name, err) ||
+      param(p, "handler", &r->handler, err) || param(p, "runtime", &r->runtime, err) ||
+      int_param(p, "batch_size", -1, 1, INT_MAX, &r->batch_size, err) ||
+      int_param(p, "max_batch_delay", -1, 0, INT_MAX, &r->max_batch_delay, err) ||
+      int_param(p, "initial_workers", -1, 0, WK_MAX_WORKERS, &r->initial_workers, err) ||
+      bool_param(p, "synchronous", 1, &r->synchronous, err) ||
+      int_param(p, "response_timeout", -1, 1, INT_MAX, &r->response_timeout, err) ||
+      int_param(p, "startup_timeout", -1, 1, INT_MAX, &r->startup_timeout, err))
+    return WK_EINVAL;
+  if (r->url == NULL || r->url[0] == '\0')
+    return wk_err(err, WK_EINVAL, "Parameter url is required.");
+  if (r->model_name && (r->model_name[0] == '\0' || strchr(r->model_name, '/')))
+    return wk_err(err, WK_EINVAL, "model_name must be a non-empty name without '/', got '%.64s'",
+                  r->model_name);
+  if (r->runtime && strcmp(r->runtime, "python") != 0 && strcmp(r->runtime, "python3") != 0 &&
+      strcmp(r->runtime, "LSP") != 0)
+    return wk_err(err, WK_EINVAL, "Invalid RuntimeType value: %.64s (expected python or python3)",
+                  r->runtime);
+  return 0;
+}
+
+/* 1 if path has a ".." component. */
+static int has_dotdot(const char *path) {
+  for (const char *p = path; *p;) {
+    size_t n = strcspn(p, "/");
+    if (n == 2 && p[0] == '.' && p[1] == '.') return 1;
+    p += n;
+    while (*p == '/')
+      p++;
+  }
+  return 0;
+}
+
+/* Resolves the url of a register request to a path in the model store, downloading it
+ * first when it is an allowed http(s) URL (*downloaded set). Replies and returns -1 on
+ * failure. */
+static int resolve_url(wk_api_t *api, wk_http_req_t *req, const char *url, char *path,
+                       size_t pathlen, int *downloaded) {
+  const char *store = model_store(api);
+  wk_err_t err = {{0}};
+  *downloaded = 0;
+  if (has_scheme(url)) {
+    const char *allowed = setting(api, "allowed_urls");
+    int ok = url_allowed(allowed, url, &err);
+    if (ok < 0) {
+      wk_http_reply_error(req, 500, "InternalServerException", "%s", err.msg);
+      return -1;
+    }
+    if (!ok) {
+      wk_http_reply_error(req, 404, "ModelNotFoundException",
+                          "Given URL %s does not match any allowed URL(s)%s", url,
+                          allowed ? "" : " (allowed_urls is not set, so no URL is allowed)");
+      return -1;
+    }
+    if (!is_http(url)) {
+      wk_http_reply_error(req, 400, "BadRequestException",
+                          "Only http:// and https:// URLs can be downloaded, got %s", url);
+      return -1;
+    }
+    if (store == NULL) {
+      wk_http_reply_error(req, 404, "ModelNotFoundException",
+                          "Model store has not been configured.");
+      return -1;
+    }
+    char name[256];
+    if (url_file_name(url, name, sizeof name, &err) != 0) {
+      wk_http_reply_error(req, 400, "BadRequestException", "%s", err.msg);
+      return -1;
+    }
+    if (wk_fs_join(path, pathlen, store, name) != 0) {
+      wk_http_reply_error(req, 400, "BadRequestException", "the model store path is too long");
+      return -1;
+    }
+    int rc =
+        wk_download(url, path, WK_MAX_DOWNLOAD_SIZE, allow_redirect, &(allow_ctx_t){allowed}, &err);
+    if (rc == WK_EEXIST) {
+      wk_http_reply_error(req, 500, "InternalServerException", "Model file already exists %s",
+                          name);
+      return -1;
+    }
+    if (rc != 0) {
+      wk_log_error("download of %s failed: %s", url, err.msg);
+      wk_http_reply_error(req, 400, "DownloadArchiveException",
+                          "Failed to download archive from: %s: %s", url, err.msg);
+      return -1;
+    }
+    *downloaded = 1;
+    wk_log_info("downloaded %s into %s", url, path);
+    return 0;
+  }
+  if (url[0] == '/') {
+    wk_http_reply_error(
+        req, 400, "BadRequestException",
+        "Absolute paths are not allowed in url: %s (name a file or directory inside "
+        "the model store)",
+        url);
+    return -1;
+  }
+  if (has_dotdot(url)) {
+    wk_http_reply_error(req, 400, "BadRequestException",
+                        "Relative path is not allowed in url: %s (name a file or directory inside "
+                        "the model store)",
+                        url);
+    return -1;
+  }
+  if (store == NULL) {
+    wk_http_reply_error(req, 404, "ModelNotFoundException", "Model store has not been configured.");
+    return -1;
+  }
+  if (wk_fs_join(path, pathlen, store, url) != 0 || !wk_fs_exists(path)) {
+    wk_http_reply_error(req, 404, "ModelNotFoundException",
+                        "Model not found at: %s (the model store has no such file or directory)",
+                        url);
+    return -1;
+  }
+  return 0;
+}
+
+/* Removes what a failed or undone registration downloaded. */
+static void forget_download(const char *path, int downloaded) {
+  if (downloaded && unlink(path) != 0) wk_log_warn("could not remove %s", path);
+}
+
+static void register_model(wk_api_t *api, wk_http_req_t *req) {
+  if (!model_api_enabled(api)) {
+    model_api_disabled(req);
+    return;
+  }
+  wk_err_t err = {{0}};
+  params_t p = {.req = req};
+  if (is_json(req)) {
+    size_t len;
+    const char *body = wk_http_req_body(req, &len);
+    json_error_t jerr;
+    p.body = len ? json_loadb(body, len, 0, &jerr) : json_object();
+    if (p.body == NULL || !json_is_object(p.body)) {
+      if (p.body)
+        wk_err(&err, WK_EINVAL, "the body must be a JSON object");
+      else
+        wk_err(&err, WK_EINVAL, "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
+               jerr.line, jerr.column);
+      json_decref(p.body);
+      wk_http_reply_error(req, 400, "BadRequestException", "%s", err.msg);
+      return;
+    }
+  }
+  reg_t r;
+  if (parse_register(&p, &r, &err) != 0) {
+    wk_http_reply_error(req, 400, "BadRequestException", "%s", err.msg);
+    json_decref(p.body);
+    return;
+  }
+  char path[PATH_MAX];
+  int downloaded = 0;
+  if (resolve_url(api, req, r.url, path, sizeof path, &downloaded) != 0) {
+    json_decref(p.body);
+    return;
+  }
+
+  const wk_config_t *cfg = api->config;
+  wk_model_load_opts_t o;
+  wk_model_load_opts_init(&o);
+  o.archive = path;
+  o.url = r.url;
+  o.name = r.model_name;
+  o.default_workers = cfg ? cfg->default_workers_per_model : 0;
+  o.job_queue_size = cfg ? cfg->job_queue_size : WK_DEFAULT_JOB_QUEUE_SIZE;
+  o.response_timeout_s = cfg ? cfg->default_response_timeout : WK_DEFAULT_RESPONSE_TIMEOUT_S;
+  o.torch_threads = cfg ? cfg->torch_threads : 0;
+  o.worker_spin_us = cfg ? cfg->worker_spin_us : 0;
+  o.loaded_at_startup = 0;
+  o.handler = r.handler;
+  o.batch_size = r.batch_size;
+  o.max_batch_delay_ms = r.max_batch_delay;
+  /* TorchServe: without initial_workers, default_workers_per_model if set, else none. */
+  o.initial_workers = r.initial_workers >= 0 ? r.initial_workers : o.default_workers;
+  o.response_timeout_s_override = r.response_timeout;
+
+  wk_model_t *m = NULL;
+  int rc = wk_model_load(&o, &m, &err);
+  if (rc != 0) {
+    forget_download(path, downloaded);
+    int internal = rc == WK_EIO || rc == WK_ENOMEM || rc == WK_EINTERNAL;
+    wk_http_reply_error(req, internal ? 500 : 400,
+                        internal ? "InternalServerException" : "InvalidModelException", "%s",
+                        err.msg);
+    json_decref(p.body);
+    return;
+  }
+  char name[256], version[128];
+  snprintf(name, sizeof name, "%s", wk_model_name(m));
+  snprintf(version, sizeof version, "%s", wk_model_version(m));
+  int workers = wk_model_min_workers(m);
+  rc = wk_registry_add(api->registry, m, &err);
+  if (rc != 0) {
+    wk_model_free(m);
+    forget_download(path, downloaded);
+    wk_http_reply_error(req, rc == WK_EEXIST ? 409 : 507,
+                        rc == WK_EEXIST ? "ConflictStatusException"
+                                        : "InsufficientStorageException",
+                        "%s", err.msg);
+    json_decref(p.body);
+    return;
+  }
+  wk_log_info("model %s version %s registered (%s, %d workers)", name, version, r.url, workers);
+  if (workers == 0)
+    reply_status(
+        req, 200,
+        "Model \"%s\" Version: %s registered with 0 initial workers. Use scale workers API "
+        "to add workers for the model.",
+        name, version);
+  else if (!r.synchronous)
+    reply_status(req, 202, "Processing worker updates...");
+  else
+    reply_status(req, 200, "Model \"%s\" Version: %s registered with %d initial workers", name,
+                 version, workers);
+  json_decref(p.body);
+}
+
+/* ---- PUT /models/{m}[/{v}] ---- */
+
+static void scale_model(wk_api_t *api, wk_http_req_t *req, const char *name, const char *version) {
+  params_t p = {.req = req};
+  wk_err_t err = {{0}};
+  int min, max, sync, timeout;
+  if (version == NULL) version = wk_http_req_arg(req, "model_version");
+  if (int_param(&p, "min_worker", 1, 0, WK_MAX_WORKERS, &min, &err) ||
+      int_param(&p, "max_worker", min, 0, WK_MAX_WORKERS, &max, &err) ||
+      bool_param(&p, "synchronous", 0, &sync, &err) ||
+      int_param(&p, "timeout", -1, -1, INT_MAX, &timeout, &err)) {
+    wk_http_reply_error(req, 400, "BadRequestException", "%s", err.msg);
+    return;
+  }
+  if (max < min) {
+    wk_http_reply_error(req, 400, "BadRequestException",
+                        "max_worker cannot be less than min_worker.");
+    return;
+  }
+  wk_model_t *m = wk_registry_acquire(api->registry, name, version);
+  if (m == NULL) {
+    model_not_found(api, req, name, version);
+    return;
+  }
+  int rc = wk_model_scale(m, min, max, sync, &err);
+  int live = wk_model_live_workers(m);
+  wk_registry_release(api->registry, m);
+  if (rc != 0) {
+    int bad = rc == WK_EINVAL || rc == WK_ETOOBIG;
+    wk_http_reply_error(req, bad ? 400 : 500,
+                        bad ? "BadRequestException" : "InternalServerException",
+                        "Failed to start workers for model %s version: %s: %s", name,
+                        version ? version : "default", err.msg);
+    return;
+  }
+  if (!sync)
+    reply_status(req, 202, "Processing worker updates...");
+  else if (live < min)
+    reply_status(req, 206, "Workers scaling in progress...");
+  else if (version)
+    reply_status(req, 200, "Workers scaled to %d for model: %s, version: %s", min, name, version);
+  else
+    reply_status(req, 200, "Workers scaled to %d for model: %s", min, name);
+}
+
+/* ---- DELETE /models/{m}[/{v}] ---- */
+
+static void unregister_model(wk_api_t *api, wk_http_req_t *req, const char *name,
+                             const char *version) {
+  if (!model_api_enabled(api)) {
+    model_api_disabled(req);
+    return;
+  }
+  wk_err_t err = {{0}};
+  wk_model_t *m = NULL;
+  int rc = wk_registry_remove(api->registry, name, version, &m, &err);
+  if (rc == WK_EINVAL) {
+    wk_http_reply_error(req, 403, "InvalidModelVersionException", "%s", err.msg);
+    return;
+  }
+  if (rc != 0) {
+    model_not_found(api, req, name, version);
+    return;
+  }
+  /* A version registered from an http(s) URL was downloaded into the store: remove the file
+   * too, as TorchServe does, so that registering it again downloads it again. */
+  char path[PATH_MAX] = "";
+  const char *url = wk_model_url(m);
+  char file[256];
+  const char *store = model_store(api);
+  if (url && store && is_http(url) && url_file_name(url, file, sizeof file, &err) == 0)
+    wk_fs_join(path, sizeof path, store, file);
+  char version_copy[128];
+  snprintf(version_copy, sizeof version_copy, "%s", wk_model_version(m));
+  wk_model_free(m); /* answers what is still queued with 503, joins the workers */
+  if (path[0] && unlink(path) != 0) wk_log_warn("could not remove the downloaded archive %s", path);
+  wk_log_info("model %s version %s unregistered", name, version_copy);
+  reply_status(req, 200, "Model \"%s\" unregistered", name);
+}
+
+/* ---- PUT /models/{m}/{v}/set-default ---- */
+
+static void set_default(wk_api_t *api, wk_http_req_t *req, const char *name, const char *version) {
+  wk_err_t err = {{0}};
+  int rc = wk_registry_set_default(api->registry, name, version, &err);
+  if (rc != 0) {
+    int no_name = !wk_registry_has_name(api->registry, name);
+    wk_http_reply_error(req, 404,
+                        no_name ? "ModelNotFoundException" : "ModelVersionNotFoundException", "%s",
+                        err.msg);
+    return;
+  }
+  reply_status(req, 200, "Default version successfully updated for model \"%s\" to \"%s\"", name,
+               version);
+}
+
+/* ---- GET /models ---- */
+
+typedef struct list_ctx_s {
+  long start, limit;
+  wk_buf_t b;
+} list_ctx_t;
+
+/* One entry per model name, with its default version's URL. Registry read lock held. */
+static void list_visit(wk_model_t *const *models, const int *is_default, size_t n, void *ud) {
+  list_ctx_t *c = ud;
+  wk_buf_puts(&c->b, "{\n  \"models\": [");
+  long idx = 0, shown = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!is_default[i]) continue;
+    if (idx++ < c->start) continue;
+    if (shown == c->limit) {
+      wk_buf_printf(&c->b, "\n  ],\n  \"nextPageToken\": \"%ld\"\n}\n", c->start + c->limit);
+      return;
+    }
+    wk_buf_puts(&c->b,
+                shown++ ? ",\n    {\n      \"modelName\": " : "\n    {\n      \"modelName\": ");
+    wk_buf_json_str(&c->b, wk_model_name(models[i]));
+    wk_buf_puts(&c->b, ",\n      \"modelUrl\": ");
+    wk_buf_json_str(&c->b, wk_model_url(models[i]));
+    wk_buf_puts(&c->b, "\n    }");
+  }
+  wk_buf_puts(&c->b, shown ? "\n  ]\n}\n" : "]\n}\n");
+}
+
+static void list_models(wk_api_t *api, wk_http_req_t *req) {
+  const char *limit_s = wk_http_req_arg(req, "limit");
+  const char *token_s = wk_http_req_arg(req, "next_page_token");
+  list_ctx_t c = {.start = 0, .limit = 100, .b = WK_BUF_INIT};
+  char *end;
+  if (limit_s) {
+    c.limit = strtol(limit_s, &end, 10);
+    if (*end || c.limit < 1) {
+      wk_http_reply_error(req, 400, "BadRequestException",
+                          "limit must be a positive integer, got '%s'", limit_s);
+      return;
+    }
+  }
+  if (token_s) {
+    c.start = strtol(token_s, &end, 10);
+    if (*end || c.start < 0) {
+      wk_http_reply_error(req, 400, "BadRequestException",
+                          "next_page_token must be a token from a previous reply, got '%s'",
+                          token_s);
+      return;
+    }
+  }
+  wk_registry_visit(api->registry, list_visit, &c);
+  reply_buf(req, 200, &c.b);
+}
+
+/* ---- GET /models/{m}[/{v}|/all] ---- */
+
+typedef struct describe_ctx_s {
+  const char *name, *version;
+  int all, shown;
+  wk_buf_t b;
+} describe_ctx_t;
+
+static void describe_visit(wk_model_t *const *models, const int *is_default, size_t n, void *ud) {
+  describe_ctx_t *c = ud;
+  for (size_t i = 0; i < n; i++) {
+    wk_model_t *m = models[i];
+    if (strcmp(wk_model_name(m), c->name) != 0) continue;
+    if (!c->all && (c->version ? strcmp(wk_model_version(m), c->version) != 0 : !is_default[i]))
+      continue;
+    wk_buf_puts(&c->b, c->shown++ ? ",\n  " : "\n  ");
+    wk_model_describe(m, &c->b);
+  }
+}
+
+static void describe(wk_api_t *api, wk_http_req_t *req, const char *name, const char *version) {
+  describe_ctx_t c = {.name = name, .version = version, .b = WK_BUF_INIT};
+  c.all = version && strcmp(version, "all") == 0;
+  wk_buf_puts(&c.b, "[");
+  wk_registry_visit(api->registry, describe_visit, &c);
+  if (c.shown == 0) {
+    wk_buf_destroy(&c.b);
+    model_not_found(api, req, name, c.all ? NULL : version);
+    return;
+  }
+  wk_buf_puts(&c.b, "\n]\n");
+  reply_buf(req, 200, &c.b);
+}
+
+void wk_management_handle(wk_api_t *api, wk_http_req_t *req) {
+  const char *method = wk_http_req_method(req);
+  char buf[WK_MAX_URL_PATH];
+  char *seg[MAX_SEGS];
+  int n = split_path(wk_http_req_path(req), buf, sizeof buf, seg);
+  if (n < 1 || strcmp(seg[0], "models") != 0) {
+    wk_http_reply_error(req, 404, "ResourceNotFoundException",
+                        "Requested resource is not found, please refer to API document.");
+    return;
+  }
+  if (n == 1) {
+    if (is(method, "GET"))
+      list_models(api, req);
+    else if (is(method, "POST"))
+      register_model(api, req);
+    else
+      bad_method(req, "GET, POST");
+    return;
+  }
+  if (n == 2 || n == 3) {
+    const char *version = n == 3 ? seg[2] : NULL;
+    if (is(method, "GET"))
+      describe(api, req, seg[1], version);
+    else if (is(method, "PUT"))
+      scale_model(api, req, seg[1], version);
+    else if (is(method, "DELETE"))
+      unregister_model(api, req, seg[1], version);
+    else
+      bad_method(req, "GET, PUT, DELETE");
+    return;
+  }
+  if (n == 4 && strcmp(seg[3], "set-default") == 0) {
+    if (is(method, "PUT"))
+      set_default(api, req, seg[1], seg[2]);
+    else
+      bad_method(req, "PUT");
+    return;
+  }
+  wk_http_reply_error(req, 404, "ResourceNotFoundException",
+                      "Requested resource is not found, please refer to API document.");
+}
