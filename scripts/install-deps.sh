@@ -12,7 +12,7 @@ PKGS=(
   # libtorch (C++) and the fast BLAS it should use (see MACHINE-NOTES: reference BLAS is 25x slower)
   libtorch-dev libopenblas0-pthread
   # tests
-  libcmocka-dev python3-pytest python3-torch python3-numpy python3-pil
+  libcmocka-dev python3-pytest python3-torch python3-torchvision python3-numpy python3-pil openssl
   # demo data
   dataset-fashion-mnist
   # bench: load generator, peers

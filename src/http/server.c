@@ -23,6 +23,9 @@ struct wk_http_server_s {
   char name[32];
   int port;
   _Atomic uint64_t codes[600];
+  char *tls_cert, *tls_key; /* copies of the PEM texts, or NULL */
+  int starting;             /* MHD_start_daemon is running: keep its last complaint */
+  char start_error[400];
 };
 
 typedef struct hdr_s {
@@ -182,10 +185,51 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
   return NULL;
 }
 
+/* libmicrohttpd's own complaints go to wick's log; while the daemon starts, the last one is
+ * kept so that a failure can say why (a port in use, a certificate GnuTLS refused). */
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt,
+                                                             va_list ap) {
+  wk_http_server_t *s = cls;
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  size_t n = strlen(msg);
+  while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '.' || msg[n - 1] == ' '))
+    msg[--n] = '\0';
+  if (s->starting) { /* every complaint: the last one is often the least specific */
+    size_t used = strlen(s->start_error);
+    snprintf(s->start_error + used, sizeof s->start_error - used, "%s%s", used ? "; " : "", msg);
+  } else
+    wk_log(WK_LOG_WARN, "%s API: %s", s->name, msg);
+}
+
+static void free_server(wk_http_server_t *s) {
+  if (s->tls_key) memset(s->tls_key, 0, strlen(s->tls_key));
+  free(s->tls_key);
+  free(s->tls_cert);
+  free(s);
+}
+
 int wk_http_server_start(const wk_http_opts_t *opts, wk_http_server_t **out, wk_err_t *err) {
+  if ((opts->tls_cert_pem == NULL) != (opts->tls_key_pem == NULL))
+    return wk_err(err, WK_EINVAL, "%s API: HTTPS needs both a certificate and a private key",
+                  opts->name ? opts->name : "http");
+  if (opts->tls_cert_pem && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+    return wk_err(err, WK_EUNSUPPORTED,
+                  "%s API: this libmicrohttpd was built without TLS, so https:// cannot be served",
+                  opts->name ? opts->name : "http");
   wk_http_server_t *s = calloc(1, sizeof *s);
   if (s == NULL) return WK_ENOMEM;
   s->opts = *opts;
+  if (opts->tls_cert_pem) {
+    s->tls_cert = strdup(opts->tls_cert_pem);
+    s->tls_key = strdup(opts->tls_key_pem);
+    if (s->tls_cert == NULL || s->tls_key == NULL) {
+      free_server(s);
+      return WK_ENOMEM;
+    }
+  }
+  s->opts.tls_cert_pem = s->tls_cert;
+  s->opts.tls_key_pem = s->tls_key;
   snprintf(s->name, sizeof s->name, "%s", opts->name ? opts->name : "http");
   struct sockaddr_storage ss;
   memset(&ss, 0, sizeof ss);
@@ -197,7 +241,7 @@ int wk_http_server_start(const wk_http_opts_t *opts, wk_http_server_t **out, wk_
     a6->sin6_port = htons((uint16_t)opts->port);
     if (inet_pton(AF_INET6, opts->host, &a6->sin6_addr) != 1) {
       int rc = wk_err(err, WK_EINVAL, "%s address: '%s' is not an IPv6 address", s->name, opts->host);
-      free(s);
+      free_server(s);
       return rc;
     }
     flags |= MHD_USE_IPv6;
@@ -208,22 +252,38 @@ int wk_http_server_start(const wk_http_opts_t *opts, wk_http_server_t **out, wk_
     const char *h = strcmp(opts->host, "localhost") == 0 ? "127.0.0.1" : opts->host;
     if (inet_pton(AF_INET, h, &a4->sin_addr) != 1) {
       int rc = wk_err(err, WK_EINVAL, "%s address: '%s' is not an IPv4 address", s->name, opts->host);
-      free(s);
+      free_server(s);
       return rc;
     }
   }
-  /* A pool of one is no pool: MHD warns about it, so name it only when it helps. */
-  unsigned int pool = (unsigned int)(opts->threads > 1 ? opts->threads : 0);
+  /* A pool of one (or zero) is no pool and MHD warns about it: name it only when it helps. */
+  struct MHD_OptionItem extra[4];
+  int n_extra = 0;
+  if (opts->threads > 1)
+    extra[n_extra++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, opts->threads, NULL};
+  if (s->tls_cert) {
+    flags |= MHD_USE_TLS;
+    extra[n_extra++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key};
+    extra[n_extra++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
+  }
+  extra[n_extra] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+  s->starting = 1;
   s->daemon = MHD_start_daemon(
-      flags, (uint16_t)opts->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-      (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_NOTIFY_COMPLETED,
-      on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)300, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned int)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_END);
+      flags, (uint16_t)opts->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+      on_mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED,
+      on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+      (unsigned int)300, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)4096,
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
+  s->starting = 0;
   if (s->daemon == NULL) {
-    int rc = wk_err(err, WK_EIO, "%s API: cannot listen on %s:%d (is the port in use?)", s->name,
-                    opts->host, opts->port);
-    free(s);
+    int rc;
+    if (s->start_error[0])
+      rc = wk_err(err, WK_EIO, "%s API: cannot listen on %s:%d%s: %s", s->name, opts->host,
+                  opts->port, s->tls_cert ? " with TLS" : "", s->start_error);
+    else
+      rc = wk_err(err, WK_EIO, "%s API: cannot listen on %s:%d (is the port in use?)", s->name,
+                  opts->host, opts->port);
+    free_server(s);
     return rc;
   }
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -235,7 +295,7 @@ int wk_http_server_start(const wk_http_opts_t *opts, wk_http_server_t **out, wk_
 void wk_http_server_stop(wk_http_server_t *s) {
   if (s == NULL) return;
   MHD_stop_daemon(s->daemon);
-  free(s);
+  free_server(s);
 }
 
 int wk_http_server_port(const wk_http_server_t *s) { return s->port; }

@@ -26,8 +26,13 @@ typedef struct wk_http_opts_s {
   int access_log;        /* one log line per request */
   wk_http_handler_fn handler;
   void *ud;
+  /* HTTPS: both set to PEM text (copied), or both NULL for plain HTTP. */
+  const char *tls_cert_pem; /* the certificate, optionally followed by its chain */
+  const char *tls_key_pem;  /* the private key (PKCS#1 or PKCS#8, unencrypted) */
 } wk_http_opts_t;
 
+/* Listens on opts->host:port. Fails with a message naming the address, or with
+ * libmicrohttpd's reason when the TLS certificate or key cannot be used. Main thread. */
 int wk_http_server_start(const wk_http_opts_t *opts, wk_http_server_t **out, wk_err_t *err);
 /* Stops accepting and closes connections. Every pending request must have been answered. */
 void wk_http_server_stop(wk_http_server_t *s);

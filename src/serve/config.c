@@ -601,3 +601,116 @@ int wk_config_default_workers(const wk_config_t *c, int n_gpus) {
   if (n > WK_MAX_WORKERS) n = WK_MAX_WORKERS;
   return (int)n;
 }
+
+/* ---- TS_<KEY> environment variables ---- */
+
+/* The keys TorchServe reads from the environment (its ConfigManager's TS_* fields), and
+ * wick's own. The variable is TS_ + the key in capitals unless env says otherwise. */
+static const struct {
+  const char *key;
+  const char *env;
+} env_keys[] = {
+    {"debug", NULL},
+    {"inference_address", NULL},
+    {"management_address", NULL},
+    {"metrics_address", NULL},
+    {"load_models", NULL},
+    {"blacklist_env_vars", NULL},
+    {"default_workers_per_model", NULL},
+    {"default_response_timeout", NULL},
+    {"default_startup_timeout", NULL},
+    {"unregister_model_timeout", NULL},
+    {"number_of_netty_threads", NULL},
+    {"netty_client_threads", NULL},
+    {"job_queue_size", NULL},
+    {"number_of_gpu", NULL},
+    {"metrics_config", NULL},
+    {"metrics_mode", NULL},
+    {"model_metrics_auto_detect", NULL},
+    {"disable_system_metrics", NULL},
+    {"ipex_enable", NULL},
+    {"cpu_launcher_enable", NULL},
+    {"cpu_launcher_args", NULL},
+    {"ipex_gpu_enable", NULL},
+    {"async_logging", NULL},
+    {"cors_allowed_origin", NULL},
+    {"cors_allowed_methods", NULL},
+    {"cors_allowed_headers", NULL},
+    {"decode_input_request", NULL},
+    {"keystore", NULL},
+    {"keystore_pass", NULL},
+    {"keystore_type", NULL},
+    {"certificate_file", NULL},
+    {"private_key_file", NULL},
+    {"max_request_size", NULL},
+    {"max_response_size", NULL},
+    {"limit_max_image_pixels", NULL},
+    {"default_service_handler", NULL},
+    {"service_envelope", NULL},
+    {"model_server_home", NULL},
+    {"model_store", NULL},
+    {"prefer_direct_buffer", NULL},
+    {"allowed_urls", NULL},
+    {"install_py_dep_per_model", NULL},
+    {"enable_metrics_api", NULL},
+    {"grpc_inference_address", NULL},
+    {"grpc_management_address", NULL},
+    {"grpc_inference_port", NULL},
+    {"grpc_management_port", NULL},
+    {"grpc_inference_max_connection_age_ms", NULL},
+    {"grpc_management_max_connection_age_ms", NULL},
+    {"grpc_inference_max_connection_age_grace_ms", NULL},
+    {"grpc_management_max_connection_age_grace_ms", NULL},
+    {"enable_grpc_ssl", NULL},
+    {"initial_worker_port", NULL},
+    {"initial_distribution_port", NULL},
+    {"workflow_store", NULL},
+    {"cpp_log_config", NULL},
+    {"ts_open_inference_protocol", "TS_OPEN_INFERENCE_PROTOCOL"},
+    {"token_expiration_min", "TS_TOKEN_EXPIRATION_TIME_MIN"},
+    {"ts_header_key_sequence_id", "TS_HEADER_KEY_SEQUENCE_ID"},
+    {"ts_header_key_sequence_start", "TS_HEADER_KEY_SEQUENCE_START"},
+    {"ts_header_key_sequence_end", "TS_HEADER_KEY_SEQUENCE_END"},
+    {"disable_token_authorization", NULL},
+    {"enable_model_api", NULL},
+    /* wick's */
+    {"torch_threads", NULL},
+    {"worker_spin_us", NULL},
+    {"python", NULL},
+    {"ts_compat_status_codes", "TS_TS_COMPAT_STATUS_CODES"},
+};
+
+int wk_config_bool(const wk_config_t *c, const char *key, int dflt) {
+  const char *v = wk_props_get(&c->props, key);
+  if (v == NULL) return dflt;
+  while (is_blank(*v))
+    v++;
+  size_t n = strlen(v);
+  while (n > 0 && (is_blank(v[n - 1]) || v[n - 1] == '\r' || v[n - 1] == '\n'))
+    n--;
+  return n == 4 && strncasecmp(v, "true", 4) == 0;
+}
+
+int wk_config_apply_env(wk_config_t *c, char *(*getenv_fn)(const char *name), wk_err_t *err) {
+  if (!wk_config_bool(c, "enable_envvars_config", 0)) return 0;
+  int allow_urls = wk_config_bool(c, "use_env_allowed_urls", 0);
+  for (size_t i = 0; i < sizeof env_keys / sizeof env_keys[0]; i++) {
+    char name[128];
+    if (env_keys[i].env) {
+      snprintf(name, sizeof name, "%s", env_keys[i].env);
+    } else {
+      int n = snprintf(name, sizeof name, "TS_%s", env_keys[i].key);
+      for (int j = 3; j < n && j < (int)sizeof name; j++)
+        if (name[j] >= 'a' && name[j] <= 'z') name[j] = (char)(name[j] - 'a' + 'A');
+    }
+    if (strcmp(env_keys[i].key, "allowed_urls") == 0 && !allow_urls) continue;
+    const char *v = getenv_fn(name);
+    if (v == NULL) continue;
+    int rc = wk_config_set(c, env_keys[i].key, v, err);
+    if (rc != 0) {
+      wk_err_prefix(err, "environment variable %s", name);
+      return rc;
+    }
+  }
+  return 0;
+}

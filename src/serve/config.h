@@ -60,5 +60,12 @@ int wk_config_parse_address_tls(const char *addr, char *host, size_t hostlen, in
 /* Workers per model when neither the model nor the request says: default_workers_per_model
  * if set, else n_gpus if > 0, else the number of online CPUs (at most WK_MAX_WORKERS). */
 int wk_config_default_workers(const wk_config_t *c, int n_gpus);
+/* A boolean key as Java reads one: "true" in any case is 1, anything else 0, absent dflt. */
+int wk_config_bool(const wk_config_t *c, const char *key, int dflt);
+/* When enable_envvars_config is true (in the file or on the command line), applies the
+ * TS_<KEY> variables TorchServe knows (TS_JOB_QUEUE_SIZE=5 -> job_queue_size), plus wick's
+ * own (TS_TORCH_THREADS...). They win over the file and the command line, as in TorchServe;
+ * TS_ALLOWED_URLS only with use_env_allowed_urls=true. getenv_fn is getenv (or a test's). */
+int wk_config_apply_env(wk_config_t *c, char *(*getenv_fn)(const char *name), wk_err_t *err);
 
 #endif
