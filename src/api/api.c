@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/management.h"
 #include "core/buf.h"
 #include "core/limits.h"
 
@@ -56,21 +57,38 @@ static void reply_buf(wk_http_req_t *req, int status, const char *type, wk_buf_t
 
 /* ---- inference port ---- */
 
-static void ping(wk_api_t *api, wk_http_req_t *req) {
-  wk_model_t *models[WK_MAX_MODELS];
-  size_t n = wk_registry_list(api->registry, models, WK_MAX_MODELS);
-  int healthy = 1;
+static void ping_visit(wk_model_t *const *models, const int *is_default, size_t n, void *ud) {
+  (void)is_default;
+  char why[256];
   for (size_t i = 0; i < n; i++)
-    if (wk_model_live_workers(models[i]) < wk_model_min_workers(models[i])) healthy = 0;
+    if (!wk_model_healthy(models[i], why, sizeof why)) *(int *)ud = 0;
+}
+
+static void ping(wk_api_t *api, wk_http_req_t *req) {
+  int healthy = 1;
+  wk_registry_visit(api->registry, ping_visit, &healthy);
   const char *body = healthy ? "{\n  \"status\": \"Healthy\"\n}\n" : "{\n  \"status\": \"Unhealthy\"\n}\n";
   wk_http_reply_json(req, healthy ? 200 : 500, body, strlen(body));
 }
 
-static int gate_enter(wk_api_t *api, wk_http_req_t *req) {
+/* Lets a request in (returns 1, holding the lock shared) unless the server is stopping or
+ * token authorization turns it away; then it is answered and 0 returned. need is the key
+ * the API asks for, or -1 for none (metrics). GET /token is answered here. */
+static int gate_enter(wk_api_t *api, wk_http_req_t *req, int need) {
   pthread_rwlock_rdlock(&api->lock);
-  if (!api->stopping) return 1;
+  if (api->stopping) {
+    pthread_rwlock_unlock(&api->lock);
+    wk_http_reply_error(req, 503, "ServiceUnavailableException", "the server is shutting down");
+    return 0;
+  }
+  const char *path = wk_http_req_path(req);
+  if (api->auth == NULL || need < 0 || wk_auth_is_public((wk_auth_kind_t)need, path)) return 1;
+  if (need == WK_AUTH_MANAGEMENT && strcmp(path, "/token") == 0) {
+    wk_auth_token_request(api->auth, req);
+  } else if (wk_auth_check(api->auth, req, (wk_auth_kind_t)need)) {
+    return 1;
+  }
   pthread_rwlock_unlock(&api->lock);
-  wk_http_reply_error(req, 503, "ServiceUnavailableException", "the server is shutting down");
   return 0;
 }
 
@@ -95,19 +113,19 @@ static void management(wk_api_t *api, wk_http_req_t *req);
 static void metrics(wk_api_t *api, wk_http_req_t *req);
 
 void wk_api_inference(wk_http_req_t *req, void *ud) {
-  if (!gate_enter(ud, req)) return;
+  if (!gate_enter(ud, req, WK_AUTH_INFERENCE)) return;
   inference(ud, req);
   gate_leave(ud);
 }
 
 void wk_api_management(wk_http_req_t *req, void *ud) {
-  if (!gate_enter(ud, req)) return;
+  if (!gate_enter(ud, req, WK_AUTH_MANAGEMENT)) return;
   management(ud, req);
   gate_leave(ud);
 }
 
 void wk_api_metrics(wk_http_req_t *req, void *ud) {
-  if (!gate_enter(ud, req)) return;
+  if (!gate_enter(ud, req, -1)) return;
   metrics(ud, req);
   gate_leave(ud);
 }
@@ -122,18 +140,21 @@ static void inference(wk_api_t *api, wk_http_req_t *req) {
     else bad_method(req, "GET");
     return;
   }
-  if ((n == 2 || n == 3) && strcmp(seg[0], "predictions") == 0) {
+  int explain = (n == 2 || n == 3) && strcmp(seg[0], "explanations") == 0;
+  if ((n == 2 || n == 3) && (explain || strcmp(seg[0], "predictions") == 0)) {
     if (!is(method, "POST") && !is(method, "PUT")) {
       bad_method(req, "POST, PUT");
       return;
     }
     const char *version = n == 3 ? seg[2] : NULL;
-    wk_model_t *m = wk_registry_get(api->registry, seg[1], version);
+    wk_model_t *m = wk_registry_acquire(api->registry, seg[1], version);
     if (m == NULL) {
       model_not_found(req, seg[1], version);
       return;
     }
-    wk_model_predict(m, req);
+    if (explain) wk_model_explain(m, req);
+    else wk_model_predict(m, req);
+    wk_registry_release(api->registry, m);
     return;
   }
   not_found(req);
@@ -141,94 +162,14 @@ static void inference(wk_api_t *api, wk_http_req_t *req) {
 
 /* ---- management port ---- */
 
-static void list_models(wk_api_t *api, wk_http_req_t *req) {
-  wk_model_t *models[WK_MAX_MODELS];
-  size_t n = wk_registry_list(api->registry, models, WK_MAX_MODELS);
-  const char *limit_s = wk_http_req_arg(req, "limit");
-  const char *token_s = wk_http_req_arg(req, "next_page_token");
-  long limit = 100, start = 0;
-  char *end;
-  if (limit_s) {
-    limit = strtol(limit_s, &end, 10);
-    if (*end || limit < 1) {
-      wk_http_reply_error(req, 400, "BadRequestException", "limit must be a positive integer, got '%s'", limit_s);
-      return;
-    }
-  }
-  if (token_s) {
-    start = strtol(token_s, &end, 10);
-    if (*end || start < 0) {
-      wk_http_reply_error(req, 400, "BadRequestException", "next_page_token must be a token from a previous reply, got '%s'", token_s);
-      return;
-    }
-  }
-  /* one entry per model name, with its default version's URL */
-  wk_buf_t b = WK_BUF_INIT;
-  wk_buf_puts(&b, "{\n  \"models\": [");
-  long idx = 0, shown = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (!wk_registry_is_default(api->registry, models[i])) continue;
-    if (idx++ < start) continue;
-    if (shown == limit) {
-      wk_buf_printf(&b, "\n  ],\n  \"nextPageToken\": \"%ld\"\n}\n", start + limit);
-      reply_buf(req, 200, "application/json", &b);
-      return;
-    }
-    wk_buf_puts(&b, shown++ ? ",\n    {\n      \"modelName\": " : "\n    {\n      \"modelName\": ");
-    wk_buf_json_str(&b, wk_model_name(models[i]));
-    wk_buf_puts(&b, ",\n      \"modelUrl\": ");
-    wk_buf_json_str(&b, wk_model_url(models[i]));
-    wk_buf_puts(&b, "\n    }");
-  }
-  wk_buf_puts(&b, shown ? "\n  ]\n}\n" : "]\n}\n");
-  reply_buf(req, 200, "application/json", &b);
-}
-
-static void describe(wk_api_t *api, wk_http_req_t *req, const char *name, const char *version) {
-  wk_model_t *models[WK_MAX_MODELS];
-  size_t n = wk_registry_list(api->registry, models, WK_MAX_MODELS);
-  int all = version && strcmp(version, "all") == 0;
-  wk_buf_t b = WK_BUF_INIT;
-  wk_buf_puts(&b, "[");
-  int shown = 0;
-  for (size_t i = 0; i < n; i++) {
-    wk_model_t *m = models[i];
-    if (strcmp(wk_model_name(m), name) != 0) continue;
-    if (!all && (version ? strcmp(wk_model_version(m), version) != 0 : !wk_registry_is_default(api->registry, m)))
-      continue;
-    wk_buf_puts(&b, shown++ ? ",\n  " : "\n  ");
-    wk_model_describe(m, &b);
-  }
-  if (shown == 0) {
-    wk_buf_destroy(&b);
-    model_not_found(req, name, all ? NULL : version);
-    return;
-  }
-  wk_buf_puts(&b, "\n]\n");
-  reply_buf(req, 200, "application/json", &b);
-}
-
-static void management(wk_api_t *api, wk_http_req_t *req) {
-  const char *method = wk_http_req_method(req);
-  char buf[WK_MAX_URL_PATH];
-  char *seg[MAX_SEGS];
-  int n = split_path(wk_http_req_path(req), buf, sizeof buf, seg);
-  if (n >= 1 && n <= 3 && strcmp(seg[0], "models") == 0) {
-    if (!is(method, "GET")) {
-      wk_http_reply_error(req, 405, "MethodNotAllowedException",
-                          "%s %s is not supported by this version of wick (registering, scaling "
-                          "and unregistering models come with the full management API)",
-                          method, wk_http_req_path(req));
-      return;
-    }
-    if (n == 1) list_models(api, req);
-    else describe(api, req, seg[1], n == 3 ? seg[2] : NULL);
-    return;
-  }
-  not_found(req);
-}
+static void management(wk_api_t *api, wk_http_req_t *req) { wk_management_handle(api, req); }
 
 /* ---- metrics port ---- */
+
+static void metrics_visit(wk_model_t *const *models, const int *is_default, size_t n, void *ud) {
+  (void)is_default;
+  wk_models_metrics(models, n, ud);
+}
 
 static void metrics(wk_api_t *api, wk_http_req_t *req) {
   char buf[WK_MAX_URL_PATH];
@@ -255,8 +196,6 @@ static void metrics(wk_api_t *api, wk_http_req_t *req) {
         wk_buf_printf(&b, "wick_http_requests_total{api=\"%s\",code=\"%d\"} %llu\n", ports[p], c,
                       (unsigned long long)st.codes[c]);
   }
-  wk_model_t *models[WK_MAX_MODELS];
-  size_t nm = wk_registry_list(api->registry, models, WK_MAX_MODELS);
-  wk_models_metrics(models, nm, &b);
+  wk_registry_visit(api->registry, metrics_visit, &b);
   reply_buf(req, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }

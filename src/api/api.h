@@ -4,7 +4,9 @@
 #ifndef WK_API_API_H
 #define WK_API_API_H
 
+#include "api/auth.h"
 #include "http/server.h"
+#include "serve/config.h"
 #include "serve/registry.h"
 
 #include <pthread.h>
@@ -14,6 +16,11 @@ typedef struct wk_api_s {
   pthread_rwlock_t lock; /* handlers hold it shared; shutdown takes it exclusively */
   int stopping;
   wk_http_server_t *servers[3]; /* inference, management, metrics: for /metrics */
+  wk_auth_t *auth;              /* token authorization; NULL: off. Set before the servers start */
+  /* The server's settings, for the management API: model_store, allowed_urls,
+   * enable_model_api and the worker defaults of registered models. NULL: no model store and
+   * the model API off. Set before the servers start; read-only afterwards. */
+  const wk_config_t *config;
 } wk_api_t;
 
 void wk_api_init(wk_api_t *api, wk_registry_t *registry);

@@ -1,41 +1,69 @@
-/* `wick serve`: reads config.properties and the command line (torchserve's flags, and any
- * config key as --key value), loads the models, serves the three APIs until SIGINT or
- * SIGTERM, then answers what is pending and stops. */
+/* `wick serve`: reads config.properties, the command line (torchserve's flags, and any
+ * config key as --key value) and TS_<KEY> variables, sets up token authorization and TLS,
+ * loads the models, serves the three APIs until SIGINT or SIGTERM, then answers what is
+ * pending and stops. --start/--stop (background) live in daemon.c. */
 #include "cli/serve.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "api/api.h"
 #include "archive/archive.h"
+#include "cli/daemon.h"
 #include "core/fs.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "serve/config.h"
 #include "serve/registry.h"
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: wick serve [--model-store DIR] [--models MODEL ...] [--ts-config FILE]\n"
-          "                  [--ncs] [--foreground] [--KEY VALUE ...]\n"
+          "usage: wick serve [--start | --stop] [--foreground] [--model-store DIR]\n"
+          "                  [--models MODEL ...] [--ts-config FILE] [--disable-token-auth]\n"
+          "                  [--enable-model-api] [--log-config FILE] [--ncs] [--quiet]\n"
+          "                  [--KEY VALUE ...]\n"
           "\n"
           "Serves models on the inference (8080), management (8081) and metrics (8082) APIs,\n"
-          "in the foreground, until SIGINT or SIGTERM.\n"
+          "in the foreground until SIGINT or SIGTERM, or in the background with --start.\n"
           "\n"
+          "  --start             run in the background; returns once the APIs answer (exit 0)\n"
+          "                      or the server failed (exit 1, with the reason). Pid file\n"
+          "                      $TMPDIR/.wick.pid (TMPDIR unset: /tmp), log\n"
+          "                      $LOG_LOCATION/wick.log (LOG_LOCATION unset: ./logs)\n"
+          "  --stop              stop the server --start started (SIGTERM; waits up to 60 s)\n"
+          "  --foreground        stay in the foreground (the default; with --start too)\n"
           "  --model-store DIR   where model archives live (config key model_store)\n"
           "  --models MODEL ...  models to load at startup: NAME=FILE.mar, FILE.mar, or all\n"
           "                      (every archive in the model store); config key load_models\n"
           "  --ts-config FILE    a config.properties file; --KEY VALUE on the command line wins\n"
           "  --ncs               accepted for torchserve compatibility: wick keeps no config\n"
           "                      snapshots, so there is nothing to disable\n"
-          "  --foreground        accepted: wick always runs in the foreground\n"
+          "  --disable-token-auth, --dt\n"
+          "                      no token authorization (disable_token_authorization=true);\n"
+          "                      it is on when an API listens beyond loopback, or when\n"
+          "                      disable_token_authorization=false; keys in ./key_file.json\n"
+          "  --enable-model-api  allow registering and deleting models (enable_model_api=true)\n"
+          "  --log-config FILE   accepted for torchserve compatibility; wick ignores log4j files\n"
           "  --KEY VALUE         any config.properties key, e.g. --inference_address\n"
           "                      http://127.0.0.1:9080 --job_queue_size 10 --torch_threads 2\n"
-          "  --quiet             no access log\n");
+          "  --quiet             no access log\n"
+          "\n"
+          "TS_CONFIG_FILE, when set, replaces --ts-config. With enable_envvars_config=true,\n"
+          "TS_<KEY> variables (TS_JOB_QUEUE_SIZE=5) override the file and the command line.\n"
+          "HTTPS: an https:// address with certificate_file and private_key_file (PEM).\n");
 }
+
+typedef struct serve_flags_s {
+  int quiet;
+  int start;      /* --start */
+  int foreground; /* --foreground */
+} serve_flags_t;
 
 /* Loads one "NAME=URL" or "URL" entry; a failure is logged and the others still load. */
 static void load_one(wk_registry_t *reg, const wk_config_t *cfg, const char *spec) {
@@ -64,6 +92,8 @@ static void load_one(wk_registry_t *reg, const wk_config_t *cfg, const char *spe
   o.response_timeout_s = cfg->default_response_timeout;
   o.torch_threads = cfg->torch_threads;
   o.worker_spin_us = cfg->worker_spin_us;
+  const char *limit = wk_props_get(&cfg->props, "limit_max_image_pixels");
+  if (limit && strcasecmp(limit, "false") == 0) o.max_image_pixels = 0;
   o.loaded_at_startup = 1;
   wk_model_t *m = NULL;
   wk_err_t err = {{0}};
@@ -122,17 +152,25 @@ static void load_models(wk_registry_t *reg, const wk_config_t *cfg) {
   free(list);
 }
 
-/* Applies argv to cfg. Returns 0, 1 for --help (usage printed), or -1 on a bad flag. */
-static int parse_args(int argc, char **argv, wk_config_t *cfg, int *quiet) {
+/* Applies argv, then TS_<KEY> variables, to cfg, as torchserve does: environment over
+ * command line over config file. Returns 0, 1 for --help (usage printed), or -1 on a bad
+ * flag or value (the reason printed). */
+static int parse_args(int argc, char **argv, wk_config_t *cfg, serve_flags_t *fl) {
   wk_err_t err = {{0}};
-  /* The config file first, so that command-line keys override it. */
+  /* The config file first, so that command-line keys override it. TS_CONFIG_FILE wins over
+   * --ts-config, as in torchserve. */
+  const char *env_file = getenv("TS_CONFIG_FILE");
   for (int i = 1; i < argc; i++) {
     if ((strcmp(argv[i], "--ts-config") == 0 || strcmp(argv[i], "-f") == 0) && i + 1 < argc) {
-      if (wk_config_load_file(cfg, argv[i + 1], &err) != 0) {
-        fprintf(stderr, "wick serve: %s\n", err.msg);
+      if (env_file == NULL && wk_config_load_file(cfg, argv[i + 1], &err) != 0) {
+        fprintf(stderr, "wick serve: --ts-config: %s\n", err.msg);
         return -1;
       }
     }
+  }
+  if (env_file != NULL && *env_file != '\0' && wk_config_load_file(cfg, env_file, &err) != 0) {
+    fprintf(stderr, "wick serve: TS_CONFIG_FILE: %s\n", err.msg);
+    return -1;
   }
   wk_buf_t models = WK_BUF_INIT;
   int rc = 0;
@@ -143,11 +181,29 @@ static int parse_args(int argc, char **argv, wk_config_t *cfg, int *quiet) {
       rc = 1;
     } else if (strcmp(a, "--ts-config") == 0 || strcmp(a, "-f") == 0) {
       i++;
-    } else if (strcmp(a, "--ncs") == 0 || strcmp(a, "--no-config-snapshots") == 0 ||
-               strcmp(a, "--foreground") == 0 || strcmp(a, "--start") == 0) {
+    } else if (strcmp(a, "--ncs") == 0 || strcmp(a, "--no-config-snapshots") == 0) {
       /* accepted */
+    } else if (strcmp(a, "--start") == 0) {
+      fl->start = 1;
+    } else if (strcmp(a, "--foreground") == 0) {
+      fl->foreground = 1;
+    } else if (strcmp(a, "--disable-token-auth") == 0 || strcmp(a, "--dt") == 0) {
+      wk_config_set(cfg, "disable_token_authorization", "true", &err);
+    } else if (strcmp(a, "--enable-model-api") == 0) {
+      wk_config_set(cfg, "enable_model_api", "true", &err);
+    } else if (strcmp(a, "--log-config") == 0) {
+      if (i + 1 >= argc || access(argv[i + 1], R_OK) != 0) {
+        fprintf(stderr, "wick serve: --log-config file not found: %s\n",
+                i + 1 < argc ? argv[i + 1] : "");
+        rc = -1;
+      } else {
+        fprintf(stderr,
+                "wick serve: warning: --log-config %s ignored: wick does not read log4j "
+                "configurations; it logs to stderr (--quiet drops the access log)\n",
+                argv[++i]);
+      }
     } else if (strcmp(a, "--quiet") == 0) {
-      *quiet = 1;
+      fl->quiet = 1;
     } else if (strcmp(a, "--models") == 0 || strcmp(a, "-m") == 0) {
       while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
         if (models.len) wk_buf_putc(&models, ',');
@@ -192,17 +248,168 @@ static int parse_args(int argc, char **argv, wk_config_t *cfg, int *quiet) {
     rc = -1;
   }
   wk_buf_destroy(&models);
+  if (rc == 0 && wk_config_apply_env(cfg, getenv, &err) != 0) {
+    fprintf(stderr, "wick serve: %s\n", err.msg);
+    rc = -1;
+  }
   return rc;
+}
+
+/* 1 for the loopback addresses: 127.0.0.0/8, ::1, ::ffff:127.x.x.x and "localhost". */
+static int is_loopback(const char *host) {
+  unsigned char a[16];
+  if (strcmp(host, "localhost") == 0) return 1;
+  if (inet_pton(AF_INET, host, a) == 1) return a[0] == 127;
+  if (inet_pton(AF_INET6, host, a) != 1) return 0;
+  static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (memcmp(a, v4mapped, 12) == 0) return a[12] == 127;
+  for (int i = 0; i < 15; i++)
+    if (a[i]) return 0;
+  return a[15] == 1;
+}
+
+/* Token authorization and TLS from cfg: *auth (NULL when off) and the PEM texts (NULL when
+ * no address is https://). Fails, with the reason logged, on a bad setting or file. */
+static int setup_security(const wk_config_t *cfg, wk_auth_t **auth, char **cert, char **key) {
+  static const char *names[3] = {"inference", "management", "metrics"};
+  const char *addrs[3] = {cfg->inference_address, cfg->management_address, cfg->metrics_address};
+  int https = -1, exposed = -1;
+  for (int i = 0; i < 3; i++) {
+    char host[256];
+    int port, tls = 0;
+    if (wk_config_parse_address_tls(addrs[i], host, sizeof host, &port, &tls, NULL) != 0) continue;
+    if (tls && https < 0) https = i;
+    if (i < 2 && !is_loopback(host) && exposed < 0) exposed = i; /* metrics needs no token */
+  }
+  const char *cert_file = wk_props_get(&cfg->props, "certificate_file");
+  const char *key_file = wk_props_get(&cfg->props, "private_key_file");
+  if (https >= 0) {
+    if (cert_file == NULL || key_file == NULL || !*cert_file || !*key_file) {
+      wk_log_error("%s_address %s is https://, which needs certificate_file and private_key_file "
+                   "(PEM files; wick does not read Java keystores)",
+                   names[https], addrs[https]);
+      return WK_EINVAL;
+    }
+    wk_err_t err = {{0}};
+    size_t len;
+    if (wk_fs_read_file(cert_file, 1 << 20, cert, &len, &err) != 0) {
+      wk_log_error("certificate_file: %s", err.msg);
+      return WK_EIO;
+    }
+    if (wk_fs_read_file(key_file, 1 << 20, key, &len, &err) != 0) {
+      wk_log_error("private_key_file: %s", err.msg);
+      return WK_EIO;
+    }
+    if (strstr(*cert, "-----BEGIN CERTIFICATE-----") == NULL) {
+      wk_log_error(
+          "certificate_file %s is not a PEM certificate (expected -----BEGIN CERTIFICATE-----)",
+          cert_file);
+      return WK_EFORMAT;
+    }
+    if (strstr(*key, "PRIVATE KEY-----") == NULL || strstr(*key, "ENCRYPTED") != NULL) {
+      wk_log_error("private_key_file %s is not an unencrypted PEM private key (expected -----BEGIN "
+                   "PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----)",
+                   key_file);
+      return WK_EFORMAT;
+    }
+  } else if (cert_file != NULL || key_file != NULL) {
+    wk_log_warn("certificate_file/private_key_file are set but no address is https://: serving "
+                "plain HTTP");
+  }
+
+  const char *disable = wk_props_get(&cfg->props, "disable_token_authorization");
+  int on = disable ? !wk_config_bool(cfg, "disable_token_authorization", 0) : exposed >= 0;
+  if (!on) {
+    if (exposed >= 0)
+      wk_log_warn("token authorization is off (disable_token_authorization=true) although the %s "
+                  "API listens on %s: anyone who reaches it can use it",
+                  names[exposed], addrs[exposed]);
+    return 0;
+  }
+  double minutes = 60;
+  const char *exp = wk_props_get(&cfg->props, "token_expiration_min");
+  if (exp != NULL) {
+    char *end;
+    minutes = strtod(exp, &end);
+    while (*end == ' ' || *end == '\t')
+      end++;
+    if (end == exp || *end != '\0' || !(minutes > 0)) {
+      wk_log_error("token_expiration_min: expected a positive number of minutes, got '%s'", exp);
+      return WK_EINVAL;
+    }
+  }
+  wk_auth_opts_t o = {
+      .key_file = "key_file.json",
+      .expiration_min = minutes,
+      .compat_status_codes = wk_config_bool(cfg, "ts_compat_status_codes", 0),
+  };
+  wk_err_t err = {{0}};
+  int rc = wk_auth_new(&o, auth, &err);
+  if (rc != 0) {
+    wk_log_error("token authorization: %s", err.msg);
+    return rc;
+  }
+  wk_log_info("token authorization is on (%s): keys are in %s; the inference key for the inference "
+              "API, the management key for the management API (both expire after %g minutes), "
+              "the API key for GET /token",
+              disable ? "disable_token_authorization=false" : "an API listens beyond loopback",
+              wk_auth_key_file(*auth), minutes);
+  return 0;
+}
+
+static void drain_visit(wk_model_t *const *models, const int *is_default, size_t n, void *ud) {
+  (void)is_default;
+  int64_t deadline = *(const int64_t *)ud;
+  for (size_t i = 0; i < n; i++) {
+    int left = wk_model_drain(models[i], deadline);
+    if (left > 0)
+      wk_log_warn("model %s %s: %d queued requests not run before drain_timeout; they get 503",
+                  wk_model_name(models[i]), wk_model_version(models[i]), left);
+  }
+}
+
+/* Lets queued requests finish, up to drain_timeout seconds (wick's key, default 30). */
+static void drain_models(wk_registry_t *reg, const wk_config_t *cfg) {
+  const char *v = wk_props_get(&cfg->props, "drain_timeout");
+  long secs = v ? strtol(v, NULL, 10) : WK_DEFAULT_DRAIN_TIMEOUT_S;
+  if (secs < 0) secs = 0;
+  int64_t deadline = wk_now_us() + (int64_t)secs * 1000000;
+  wk_registry_visit(reg, drain_visit, &deadline);
 }
 
 int wk_cmd_serve(int argc, char **argv) {
   wk_config_t cfg;
   wk_config_init(&cfg);
-  int quiet = 0;
-  int rc = parse_args(argc, argv, &cfg, &quiet);
+  int starting = 0; /* torchserve --start fails with 1, where wick's usage errors are 2 */
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--stop") == 0) {
+      wk_config_destroy(&cfg);
+      return wk_daemon_stop();
+    }
+    if (strcmp(argv[i], "--start") == 0) starting = 1;
+  }
+  serve_flags_t fl = {0};
+  int rc = parse_args(argc, argv, &cfg, &fl);
   if (rc != 0) {
     wk_config_destroy(&cfg);
-    return rc > 0 ? 0 : 2;
+    return rc > 0 ? 0 : starting ? 1 : 2;
+  }
+  int quiet = fl.quiet;
+  if (fl.start) {
+    int code = 0;
+    if (!wk_daemon_begin(!fl.foreground, &code)) {
+      wk_config_destroy(&cfg);
+      return code; /* the parent of a background server, or a refusal */
+    }
+  }
+  wk_auth_t *auth = NULL;
+  char *tls_cert = NULL, *tls_key = NULL;
+  if (setup_security(&cfg, &auth, &tls_cert, &tls_key) != 0) {
+    free(tls_cert);
+    free(tls_key);
+    wk_config_destroy(&cfg);
+    wk_daemon_end();
+    return 1;
   }
 
   /* Signals are taken by sigwait below; every thread started from here inherits the mask. */
@@ -216,6 +423,7 @@ int wk_cmd_serve(int argc, char **argv) {
   wk_registry_t *reg = wk_registry_new();
   wk_api_t api;
   wk_api_init(&api, reg);
+  api.config = &cfg; /* model store, allowed_urls, enable_model_api for the management API */
   load_models(reg, &cfg);
 
   static const char *names[3] = {"inference", "management", "metrics"};
@@ -223,11 +431,12 @@ int wk_cmd_serve(int argc, char **argv) {
   wk_http_handler_fn handlers[3] = {wk_api_inference, wk_api_management, wk_api_metrics};
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   int exit_code = 0;
+  api.auth = auth;
   for (int i = 0; i < 3; i++) {
     char host[256];
-    int port;
+    int port, tls = 0;
     wk_err_t err = {{0}};
-    if (wk_config_parse_address(addrs[i], host, sizeof host, &port, &err) != 0) {
+    if (wk_config_parse_address_tls(addrs[i], host, sizeof host, &port, &tls, &err) != 0) {
       wk_log_error("%s_address: %s", names[i], err.msg);
       exit_code = 1;
       break;
@@ -241,6 +450,8 @@ int wk_cmd_serve(int argc, char **argv) {
         .access_log = !quiet,
         .handler = handlers[i],
         .ud = &api,
+        .tls_cert_pem = tls ? tls_cert : NULL,
+        .tls_key_pem = tls ? tls_key : NULL,
     };
     if (wk_http_server_start(&o, &api.servers[i], &err) != 0) {
       wk_log_error("%s", err.msg);
@@ -252,15 +463,22 @@ int wk_cmd_serve(int argc, char **argv) {
 
   if (exit_code == 0) {
     wk_log_info("wick %s ready", WK_VERSION);
+    wk_daemon_ready();
     int sig = 0;
     sigwait(&set, &sig);
     wk_log_info("received %s: answering pending requests and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
   }
-  wk_api_shutdown(&api);
-  wk_registry_free(reg); /* answers queued requests, joins workers */
+  wk_api_shutdown(&api); /* from here new requests get 503 */
+  if (exit_code == 0) drain_models(reg, &cfg);
+  wk_registry_free(reg); /* answers what is still queued with 503, joins workers */
   for (int i = 0; i < 3; i++) wk_http_server_stop(api.servers[i]);
   wk_api_destroy(&api);
+  wk_auth_free(auth); /* removes key_file.json */
+  if (tls_key) memset(tls_key, 0, strlen(tls_key));
+  free(tls_key);
+  free(tls_cert);
   wk_config_destroy(&cfg);
+  wk_daemon_end();
   wk_log_info("stopped");
   return exit_code;
 }

@@ -24,10 +24,17 @@
 #define WK_MAX_MANIFEST_SIZE (1024 * 1024)
 #define WK_MAX_CONFIG_FILE_SIZE (4 * 1024 * 1024) /* model-config.yaml, config.properties */
 
+/* explanations */
+#define WK_DEFAULT_IG_STEPS 50
+#define WK_MAX_IG_STEPS 1024
+#define WK_STR_(x) #x
+#define WK_STR(x) WK_STR_(x)
+
 /* serving */
 #define WK_DEFAULT_JOB_QUEUE_SIZE 100
 #define WK_DEFAULT_RESPONSE_TIMEOUT_S 120
 #define WK_DEFAULT_STARTUP_TIMEOUT_S 120
+#define WK_DEFAULT_DRAIN_TIMEOUT_S 30 /* SIGTERM: how long queued requests may still run */
 #define WK_MAX_WORKERS 256
 #define WK_MAX_MODELS 1024
 /* An idle native worker polls its queue this long before sleeping on the condition

@@ -63,7 +63,24 @@ static int order_named_inputs(wk_model_t *m, wk_json_inputs_t *in, char *msg, si
   return 0;
 }
 
-void wk_model_predict(wk_model_t *m, wk_http_req_t *req) {
+/* Reads target and n_steps from the query string. */
+static int explain_query(wk__job_t *j, wk_http_req_t *req, wk_err_t *err) {
+  const char *names[2] = {"target", "n_steps"};
+  for (int k = 0; k < 2; k++) {
+    const char *v = wk_http_req_arg(req, names[k]);
+    if (v == NULL) continue;
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (*v == '\0' || *end || x < 0 || (k == 1 && (x < 1 || x > WK_MAX_IG_STEPS)))
+      return wk_err(err, WK_EINVAL, "%s: expected %s, got '%s'", names[k],
+                    k ? "an integer from 1 to " WK_STR(WK_MAX_IG_STEPS) : "a non-negative class index", v);
+    if (k == 0) j->target = x;
+    else j->n_steps = (int)x;
+  }
+  return 0;
+}
+
+static void submit(wk_model_t *m, wk_http_req_t *req, int explain) {
   atomic_fetch_add(&m->req_total, 1);
   wk__job_t *j = calloc(1, sizeof *j);
   if (j == NULL) {
@@ -72,11 +89,20 @@ void wk_model_predict(wk_model_t *m, wk_http_req_t *req) {
     return;
   }
   j->req = req;
-  size_t len;
-  const char *body = wk_http_req_body(req, &len);
+  j->explain = explain;
+  j->target = -1;
+  j->n_steps = WK_DEFAULT_IG_STEPS;
   wk_err_t err = {{0}};
-  int rc = wk_json_parse_inputs(body, len, &j->inputs, &err);
-  if (rc == 0) rc = order_named_inputs(m, &j->inputs, err.msg, sizeof err.msg);
+  int rc = explain ? explain_query(j, req, &err) : 0;
+  if (rc != 0) {
+  } else if (m->kind == WK__H_IMAGE) {
+    rc = wk__image_job_init(m, j, req, &err);
+  } else {
+    size_t len;
+    const char *body = wk_http_req_body(req, &len);
+    rc = wk_json_parse_inputs(body, len, &j->inputs, &err);
+    if (rc == 0) rc = order_named_inputs(m, &j->inputs, err.msg, sizeof err.msg);
+  }
   if (rc != 0) {
     wk__job_reply_error(m, j, rc == WK_ETOOBIG ? 413 : 400, "BadRequestException", err.msg);
     wk__job_free(j);
@@ -86,6 +112,10 @@ void wk_model_predict(wk_model_t *m, wk_http_req_t *req) {
   j->deadline_us = j->enqueued_us + (int64_t)m->response_timeout_s * 1000000;
   wk__pool_submit(m, j);
 }
+
+void wk_model_predict(wk_model_t *m, wk_http_req_t *req) { submit(m, req, 0); }
+
+void wk_model_explain(wk_model_t *m, wk_http_req_t *req) { submit(m, req, 1); }
 
 /* ---- loading ---- */
 
@@ -105,8 +135,12 @@ static int is_torchscript(const char *path) {
   return found;
 }
 
-static int is_native_handler(const char *h) {
-  return h == NULL || *h == '\0' || strcmp(h, "tensor") == 0 || strcmp(h, "base_handler") == 0;
+/* The native built-in handlers wick runs in C; -1 for anything else. */
+static int native_handler(const char *h) {
+  if (h == NULL || *h == '\0' || strcmp(h, "tensor") == 0 || strcmp(h, "base_handler") == 0)
+    return WK__H_TENSOR;
+  if (strcmp(h, "image_classifier") == 0) return WK__H_IMAGE;
+  return -1;
 }
 
 static char *dup_or(const char *s, const char *dflt) {
@@ -178,7 +212,7 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   m->name = dup_or(o->name, m->manifest.model_name);
   m->version = dup_or(m->manifest.model_version, "1.0");
   m->url = dup_or(o->url, o->archive);
-  m->handler = dup_or(m->manifest.handler, "tensor");
+  m->handler = dup_or(o->handler ? o->handler : m->manifest.handler, "tensor");
   m->loaded_at_startup = o->loaded_at_startup;
   m->spin_us = o->worker_spin_us;
 
@@ -189,12 +223,15 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   }
   wk_fs_join(path, sizeof path, m->model_dir, m->manifest.serialized_file);
   int forced_native = m->config.wick_runtime && strcmp(m->config.wick_runtime, "native") == 0;
-  int native = forced_native || (is_native_handler(m->manifest.handler) &&
-                                 m->manifest.model_file == NULL && is_torchscript(path));
+  int handler_kind = native_handler(o->handler ? o->handler : m->manifest.handler);
+  int native = handler_kind >= 0 &&
+               (forced_native || (m->manifest.model_file == NULL && is_torchscript(path)));
+  m->kind = handler_kind >= 0 ? (wk__handler_t)handler_kind : WK__H_TENSOR;
   if (!native) {
     rc = wk_err(err, WK_EUNSUPPORTED,
                 "model '%s' needs a Python worker (handler '%s'%s%s), and this wick has no Python "
-                "workers yet: only TorchScript models with the tensor handler run (natively)",
+                "workers yet: only TorchScript models with the tensor or image_classifier handler "
+                "run (natively)",
                 m->name, m->handler, m->manifest.model_file ? ", modelFile " : "",
                 m->manifest.model_file ? m->manifest.model_file : "");
     goto fail;
@@ -205,7 +242,8 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   if (ncpu < 1) ncpu = 1;
   int dflt_workers = o->default_workers > 0 ? o->default_workers : (int)ncpu;
-  m->min_workers = pick(o->initial_workers, pick(m->config.min_workers, dflt_workers));
+  /* as TorchServe: the archive's minWorkers wins over a register request's initial_workers */
+  m->min_workers = pick(m->config.min_workers, pick(o->initial_workers, dflt_workers));
   m->max_workers = pick(m->config.max_workers, m->min_workers);
   if (m->min_workers > WK_MAX_WORKERS) m->min_workers = WK_MAX_WORKERS;
   if (m->max_workers < m->min_workers) m->max_workers = m->min_workers;
@@ -226,6 +264,11 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
     threads = (int)(ncpu / per > 0 ? ncpu / per : 1);
   }
   wk_torch_set_threads(threads);
+
+  if (m->kind == WK__H_IMAGE && (rc = wk__image_configure(m, o->max_image_pixels, err)) != 0) {
+    wk_err_prefix(err, "model '%s'", m->name);
+    goto fail;
+  }
 
   /* 5. the module, loaded once and shared by every worker */
   wk_torch_opts_t topts = {.freeze = 1, .device = -1};
@@ -262,6 +305,7 @@ void wk_model_free(wk_model_t *m) {
     return;
   }
   if (m->torch) wk_torch_free(m->torch);
+  wk__image_unconfigure(m);
   if (m->tmp_dir[0]) wk_fs_rmtree(m->tmp_dir);
   wk_manifest_destroy(&m->manifest);
   wk_model_config_destroy(&m->config);
@@ -284,6 +328,7 @@ void wk_model_load_opts_init(wk_model_load_opts_t *o) {
   o->initial_workers = -1;
   o->response_timeout_s_override = -1;
   o->worker_spin_us = WK_DEFAULT_WORKER_SPIN_US;
+  o->max_image_pixels = WK_IMAGE_DEFAULT_MAX_PIXELS;
 }
 
 const char *wk_model_name(const wk_model_t *m) { return m->name; }

@@ -23,6 +23,7 @@ typedef struct wk_model_load_opts_s {
   int response_timeout_s;     /* used when the model config has no responseTimeout */
   int torch_threads;          /* 0: auto */
   int worker_spin_us;         /* idle polling before a worker sleeps; 0: never poll */
+  long max_image_pixels;      /* image handler: limit_max_image_pixels; <= 0: no limit */
   int loaded_at_startup;
   /* Overrides from a register request (POST /models?...): -1 (or NULL) = not given, and
    * then model-config.yaml and the server defaults decide. */
@@ -47,6 +48,11 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
 int wk_model_scale(wk_model_t *m, int min_workers, int max_workers, int synchronous,
                    wk_err_t *err);
 
+/* Waits until m's queue is empty and no batch runs, or deadline_us (wk_now_us clock)
+ * passes. Returns the number of requests still queued. New requests are not stopped
+ * here: the caller has stopped routing them. Main thread, at shutdown. */
+int wk_model_drain(wk_model_t *m, int64_t deadline_us);
+
 /* Stops the workers, answers every queued request with 503 and frees m. */
 void wk_model_free(wk_model_t *m);
 
@@ -57,6 +63,11 @@ const char *wk_model_url(const wk_model_t *m);
 /* Parses the body of a prediction request (on the HTTP thread, so bad input is answered
  * at once) and queues it. Always replies to req, now or later. */
 void wk_model_predict(wk_model_t *m, wk_http_req_t *req);
+
+/* As wk_model_predict, for /explanations: integrated gradients of the model's output for
+ * `target` (query, multipart field or JSON field; default the predicted class) with
+ * `n_steps` quadrature points (default 50). */
+void wk_model_explain(wk_model_t *m, wk_http_req_t *req);
 
 /* Appends the TorchServe describe object of this version ({"modelName": ...}). */
 void wk_model_describe(const wk_model_t *m, wk_buf_t *out);

@@ -13,6 +13,7 @@
 #include "archive/model_config.h"
 #include "backend/torch.h"
 #include "serve/model.h"
+#include "vision/preprocess.h"
 
 /* Upper bounds of the latency histograms (seconds) and of the batch-size histogram. */
 #define WK__LAT_BUCKETS 16
@@ -28,7 +29,12 @@ typedef struct wk__hist_s {
  * whoever replies first (worker or timeout monitor) flips `answered`. */
 typedef struct wk__job_s {
   wk_http_req_t *req;
-  wk_json_inputs_t inputs;
+  wk_json_inputs_t inputs;   /* tensor handler */
+  unsigned char *image;      /* image handler: the encoded bytes (owned) */
+  size_t image_len;
+  int explain;               /* /explanations: integrated gradients instead of predict */
+  int64_t target;            /* explain: class index, -1 = the predicted class */
+  int n_steps;               /* explain: quadrature points */
   int64_t enqueued_us;
   int64_t deadline_us;
   _Atomic int answered;
@@ -53,7 +59,18 @@ typedef struct wk__worker_s {
   struct wk__worker_s *next;
 } wk__worker_t;
 
+/* The native built-in handlers. */
+typedef enum { WK__H_TENSOR = 0, WK__H_IMAGE } wk__handler_t;
+
 struct wk_model_s {
+  wk__handler_t kind;
+  /* image handler settings (image_handler.c) */
+  wk_preprocess_opts_t pre;
+  long max_pixels;
+  int topk;
+  int explain_batch; /* scaled inputs per backward pass in integrated gradients; 0: all */
+  char **labels; /* index_to_name.json, by class index; NULL entries: no name */
+  size_t n_labels;
   char *name;
   char *version;
   char *url;
@@ -78,6 +95,7 @@ struct wk_model_s {
   int queue_cap;
   int stopping;
   int filling;        /* a worker is gathering the next batch */
+  int gathered;       /* it holds jobs taken from the queue that are not running yet */
   int spinning;       /* the filler polls nqueued: submit need not signal */
   int min_workers, max_workers;
   int target_workers; /* workers wanted (not counting abandoned ones) */
@@ -111,9 +129,25 @@ void wk__hist_add(wk__hist_t *h, const double *bounds, size_t nb, double value, 
 extern const double wk__lat_bounds[WK__LAT_BUCKETS];
 extern const double wk__batch_bounds[WK__BATCH_BUCKETS];
 
+/* image_handler.c */
+int wk__image_configure(wk_model_t *m, long max_pixels, wk_err_t *err); /* at load */
+void wk__image_unconfigure(wk_model_t *m);
+/* Takes the image bytes out of req's body (raw, multipart, or JSON base64). HTTP thread. */
+int wk__image_job_init(wk_model_t *m, wk__job_t *j, wk_http_req_t *req, wk_err_t *err);
+void wk__image_run(wk_model_t *m, wk__job_t **jobs, size_t n);
+/* Decodes and preprocesses j's image into a new [1,C,H,W] float tensor; on failure answers
+ * j (400/413) and returns the error. Worker thread. */
+int wk__image_prepare(wk_model_t *m, wk__job_t *j, wk_tensor_t *t);
+/* Reads an explanation parameter ("target", "n_steps") given as a multipart field or a JSON
+ * field beside "data"; the query string is read by the caller. 0 if absent. */
+
 /* native.c: runs one batch of jobs (n >= 1) through the TorchScript module and replies
  * to each job that is still unanswered. Worker thread. */
 void wk__native_run(wk_model_t *m, wk__job_t **jobs, size_t n);
+/* forward() on tensors; records the time for each of the `requests` it serves and the
+ * batch size. Worker thread. */
+int wk__forward(wk_model_t *m, const wk_tensor_t *tensors, size_t count, size_t requests,
+                wk_value_t **out, wk_err_t *err);
 /* 1 if a and b can share a batch (same inputs, dtypes and trailing shapes). */
 int wk__native_batchable(const wk__job_t *a, const wk__job_t *b);
 

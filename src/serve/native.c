@@ -10,6 +10,8 @@
 #include "serve/model_internal.h"
 
 int wk__native_batchable(const wk__job_t *a, const wk__job_t *b) {
+  if (a->explain || b->explain) return 0; /* one explanation per run */
+  if (a->image || b->image) return a->image && b->image; /* shapes known after decoding */
   const wk_json_inputs_t *x = &a->inputs, *y = &b->inputs;
   if (x->count != y->count || x->count == 0) return 0;
   for (size_t i = 0; i < x->count; i++) {
@@ -88,8 +90,7 @@ static void reply_value(wk_model_t *m, wk__job_t *j, const wk_value_t *v) {
   wk__job_reply(m, j, 200, body, len);
 }
 
-/* forward() on args; records the time for each of the `requests` it serves. */
-static int forward(wk_model_t *m, const wk_tensor_t *tensors, size_t count, size_t requests,
+int wk__forward(wk_model_t *m, const wk_tensor_t *tensors, size_t count, size_t requests,
                    wk_value_t **out, wk_err_t *err) {
   wk_value_t storage[WK_MAX_NAMED_INPUTS];
   const wk_value_t *args[WK_MAX_NAMED_INPUTS];
@@ -116,7 +117,7 @@ static int forward(wk_model_t *m, const wk_tensor_t *tensors, size_t count, size
 static void run_one(wk_model_t *m, wk__job_t *j) {
   wk_value_t *out = NULL;
   wk_err_t err = {{0}};
-  int rc = forward(m, j->inputs.tensors, j->inputs.count, 1, &out, &err);
+  int rc = wk__forward(m, j->inputs.tensors, j->inputs.count, 1, &out, &err);
   if (rc != 0) reply_failure(m, j, rc, err.msg);
   else reply_value(m, j, out);
   wk_value_free(out);
@@ -140,6 +141,66 @@ static int stack(wk__job_t **jobs, size_t n, size_t k, wk_tensor_t *out) {
   return 0;
 }
 
+/* Integrated gradients for one request; the reply is the attribution without the batch
+ * dimension ([C,H,W] for an image) as nested lists. */
+static void run_explain(wk_model_t *m, wk__job_t *j) {
+  wk_tensor_t x, attr;
+  memset(&x, 0, sizeof x);
+  if (m->kind == WK__H_IMAGE) {
+    if (wk__image_prepare(m, j, &x) != 0) return; /* answered */
+  } else {
+    const wk_tensor_t *in = &j->inputs.tensors[0];
+    if (j->inputs.count != 1 || in->ndim < 1 || in->shape[0] != 1 || in->dtype != WK_DT_FLOAT32) {
+      char shape[128];
+      wk_shape_str(in->shape, in->ndim, shape, sizeof shape);
+      char msg[256];
+      snprintf(msg, sizeof msg,
+               "explanations take one float32 input with a first dimension of 1, got %zu "
+               "input(s), the first %s %s",
+               j->inputs.count, wk_dtype_name(in->dtype), shape);
+      wk__job_reply_error(m, j, 400, "BadRequestException", msg);
+      return;
+    }
+    x = *in;
+    x.owns_data = 0;
+  }
+  int64_t target = -1;
+  double f_x = 0, f_base = 0;
+  wk_err_t err = {{0}};
+  int64_t start = wk_now_us();
+  int rc = wk_torch_integrated_gradients(m->torch, &x, j->target, j->n_steps, m->explain_batch,
+                                         &attr, &target, &f_x, &f_base, &err);
+  int64_t took = wk_now_us() - start;
+  wk_tensor_destroy(&x);
+  if (rc != 0) {
+    int status = rc == WK_EINVAL || rc == WK_EMODEL ? 400 : 500;
+    wk__job_reply_error(m, j, status, status == 400 ? "BadRequestException" : "InternalServerException",
+                        err.msg);
+    return;
+  }
+  wk_log_info("model %s: integrated gradients for class %lld, %d steps, in %lld ms", m->name,
+              (long long)target, j->n_steps, (long long)(took / 1000));
+  /* drop the batch dimension of one */
+  memmove(attr.shape, attr.shape + 1, sizeof(int64_t) * (size_t)(attr.ndim - 1));
+  attr.ndim--;
+  wk_buf_t b = WK_BUF_INIT;
+  int prc = wk_json_print_tensor(&b, &attr);
+  wk_tensor_destroy(&attr);
+  if (prc != 0) {
+    wk_buf_destroy(&b);
+    wk__job_reply_error(m, j, 500, "InternalServerException", "cannot encode the attributions");
+    return;
+  }
+  char hdr[64];
+  snprintf(hdr, sizeof hdr, "%lld", (long long)target);
+  wk_http_reply_header(j->req, "X-Wick-Target", hdr);
+  snprintf(hdr, sizeof hdr, "%.9g", f_x - f_base);
+  wk_http_reply_header(j->req, "X-Wick-Output-Delta", hdr);
+  size_t len;
+  char *body = wk_buf_steal(&b, &len);
+  wk__job_reply(m, j, 200, body, len);
+}
+
 void wk__native_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
   int64_t now = wk_now_us();
   for (size_t i = 0; i < n; i++) {
@@ -147,6 +208,14 @@ void wk__native_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
     atomic_fetch_add(&m->queue_us_total, (uint64_t)waited);
     wk__hist_add(&m->queue_hist, wk__lat_bounds, WK__LAT_BUCKETS, (double)waited / 1e6,
                  (uint64_t)waited);
+  }
+  if (jobs[0]->explain) {
+    for (size_t i = 0; i < n; i++) run_explain(m, jobs[i]);
+    return;
+  }
+  if (m->kind == WK__H_IMAGE) {
+    wk__image_run(m, jobs, n);
+    return;
   }
   if (n == 1) {
     run_one(m, jobs[0]);
@@ -159,7 +228,7 @@ void wk__native_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
   for (size_t k = 0; k < count && rc == 0; k++) rc = stack(jobs, n, k, &stacked[k]);
   wk_value_t *out = NULL;
   wk_err_t err = {{0}};
-  if (rc == 0) rc = forward(m, stacked, count, n, &out, &err);
+  if (rc == 0) rc = wk__forward(m, stacked, count, n, &out, &err);
   else wk_err(&err, rc, "cannot stack the batch: %s", wk_strerror(rc));
   int64_t total = stacked[0].shape[0];
   for (size_t k = 0; k < count; k++) wk_tensor_destroy(&stacked[k]);

@@ -29,6 +29,7 @@ void wk__hist_add(wk__hist_t *h, const double *bounds, size_t nb, double value, 
 
 void wk__job_free(wk__job_t *j) {
   wk_json_inputs_destroy(&j->inputs);
+  free(j->image);
   free(j);
 }
 
@@ -62,11 +63,16 @@ int wk__job_reply(wk_model_t *m, wk__job_t *j, int status, char *body, size_t le
 
 void wk__pool_submit(wk_model_t *m, wk__job_t *j) {
   pthread_mutex_lock(&m->lock);
-  if (m->stopping || m->queued >= m->queue_cap) {
-    int stopping = m->stopping;
+  if (m->stopping || m->queued >= m->queue_cap || m->target_workers == 0) {
+    int stopping = m->stopping, none = m->target_workers == 0;
     pthread_mutex_unlock(&m->lock);
     char msg[256];
     if (stopping) snprintf(msg, sizeof msg, "model '%s' is being unloaded", m->name);
+    else if (none)
+      snprintf(msg, sizeof msg,
+               "Model \"%s\" has no worker to serve inference request. Please use scale workers "
+               "API to add workers.",
+               m->name);
     else
       snprintf(msg, sizeof msg,
                "model '%s' has %d requests waiting: its job queue is full (jobQueueSize / "
@@ -146,6 +152,7 @@ static size_t next_batch(wk_model_t *m, wk__job_t **batch, size_t cap) {
     while (m->head == NULL && !should_exit(m)) pthread_cond_wait(&m->fill_cond, &m->lock);
     if (m->head != NULL && !m->stopping) {
       gather(m, batch, &n, 1);
+      m->gathered = 1; /* jobs out of the queue, not yet running: drain waits for them */
       struct timespec until;
       int64_t deadline = batch[0]->enqueued_us + (int64_t)m->max_batch_delay_ms * 1000;
       while (n < cap) {
@@ -164,6 +171,7 @@ static size_t next_batch(wk_model_t *m, wk__job_t **batch, size_t cap) {
     m->filling = 0;
     pthread_cond_signal(&m->idle_cond);
     if (n > 0) break;
+    m->gathered = 0;
   }
   pthread_mutex_unlock(&m->lock);
   return n;
@@ -193,11 +201,17 @@ static void *worker_main(void *arg) {
       wk__job_reply_error(m, batch[i], 504, "RequestTimeout", msg);
       wk__job_free(batch[i]);
     }
-    if ((n = kept) == 0) continue;
+    if ((n = kept) == 0) {
+      pthread_mutex_lock(&m->lock);
+      m->gathered = 0;
+      pthread_mutex_unlock(&m->lock);
+      continue;
+    }
     int64_t deadline = batch[0]->deadline_us;
     for (size_t i = 1; i < n; i++)
       if (batch[i]->deadline_us < deadline) deadline = batch[i]->deadline_us;
     pthread_mutex_lock(&m->lock);
+    m->gathered = 0;
     w->state = WK__W_BUSY;
     w->batch = batch;
     w->batch_n = n;
@@ -378,6 +392,25 @@ int wk_model_scale(wk_model_t *m, int min_workers, int max_workers, int synchron
   }
   pthread_mutex_unlock(&m->lock);
   return rc;
+}
+
+int wk_model_drain(wk_model_t *m, int64_t deadline_us) {
+  pthread_mutex_lock(&m->lock);
+  for (;;) {
+    int busy = 0;
+    for (wk__worker_t *w = m->worker_list; w; w = w->next) busy |= w->state == WK__W_BUSY;
+    if ((m->queued == 0 && !busy && m->gathered == 0) || m->target_workers == 0) break;
+    if (wk_now_us() >= deadline_us) break;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    long ns = until.tv_nsec + 20 * 1000000L; /* re-check every 20 ms */
+    until.tv_sec += ns / 1000000000L;
+    until.tv_nsec = ns % 1000000000L;
+    pthread_cond_timedwait(&m->state_cond, &m->lock, &until);
+  }
+  int left = m->queued;
+  pthread_mutex_unlock(&m->lock);
+  return left;
 }
 
 void wk__pool_stop(wk_model_t *m) {

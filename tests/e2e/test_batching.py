@@ -147,3 +147,79 @@ def test_response_timeout_answers_504_and_the_model_keeps_serving(serve, tmp_pat
         time.sleep(0.2)
     assert vals[f"wick_workers_abandoned{{{labels}}}"] == 0
     assert s.infer("GET", "/ping").status == 200
+
+
+def test_more_than_two_abandoned_workers_is_unhealthy(serve, tmp_path):
+    store, _ = make_store(tmp_path, "busy", Busy,
+                          "minWorkers: 1\nmaxWorkers: 1\nbatchSize: 1\nresponseTimeout: 1\n")
+    s = serve("--model-store", store, "--models", "busy=busy.mar")
+    n = max(1, int(busy_iterations_per_second() * 6))  # ~6 s of work each
+    # one after the other, so each lands on the replacement of the previous stuck worker
+    for _ in range(3):
+        r = s.infer("POST", "/predictions/busy", {"data": [[float(n)]]})
+        assert r.status == 504, r
+    r = s.infer("GET", "/ping")
+    saw_unhealthy = r.status == 500 and r.json() == {"status": "Unhealthy"}
+    assert saw_unhealthy
+    deadline = time.time() + 90  # the stuck forwards finish on their own
+    while time.time() < deadline and s.infer("GET", "/ping").status != 200:
+        time.sleep(0.2)
+    assert s.infer("GET", "/ping").status == 200
+    assert s.infer("POST", "/predictions/busy", {"data": [[1.0]]}).status == 200
+
+
+def test_scale_up_and_down_under_load_fails_no_request(serve, tmp_path):
+    store, m = make_store(tmp_path, "mlp", MLP, "minWorkers: 1\nmaxWorkers: 4\nbatchSize: 1\n")
+    s = serve("--model-store", store, "--models", "mlp=mlp.mar")
+    stop = time.time() + 4
+    x = [[0.25] * 16]
+    want = m(torch.tensor(x))
+
+    def load(_):
+        statuses = []
+        while time.time() < stop:
+            r = s.infer("POST", "/predictions/mlp", {"data": x})
+            statuses.append(r.status)
+            if r.status == 200:
+                assert torch.allclose(torch.tensor(r.json()), want, atol=1e-6)
+        return statuses
+
+    with cf.ThreadPoolExecutor(5) as pool:
+        futures = [pool.submit(load, i) for i in range(4)]
+        time.sleep(0.5)
+        r = s.mgmt("PUT", "/models/mlp?min_worker=4&max_worker=4&synchronous=true")
+        assert r.status == 200, r
+        assert len(s.mgmt("GET", "/models/mlp").json()[0]["workers"]) == 4
+        time.sleep(1)
+        r = s.mgmt("PUT", "/models/mlp?min_worker=1&max_worker=1&synchronous=true")
+        assert r.status == 200, r
+        statuses = [st for f in futures for st in f.result()]
+    assert statuses and set(statuses) == {200}, set(statuses)
+    desc = s.mgmt("GET", "/models/mlp").json()[0]
+    assert desc["minWorkers"] == 1 and len(desc["workers"]) == 1
+
+
+def test_zero_workers_answers_503_at_once(serve, tmp_path):
+    store, _ = make_store(tmp_path, "mlp", MLP, "minWorkers: 1\n")
+    s = serve("--model-store", store, "--models", "mlp=mlp.mar")
+    assert s.mgmt("PUT", "/models/mlp?min_worker=0&max_worker=0&synchronous=true").status == 200
+    t = time.time()
+    r = s.infer("POST", "/predictions/mlp", [[0.0] * 16])
+    assert r.status == 503 and "no worker" in r.json()["message"], r
+    assert time.time() - t < 5
+    assert s.mgmt("PUT", "/models/mlp?min_worker=1&synchronous=true").status == 200
+    assert s.infer("POST", "/predictions/mlp", [[0.0] * 16]).status == 200
+
+
+def test_sigterm_lets_queued_requests_finish(serve, tmp_path):
+    store, _ = make_store(tmp_path, "busy", Busy, "minWorkers: 1\nmaxWorkers: 1\nbatchSize: 1\n")
+    s = serve("--model-store", store, "--models", "busy=busy.mar", "--drain_timeout", "60")
+    n = max(1, int(busy_iterations_per_second() * 0.4))
+    with cf.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(s.infer, "POST", "/predictions/busy", {"data": [[float(n)]]}) for _ in range(4)]
+        time.sleep(0.3)  # all four are queued or running
+        rc = s.stop()
+        statuses = [f.result().status for f in futures]
+    assert rc == 0
+    assert statuses == [200] * 4, statuses
+    assert "queued requests not run" not in s.logs()
