@@ -1,10 +1,12 @@
 /* The libtorch backend behind a C API: load a TorchScript file once, run forward from
- * any number of threads at once (the module is shared), under InferenceMode.
+ * any number of threads at once (the module is shared), under InferenceMode, and
+ * integrated gradients with autograd on an unfrozen copy of the same module.
  * No C++ exception crosses this boundary: every failure is a WK_E* code and a message. */
 #ifndef WK_BACKEND_TORCH_H
 #define WK_BACKEND_TORCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/error.h"
 #include "tensor/tensor.h"
@@ -37,6 +39,23 @@ const char *wk_torch_arg_name(const wk_torch_model_t *m, size_t i);
  * Any thread. */
 int wk_torch_forward(wk_torch_model_t *m, const wk_value_t *const *args, size_t nargs,
                      wk_value_t **out, wk_err_t *err);
+/* Integrated gradients of forward(x)[0][target] with respect to x, for one input x of
+ * shape [1, ...] (float32): baseline zeros of x's shape, n_steps points of Gauss-Legendre
+ * quadrature on [0, 1] (Captum's default method "gausslegendre"; n_steps in
+ * [1, WK_MAX_IG_STEPS]), gradients computed in chunks of at most internal_batch scaled
+ * inputs per backward pass (0: all at once).
+ * target < 0 means the argmax of forward(x)[0]. On success *attr is a new float32 tensor
+ * of x's shape (the caller destroys it with wk_tensor_destroy), *target_used the class,
+ * *f_x = forward(x)[0][target] and *f_base = forward(baseline)[0][target] (for a
+ * completeness check: sum(attr) ~= f_x - f_base). The first call loads a second,
+ * unfrozen copy of the model from its path for autograd (kept until wk_torch_free).
+ * Bad arguments are WK_EINVAL with a message; a model that cannot be differentiated or
+ * rejects the input is WK_EMODEL. Any thread; may run while other threads run forward
+ * (or explanations) on the same model. */
+int wk_torch_integrated_gradients(wk_torch_model_t *m, const wk_tensor_t *x, int64_t target,
+                                  int n_steps, int internal_batch, wk_tensor_t *attr,
+                                  int64_t *target_used, double *f_x, double *f_base,
+                                  wk_err_t *err);
 
 #ifdef __cplusplus
 }

@@ -27,3 +27,18 @@ int wk_torch_forward(wk_torch_model_t *m, const wk_value_t *const *args, size_t 
   (void)out;
   return wk_err(err, WK_EUNSUPPORTED, "this wick was built without libtorch");
 }
+int wk_torch_integrated_gradients(wk_torch_model_t *m, const wk_tensor_t *x, int64_t target,
+                                  int n_steps, int internal_batch, wk_tensor_t *attr,
+                                  int64_t *target_used, double *f_x, double *f_base,
+                                  wk_err_t *err) {
+  (void)m;
+  (void)x;
+  (void)target;
+  (void)n_steps;
+  (void)internal_batch;
+  (void)attr;
+  (void)target_used;
+  (void)f_x;
+  (void)f_base;
+  return wk_err(err, WK_EUNSUPPORTED, "this wick was built without libtorch");
+}
