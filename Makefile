@@ -37,10 +37,15 @@ $(DEMO)/fashion.pt:
 	@mkdir -p $(DEMO)
 	$(PYTHON) examples/fashion/train.py --out $(DEMO)
 
-$(DEMO)/model_store/fashion.mar: $(DEMO)/fashion.pt build
+# fashion.mar takes images (image_classifier); fashion_tensor.mar takes JSON tensors.
+$(DEMO)/model_store/fashion.mar: $(DEMO)/fashion.pt examples/fashion/model-config.yaml build
 	@mkdir -p $(DEMO)/model_store
 	$(BUILD)/wick pack --model-name fashion --version 1.0 --serialized-file $(DEMO)/fashion.pt \
-	  --handler tensor --extra-files examples/fashion/index_to_name.json \
+	  --handler image_classifier --extra-files examples/fashion/index_to_name.json \
+	  --config-file examples/fashion/model-config.yaml --export-path $(DEMO)/model_store -f
+	$(BUILD)/wick pack --model-name fashion_tensor --version 1.0 \
+	  --serialized-file $(DEMO)/fashion.pt --handler tensor \
+	  --extra-files examples/fashion/index_to_name.json \
 	  --config-file examples/fashion/model-config.yaml --export-path $(DEMO)/model_store -f
 
 demo: build $(DEMO)/model_store/fashion.mar

@@ -1,5 +1,5 @@
-"""The fashion demo, end to end: the model `make demo` trained and packed, served by wick,
-1000 FashionMNIST test images sent one per request as JSON tensors."""
+"""The fashion demo, end to end: the model `make demo` trained and packed, served by wick:
+1000 FashionMNIST test images sent one per request as JSON tensors (tensor handler)."""
 import json
 
 import pytest
@@ -7,7 +7,7 @@ import pytest
 from conftest import DEMO_DIR
 
 SAMPLES = DEMO_DIR / "test_samples.json"
-ARCHIVE = DEMO_DIR / "model_store" / "fashion.mar"
+ARCHIVE = DEMO_DIR / "model_store" / "fashion_tensor.mar"
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def samples():
 
 
 def test_fashion_accuracy_over_http(serve, samples):
-    s = serve("--model-store", ARCHIVE.parent, "--models", "fashion=fashion.mar", "--quiet")
+    s = serve("--model-store", ARCHIVE.parent, "--models", "fashion=fashion_tensor.mar", "--quiet")
     images, labels = samples["images"], samples["labels"]
     assert len(images) == 1000
     correct = 0
@@ -34,7 +34,7 @@ def test_fashion_accuracy_over_http(serve, samples):
 
 
 def test_fashion_rejects_a_wrong_image_shape(serve, samples):
-    s = serve("--model-store", ARCHIVE.parent, "--models", "fashion=fashion.mar")
+    s = serve("--model-store", ARCHIVE.parent, "--models", "fashion=fashion_tensor.mar")
     r = s.infer("POST", "/predictions/fashion", {"data": [[[0.0] * 27] * 28]})
     assert r.status == 400
     assert r.json()["message"].startswith("model rejected the input: ")

@@ -1,0 +1,352 @@
+/* The native `image_classifier` handler: image bytes in (raw body, multipart field, or
+ * JSON {"data": base64}), decode + TorchServe's preprocessing in C, a batched forward,
+ * softmax and top-k out as {"label": probability}, labels from index_to_name.json. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/base64.h"
+#include "core/fs.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "http/multipart.h"
+#include "serve/model_internal.h"
+
+/* ---- configuration ---- */
+
+static int yaml_int(const wk_yaml_t *map, const char *key, int *out, wk_err_t *err) {
+  const wk_yaml_t *n = map ? wk_yaml_get(map, key) : NULL;
+  if (n == NULL) return 0;
+  long long v;
+  if (wk_yaml_as_int(n, &v) != 0 || v < 0 || v > (1 << 20))
+    return wk_err(err, WK_EINVAL, "wick.image.%s: expected a non-negative integer", key);
+  *out = (int)v;
+  return 0;
+}
+
+/* Reads a number or a list of 1 or 3 numbers into v[3]. */
+static int yaml_triple(const wk_yaml_t *map, const char *key, float *v, wk_err_t *err) {
+  const wk_yaml_t *n = map ? wk_yaml_get(map, key) : NULL;
+  if (n == NULL) return 0;
+  double d;
+  if (n->kind == WK_YAML_SCALAR) {
+    if (wk_yaml_as_double(n, &d) != 0) goto bad;
+    v[0] = v[1] = v[2] = (float)d;
+    return 0;
+  }
+  if (n->kind != WK_YAML_SEQ || (n->count != 1 && n->count != 3)) goto bad;
+  for (size_t i = 0; i < 3; i++) {
+    if (wk_yaml_as_double(n->items[n->count == 1 ? 0 : i], &d) != 0) goto bad;
+    v[i] = (float)d;
+  }
+  return 0;
+bad:
+  return wk_err(err, WK_EINVAL, "wick.image.%s: expected a number or a list of 1 or 3 numbers", key);
+}
+
+/* index_to_name.json: {"0": "name"} or {"0": ["n01440764", "name"]} (the last element). */
+static int load_labels(wk_model_t *m, wk_err_t *err) {
+  char path[4200];
+  wk_fs_join(path, sizeof path, m->model_dir, "index_to_name.json");
+  if (!wk_fs_exists(path)) return 0;
+  json_error_t je;
+  json_t *root = json_load_file(path, 0, &je);
+  if (root == NULL || !json_is_object(root)) {
+    json_decref(root);
+    return wk_err(err, WK_EINVAL, "index_to_name.json: line %d: %s", je.line,
+                  root ? "expected an object" : je.text);
+  }
+  size_t max = 0;
+  const char *key;
+  json_t *val;
+  json_object_foreach(root, key, val) {
+    char *end;
+    long idx = strtol(key, &end, 10);
+    if (*end || idx < 0 || idx > 1000000) {
+      json_decref(root);
+      return wk_err(err, WK_EINVAL, "index_to_name.json: key '%s' is not a class index", key);
+    }
+    if ((size_t)idx + 1 > max) max = (size_t)idx + 1;
+  }
+  m->labels = calloc(max ? max : 1, sizeof *m->labels);
+  m->n_labels = max;
+  json_object_foreach(root, key, val) {
+    size_t idx = (size_t)strtol(key, NULL, 10);
+    json_t *name = json_is_array(val) ? json_array_get(val, json_array_size(val) - 1) : val;
+    if (!json_is_string(name)) {
+      json_decref(root);
+      return wk_err(err, WK_EINVAL,
+                    "index_to_name.json: the value of '%s' must be a string or a list ending in one",
+                    key);
+    }
+    m->labels[idx] = strdup(json_string_value(name));
+  }
+  json_decref(root);
+  return 0;
+}
+
+int wk__image_configure(wk_model_t *m, long max_pixels, wk_err_t *err) {
+  wk_preprocess_opts_default(&m->pre);
+  m->topk = 5;
+  m->max_pixels = max_pixels;
+  const wk_yaml_t *wick = m->config.root ? wk_yaml_get(m->config.root, "wick") : NULL;
+  const wk_yaml_t *img = wick ? wk_yaml_get(wick, "image") : NULL;
+  int rc;
+  int max_px = 0;
+  if ((rc = yaml_int(img, "resize", &m->pre.resize, err)) != 0 ||
+      (rc = yaml_int(img, "crop", &m->pre.crop_h, err)) != 0 ||
+      (rc = yaml_int(img, "channels", &m->pre.channels, err)) != 0 ||
+      (rc = yaml_int(img, "max_pixels", &max_px, err)) != 0 ||
+      (rc = yaml_triple(img, "mean", m->pre.mean, err)) != 0 ||
+      (rc = yaml_triple(img, "std", m->pre.std, err)) != 0 ||
+      (rc = yaml_int(wick, "topk", &m->topk, err)) != 0 ||
+      (rc = yaml_int(wick, "explain_batch", &m->explain_batch, err)) != 0)
+    return rc;
+  m->pre.crop_w = m->pre.crop_h;
+  if (m->pre.channels != 1 && m->pre.channels != 3)
+    return wk_err(err, WK_EINVAL, "wick.image.channels: expected 1 (gray) or 3 (RGB), got %d",
+                  m->pre.channels);
+  for (int c = 0; c < 3; c++)
+    if (m->pre.std[c] == 0.0f) return wk_err(err, WK_EINVAL, "wick.image.std: must not be 0");
+  if (max_px > 0 && (m->max_pixels <= 0 || max_px < m->max_pixels)) m->max_pixels = max_px;
+  if (m->topk < 1) m->topk = 1;
+  return load_labels(m, err);
+}
+
+void wk__image_unconfigure(wk_model_t *m) {
+  for (size_t i = 0; i < m->n_labels; i++) free(m->labels[i]);
+  free(m->labels);
+  m->labels = NULL;
+  m->n_labels = 0;
+}
+
+/* ---- request bodies ---- */
+
+static int take_bytes(wk__job_t *j, const void *p, size_t len) {
+  j->image = malloc(len ? len : 1);
+  if (j->image == NULL) return WK_ENOMEM;
+  memcpy(j->image, p, len);
+  j->image_len = len;
+  return 0;
+}
+
+/* Applies an explanation parameter (target, n_steps) given as text; other names are
+ * ignored. Only for /explanations requests. */
+static int explain_param(wk__job_t *j, const char *name, const char *text, size_t len,
+                         wk_err_t *err) {
+  if (!j->explain || (strcmp(name, "target") != 0 && strcmp(name, "n_steps") != 0)) return 0;
+  char buf[32];
+  if (len == 0 || len >= sizeof buf)
+    return wk_err(err, WK_EINVAL, "%s: expected a non-negative integer", name);
+  memcpy(buf, text, len);
+  buf[len] = '\0';
+  char *end;
+  long long v = strtoll(buf, &end, 10);
+  if (*end || v < 0 || (strcmp(name, "n_steps") == 0 && (v < 1 || v > WK_MAX_IG_STEPS)))
+    return wk_err(err, WK_EINVAL, "%s: expected %s, got '%s'", name,
+                  strcmp(name, "n_steps") == 0 ? "an integer from 1 to " WK_STR(WK_MAX_IG_STEPS)
+                                                : "a non-negative class index",
+                  buf);
+  if (strcmp(name, "target") == 0) j->target = v;
+  else j->n_steps = (int)v;
+  return 0;
+}
+
+int wk__image_job_init(wk_model_t *m, wk__job_t *j, wk_http_req_t *req, wk_err_t *err) {
+  (void)m;
+  size_t len;
+  const char *body = wk_http_req_body(req, &len);
+  const char *ct = wk_http_req_header(req, "Content-Type");
+  if (len == 0) return wk_err(err, WK_EINVAL, "empty body: expected a JPEG or PNG image");
+  if (wk_multipart_is(ct)) {
+    wk_multipart_part_t parts[WK_MULTIPART_MAX_PARTS];
+    int n = wk_multipart_parse(ct, body, len, parts, WK_MULTIPART_MAX_PARTS, err);
+    if (n < 0) return n;
+    /* TorchServe takes any field: prefer a file part, else the first non-empty one */
+    int pick = -1;
+    for (int i = 0; i < n && pick < 0; i++)
+      if (parts[i].filename[0] && parts[i].len) pick = i;
+    for (int i = 0; i < n && pick < 0; i++)
+      if (parts[i].len) pick = i;
+    for (int i = 0; i < n; i++) {
+      if (i == pick || parts[i].filename[0]) continue;
+      int rc = explain_param(j, parts[i].name, parts[i].data, parts[i].len, err);
+      if (rc != 0) return rc;
+    }
+    if (pick < 0)
+      return wk_err(err, WK_EINVAL, "multipart body without a file: expected an image field (curl -F data=@image.png)");
+    return take_bytes(j, parts[pick].data, parts[pick].len);
+  }
+  size_t i = 0;
+  while (i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t')) i++;
+  if (i < len && body[i] == '{') {
+    json_error_t je;
+    json_t *root = json_loadb(body, len, 0, &je);
+    if (root == NULL)
+      return wk_err(err, WK_EINVAL, "malformed JSON at line %d, column %d: %s", je.line, je.column, je.text);
+    json_t *data = json_object_get(root, "data");
+    if (data == NULL) data = json_object_get(root, "body");
+    if (json_is_object(data)) data = json_object_get(data, "b64");
+    if (!json_is_string(data)) {
+      json_decref(root);
+      return wk_err(err, WK_EINVAL, "JSON body without an image: expected {\"data\": \"<base64 of a JPEG or PNG>\"}");
+    }
+    int rc = 0;
+    const char *names[2] = {"target", "n_steps"};
+    for (int k = 0; k < 2 && rc == 0; k++) {
+      json_t *v = json_object_get(root, names[k]);
+      if (v == NULL) continue;
+      char text[32];
+      if (json_is_integer(v)) snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));
+      else if (json_is_string(v)) snprintf(text, sizeof text, "%s", json_string_value(v));
+      else snprintf(text, sizeof text, "?");
+      rc = explain_param(j, names[k], text, strlen(text), err);
+    }
+    unsigned char *bytes = NULL;
+    size_t n = 0;
+    if (rc == 0) rc = wk_base64_decode(json_string_value(data), json_string_length(data), &bytes, &n, err);
+    json_decref(root);
+    if (rc != 0) return rc;
+    j->image = bytes;
+    j->image_len = n;
+    return 0;
+  }
+  return take_bytes(j, body, len);
+}
+
+/* ---- running a batch ---- */
+
+static void print_float(wk_buf_t *b, float f) {
+  wk_tensor_t t;
+  memset(&t, 0, sizeof t);
+  t.dtype = WK_DT_FLOAT32;
+  t.ndim = 0;
+  t.data = &f;
+  t.nbytes = sizeof f;
+  wk_json_print_tensor(b, &t);
+}
+
+/* Softmax over one row of logits, then the top k as {"label": p, ...}, best first. */
+static char *classify_row(const wk_model_t *m, const float *logits, size_t k_classes, size_t *len) {
+  float *p = malloc(sizeof(float) * k_classes);
+  size_t *order = malloc(sizeof(size_t) * k_classes);
+  if (p == NULL || order == NULL) {
+    free(p);
+    free(order);
+    return NULL;
+  }
+  float mx = logits[0];
+  for (size_t i = 1; i < k_classes; i++) mx = logits[i] > mx ? logits[i] : mx;
+  double sum = 0;
+  for (size_t i = 0; i < k_classes; i++) sum += exp((double)(logits[i] - mx));
+  for (size_t i = 0; i < k_classes; i++) p[i] = (float)(exp((double)(logits[i] - mx)) / sum);
+  size_t k = (size_t)m->topk < k_classes ? (size_t)m->topk : k_classes;
+  for (size_t i = 0; i < k_classes; i++) order[i] = i;
+  for (size_t i = 0; i < k; i++) { /* partial selection sort: k is small */
+    size_t best = i;
+    for (size_t j = i + 1; j < k_classes; j++)
+      if (p[order[j]] > p[order[best]]) best = j;
+    size_t t = order[i];
+    order[i] = order[best];
+    order[best] = t;
+  }
+  wk_buf_t b = WK_BUF_INIT;
+  wk_buf_puts(&b, "{");
+  for (size_t i = 0; i < k; i++) {
+    size_t c = order[i];
+    char idx[32];
+    snprintf(idx, sizeof idx, "%zu", c);
+    wk_buf_puts(&b, i ? ", " : "");
+    wk_buf_json_str(&b, c < m->n_labels && m->labels[c] ? m->labels[c] : idx);
+    wk_buf_puts(&b, ": ");
+    print_float(&b, p[c]);
+  }
+  wk_buf_puts(&b, "}");
+  free(p);
+  free(order);
+  return wk_buf_steal(&b, len);
+}
+
+int wk__image_prepare(wk_model_t *m, wk__job_t *j, wk_tensor_t *t) {
+  wk_image_t img;
+  wk_err_t err = {{0}};
+  int rc = wk_image_decode(j->image, j->image_len, m->pre.channels, m->max_pixels, &img, &err);
+  int decoded = rc == 0;
+  int c = 0, h = 0, w = 0;
+  if (rc == 0) rc = wk_preprocess_shape(&m->pre, img.width, img.height, &c, &h, &w, &err);
+  if (rc == 0) {
+    int64_t shape[4] = {1, c, h, w};
+    rc = wk_tensor_alloc(t, WK_DT_FLOAT32, 4, shape);
+    if (rc == 0) rc = wk_preprocess(&img, &m->pre, t->data, (size_t)c * h * w, &err);
+    if (rc != 0) wk_tensor_destroy(t);
+  }
+  if (decoded) wk_image_destroy(&img);
+  if (rc != 0) {
+    int status = rc == WK_ETOOBIG ? 413 : rc == WK_ENOMEM ? 500 : 400;
+    wk__job_reply_error(m, j, status, status == 413 ? "PayloadTooLargeException" : "BadRequestException",
+                        err.msg[0] ? err.msg : wk_strerror(rc));
+  }
+  return rc;
+}
+
+void wk__image_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
+  wk_tensor_t *in = calloc(n, sizeof *in);
+  int *ok = calloc(n, sizeof *ok);
+  if (in == NULL || ok == NULL) {
+    for (size_t i = 0; i < n; i++) wk__job_reply_error(m, jobs[i], 500, "InternalServerException", "out of memory");
+    free(in);
+    free(ok);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) ok[i] = wk__image_prepare(m, jobs[i], &in[i]) == 0;
+  /* Images that preprocess to the same shape share one forward; usually all do. */
+  for (size_t first = 0; first < n; first++) {
+    if (!ok[first]) continue;
+    size_t group[512], g = 0;
+    for (size_t i = first; i < n && g < 512; i++) {
+      if (!ok[i] || memcmp(in[i].shape, in[first].shape, sizeof in[i].shape) != 0) continue;
+      group[g++] = i;
+      ok[i] = 0; /* handled */
+    }
+    int64_t shape[4] = {(int64_t)g, in[first].shape[1], in[first].shape[2], in[first].shape[3]};
+    wk_tensor_t batch;
+    int rc = wk_tensor_alloc(&batch, WK_DT_FLOAT32, 4, shape);
+    wk_value_t *out = NULL;
+    wk_err_t err = {{0}};
+    if (rc == 0) {
+      for (size_t k = 0; k < g; k++)
+        memcpy((char *)batch.data + k * in[group[k]].nbytes, in[group[k]].data, in[group[k]].nbytes);
+      rc = wk__forward(m, &batch, 1, g, &out, &err);
+      wk_tensor_destroy(&batch);
+    } else {
+      wk_err(&err, rc, "cannot allocate the batch");
+    }
+    const wk_tensor_t *logits = out && out->kind == WK_V_TENSOR ? &out->tensor : NULL;
+    if (rc == 0 && (logits == NULL || logits->dtype != WK_DT_FLOAT32 || logits->ndim != 2 ||
+                    logits->shape[0] != (int64_t)g || logits->shape[1] < 1)) {
+      rc = WK_EINTERNAL;
+      wk_err(&err, rc,
+             "image_classifier expects the model to return logits of shape [N, classes] as "
+             "float32");
+    }
+    for (size_t k = 0; k < g; k++) {
+      wk__job_t *j = jobs[group[k]];
+      if (rc != 0) {
+        wk__job_reply_error(m, j, rc == WK_EMODEL ? 400 : 500,
+                            rc == WK_EMODEL ? "BadRequestException" : "InternalServerException", err.msg);
+        continue;
+      }
+      size_t classes = (size_t)logits->shape[1], len;
+      char *body = classify_row(m, (const float *)logits->data + k * classes, classes, &len);
+      if (body == NULL) wk__job_reply_error(m, j, 500, "InternalServerException", "out of memory");
+      else wk__job_reply(m, j, 200, body, len);
+    }
+    wk_value_free(out);
+  }
+  for (size_t i = 0; i < n; i++) wk_tensor_destroy(&in[i]);
+  free(in);
+  free(ok);
+}
