@@ -8,12 +8,16 @@
 #   2. POST /predictions/mlp, MLP 16-64-4 TorchScript: wick (native) vs FastAPI+uvicorn
 #      (2 workers), c = 1, 16, 64
 #   3. the limit: bench/forward_loop calls wick's libtorch binding directly
+#   4. bench/run_serving.sh: the fashion CNN with batching on vs off at c=64, the MLP with
+#      batching on vs off, resident memory of 1 vs 4 workers (and of 1 vs 4 torch python
+#      processes), cold start to the first prediction
 # and writes bench/RESULTS.md (bench/report.py). Servers run side by side, the
 # concurrencies interleaved, so drift on this noisy machine hits both alike.
 #
 # Environment: BENCH_DURATION (wrk -d, default 10s), BENCH_CONNS (default "1 16 64"),
 # BENCH_FORWARD_ITERS (default 20000), PYTHON (default /usr/bin/python3),
-# BENCH_RESULTS (default bench/RESULTS.md).
+# BENCH_RESULTS (default bench/RESULTS.md), BENCH_WICK (default BUILD_DIR/wick),
+# BENCH_SERVING_ROUNDS (default 2; see run_serving.sh), BENCH_SERVING=0 skips part 4.
 set -euo pipefail
 
 if [ $# -lt 1 ]; then
@@ -28,7 +32,7 @@ DURATION=${BENCH_DURATION:-10s}
 CONNS=${BENCH_CONNS:-"1 16 64"}
 FWD_ITERS=${BENCH_FORWARD_ITERS:-20000}
 RESULTS=${BENCH_RESULTS:-$SRC/bench/RESULTS.md}
-WICK=$BUILD/wick
+WICK=${BENCH_WICK:-$BUILD/wick}
 FWD=$BUILD/forward_loop
 export OPENBLAS_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=AVX2
 
@@ -205,7 +209,17 @@ else
   echo "bench: $FWD not built: raw forward column will be n/a" >&2
 fi
 
+if [ "${BENCH_SERVING:-1}" != 0 ]; then
+  echo "== serving: batching, memory, cold start"
+  if [ -x "$WICK" ]; then
+    BENCH_WICK=$WICK bash "$SRC/bench/run_serving.sh" "$BUILD" "$OUT" ||
+      echo "bench: bench/run_serving.sh failed; its sections will be n/a" >&2
+  else
+    echo "bench: $WICK not built: serving sections will be n/a" >&2
+  fi
+fi
+
 "$PY" "$SRC/bench/report.py" --out-dir "$OUT" --results "$RESULTS" \
-  --command "make bench (bash bench/run.sh $1; BENCH_DURATION=$DURATION)" \
+  --command "make bench (bash bench/run.sh $1; BENCH_DURATION=$DURATION${BENCH_WICK:+; BENCH_WICK=$BENCH_WICK}${BENCH_SERVING_ROUNDS:+; BENCH_SERVING_ROUNDS=$BENCH_SERVING_ROUNDS})" \
   --conns "$CONNS" --duration "$DURATION"
 echo "== wrote $RESULTS"
