@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/management.h"
 #include "core/buf.h"
@@ -195,6 +196,26 @@ static void metrics(wk_api_t *api, wk_http_req_t *req) {
       if (st.codes[c])
         wk_buf_printf(&b, "wick_http_requests_total{api=\"%s\",code=\"%d\"} %llu\n", ports[p], c,
                       (unsigned long long)st.codes[c]);
+  }
+  /* TorchServe's frontend counters: replies of the inference and management APIs by
+   * status class, labelled as TorchServe labels host-level metrics. */
+  char host[256] = "localhost";
+  gethostname(host, sizeof host - 1);
+  static const char *classes[] = {"2XX", "4XX", "5XX"};
+  uint64_t by_class[6] = {0};
+  for (int p = 0; p < 2; p++) {
+    if (api->servers[p] == NULL) continue;
+    wk_http_stats_t st;
+    wk_http_server_stats(api->servers[p], &st);
+    for (int k = 2; k <= 5; k++) by_class[k] += st.by_status[k];
+  }
+  for (int k = 0; k < 3; k++) {
+    wk_buf_printf(&b, "# HELP Requests%s Replies with a %s status (inference and management APIs).\n"
+                      "# TYPE Requests%s counter\n",
+                  classes[k], classes[k], classes[k]);
+    wk_buf_printf(&b, "Requests%s{Level=\"Host\",Hostname=", classes[k]);
+    wk_buf_json_str(&b, host);
+    wk_buf_printf(&b, "} %llu\n", (unsigned long long)by_class[k == 0 ? 2 : k == 1 ? 4 : 5]);
   }
   wk_registry_visit(api->registry, metrics_visit, &b);
   reply_buf(req, 200, "text/plain; version=0.0.4; charset=utf-8", &b);

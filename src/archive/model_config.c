@@ -724,6 +724,7 @@ void wk_model_config_init(wk_model_config_t *c) {
   c->startup_timeout_s = -1;
   c->job_queue_size = -1;
   c->wick_threads = -1;
+  c->wick_freeze = -1;
 }
 
 void wk_model_config_destroy(wk_model_config_t *c) {
@@ -825,7 +826,14 @@ static int get_wick(const wk_yaml_t *root, wk_model_config_t *c, wk_err_t *err) 
     return wk_err(err, WK_EINVAL, "wick.runtime: expected 'native' or 'python', got %s (line %zu)",
                   describe(n, text, sizeof text), n->line);
   }
-  return get_int(w, "wick", "threads", 0, 1024, &c->wick_threads, err);
+  if ((rc = get_int(w, "wick", "threads", 0, 1024, &c->wick_threads, err)) != 0) return rc;
+  const wk_yaml_t *f = wk_yaml_get(w, "freeze");
+  if (f != NULL && !wk_yaml_is_null(f)) {
+    if (f->kind != WK_YAML_SCALAR || wk_yaml_as_bool(f, &c->wick_freeze) != 0)
+      return wk_err(err, WK_EINVAL, "wick.freeze: expected true or false, got %s (line %zu)",
+                    describe(f, text, sizeof text), f->line);
+  }
+  return 0;
 }
 
 int wk_model_config_parse(const char *text, size_t len, wk_model_config_t *c, wk_err_t *err) {

@@ -60,6 +60,7 @@ typedef struct wk_model_config_s {
   /* wick: section */
   char *wick_runtime; /* "native" or "python" */
   int wick_threads;   /* intra-op threads for native workers */
+  int wick_freeze;    /* freeze + optimize_for_inference at load: 1, 0, or -1 = default */
   wk_yaml_t *root;    /* the whole document (owned) */
 } wk_model_config_t;
 

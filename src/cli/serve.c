@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -377,7 +378,18 @@ static void drain_models(wk_registry_t *reg, const wk_config_t *cfg) {
   wk_registry_visit(reg, drain_visit, &deadline);
 }
 
+/* OpenBLAS starts busy-waiting threads of its own that fight torch's (MACHINE-NOTES: 60 ms
+ * p99 stalls on a small CNN). Unless the user chose a count, keep it to one. The library
+ * read its environment when it was loaded, so set it through its API. */
+static void cap_openblas_threads(void) {
+  if (getenv("OPENBLAS_NUM_THREADS") != NULL) return;
+  void (*set)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+  if (set != NULL) set(1);
+  setenv("OPENBLAS_NUM_THREADS", "1", 0); /* and for any process wick starts */
+}
+
 int wk_cmd_serve(int argc, char **argv) {
+  cap_openblas_threads();
   wk_config_t cfg;
   wk_config_init(&cfg);
   int starting = 0; /* torchserve --start fails with 1, where wick's usage errors are 2 */

@@ -271,16 +271,19 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   }
 
   /* 5. the module, loaded once and shared by every worker */
-  wk_torch_opts_t topts = {.freeze = 1, .device = -1};
+  /* Freezing + optimize_for_inference at load: 1.4-2.8x faster forwards here
+   * (MACHINE-NOTES); wick: {freeze: false} turns it off for modules that misbehave. */
+  wk_torch_opts_t topts = {.freeze = m->config.wick_freeze != 0, .device = -1};
   int64_t t0 = wk_now_us();
   if ((rc = wk_torch_load(path, &topts, &m->torch, err)) != 0) {
     wk_err_prefix(err, "model '%s': %s", m->name, m->manifest.serialized_file);
     goto fail;
   }
-  wk_log_info("model %s %s: TorchScript %s loaded in %lld ms (native, %d workers, batch size "
-              "%d, %d torch threads)",
+  wk_log_info("model %s %s: TorchScript %s loaded in %lld ms (native, %s, %d workers, batch "
+              "size %d, %d torch threads)",
               m->name, m->version, m->manifest.serialized_file,
-              (long long)((wk_now_us() - t0) / 1000), m->min_workers, m->batch_size, threads);
+              (long long)((wk_now_us() - t0) / 1000), topts.freeze ? "frozen" : "not frozen",
+              m->min_workers, m->batch_size, threads);
 
   /* 6. workers and the timeout monitor */
   if ((rc = wk__pool_start(m, m->min_workers, err)) != 0) goto fail;

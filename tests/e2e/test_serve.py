@@ -146,6 +146,11 @@ def test_metrics_count_requests(serve, store):
     assert delta(f"wick_inference_seconds_count{{{labels}}}") == 3
     assert after[f"ts_inference_latency_microseconds{{{labels}}}"] > 0
     assert "# TYPE wick_inference_seconds histogram" in text
+    twoxx = [k for k in after if k.startswith("Requests2XX{")]
+    fourxx = [k for k in after if k.startswith("Requests4XX{")]
+    assert twoxx and fourxx, text
+    assert after[fourxx[0]] - before.get(fourxx[0], 0) == 1
+    assert after[twoxx[0]] - before.get(twoxx[0], 0) >= 3
     assert after[f"wick_workers{{{labels}}}"] >= 1
 
 
@@ -210,3 +215,20 @@ def test_other_archive_formats_serve(serve, tmp_path, fmt):
     r = s.infer("POST", "/predictions/mlp", {"data": x.tolist()})
     assert r.status == 200, r
     close(r.json(), m(x))
+
+
+@pytest.mark.parametrize("freeze", ["true", "false"])
+def test_freeze_switch(serve, tmp_path, freeze):
+    torch.manual_seed(0)
+    m = save_script(MLP, tmp_path / "mlp.pt")
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"wick:\n  freeze: {freeze}\n")
+    store = tmp_path / "store"
+    store.mkdir()
+    pack(store, "mlp", tmp_path / "mlp.pt", config=cfg)
+    s = serve("--model-store", store, "--models", "mlp=mlp.mar")
+    x = torch.randn(3, 16)
+    r = s.infer("POST", "/predictions/mlp", {"data": x.tolist()})
+    assert r.status == 200
+    close(r.json(), m(x))
+    assert ("not frozen" in s.logs()) == (freeze == "false"), s.logs()
