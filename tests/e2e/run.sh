@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the end-to-end tests: all of them against BUILD/wick, then the bad-input tests
+# Runs the Python worker runtime's tests, then the end-to-end tests: all of them against
+# BUILD/wick, then the bad-input tests
 # against the ASan+UBSan binary in BUILD_ASAN (when given). pytest's exit 5 (no test
 # collected) is a failure here: this suite always has tests.
 set -uo pipefail
@@ -18,6 +19,9 @@ run_pytest() {
   fi
   return "$rc"
 }
+
+# The Python worker runtime (python/wick_worker) on its own: protocol and handlers.
+run_pytest tests/python || exit 1
 
 export WICK_DEMO_DIR="$ROOT/$BUILD/demo"
 WICK_BIN="$ROOT/$BUILD/wick" run_pytest tests/e2e || exit 1
