@@ -451,6 +451,8 @@ static void register_model(wk_api_t *api, wk_http_req_t *req) {
   /* TorchServe: without initial_workers, default_workers_per_model if set, else none. */
   o.initial_workers = r.initial_workers >= 0 ? r.initial_workers : o.default_workers;
   o.response_timeout_s_override = r.response_timeout;
+  o.python = cfg ? cfg->python : NULL;
+  o.startup_timeout_s = r.startup_timeout > 0 ? r.startup_timeout : 0;
 
   wk_model_t *m = NULL;
   int rc = wk_model_load(&o, &m, &err);

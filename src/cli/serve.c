@@ -93,6 +93,7 @@ static void load_one(wk_registry_t *reg, const wk_config_t *cfg, const char *spe
   o.response_timeout_s = cfg->default_response_timeout;
   o.torch_threads = cfg->torch_threads;
   o.worker_spin_us = cfg->worker_spin_us;
+  o.python = cfg->python;
   const char *limit = wk_props_get(&cfg->props, "limit_max_image_pixels");
   if (limit && strcasecmp(limit, "false") == 0) o.max_image_pixels = 0;
   o.loaded_at_startup = 1;
@@ -444,7 +445,9 @@ int wk_cmd_serve(int argc, char **argv) {
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   int exit_code = 0;
   api.auth = auth;
-  for (int i = 0; i < 3; i++) {
+  /* Metrics and management first, inference last: once /ping answers, every API listens
+   * (clients and probes wait for /ping). */
+  for (int i = 2; i >= 0; i--) {
     char host[256];
     int port, tls = 0;
     wk_err_t err = {{0}};

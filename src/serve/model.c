@@ -95,6 +95,8 @@ static void submit(wk_model_t *m, wk_http_req_t *req, int explain) {
   wk_err_t err = {{0}};
   int rc = explain ? explain_query(j, req, &err) : 0;
   if (rc != 0) {
+  } else if (m->kind == WK__H_PYTHON) {
+    rc = wk__python_job_init(m, j, req, &err);
   } else if (m->kind == WK__H_IMAGE) {
     rc = wk__image_job_init(m, j, req, &err);
   } else {
@@ -170,7 +172,8 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
     goto fail;
   }
   if (kind == WK_ARCHIVE_DIR) {
-    snprintf(m->model_dir, sizeof m->model_dir, "%s", o->archive);
+    if (realpath(o->archive, m->model_dir) == NULL)
+      snprintf(m->model_dir, sizeof m->model_dir, "%s", o->archive);
   } else {
     if ((rc = wk_fs_mkdtemp("model", m->tmp_dir, sizeof m->tmp_dir, err)) != 0) goto fail;
     snprintf(m->model_dir, sizeof m->model_dir, "%s", m->tmp_dir);
@@ -216,26 +219,28 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   m->loaded_at_startup = o->loaded_at_startup;
   m->spin_us = o->worker_spin_us;
 
-  /* 3. which runtime */
-  if (m->manifest.serialized_file == NULL) {
-    rc = wk_err(err, WK_EINVAL, "model '%s': the manifest names no serializedFile", m->name);
-    goto fail;
-  }
-  wk_fs_join(path, sizeof path, m->model_dir, m->manifest.serialized_file);
-  int forced_native = m->config.wick_runtime && strcmp(m->config.wick_runtime, "native") == 0;
+  /* 3. which runtime: native for TorchScript with a native built-in handler (or when
+   * wick.runtime says native), else Python worker processes */
+  const char *ser = m->manifest.serialized_file;
+  path[0] = '\0';
+  if (ser) wk_fs_join(path, sizeof path, m->model_dir, ser);
+  const char *runtime = m->config.wick_runtime;
+  int forced_native = runtime && strcmp(runtime, "native") == 0;
+  int forced_python = runtime && strcmp(runtime, "python") == 0;
   int handler_kind = native_handler(o->handler ? o->handler : m->manifest.handler);
-  int native = handler_kind >= 0 &&
+  int native = !forced_python && handler_kind >= 0 && ser != NULL &&
                (forced_native || (m->manifest.model_file == NULL && is_torchscript(path)));
-  m->kind = handler_kind >= 0 ? (wk__handler_t)handler_kind : WK__H_TENSOR;
-  if (!native) {
-    rc = wk_err(err, WK_EUNSUPPORTED,
-                "model '%s' needs a Python worker (handler '%s'%s%s), and this wick has no Python "
-                "workers yet: only TorchScript models with the tensor or image_classifier handler "
-                "run (natively)",
-                m->name, m->handler, m->manifest.model_file ? ", modelFile " : "",
-                m->manifest.model_file ? m->manifest.model_file : "");
+  if (forced_native && !native) {
+    rc = wk_err(err, WK_EINVAL,
+                "model '%s': wick.runtime is native, but %s", m->name,
+                ser == NULL ? "the manifest names no serializedFile"
+                            : "its handler is not a native one (tensor, base_handler, "
+                              "image_classifier)");
     goto fail;
   }
+  m->kind = native ? (wk__handler_t)handler_kind : WK__H_PYTHON;
+  m->python = strdup(o->python && *o->python ? o->python : "/usr/bin/python3");
+  m->startup_timeout_s = o->startup_timeout_s > 0 ? o->startup_timeout_s : WK_DEFAULT_STARTUP_TIMEOUT_S;
 
   /* 4. settings: a register request's overrides, then model-config.yaml, then the
    * server's defaults */
@@ -268,6 +273,23 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   if (m->kind == WK__H_IMAGE && (rc = wk__image_configure(m, o->max_image_pixels, err)) != 0) {
     wk_err_prefix(err, "model '%s'", m->name);
     goto fail;
+  }
+
+  if (m->kind == WK__H_PYTHON) {
+    /* Start one worker process now, so that a handler that cannot load fails the load
+     * with its traceback; the first worker thread takes this process over. */
+    int64_t t0 = wk_now_us();
+    if ((rc = wk__python_start(m, 0, &m->first_py, err)) != 0) {
+      wk_err_prefix(err, "model '%s'", m->name);
+      goto fail;
+    }
+    wk_log_info("model %s %s: handler %s loaded in a Python worker in %lld ms (python, %d "
+                "workers, batch size %d)",
+                m->name, m->version, m->handler, (long long)((wk_now_us() - t0) / 1000),
+                m->min_workers, m->batch_size);
+    if ((rc = wk__pool_start(m, m->min_workers, err)) != 0) goto fail;
+    *out = m;
+    return 0;
   }
 
   /* 5. the module, loaded once and shared by every worker */
@@ -308,6 +330,8 @@ void wk_model_free(wk_model_t *m) {
     return;
   }
   if (m->torch) wk_torch_free(m->torch);
+  if (m->first_py) wk_pyworker_stop(m->first_py);
+  free(m->python);
   wk__image_unconfigure(m);
   if (m->tmp_dir[0]) wk_fs_rmtree(m->tmp_dir);
   wk_manifest_destroy(&m->manifest);
@@ -391,7 +415,8 @@ void wk_model_describe(const wk_model_t *mc, wk_buf_t *b) {
   wk_buf_json_str(b, m->version);
   wk_buf_puts(b, ",\n    \"modelUrl\": ");
   wk_buf_json_str(b, m->url);
-  wk_buf_puts(b, ",\n    \"runtime\": \"native\",\n    \"handler\": ");
+  wk_buf_printf(b, ",\n    \"runtime\": \"%s\",\n    \"handler\": ",
+                m->kind == WK__H_PYTHON ? "python" : "native");
   wk_buf_json_str(b, m->handler);
   pthread_mutex_lock(&m->lock);
   wk_buf_printf(b,

@@ -24,6 +24,8 @@ typedef struct wk_model_load_opts_s {
   int torch_threads;          /* 0: auto */
   int worker_spin_us;         /* idle polling before a worker sleeps; 0: never poll */
   long max_image_pixels;      /* image handler: limit_max_image_pixels; <= 0: no limit */
+  const char *python;         /* Python handlers: the interpreter (NULL: /usr/bin/python3) */
+  int startup_timeout_s;      /* Python handlers: worker start + load; 0: the default */
   int loaded_at_startup;
   /* Overrides from a register request (POST /models?...): -1 (or NULL) = not given, and
    * then model-config.yaml and the server defaults decide. */

@@ -11,7 +11,9 @@
 
 #include "archive/manifest.h"
 #include "archive/model_config.h"
+#include "backend/pyworker.h"
 #include "backend/torch.h"
+#include "http/multipart.h"
 #include "serve/model.h"
 #include "vision/preprocess.h"
 
@@ -35,6 +37,11 @@ typedef struct wk__job_s {
   int explain;               /* /explanations: integrated gradients instead of predict */
   int64_t target;            /* explain: class index, -1 = the predicted class */
   int n_steps;               /* explain: quadrature points */
+  char *content_type;        /* Python handler: the request's Content-Type (owned) */
+  char id[24];               /* Python handler: the request id sent to the worker */
+  char *field_names[WK_MULTIPART_MAX_PARTS]; /* Python handler: multipart field names */
+  char *field_types[WK_MULTIPART_MAX_PARTS];
+  size_t n_fields;
   int64_t enqueued_us;
   int64_t deadline_us;
   _Atomic int answered;
@@ -54,13 +61,14 @@ typedef struct wk__worker_s {
   wk_model_t *model;
   wk__wstate_t state;   /* lock held */
   wk__job_t **batch;    /* the running batch (lock held to read or change) */
+  wk_pyworker_t *py;    /* Python handler: this thread's worker process */
   size_t batch_n;
   int64_t batch_deadline_us;
   struct wk__worker_s *next;
 } wk__worker_t;
 
 /* The native built-in handlers. */
-typedef enum { WK__H_TENSOR = 0, WK__H_IMAGE } wk__handler_t;
+typedef enum { WK__H_TENSOR = 0, WK__H_IMAGE, WK__H_PYTHON } wk__handler_t;
 
 struct wk_model_s {
   wk__handler_t kind;
@@ -83,6 +91,9 @@ struct wk_model_s {
   int batch_size, max_batch_delay_ms, response_timeout_s;
   int loaded_at_startup;
   int spin_us;
+  char *python;          /* Python handler: the interpreter */
+  int startup_timeout_s; /* Python handler: spawn + load */
+  wk_pyworker_t *first_py; /* started at load to check the model; the first worker takes it */
 
   pthread_mutex_t lock;
   pthread_cond_t fill_cond;  /* the filling worker waits here for jobs */
@@ -140,6 +151,14 @@ void wk__image_run(wk_model_t *m, wk__job_t **jobs, size_t n);
 int wk__image_prepare(wk_model_t *m, wk__job_t *j, wk_tensor_t *t);
 /* Reads an explanation parameter ("target", "n_steps") given as a multipart field or a JSON
  * field beside "data"; the query string is read by the caller. 0 if absent. */
+
+/* python_handler.c */
+const char *wk__python_dir(void);
+int wk__python_start(wk_model_t *m, int index, wk_pyworker_t **out, wk_err_t *err);
+int wk__python_job_init(wk_model_t *m, wk__job_t *j, wk_http_req_t *req, wk_err_t *err);
+void wk__python_run(wk_model_t *m, wk_pyworker_t **py, int index, wk__job_t **jobs, size_t n);
+int wk__job_reply_typed(wk_model_t *m, wk__job_t *j, int status, const char *content_type,
+                        char *body, size_t len);
 
 /* native.c: runs one batch of jobs (n >= 1) through the TorchScript module and replies
  * to each job that is still unanswered. Worker thread. */

@@ -11,6 +11,7 @@
 
 int wk__native_batchable(const wk__job_t *a, const wk__job_t *b) {
   if (a->explain || b->explain) return 0; /* one explanation per run */
+  if (a->id[0] || b->id[0]) return a->id[0] && b->id[0]; /* Python: the handler batches */
   if (a->image || b->image) return a->image && b->image; /* shapes known after decoding */
   const wk_json_inputs_t *x = &a->inputs, *y = &b->inputs;
   if (x->count != y->count || x->count == 0) return 0;

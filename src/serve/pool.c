@@ -30,6 +30,11 @@ void wk__hist_add(wk__hist_t *h, const double *bounds, size_t nb, double value, 
 void wk__job_free(wk__job_t *j) {
   wk_json_inputs_destroy(&j->inputs);
   free(j->image);
+  free(j->content_type);
+  for (size_t i = 0; i < j->n_fields; i++) {
+    free(j->field_names[i]);
+    free(j->field_types[i]);
+  }
   free(j);
 }
 
@@ -48,15 +53,20 @@ int wk__job_reply_error(wk_model_t *m, wk__job_t *j, int status, const char *typ
   return 1;
 }
 
-int wk__job_reply(wk_model_t *m, wk__job_t *j, int status, char *body, size_t len) {
+int wk__job_reply_typed(wk_model_t *m, wk__job_t *j, int status, const char *content_type,
+                        char *body, size_t len) {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&j->answered, &expected, 1)) {
     free(body);
     return 0;
   }
   count_reply(m, status);
-  wk_http_reply(j->req, status, "application/json", body, len);
+  wk_http_reply(j->req, status, content_type, body, len);
   return 1;
+}
+
+int wk__job_reply(wk_model_t *m, wk__job_t *j, int status, char *body, size_t len) {
+  return wk__job_reply_typed(m, j, status, "application/json", body, len);
 }
 
 /* ---- submit ---- */
@@ -218,7 +228,8 @@ static void *worker_main(void *arg) {
     w->batch_deadline_us = deadline;
     pthread_mutex_unlock(&m->lock);
 
-    wk__native_run(m, batch, n);
+    if (m->kind == WK__H_PYTHON) wk__python_run(m, &w->py, w->id - 9000, batch, n);
+    else wk__native_run(m, batch, n);
 
     pthread_mutex_lock(&m->lock);
     int abandoned = w->state == WK__W_ABANDONED;
@@ -230,6 +241,7 @@ static void *worker_main(void *arg) {
     if (abandoned) break; /* the late result was dropped; a replacement already runs */
   }
   free(batch);
+  if (w->py) wk_pyworker_stop(w->py);
   pthread_mutex_lock(&m->lock);
   if (w->state == WK__W_ABANDONED) m->abandoned--;
   else m->workers--;
@@ -256,6 +268,7 @@ static int spawn_worker(wk_model_t *m, wk_err_t *err) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  w->py = m->first_py; /* the process started at load goes to the first worker */
   int rc = pthread_create(&w->thread, &attr, worker_main, w);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
@@ -263,6 +276,7 @@ static int spawn_worker(wk_model_t *m, wk_err_t *err) {
     return wk_err(err, WK_EINTERNAL, "model '%s': cannot start a worker thread: %s", m->name,
                   strerror(rc));
   }
+  m->first_py = NULL;
   w->next = m->worker_list;
   m->worker_list = w;
   m->workers++;

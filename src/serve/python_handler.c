@@ -1,0 +1,157 @@
+/* Models whose handler is Python code: each worker thread owns one Python worker process
+ * (backend/pyworker.c) and sends it the batch as an OTF inference frame; the replies map
+ * back to the jobs by request id. A process that dies is restarted by its thread. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/otf.h"
+#include "backend/pyworker.h"
+#include "core/log.h"
+#include "http/multipart.h"
+#include "serve/model_internal.h"
+
+static _Atomic uint64_t g_request_ids;
+
+const char *wk__python_dir(void) {
+  const char *env = getenv("WICK_PYTHON_PATH");
+  return env && *env ? env : WK_PYTHON_DIR;
+}
+
+int wk__python_start(wk_model_t *m, int index, wk_pyworker_t **out, wk_err_t *err) {
+  wk_pyworker_opts_t o;
+  memset(&o, 0, sizeof o);
+  o.python = m->python;
+  o.pythonpath = wk__python_dir();
+  o.model_name = m->name;
+  o.model_dir = m->model_dir;
+  o.handler = m->handler;
+  o.batch_size = m->batch_size;
+  o.gpu_id = -1;
+  o.worker_index = index;
+  o.startup_timeout_ms = m->startup_timeout_s * 1000;
+  return wk_pyworker_start(&o, out, err);
+}
+
+int wk__python_job_init(wk_model_t *m, wk__job_t *j, wk_http_req_t *req, wk_err_t *err) {
+  (void)m;
+  size_t len;
+  const char *body = wk_http_req_body(req, &len);
+  const char *ct = wk_http_req_header(req, "Content-Type");
+  j->image = malloc(len ? len : 1);
+  j->content_type = strdup(ct ? ct : "");
+  if (j->image == NULL || j->content_type == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  if (len) memcpy(j->image, body, len);
+  j->image_len = len;
+  snprintf(j->id, sizeof j->id, "%016llx", (unsigned long long)atomic_fetch_add(&g_request_ids, 1));
+  return 0;
+}
+
+/* The params of one request: the form fields of a multipart body, else the body. */
+static int request_params(wk__job_t *j, wk_otf_param_t *params, size_t cap, wk_err_t *err) {
+  if (wk_multipart_is(j->content_type)) {
+    wk_multipart_part_t parts[WK_MULTIPART_MAX_PARTS];
+    int n = wk_multipart_parse(j->content_type, (const char *)j->image, j->image_len, parts,
+                               WK_MULTIPART_MAX_PARTS, err);
+    if (n < 0) return n;
+    /* the part descriptors point into j->image; names are copied into the job */
+    size_t k = 0;
+    for (int i = 0; i < n && k < cap; i++, k++) {
+      j->field_names[k] = strdup(parts[i].name[0] ? parts[i].name : "body");
+      j->field_types[k] = strdup(parts[i].content_type);
+      params[k].name = j->field_names[k];
+      params[k].content_type = j->field_types[k];
+      params[k].value = parts[i].data;
+      params[k].value_len = parts[i].len;
+    }
+    j->n_fields = k;
+    return (int)k;
+  }
+  params[0].name = "body";
+  params[0].content_type = j->content_type;
+  params[0].value = j->image;
+  params[0].value_len = j->image_len;
+  return 1;
+}
+
+void wk__python_run(wk_model_t *m, wk_pyworker_t **py, int index, wk__job_t **jobs, size_t n) {
+  wk_otf_request_t *reqs = calloc(n, sizeof *reqs);
+  wk_otf_param_t(*params)[WK_MULTIPART_MAX_PARTS] = calloc(n, sizeof *params);
+  wk_otf_kv_t(*hdrs)[2] = calloc(n, sizeof *hdrs);
+  size_t live = 0;
+  wk__job_t **sent = calloc(n, sizeof *sent);
+  if (reqs == NULL || params == NULL || hdrs == NULL || sent == NULL) {
+    for (size_t i = 0; i < n; i++) wk__job_reply_error(m, jobs[i], 500, "InternalServerException", "out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    wk_err_t err = {{0}};
+    int np = request_params(jobs[i], params[live], WK_MULTIPART_MAX_PARTS, &err);
+    if (np < 0) {
+      wk__job_reply_error(m, jobs[i], 400, "BadRequestException", err.msg);
+      continue;
+    }
+    size_t nh = 0;
+    hdrs[live][nh++] = (wk_otf_kv_t){"Content-Type", jobs[i]->content_type};
+    if (jobs[i]->explain) hdrs[live][nh++] = (wk_otf_kv_t){"explain", "True"};
+    reqs[live] = (wk_otf_request_t){jobs[i]->id, hdrs[live], nh, params[live], (size_t)np};
+    sent[live++] = jobs[i];
+  }
+  if (live == 0) goto done;
+  if (*py == NULL) {
+    wk_err_t err = {{0}};
+    if (wk__python_start(m, index, py, &err) != 0) {
+      for (size_t i = 0; i < live; i++)
+        wk__job_reply_error(m, sent[i], 503, "ServiceUnavailableException", err.msg);
+      goto done;
+    }
+  }
+  int64_t t0 = wk_now_us();
+  wk_otf_response_t resp;
+  wk_err_t err = {{0}};
+  int timeout_ms = m->response_timeout_s * 1000 + 1000;
+  int rc = wk_pyworker_infer(*py, reqs, live, &resp, timeout_ms, &err);
+  int64_t took = wk_now_us() - t0;
+  for (size_t i = 0; i < live; i++) {
+    atomic_fetch_add(&m->inference_us_total, (uint64_t)took);
+    wk__hist_add(&m->inference_hist, wk__lat_bounds, WK__LAT_BUCKETS, (double)took / 1e6, (uint64_t)took);
+  }
+  wk__hist_add(&m->batch_hist, wk__batch_bounds, WK__BATCH_BUCKETS, (double)live, live);
+  if (rc != 0) {
+    wk_log_error("model %s: Python worker %d: %s; restarting it", m->name, index, err.msg);
+    for (size_t i = 0; i < live; i++)
+      wk__job_reply_error(m, sent[i], 503, "ServiceUnavailableException", err.msg);
+    wk_pyworker_stop(*py);
+    *py = NULL; /* the next batch starts a new process */
+    goto done;
+  }
+  if (resp.code != 200) {
+    for (size_t i = 0; i < live; i++)
+      wk__job_reply_error(m, sent[i], resp.code, resp.code == 503 ? "InternalServerException" : "PredictionException",
+                          resp.message);
+  } else {
+    for (size_t i = 0; i < live; i++) {
+      const wk_otf_prediction_t *p = NULL;
+      for (size_t k = 0; k < resp.n_preds && p == NULL; k++)
+        if (strcmp(resp.preds[k].id, sent[i]->id) == 0) p = &resp.preds[k];
+      if (p == NULL) {
+        wk__job_reply_error(m, sent[i], 503, "InternalServerException",
+                            "the Python worker sent no response for this request");
+        continue;
+      }
+      for (size_t h = 0; h < p->n_headers; h++)
+        wk_http_reply_header(sent[i]->req, p->headers[h].name, p->headers[h].value);
+      char *body = malloc(p->body_len + 1);
+      if (body) memcpy(body, p->body, p->body_len);
+      const char *ct = p->content_type[0] ? p->content_type : "application/json";
+      wk__job_reply_typed(m, sent[i], p->status ? p->status : 200, ct, body, body ? p->body_len : 0);
+    }
+  }
+  wk_otf_response_destroy(&resp);
+done:
+  free(reqs);
+  free(params);
+  free(hdrs);
+  free(sent);
+}
