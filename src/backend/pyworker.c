@@ -35,6 +35,8 @@ struct wk_pyworker_s {
   int reader_done;
   int reaped, status, broken;
   char tag[160];
+  void (*on_metric)(void *ud, const char *json, size_t len);
+  void *metric_ud;
   wk_buf_t rbuf; /* bytes read from the socket and not parsed yet */
 };
 
@@ -62,8 +64,9 @@ static void tail_add(wk_pyworker_t *w, const char *p, size_t n) {
 
 static void log_line(wk_pyworker_t *w, const char *line, size_t n) {
   if (n > 0 && line[n - 1] == '\r') n--;
-  int level = strncmp(line, "[METRICS] ", 10) == 0 ? WK_LOG_DEBUG : WK_LOG_INFO;
-  wk_log(level, "[%s] %.*s", w->tag, (int)n, line);
+  int metric = n > 10 && strncmp(line, "[METRICS] ", 10) == 0;
+  if (metric && w->on_metric) w->on_metric(w->metric_ud, line + 10, n - 10);
+  wk_log(metric ? WK_LOG_DEBUG : WK_LOG_INFO, "[%s] %.*s", w->tag, (int)n, line);
 }
 
 static void *reader_main(void *arg) {
@@ -360,6 +363,8 @@ int wk_pyworker_start(const wk_pyworker_opts_t *o, wk_pyworker_t **out, wk_err_t
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->cv, NULL);
   snprintf(w->tag, sizeof w->tag, "%s/worker %d", o->model_name, o->worker_index);
+  w->on_metric = o->on_metric;
+  w->metric_ud = o->metric_ud;
   int timeout = o->startup_timeout_ms > 0 ? o->startup_timeout_ms
                                           : WK_DEFAULT_STARTUP_TIMEOUT_S * 1000;
   int64_t deadline = now_ms() + timeout;

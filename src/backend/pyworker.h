@@ -26,6 +26,10 @@ typedef struct wk_pyworker_opts_s {
   int worker_index;        /* N in the log tag "[model/worker N]" */
   int startup_timeout_ms;  /* spawn + load; <= 0: WK_DEFAULT_STARTUP_TIMEOUT_S */
   const char *const *env;  /* NULL-terminated "K=V" added to (overriding) wick's env */
+  /* optional: called on the worker's log-reader thread with the JSON text of each
+   * "[METRICS] {...}" line the handler's context.metrics produced */
+  void (*on_metric)(void *ud, const char *json, size_t len);
+  void *metric_ud;
   wk_buf_t *failure_log;   /* optional: on a failed start, gets the worker's whole
                               message and its stderr tail (err holds 512 bytes only) */
 } wk_pyworker_opts_t;

@@ -161,6 +161,7 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   pthread_cond_init(&m->idle_cond, NULL);
   pthread_cond_init(&m->state_cond, NULL);
   pthread_cond_init(&m->mon_cond, NULL);
+  pthread_mutex_init(&m->custom_lock, NULL);
   int rc;
   const char *what = o->name ? o->name : o->url;
 
@@ -341,6 +342,12 @@ void wk_model_free(wk_model_t *m) {
   pthread_cond_destroy(&m->idle_cond);
   pthread_cond_destroy(&m->state_cond);
   pthread_cond_destroy(&m->mon_cond);
+  for (size_t i = 0; i < m->n_custom; i++) {
+    free(m->custom[i].name);
+    free(m->custom[i].labels);
+  }
+  free(m->custom);
+  pthread_mutex_destroy(&m->custom_lock);
   free(m->name);
   free(m->version);
   free(m->url);
@@ -534,4 +541,28 @@ void wk_models_metrics(wk_model_t *const *models, size_t n, wk_buf_t *b) {
                  hists[h].nb, hists[h].scale);
     }
   }
+  /* values Python handlers recorded through context.metrics, grouped by name */
+  for (size_t i = 0; i < n; i++) pthread_mutex_lock(&models[i]->custom_lock);
+  for (size_t i = 0; i < n; i++) {
+    for (size_t k = 0; k < models[i]->n_custom; k++) {
+      const wk__custom_metric_t *c = &models[i]->custom[k];
+      int first = 1; /* print the family once, at its first occurrence */
+      for (size_t i2 = 0; i2 <= i && first; i2++)
+        for (size_t k2 = 0; k2 < (i2 == i ? k : models[i2]->n_custom) && first; k2++)
+          if (strcmp(models[i2]->custom[k2].name, c->name) == 0) first = 0;
+      if (!first) continue;
+      wk_buf_printf(b, "# HELP %s Recorded by the model's handler (context.metrics).\n# TYPE %s %s\n",
+                    c->name, c->name, c->counter ? "counter" : "gauge");
+      for (size_t i2 = i; i2 < n; i2++) {
+        labels_of(models[i2], labels, sizeof labels);
+        for (size_t k2 = 0; k2 < models[i2]->n_custom; k2++) {
+          const wk__custom_metric_t *d = &models[i2]->custom[k2];
+          if (strcmp(d->name, c->name) != 0) continue;
+          wk_buf_printf(b, "%s{%s%s%s} %.17g\n", d->name, labels, d->labels[0] ? "," : "",
+                        d->labels, d->value);
+        }
+      }
+    }
+  }
+  for (size_t i = 0; i < n; i++) pthread_mutex_unlock(&models[i]->custom_lock);
 }

@@ -67,6 +67,16 @@ typedef struct wk__worker_s {
   struct wk__worker_s *next;
 } wk__worker_t;
 
+/* A value a Python handler recorded through context.metrics. */
+typedef struct wk__custom_metric_s {
+  char *name;   /* Prometheus-safe */
+  char *labels; /* dimensions as label="value" pairs, comma-separated (may be "") */
+  int counter;  /* 1: added up; 0: gauge (the last value) */
+  double value;
+} wk__custom_metric_t;
+
+#define WK__MAX_CUSTOM_METRICS 1024
+
 /* The native built-in handlers. */
 typedef enum { WK__H_TENSOR = 0, WK__H_IMAGE, WK__H_PYTHON } wk__handler_t;
 
@@ -94,6 +104,9 @@ struct wk_model_s {
   char *python;          /* Python handler: the interpreter */
   int startup_timeout_s; /* Python handler: spawn + load */
   wk_pyworker_t *first_py; /* started at load to check the model; the first worker takes it */
+  pthread_mutex_t custom_lock; /* guards custom metrics (written by worker log readers) */
+  wk__custom_metric_t *custom;
+  size_t n_custom;
 
   pthread_mutex_t lock;
   pthread_cond_t fill_cond;  /* the filling worker waits here for jobs */

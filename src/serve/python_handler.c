@@ -1,6 +1,7 @@
 /* Models whose handler is Python code: each worker thread owns one Python worker process
  * (backend/pyworker.c) and sends it the batch as an OTF inference frame; the replies map
  * back to the jobs by request id. A process that dies is restarted by its thread. */
+#include <jansson.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,60 @@ const char *wk__python_dir(void) {
   return env && *env ? env : WK_PYTHON_DIR;
 }
 
+/* Keeps [A-Za-z0-9_:] and turns anything else into '_' (Prometheus metric/label names). */
+static void sanitize(char *s) {
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          *s == '_' || *s == ':'))
+      *s = '_';
+}
+
+/* Records one "[METRICS] {...}" line of a worker: counters add up, gauges and
+ * histogram observations keep the last value. Runs on the worker's log-reader thread. */
+static void on_metric(void *ud, const char *text, size_t len) {
+  wk_model_t *m = ud;
+  json_t *root = json_loadb(text, len, 0, NULL);
+  json_t *name = json_object_get(root, "name"), *value = json_object_get(root, "value");
+  const char *type = json_string_value(json_object_get(root, "type"));
+  if (!json_is_string(name) || !json_is_number(value)) {
+    json_decref(root);
+    return;
+  }
+  char metric[128];
+  snprintf(metric, sizeof metric, "%s", json_string_value(name));
+  sanitize(metric);
+  wk_buf_t labels = WK_BUF_INIT;
+  const char *key;
+  json_t *v;
+  json_object_foreach(json_object_get(root, "dimensions"), key, v) {
+    if (!json_is_string(v) || strcmp(key, "ModelName") == 0) continue;
+    char k[64];
+    snprintf(k, sizeof k, "%s", key);
+    sanitize(k);
+    wk_buf_printf(&labels, "%s%s=", labels.len ? "," : "", k);
+    wk_buf_json_str(&labels, json_string_value(v));
+  }
+  int counter = type != NULL && strcmp(type, "counter") == 0;
+  double x = json_number_value(value);
+  pthread_mutex_lock(&m->custom_lock);
+  size_t i = 0;
+  const char *lab = labels.data ? labels.data : "";
+  while (i < m->n_custom && (strcmp(m->custom[i].name, metric) != 0 || strcmp(m->custom[i].labels, lab) != 0))
+    i++;
+  if (i == m->n_custom && m->n_custom < WK__MAX_CUSTOM_METRICS) {
+    wk__custom_metric_t *grown = realloc(m->custom, sizeof *grown * (m->n_custom + 1));
+    if (grown != NULL) {
+      m->custom = grown;
+      grown[i] = (wk__custom_metric_t){strdup(metric), strdup(lab), counter, 0};
+      m->n_custom++;
+    }
+  }
+  if (i < m->n_custom) m->custom[i].value = counter ? m->custom[i].value + x : x;
+  pthread_mutex_unlock(&m->custom_lock);
+  wk_buf_destroy(&labels);
+  json_decref(root);
+}
+
 int wk__python_start(wk_model_t *m, int index, wk_pyworker_t **out, wk_err_t *err) {
   wk_pyworker_opts_t o;
   memset(&o, 0, sizeof o);
@@ -31,6 +86,8 @@ int wk__python_start(wk_model_t *m, int index, wk_pyworker_t **out, wk_err_t *er
   o.gpu_id = -1;
   o.worker_index = index;
   o.startup_timeout_ms = m->startup_timeout_s * 1000;
+  o.on_metric = on_metric;
+  o.metric_ud = m;
   return wk_pyworker_start(&o, out, err);
 }
 

@@ -49,6 +49,8 @@ FUNC_PY = '''
 def handle(data, context):
     if data is None:
         return None
+    context.metrics.add_counter("EchoRequests", len(data))
+    context.metrics.add_time("EchoBatchTime", 1.5)
     out = []
     for row in data:
         body = row.get("body")
@@ -119,6 +121,13 @@ def test_function_handler_batches_and_errors(serve, tmp_path):
     r = s.infer("POST", "/predictions/echo", "teapot")
     assert r.status == 418 and r.json()["message"] == "I am a teapot", r
     assert s.infer("POST", "/predictions/echo", "again").status == 200
+    # values recorded through context.metrics appear on /metrics
+    text = s.metrics().body.decode()
+    lines = [l for l in text.splitlines() if l.startswith("EchoRequests{")]
+    assert lines and 'model_name="echo"' in lines[0], text[-2000:]
+    assert float(lines[0].rsplit(" ", 1)[1]) >= 4  # the first four requests at least (the log
+    # reader thread may still be on the latest lines)
+    assert "# TYPE EchoRequests counter" in text and "# TYPE EchoBatchTime gauge" in text
 
 
 def test_worker_killed_mid_batch_fails_at_once_and_restarts(serve, tmp_path):
