@@ -14,6 +14,9 @@
 #include "serve/model_internal.h"
 
 static _Atomic uint64_t g_request_ids;
+/* per worker thread: when its process may be started again after a failed start */
+static _Thread_local int64_t t_next_start_us;
+static _Thread_local int t_backoff_ms;
 
 const char *wk__python_dir(void) {
   const char *env = getenv("WICK_PYTHON_PATH");
@@ -157,8 +160,19 @@ void wk__python_run(wk_model_t *m, wk_pyworker_t **py, int index, wk__job_t **jo
   }
   if (live == 0) goto done;
   if (*py == NULL) {
+    /* (re)start this thread's process, backing off 1 s, 2 s, ... 30 s after failures */
     wk_err_t err = {{0}};
-    if (wk__python_start(m, index, py, &err) != 0) {
+    int64_t now = wk_now_us();
+    if (now < t_next_start_us) {
+      wk_err(&err, WK_EBUSY, "model '%s': its Python worker failed to start; next attempt in %lld ms",
+             m->name, (long long)((t_next_start_us - now) / 1000));
+    } else if (wk__python_start(m, index, py, &err) != 0) {
+      t_backoff_ms = t_backoff_ms ? (t_backoff_ms * 2 > 30000 ? 30000 : t_backoff_ms * 2) : 1000;
+      t_next_start_us = wk_now_us() + (int64_t)t_backoff_ms * 1000;
+    } else {
+      t_backoff_ms = 0;
+    }
+    if (*py == NULL) {
       for (size_t i = 0; i < live; i++)
         wk__job_reply_error(m, sent[i], 503, "ServiceUnavailableException", err.msg);
       goto done;
