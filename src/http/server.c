@@ -49,7 +49,7 @@ struct wk_http_req_s {
   int replied;
   int refs; /* MHD's reference and the handler's (until reply) */
   int status;
-  const char *content_type;
+  char *content_type; /* a copy: callers' strings may die before the reply is sent */
   char *reply_body;
   size_t reply_len;
   hdr_t *headers;
@@ -70,6 +70,7 @@ static void req_unref(wk_http_req_t *r) {
   free(r->path);
   wk_buf_destroy(&r->body);
   free(r->reply_body);
+  free(r->content_type);
   for (hdr_t *h = r->headers, *n; h; h = n) {
     n = h->next;
     free(h->name);
@@ -346,7 +347,7 @@ void wk_http_reply(wk_http_req_t *r, int status, const char *content_type, char 
   }
   r->replied = 1;
   r->status = status;
-  r->content_type = content_type;
+  r->content_type = content_type ? strdup(content_type) : NULL;
   r->reply_body = body;
   r->reply_len = body ? len : 0;
   if (r->suspended) {

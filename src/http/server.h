@@ -50,7 +50,8 @@ const char *wk_http_req_body(const wk_http_req_t *r, size_t *len);
 int64_t wk_http_req_start_us(const wk_http_req_t *r);
 const char *wk_http_req_server_name(const wk_http_req_t *r);
 
-/* Sends the reply. Takes ownership of body (malloc'd; may be NULL when len is 0).
+/* Sends the reply. Takes ownership of body (malloc'd; may be NULL when len is 0);
+ * content_type is copied.
  * Any thread, exactly once per request. */
 void wk_http_reply(wk_http_req_t *r, int status, const char *content_type, char *body,
                    size_t len);

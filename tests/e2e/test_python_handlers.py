@@ -5,6 +5,7 @@ import concurrent.futures as cf
 import json
 import time
 
+import pytest
 import torch
 
 from conftest import pack, run_wick
@@ -98,6 +99,7 @@ def test_eager_model_with_a_torchserve_handler(serve, tmp_path):
     assert "[eager/worker" in s.logs() or "eager" in s.logs()
 
 
+@pytest.mark.badinput
 def test_function_handler_batches_and_errors(serve, tmp_path):
     (tmp_path / "echo.py").write_text(FUNC_PY)
     cfg = tmp_path / "cfg.yaml"
@@ -130,6 +132,7 @@ def test_function_handler_batches_and_errors(serve, tmp_path):
     assert "# TYPE EchoRequests counter" in text and "# TYPE EchoBatchTime gauge" in text
 
 
+@pytest.mark.badinput
 def test_worker_killed_mid_batch_fails_at_once_and_restarts(serve, tmp_path):
     (tmp_path / "echo.py").write_text(FUNC_PY)
     cfg = tmp_path / "cfg.yaml"
@@ -149,6 +152,7 @@ def test_worker_killed_mid_batch_fails_at_once_and_restarts(serve, tmp_path):
     assert r.status == 200 and r.json()["echo"] == "after", r
 
 
+@pytest.mark.badinput
 def test_handler_that_cannot_load_fails_the_load_with_its_traceback(serve, tmp_path):
     (tmp_path / "bad.py").write_text("def handle(data, context):\n    return [1\n")
     store = tmp_path / "store"
