@@ -4,9 +4,10 @@
     report.py --out-dir BUILD/bench/out --results bench/RESULTS.md --command "..."
 
 Reads OUT/{ping,mlp}_{server}_c{N}.txt (wrk --latency output), OUT/forward.json
-(bench/forward_loop) and OUT/serving/ (bench/run_serving.sh: batching, memory, cold
-start). A missing file shows as n/a; the targets are reported as pass/miss, never
-asserted.
+(bench/forward_loop), OUT/serving/ (bench/run_serving.sh: batching, memory, cold
+start) and OUT/vision/ (bench/run_vision.sh: ResNet-18 JPEG and fashion PNG through the
+image_classifier handler, the FastAPI + PIL peer, the raw in-process pipeline). A
+missing file shows as n/a; the targets are reported as pass/miss, never asserted.
 """
 import argparse
 import datetime
@@ -104,6 +105,48 @@ def median(xs):
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
+def batch_delta(d, stem):
+    """(sum, count) of wick_batch_size over one wrk run (D/STEM.before, .after), or None."""
+    try:
+        b = [float(x) for x in open(os.path.join(d, stem + ".before")).read().split()]
+        a = [float(x) for x in open(os.path.join(d, stem + ".after")).read().split()]
+    except (OSError, ValueError):
+        return None
+    if len(a) != 2 or len(b) != 2 or any(x != x for x in a + b):
+        return None
+    return a[0] - b[0], a[1] - b[1]
+
+
+def combine_rounds(d, prefix):
+    """All rounds D/PREFIX_r{1,2,..}.txt (wrk --latency), combined: rps = mean over rounds
+    (equal durations), p50 = mean of the rounds' p50, p99 = worst round's p99, mean batch
+    from the /metrics deltas."""
+    rs, bsum, bcount = [], 0.0, 0.0
+    k = 1
+    while True:
+        stem = f"{prefix}_r{k}"
+        if not os.path.exists(os.path.join(d, stem + ".txt")):
+            break
+        r = parse_wrk(os.path.join(d, stem + ".txt"))
+        if r:
+            rs.append(r)
+        bd = batch_delta(d, stem)
+        if bd:
+            bsum += bd[0]
+            bcount += bd[1]
+        k += 1
+    if not rs:
+        return None
+    p50s = [r["p50"] for r in rs if r["p50"] is not None]
+    p99s = [r["p99"] for r in rs if r["p99"] is not None]
+    return {"rps": sum(r["rps"] for r in rs) / len(rs),
+            "rounds": [r["rps"] for r in rs],
+            "p50": sum(p50s) / len(p50s) if p50s else None,
+            "p99": max(p99s) if p99s else None,
+            "errors": sum(r["errors"] for r in rs), "non2xx": sum(r["non2xx"] for r in rs),
+            "mean_batch": bsum / bcount if bcount else None}
+
+
 class Serving:
     """The outputs of bench/run_serving.sh in OUT/serving/."""
 
@@ -124,43 +167,11 @@ class Serving:
 
     def batch_delta(self, stem):
         """(sum, count) of wick_batch_size over one wrk run, or None."""
-        try:
-            b = [float(x) for x in open(os.path.join(self.d, stem + ".before")).read().split()]
-            a = [float(x) for x in open(os.path.join(self.d, stem + ".after")).read().split()]
-        except (OSError, ValueError):
-            return None
-        if len(a) != 2 or len(b) != 2 or any(x != x for x in a + b):
-            return None
-        return a[0] - b[0], a[1] - b[1]
+        return batch_delta(self.d, stem)
 
     def runs(self, name, c):
-        """All rounds of NAME at concurrency C, combined: rps = mean over rounds (equal
-        durations), p50 = mean of the rounds' p50, p99 = worst round's p99, mean batch
-        from the /metrics deltas."""
-        rs, bsum, bcount = [], 0.0, 0.0
-        k = 1
-        while True:
-            stem = f"{name}_c{c}_r{k}"
-            if not os.path.exists(os.path.join(self.d, stem + ".txt")):
-                break
-            r = parse_wrk(os.path.join(self.d, stem + ".txt"))
-            if r:
-                rs.append(r)
-            bd = self.batch_delta(stem)
-            if bd:
-                bsum += bd[0]
-                bcount += bd[1]
-            k += 1
-        if not rs:
-            return None
-        p50s = [r["p50"] for r in rs if r["p50"] is not None]
-        p99s = [r["p99"] for r in rs if r["p99"] is not None]
-        return {"rps": sum(r["rps"] for r in rs) / len(rs),
-                "rounds": [r["rps"] for r in rs],
-                "p50": sum(p50s) / len(p50s) if p50s else None,
-                "p99": max(p99s) if p99s else None,
-                "errors": sum(r["errors"] for r in rs), "non2xx": sum(r["non2xx"] for r in rs),
-                "mean_batch": bsum / bcount if bcount else None}
+        """All rounds of NAME at concurrency C, combined (see combine_rounds)."""
+        return combine_rounds(self.d, f"{name}_c{c}")
 
     def mem(self, name):
         t = read_text(os.path.join(self.d, name + ".mem"))
@@ -328,8 +339,9 @@ def serving_sections(sv, L, targets):
     cs = read_json(os.path.join(sv.d, "cold_start.json"))
     L.append("## Cold start\n")
     L.append("`bench/serving_tools.py cold-start`: exec of `wick serve --model-store "
-             "build/demo/model_store --models fashion=fashion.mar --quiet` (the demo archive: "
-             "deflated, unpacked at load) to the first 200 of POST /predictions/fashion, the "
+             "build/demo/model_store --models fashion_tensor=fashion_tensor.mar --quiet` (the "
+             "demo's tensor-handler archive of the fashion model, JSON bodies: "
+             "deflated, unpacked at load) to the first 200 of POST /predictions/fashion_tensor, the "
              "client retrying every ~1 ms from the exec on (a new connection each try, "
              "`Connection: close`). One unmeasured run first (warm page cache), then 5; "
              "median. Model load: wick's own \"loaded in N ms\" log line (torch.jit.load + "
@@ -363,6 +375,310 @@ def serving_sections(sv, L, targets):
                     None if med is None else med < 1.0))
 
 
+class Vision:
+    """The outputs of bench/run_vision.sh in OUT/vision/."""
+
+    def __init__(self, out_dir):
+        self.d = os.path.join(out_dir, "vision")
+        self.variants = {}  # name -> dict(kind, batch, delay, workers, threads, freeze)
+        for line in (read_text(os.path.join(self.d, "variants.txt")) or "").splitlines():
+            f = line.split()
+            if len(f) == 7:
+                self.variants[f[0]] = dict(kind=f[1], batch=int(f[2]), delay=int(f[3]),
+                                           workers=int(f[4]), threads=int(f[5]),
+                                           freeze=int(f[6]))
+        rt = (read_text(os.path.join(self.d, "rounds.txt")) or "").split()
+        self.rounds = int(rt[0]) if rt else 0
+        self.round_dur = rt[1] if len(rt) > 1 else "?"
+        self.freeze_switch = (read_text(os.path.join(self.d, "freeze_switch.txt")) or
+                              "").strip() == "1"
+        el = (read_text(os.path.join(self.d, "elapsed_s.txt")) or "").strip()
+        self.elapsed_s = int(el) if el.isdigit() else None
+
+    def present(self):
+        return os.path.isdir(self.d)
+
+    def names(self, prefix, kind):
+        return [n for n, v in self.variants.items() if n.startswith(prefix) and v["kind"] == kind]
+
+    def server(self, name):
+        """The rounds of NAME: req/s = the median round's (counting 2xx answers only: a peer
+        answering errors fast must not look fast), p50 = median of the rounds' p50, p99 =
+        the worst round's p99, mean batch over all rounds."""
+        r = combine_rounds(self.d, name)
+        if not r:
+            return r
+        k = 1
+        rounds, p50s = [], []
+        while os.path.exists(os.path.join(self.d, f"{name}_r{k}.txt")):
+            w = parse_wrk(os.path.join(self.d, f"{name}_r{k}.txt"))
+            if w:
+                bad = w["non2xx"] / w["requests"] if w["requests"] else 1.0
+                rounds.append(w["rps"] * (1.0 - bad))
+                p50s.append(w["p50"])
+            k += 1
+        r["rounds"] = rounds
+        r["rps"] = median(rounds)
+        r["p50"] = median(p50s)
+        return r
+
+    def raw(self, name):
+        """The raw loop's rounds of NAME combined: medians over the rounds, the worst p99."""
+        rs = []
+        k = 1
+        while os.path.exists(os.path.join(self.d, f"{name}_r{k}.json")):
+            r = read_json(os.path.join(self.d, f"{name}_r{k}.json"))
+            if r and r.get("images"):
+                rs.append(r)
+            k += 1
+        if not rs:
+            return None
+
+        def med(key):
+            return median([r[key] for r in rs])
+        return {"rps": med("img_per_s"), "rounds": [r["img_per_s"] for r in rs],
+                "pre_ms": med("preprocess_ms_per_img"), "fwd_ms": med("forward_ms_per_batch"),
+                "p50_ms": med("batch_p50_ms"), "p99_ms": max(r["batch_p99_ms"] for r in rs)}
+
+    def answer(self, name):
+        """The top-5 dict of NAME's first prediction, or None."""
+        a = read_json(os.path.join(self.d, f"answer_{name}.json"))
+        if not a or a.get("status") != 200:
+            return None
+        try:
+            return json.loads(a["body"])
+        except (KeyError, ValueError):
+            return None
+
+
+def agreement(va, vb):
+    """'top-5 equal, max |dp| = x' between two top-5 answers, or n/a."""
+    if va is None or vb is None:
+        return "n/a"
+    same = list(va) == list(vb)
+    dp = max((abs(va[k] - vb[k]) for k in va if k in vb), default=None)
+    return (f"top-5 {'identical (same order)' if same else '**different**'}, max |dp| "
+            f"{'n/a' if dp is None else f'{dp:.1e}'}")
+
+
+def vision_sections(vs, L, targets):
+    """Appends the vision sections (ResNet-18 JPEG, fashion PNG) to L and their targets."""
+    per_round = (f"{vs.rounds} round{'s' if vs.rounds != 1 else ''} of {vs.round_dur}"
+                 if vs.rounds else "n/a")
+    jd = (read_text(os.path.join(vs.d, "jpg_dims.txt")) or "").split()
+    js = (read_text(os.path.join(vs.d, "jpg_sizes.txt")) or "").split()
+    ps = (read_text(os.path.join(vs.d, "png_sizes.txt")) or "").split()
+
+    def srow(name, r, base, base_label, extra=""):
+        v = vs.variants[name]
+        kind = "wick" if v["kind"] == "wick" else "FastAPI peer"
+        q = ratio(r and r["rps"], base)
+        cfg = (f"{v['batch']} | {v['workers']} x {v['threads']} | "
+               f"{'on' if v['freeze'] else 'off'}")
+        return (f"| {name} | {kind} | {cfg} | {fmt(r and r['rps'], 1)} | "
+                f"{' / '.join(fmt(x, 1) for x in r['rounds']) if r else 'n/a'} | "
+                f"{ms(r and r['p50'], 0)} | {ms(r and r['p99'], 0)} | "
+                f"{fmt(r and r['mean_batch'], 1) if v['kind'] == 'wick' else '-'} | "
+                f"{fmt(q, 2, 'x')} |{extra}")
+
+    def warn(name, r, notes):
+        if r and (r["errors"] or r["non2xx"]):
+            notes.append(f"{name}: {r['errors']} socket errors, {r['non2xx']} non-2xx responses "
+                         "(req/s counts 2xx answers only)")
+        v = vs.variants[name]
+        loaded = read_text(os.path.join(vs.d, name + ".loaded"))
+        if v["kind"] == "wick" and loaded is not None:
+            frozen = "not frozen" not in loaded
+            if frozen != bool(v["freeze"]):
+                notes.append(f"{name}: asked for freeze {'on' if v['freeze'] else 'off'} but "
+                             f"wick logged: {loaded.strip()}")
+
+    def load_line(part):
+        t = read_text(os.path.join(vs.d, f"load_{part}.txt"))
+        if not t:
+            return None
+        avg = {ln.split()[0]: ln.split()[1] for ln in t.splitlines() if len(ln.split()) > 1}
+        return (f"Load average (1 min) when the timed runs began: {avg.get('start', '?')}, "
+                f"when they ended: {avg.get('end', '?')} (2 cores; wrk, the servers and "
+                "whatever else runs on the machine share them).")
+
+    # --- ResNet-18
+    wick = vs.names("r18_", "wick")
+    peers = vs.names("r18_", "fastapi")
+    raws = vs.names("r18_", "raw")
+    if wick or peers or raws:
+        L.append("## ResNet-18 JPEG at c=16: wick image_classifier vs FastAPI + PIL vs the raw "
+                 "pipeline\n")
+        L.append("`bench/run_vision.sh` (part 1): torchvision `resnet18()` with random weights "
+                 "(seed 0), `torch.jit.script`, eval (`bench/vision_tools.py resnet`); "
+                 f"{js[0] if js else '?'} synthetic natural-looking JPEGs "
+                 f"({', '.join(jd) if jd else '?'}; quality 90, "
+                 f"{fmt(int(js[1]) / 1024 if len(js) > 1 else None, 0)} KiB on average; "
+                 "`vision_tools.py jpegs`), posted in rotation as raw bodies (`Content-Type: "
+                 "image/jpeg`) by wrk -t2 -c16. wick: `wick pack --handler image_classifier` "
+                 "with the defaults (resize 256, center crop 224, ImageNet mean/std), "
+                 "model-config minWorkers = maxWorkers, batchSize, maxBatchDelay 10 ms, "
+                 "`wick: {threads: N, freeze: ...}`, one `wick serve --quiet` per variant. "
+                 "Peer: `bench/fastapi_vision_peer.py`, uvicorn 2 workers x 1 torch thread, "
+                 "PIL open -> Resize(256) -> CenterCrop(224) -> ToTensor -> Normalize -> "
+                 "`torch.jit.load` module -> softmax top 5 (frozen = the same with "
+                 "`torch.jit.freeze` + `optimize_for_inference` at startup, an extra row). "
+                 "All servers up side by side, each warmed 2 s; every item runs "
+                 f"{per_round}, interleaved with the others (even rounds in reverse order); "
+                 "req/s = the median round's (2xx answers only), p50 = median of the rounds' "
+                 "p50, p99 = the worst round's (the load of other processes on this machine "
+                 "comes in bursts: the median round is the one least hit by them). Each round "
+                 "starts from an idle server, so a batch-8 variant loses about one batch time "
+                 "(~0.3-0.4 s) of its round to the ramp. Mean batch from wick's `/metrics` "
+                 "(`wick_batch_size`).\n")
+        if not vs.freeze_switch:
+            L.append("This build has no `wick: {freeze: ...}` switch: wick was measured with "
+                     "freeze on only.\n")
+        peer = vs.server("r18_fastapi") if "r18_fastapi" in vs.variants else None
+        pr = peer and peer["rps"]
+        L.append("| variant | server | batchSize | workers x torch threads | freeze | req/s | "
+                 "req/s by round | p50 (ms) | p99 (ms) | mean batch | vs FastAPI peer |")
+        L.append("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+        res = {n: vs.server(n) for n in wick + peers}
+        notes = []
+        for n in wick + peers:
+            L.append(srow(n, res[n], pr, "peer"))
+            warn(n, res[n], notes)
+        L.append("")
+        for t in notes:
+            L.append(f"- warning: {t}")
+        if notes:
+            L.append("")
+
+        L.append("The raw in-process limit (`vision_tools.py raw-server`, run while every "
+                 "server is idle and wrk is stopped, so it has both cores to itself): a "
+                 "Python loop doing PIL decode + the peer's torchvision transforms for BATCH "
+                 "images, `torch.stack`, forward, softmax top 5; 2 loops = two such loops in "
+                 "Python threads of the one process (PIL and torch release the GIL), each "
+                 "with its own images, like a 2-worker server without HTTP; per-image and "
+                 "per-batch times are per loop; frozen = `torch.jit.freeze` + "
+                 "`optimize_for_inference` (what wick does at load). Warm-up before each run, "
+                 "not counted; same rounds as the servers, median round.\n")
+        L.append("| variant | batch | loops x torch threads | freeze | images/s | by round | "
+                 "decode+preprocess (ms/img) | forward (ms/batch) | batch p50 (ms) | "
+                 "batch p99 (ms) |")
+        L.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+        rres = {n: vs.raw(n) for n in raws}
+        for n in raws:
+            v, r = vs.variants[n], rres[n]
+            L.append(f"| {n} | {v['batch']} | {v['workers']} x {v['threads']} | "
+                     f"{'on' if v['freeze'] else 'off'} "
+                     f"| {fmt(r and r['rps'], 1)} | "
+                     f"{' / '.join(fmt(x, 1) for x in r['rounds']) if r else 'n/a'} | "
+                     f"{fmt(r and r['pre_ms'], 1)} | {fmt(r and r['fwd_ms'], 1)} | "
+                     f"{fmt(r and r['p50_ms'], 0)} | {fmt(r and r['p99_ms'], 0)} |")
+        L.append("")
+
+        okw = [n for n in wick if res[n]]
+        best = max(okw, key=lambda n: res[n]["rps"]) if okw else None
+        okr = [n for n in raws if rres[n]]
+        braw = max(okr, key=lambda n: rres[n]["rps"]) if okr else None
+        bw = best and res[best]["rps"]
+        br = braw and rres[braw]["rps"]
+        q_raw = ratio(bw, br)
+        q_peer = ratio(bw, pr)
+        fz = vs.server("r18_fastapi_frozen") if "r18_fastapi_frozen" in vs.variants else None
+        q_fz = ratio(bw, fz and fz["rps"])
+        if best:
+            L.append(f"Best wick: **{best}** ({fmt(bw, 1)} req/s, p50 {ms(res[best]['p50'], 0)} "
+                     f"ms, p99 {ms(res[best]['p99'], 0)} ms). Best raw: {braw or 'n/a'} "
+                     f"({fmt(br, 1)} images/s): wick / raw = **{fmt(q_raw and q_raw * 100, 0, '%')}**. "
+                     f"wick / FastAPI peer ({fmt(pr, 1)} req/s) = **{fmt(q_peer, 2, 'x')}**; "
+                     f"wick / frozen peer ({fmt(fz and fz['rps'], 1)} req/s) = "
+                     f"{fmt(q_fz, 2, 'x')}. (The best of {len(okw)} wick variants against the "
+                     f"best of {len(okr)} raw ones: under this machine's noise the larger "
+                     "field has more lucky draws; compare the rounds too.)")
+        # freeze on vs off, same config
+        fl = []
+        for n in wick:
+            v = vs.variants[n]
+            if v["freeze"] == 0:
+                on = next((m for m in wick if vs.variants[m]["freeze"] == 1 and
+                           all(vs.variants[m][k] == v[k] for k in ("batch", "workers", "threads"))),
+                          None)
+                q = ratio(on and res[on] and res[on]["rps"], res[n] and res[n]["rps"])
+                if on:
+                    fl.append(f"wick batchSize {v['batch']}, {v['workers']} x {v['threads']}: "
+                              f"{fmt(q, 2, 'x')}")
+        for n in raws:
+            v = vs.variants[n]
+            if v["freeze"] == 0:
+                on = next((m for m in raws if vs.variants[m]["freeze"] == 1 and
+                           all(vs.variants[m][k] == v[k] for k in ("batch", "workers", "threads"))),
+                          None)
+                q = ratio(on and rres[on] and rres[on]["rps"], rres[n] and rres[n]["rps"])
+                if on:
+                    fl.append(f"raw batch {v['batch']}, {v['workers']} x {v['threads']}: "
+                              f"{fmt(q, 2, 'x')}")
+        if fl:
+            L.append(f"Freeze on / off (throughput, same configuration): {', '.join(fl)}.")
+        if load_line("resnet"):
+            L.append(load_line("resnet"))
+        if "r18_fastapi" in vs.variants and okw:
+            L.append(f"Same answers: the first JPEG through {okw[0]} vs the FastAPI peer: "
+                     f"{agreement(vs.answer(okw[0]), vs.answer('r18_fastapi'))}.")
+        L.append("")
+        targets.append(("ResNet-18 JPEG at c=16: best wick >= 90% of the best raw in-process "
+                        "pipeline", f"{fmt(q_raw and q_raw * 100, 0, '%')} ({best or 'n/a'} vs "
+                        f"{braw or 'n/a'})", None if q_raw is None else q_raw >= 0.9))
+        targets.append(("ResNet-18 JPEG at c=16: best wick >= 1.25x the FastAPI peer",
+                        f"{fmt(q_peer, 2, 'x')}", None if q_peer is None else q_peer >= 1.25))
+
+    # --- fashion
+    wick = vs.names("fashion_", "wick")
+    peers = vs.names("fashion_", "fastapi")
+    if wick or peers:
+        L.append("## Fashion 28x28 PNG at c=16: wick vs FastAPI + PIL\n")
+        L.append("`bench/run_vision.sh` (part 2): the demo model (`build/demo/fashion.pt`) "
+                 f"packed with `--handler image_classifier`, `index_to_name.json` and "
+                 "examples/fashion's `wick: image:` section (channels 1, no resize or crop, "
+                 "mean 0.2860, std 0.3530), maxBatchDelay 5 ms; "
+                 f"{ps[0] if ps else '?'} real FashionMNIST test images as 28x28 gray PNGs "
+                 f"({fmt(int(ps[1]) if len(ps) > 1 else None)} bytes on average), raw bodies "
+                 "in rotation, wrk -t2 -c16. Peer: the same `fastapi_vision_peer.py` in its "
+                 "fashion mode (PIL `convert(\"L\")` -> ToTensor -> Normalize(0.2860, 0.3530) "
+                 "-> plain TorchScript -> softmax top 5), 1 or 2 uvicorn workers x 1 torch "
+                 f"thread. Every item {per_round}, interleaved; statistics as above.\n")
+        res = {n: vs.server(n) for n in wick + peers}
+        okp = [n for n in peers if res[n]]
+        bpeer = max(okp, key=lambda n: res[n]["rps"]) if okp else None
+        bp = bpeer and res[bpeer]["rps"]
+        L.append("| variant | server | batchSize | workers x torch threads | freeze | req/s | "
+                 "req/s by round | p50 (ms) | p99 (ms) | mean batch | vs best peer |")
+        L.append("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+        notes = []
+        for n in wick + peers:
+            L.append(srow(n, res[n], bp, "peer"))
+            warn(n, res[n], notes)
+        L.append("")
+        for t in notes:
+            L.append(f"- warning: {t}")
+        okw = [n for n in wick if res[n]]
+        best = max(okw, key=lambda n: res[n]["rps"]) if okw else None
+        bw = best and res[best]["rps"]
+        q = ratio(bw, bp)
+        if best:
+            L.append(f"Best wick: **{best}** ({fmt(bw)} req/s, p99 {ms(res[best]['p99'])} ms) / "
+                     f"best peer {bpeer or 'n/a'} ({fmt(bp)} req/s, p99 "
+                     f"{ms(bpeer and res[bpeer]['p99'])} ms) = **{fmt(q, 2, 'x')}**.")
+        if load_line("fashion"):
+            L.append(load_line("fashion"))
+        if okw and okp:
+            L.append(f"Same answers: the first PNG through {okw[0]} vs {okp[0]}: "
+                     f"{agreement(vs.answer(okw[0]), vs.answer(okp[0]))}.")
+        L.append("")
+        targets.append(("Fashion PNG at c=16: best wick >= 3x the best FastAPI peer",
+                        f"{fmt(q, 2, 'x')}", None if q is None else q >= 3))
+    if vs.elapsed_s is not None:
+        L.append(f"The vision part of this run took {vs.elapsed_s} s "
+                 "(`BENCH_VISION=0` skips it).\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out-dir", required=True)
@@ -386,7 +702,7 @@ def main():
     L = []
     L.append("# wick bench results\n")
     L.append("Written by `bench/report.py` from a run of `bench/run.sh` (and "
-             "`bench/run_serving.sh`, which it calls); rerun with "
+             "`bench/run_serving.sh` and `bench/run_vision.sh`, which it calls); rerun with "
              "`make bench`. These machines are noisy (10-40% between runs): servers are "
              "compared within one run, concurrencies interleaved.\n")
     L.append(f"- date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}")
@@ -398,7 +714,8 @@ def main():
              " servers")
     L.append("- environment: OPENBLAS_NUM_THREADS=1, ONEDNN_MAX_CPU_ISA=AVX2")
     L.append("- peers: nginx (worker_processes 2, static `return 200`), FastAPI + uvicorn "
-             "(2 workers, torch 1 thread each, `bench/fastapi_peer.py`)")
+             "(2 workers, torch 1 thread each, `bench/fastapi_peer.py`; for images "
+             "`bench/fastapi_vision_peer.py`, PIL + torchvision)")
     L.append("- model: MLP Linear(16,64)-ReLU-Linear(64,4), TorchScript, one row per request "
              "(`bench/make_mlp.py`)\n")
 
@@ -458,6 +775,9 @@ def main():
     targets = []
     if sv.present():
         serving_sections(sv, L, targets)
+    vs = Vision(od)
+    if vs.present():
+        vision_sections(vs, L, targets)
 
     # Targets of the issue, stated next to the figures.
     L.append("## Targets\n")
@@ -483,6 +803,9 @@ def main():
         L.append(f"| {text} | {measured} | {verdict(ok)} |")
     if not sv.present():
         L.append("| serving targets (batching, memory, cold start) | not run | "
+                 f"{verdict(None)} |")
+    if not vs.present():
+        L.append("| vision targets (ResNet-18 JPEG, fashion PNG) | not run | "
                  f"{verdict(None)} |")
     L.append("")
     L.append("The p50 at c=1 is what wrk sees: it includes wrk's own time and the loopback "

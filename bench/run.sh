@@ -11,13 +11,17 @@
 #   4. bench/run_serving.sh: the fashion CNN with batching on vs off at c=64, the MLP with
 #      batching on vs off, resident memory of 1 vs 4 workers (and of 1 vs 4 torch python
 #      processes), cold start to the first prediction
+#   5. bench/run_vision.sh: the image_classifier handler at c=16: ResNet-18 JPEGs (wick
+#      configurations vs a FastAPI + PIL + torchvision peer vs the raw in-process pipeline)
+#      and the fashion demo's 28x28 PNGs (wick vs the same peer)
 # and writes bench/RESULTS.md (bench/report.py). Servers run side by side, the
 # concurrencies interleaved, so drift on this noisy machine hits both alike.
 #
 # Environment: BENCH_DURATION (wrk -d, default 10s), BENCH_CONNS (default "1 16 64"),
 # BENCH_FORWARD_ITERS (default 20000), PYTHON (default /usr/bin/python3),
 # BENCH_RESULTS (default bench/RESULTS.md), BENCH_WICK (default BUILD_DIR/wick),
-# BENCH_SERVING_ROUNDS (default 2; see run_serving.sh), BENCH_SERVING=0 skips part 4.
+# BENCH_SERVING_ROUNDS (default 2; see run_serving.sh), BENCH_SERVING=0 skips part 4,
+# BENCH_VISION_DURATION, BENCH_VISION_ROUNDS (see run_vision.sh), BENCH_VISION=0 skips part 5.
 set -euo pipefail
 
 if [ $# -lt 1 ]; then
@@ -219,7 +223,17 @@ if [ "${BENCH_SERVING:-1}" != 0 ]; then
   fi
 fi
 
+if [ "${BENCH_VISION:-1}" != 0 ]; then
+  echo "== vision: ResNet-18 JPEG, fashion PNG"
+  if [ -x "$WICK" ]; then
+    BENCH_WICK=$WICK bash "$SRC/bench/run_vision.sh" "$BUILD" "$OUT" ||
+      echo "bench: bench/run_vision.sh failed; its sections will be n/a" >&2
+  else
+    echo "bench: $WICK not built: vision sections will be n/a" >&2
+  fi
+fi
+
 "$PY" "$SRC/bench/report.py" --out-dir "$OUT" --results "$RESULTS" \
-  --command "make bench (bash bench/run.sh $1; BENCH_DURATION=$DURATION${BENCH_WICK:+; BENCH_WICK=$BENCH_WICK}${BENCH_SERVING_ROUNDS:+; BENCH_SERVING_ROUNDS=$BENCH_SERVING_ROUNDS})" \
+  --command "make bench (bash bench/run.sh $1; BENCH_DURATION=$DURATION${BENCH_WICK:+; BENCH_WICK=$BENCH_WICK}${BENCH_SERVING_ROUNDS:+; BENCH_SERVING_ROUNDS=$BENCH_SERVING_ROUNDS}${BENCH_VISION:+; BENCH_VISION=$BENCH_VISION}${BENCH_VISION_DURATION:+; BENCH_VISION_DURATION=$BENCH_VISION_DURATION}${BENCH_VISION_ROUNDS:+; BENCH_VISION_ROUNDS=$BENCH_VISION_ROUNDS})" \
   --conns "$CONNS" --duration "$DURATION"
 echo "== wrote $RESULTS"

@@ -4,7 +4,7 @@
 #
 #   bash bench/run_serving.sh BUILD_DIR OUT_DIR
 #
-# BUILD_DIR holds wick, demo/fashion.pt, demo/test_samples.json, demo/model_store/fashion.mar
+# BUILD_DIR holds wick, demo/fashion.pt, demo/test_samples.json, demo/model_store/fashion_tensor.mar
 # (make demo) and bench/mlp.pt (bench/make_mlp.py, run.sh makes it first). Raw outputs go to
 # OUT_DIR/serving/, which bench/report.py turns into sections of bench/RESULTS.md.
 #
@@ -43,7 +43,7 @@ LOGS=$BUILD/bench/logs/serving
 TOOLS=$SRC/bench/serving_tools.py
 export OPENBLAS_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=AVX2
 
-for f in "$WICK" "$DEMO/fashion.pt" "$DEMO/test_samples.json" "$DEMO/model_store/fashion.mar" \
+for f in "$WICK" "$DEMO/fashion.pt" "$DEMO/test_samples.json" "$DEMO/model_store/fashion_tensor.mar" \
     "$BUILD/bench/mlp.pt" "$BUILD/bench/mlp_request.json"; do
   [ -e "$f" ] || { echo "bench: $f is missing (make build demo; bench/make_mlp.py)" >&2; exit 1; }
 done
@@ -255,6 +255,8 @@ for n in 1 4; do
 done
 
 # ============ 4. cold start
+# On the demo's tensor-handler archive (the same model): the JSON test bodies are tensors;
+# fashion.mar takes images since the demo switched to the image_classifier handler.
 echo "== cold start $(date +%T)"
 # The floor: an empty main() linked against libtorch (what loading libtorch costs alone).
 FLOOR=()
@@ -265,6 +267,6 @@ else
   echo "bench: could not link an empty program against libtorch (see $LOGS/torch_floor.log)" >&2
 fi
 timeout 200 "$PY" "$TOOLS" cold-start --wick "$WICK" --model-store "$DEMO/model_store" \
-  --model fashion=fashion.mar --body "$W/bodies/body0.json" --runs 5 "${FLOOR[@]}" \
+  --model fashion_tensor=fashion_tensor.mar --body "$W/bodies/body0.json" --runs 5 "${FLOOR[@]}" \
   --out "$OUT/cold_start.json" --log-dir "$LOGS" || echo "bench: cold start failed" >&2
 echo "== serving bench done $(date +%T): $OUT"
