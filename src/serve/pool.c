@@ -98,7 +98,13 @@ void wk__pool_submit(wk_model_t *m, wk__job_t *j) {
   m->tail = j;
   m->queued++;
   atomic_fetch_add(&m->nqueued, 1);
-  if (!m->spinning) pthread_cond_signal(&m->fill_cond);
+  /* Wake the filler, unless it is polling; with no filler (every worker busy or asleep
+   * on idle_cond) wake an idle worker to become one. */
+  if (m->filling) {
+    if (!m->spinning) pthread_cond_signal(&m->fill_cond);
+  } else {
+    pthread_cond_signal(&m->idle_cond);
+  }
   pthread_mutex_unlock(&m->lock);
 }
 
@@ -179,7 +185,9 @@ static size_t next_batch(wk_model_t *m, wk__job_t **batch, size_t cap) {
       }
     }
     m->filling = 0;
-    pthread_cond_signal(&m->idle_cond);
+    /* Hand the filler role on only when work is waiting: an idle worker woken for an
+     * empty queue would poll it while this one runs forward, on the same cores. */
+    if (m->head != NULL) pthread_cond_signal(&m->idle_cond);
     if (n > 0) break;
     m->gathered = 0;
   }
