@@ -42,5 +42,7 @@
 #define WK_DEFAULT_WORKER_SPIN_US 200
 /* A model with more workers than this stuck in a timed-out forward reports unhealthy. */
 #define WK_MAX_ABANDONED_WORKERS 2
+/* Request headers forwarded to a Python handler (context.get_request_header); more are dropped. */
+#define WK_MAX_FORWARDED_HEADERS 64
 
 #endif

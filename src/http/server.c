@@ -54,6 +54,13 @@ struct wk_http_req_s {
   size_t reply_len;
   hdr_t *headers;
   size_t sent_bytes;
+  /* a streamed reply (wk_http_stream_*): chunks wait in `pending` until MHD reads them */
+  int streaming;
+  int stream_done;      /* 1: ended; 2: ended by a failure (the client sees a cut reply) */
+  int reader_waiting;   /* the content reader found nothing and suspended the connection */
+  int conn_gone;        /* MHD finished with the connection: never touch conn again */
+  wk_buf_t pending;
+  size_t pending_off;
 };
 
 int64_t wk_now_us(void) {
@@ -70,6 +77,7 @@ static void req_unref(wk_http_req_t *r) {
   free(r->path);
   wk_buf_destroy(&r->body);
   free(r->reply_body);
+  wk_buf_destroy(&r->pending);
   free(r->content_type);
   for (hdr_t *h = r->headers, *n; h; h = n) {
     n = h->next;
@@ -81,14 +89,53 @@ static void req_unref(wk_http_req_t *r) {
   free(r);
 }
 
+/* MHD asks for the next piece of a streamed reply. With nothing pending and the stream
+ * still open, the connection is suspended until wk_http_stream_write resumes it (returning
+ * 0 without suspending would make MHD spin). */
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+  (void)pos;
+  wk_http_req_t *r = cls;
+  pthread_mutex_lock(&r->lock);
+  size_t avail = r->pending.len - r->pending_off;
+  ssize_t n;
+  if (avail > 0) {
+    n = (ssize_t)(avail < max ? avail : max);
+    memcpy(buf, r->pending.data + r->pending_off, (size_t)n);
+    r->pending_off += (size_t)n;
+    r->sent_bytes += (size_t)n;
+    if (r->pending_off == r->pending.len) r->pending.len = r->pending_off = 0;
+  } else if (r->stream_done) {
+    n = r->stream_done == 1 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+  } else {
+    r->reader_waiting = 1;
+    MHD_suspend_connection(r->conn);
+    n = 0;
+  }
+  pthread_mutex_unlock(&r->lock);
+  return n;
+}
+
+static void stream_free(void *cls) { req_unref(cls); }
+
 static enum MHD_Result queue_reply(wk_http_req_t *r) {
-  struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(
-      r->reply_len, r->reply_body, free);
-  if (resp == NULL) return MHD_NO;
-  r->reply_body = NULL; /* MHD owns it now */
+  struct MHD_Response *resp;
+  if (r->streaming) {
+    pthread_mutex_lock(&r->lock);
+    r->refs++; /* the response's: dropped by stream_free */
+    pthread_mutex_unlock(&r->lock);
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, r, stream_free);
+    if (resp == NULL) {
+      req_unref(r);
+      return MHD_NO;
+    }
+  } else {
+    resp = MHD_create_response_from_buffer_with_free_callback(r->reply_len, r->reply_body, free);
+    if (resp == NULL) return MHD_NO;
+    r->reply_body = NULL; /* MHD owns it now */
+    r->sent_bytes = r->reply_len;
+  }
   if (r->content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
   for (hdr_t *h = r->headers; h; h = h->next) MHD_add_response_header(resp, h->name, h->value);
-  r->sent_bytes = r->reply_len;
   enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
   MHD_destroy_response(resp);
   if ((unsigned)r->status < 600) atomic_fetch_add(&r->server->codes[r->status], 1);
@@ -171,6 +218,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   wk_http_req_t *r = *con_cls;
   if (r == NULL) return;
   *con_cls = NULL;
+  pthread_mutex_lock(&r->lock);
+  r->conn_gone = 1;
+  pthread_mutex_unlock(&r->lock);
   if (s->opts.access_log) {
     wk_log(WK_LOG_INFO, "%s %s %s %d %zu %lldus%s", s->name, r->method, r->path,
            r->replied ? r->status : 0, r->sent_bytes, (long long)(wk_now_us() - r->start_us),
@@ -321,6 +371,24 @@ const char *wk_http_req_header(wk_http_req_t *r, const char *name) {
   return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+typedef struct {
+  int (*fn)(void *, const char *, const char *);
+  void *ud;
+} each_header_t;
+
+static enum MHD_Result each_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
+  (void)kind;
+  each_header_t *e = cls;
+  return e->fn(e->ud, key, value ? value : "") ? MHD_NO : MHD_YES;
+}
+
+int wk_http_req_each_header(wk_http_req_t *r, int (*fn)(void *ud, const char *name, const char *value),
+                            void *ud) {
+  each_header_t e = {fn, ud};
+  return MHD_get_connection_values(r->conn, MHD_HEADER_KIND, each_header, &e);
+}
+
 const char *wk_http_req_body(const wk_http_req_t *r, size_t *len) {
   *len = r->body.len;
   return r->body.data ? r->body.data : "";
@@ -382,4 +450,57 @@ void wk_http_reply_error(wk_http_req_t *r, int status, const char *type, const c
   size_t len;
   char *body = wk_buf_steal(&b, &len);
   wk_http_reply(r, status, "application/json", body, len);
+}
+
+/* ---- streamed replies ---- */
+
+int wk_http_stream_begin(wk_http_req_t *r, int status, const char *content_type) {
+  pthread_mutex_lock(&r->lock);
+  if (r->replied) {
+    pthread_mutex_unlock(&r->lock);
+    return WK_EINVAL;
+  }
+  r->replied = 1;
+  r->streaming = 1;
+  r->status = status;
+  r->content_type = content_type ? strdup(content_type) : NULL;
+  if (r->suspended) {
+    r->suspended = 0;
+    MHD_resume_connection(r->conn);
+  }
+  pthread_mutex_unlock(&r->lock);
+  return 0;
+}
+
+/* Wakes the content reader if it is waiting for data. Lock held. */
+static void stream_wake(wk_http_req_t *r) {
+  if (r->reader_waiting && !r->conn_gone) {
+    r->reader_waiting = 0;
+    MHD_resume_connection(r->conn);
+  }
+}
+
+int wk_http_stream_write(wk_http_req_t *r, const void *data, size_t len) {
+  pthread_mutex_lock(&r->lock);
+  int rc = 0;
+  if (!r->streaming || r->stream_done) rc = WK_EINVAL;
+  else if (r->conn_gone) rc = WK_EIO; /* the client went away: drop the data */
+  else if (len > 0) {
+    rc = wk_buf_append(&r->pending, data, len);
+    stream_wake(r);
+  }
+  pthread_mutex_unlock(&r->lock);
+  return rc;
+}
+
+void wk_http_stream_end(wk_http_req_t *r, int failed) {
+  pthread_mutex_lock(&r->lock);
+  if (!r->streaming || r->stream_done) {
+    pthread_mutex_unlock(&r->lock);
+    return;
+  }
+  r->stream_done = failed ? 2 : 1;
+  stream_wake(r);
+  pthread_mutex_unlock(&r->lock);
+  req_unref(r); /* the handler's reference */
 }

@@ -46,6 +46,10 @@ const char *wk_http_req_arg(wk_http_req_t *r, const char *key);
 /* Request header value (NULL if absent); call from the handler only (HTTP thread). */
 const char *wk_http_req_header(wk_http_req_t *r, const char *name);
 const char *wk_http_req_body(const wk_http_req_t *r, size_t *len);
+/* Calls fn for each request header in arrival order until it returns nonzero; returns the
+ * number of headers visited. Call from the handler only (HTTP thread). */
+int wk_http_req_each_header(wk_http_req_t *r, int (*fn)(void *ud, const char *name, const char *value),
+                            void *ud);
 /* Monotonic microseconds when the request line arrived. */
 int64_t wk_http_req_start_us(const wk_http_req_t *r);
 const char *wk_http_req_server_name(const wk_http_req_t *r);
@@ -62,6 +66,17 @@ void wk_http_reply_error(wk_http_req_t *r, int status, const char *type, const c
     __attribute__((format(printf, 4, 5)));
 /* Replies a copy of a JSON text. */
 void wk_http_reply_json(wk_http_req_t *r, int status, const char *json, size_t len);
+
+/* Streamed replies (chunked transfer encoding on HTTP/1.1): instead of wk_http_reply,
+ * begin sends the status and headers (wk_http_reply_header before it), each write sends
+ * a piece as soon as the client can take it, and end finishes the reply; with failed set
+ * the connection is closed without the final chunk, so the client sees a cut reply rather
+ * than a complete one. Any thread, one writer per request; end exactly once after begin.
+ * begin returns WK_EINVAL when req was already answered; write returns WK_EIO once the
+ * client has gone (the data is dropped; still call end). */
+int wk_http_stream_begin(wk_http_req_t *r, int status, const char *content_type);
+int wk_http_stream_write(wk_http_req_t *r, const void *data, size_t len);
+void wk_http_stream_end(wk_http_req_t *r, int failed);
 
 /* Monotonic clock in microseconds. */
 int64_t wk_now_us(void);

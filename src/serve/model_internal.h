@@ -42,6 +42,8 @@ typedef struct wk__job_s {
   char *field_names[WK_MULTIPART_MAX_PARTS]; /* Python handler: multipart field names */
   char *field_types[WK_MULTIPART_MAX_PARTS];
   size_t n_fields;
+  char **headers;            /* Python handler: request headers, name and value alternating */
+  size_t n_headers;          /* pairs */
   int64_t enqueued_us;
   int64_t deadline_us;
   _Atomic int answered;
@@ -149,6 +151,9 @@ void wk__job_free(wk__job_t *j);
 int wk__job_reply_error(wk_model_t *m, wk__job_t *j, int status, const char *type,
                         const char *msg);
 int wk__job_reply(wk_model_t *m, wk__job_t *j, int status, char *body, size_t len);
+/* Starts a streamed reply for j (see wk_http_stream_begin); 1 if this call answered j, 0 if
+ * someone else (the timeout monitor) already had. Counted like a reply. Any thread. */
+int wk__job_stream_begin(wk_model_t *m, wk__job_t *j, int status, const char *content_type);
 void wk__hist_add(wk__hist_t *h, const double *bounds, size_t nb, double value, uint64_t sum);
 extern const double wk__lat_bounds[WK__LAT_BUCKETS];
 extern const double wk__batch_bounds[WK__BATCH_BUCKETS];

@@ -35,6 +35,8 @@ void wk__job_free(wk__job_t *j) {
     free(j->field_names[i]);
     free(j->field_types[i]);
   }
+  for (size_t i = 0; i < 2 * j->n_headers; i++) free(j->headers[i]);
+  free(j->headers);
   free(j);
 }
 
@@ -63,6 +65,13 @@ int wk__job_reply_typed(wk_model_t *m, wk__job_t *j, int status, const char *con
   count_reply(m, status);
   wk_http_reply(j->req, status, content_type, body, len);
   return 1;
+}
+
+int wk__job_stream_begin(wk_model_t *m, wk__job_t *j, int status, const char *content_type) {
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&j->answered, &expected, 1)) return 0;
+  count_reply(m, status);
+  return wk_http_stream_begin(j->req, status, content_type) == 0;
 }
 
 int wk__job_reply(wk_model_t *m, wk__job_t *j, int status, char *body, size_t len) {

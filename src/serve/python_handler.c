@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "backend/otf.h"
 #include "backend/pyworker.h"
@@ -94,8 +95,27 @@ int wk__python_start(wk_model_t *m, int index, wk_pyworker_t **out, wk_err_t *er
   return wk_pyworker_start(&o, out, err);
 }
 
+/* Copies one request header into the job (context.get_request_header reads them). */
+static int keep_header(void *ud, const char *name, const char *value) {
+  wk__job_t *j = ud;
+  if (j->n_headers >= WK_MAX_FORWARDED_HEADERS) return 1;
+  char *n = strdup(name), *v = strdup(value);
+  if (n == NULL || v == NULL) {
+    free(n);
+    free(v);
+    return 1;
+  }
+  j->headers[2 * j->n_headers] = n;
+  j->headers[2 * j->n_headers + 1] = v;
+  j->n_headers++;
+  return 0;
+}
+
 int wk__python_job_init(wk_model_t *m, wk__job_t *j, wk_http_req_t *req, wk_err_t *err) {
   (void)m;
+  j->headers = calloc(2 * WK_MAX_FORWARDED_HEADERS, sizeof *j->headers);
+  if (j->headers == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  wk_http_req_each_header(req, keep_header, j);
   size_t len;
   const char *body = wk_http_req_body(req, &len);
   const char *ct = wk_http_req_header(req, "Content-Type");
@@ -135,10 +155,78 @@ static int request_params(wk__job_t *j, wk_otf_param_t *params, size_t cap, wk_e
   return 1;
 }
 
+static const wk_otf_prediction_t *find_pred(const wk_otf_response_t *r, const wk__job_t *j) {
+  for (size_t k = 0; k < r->n_preds; k++)
+    if (strcmp(r->preds[k].id, j->id) == 0) return &r->preds[k];
+  return NULL;
+}
+
+/* The handler's response headers for j, less the stream marker (wick's business). */
+static void add_headers(wk__job_t *j, const wk_otf_prediction_t *p) {
+  for (size_t h = 0; h < p->n_headers; h++)
+    if (strcasecmp(p->headers[h].name, "ts_stream_next") != 0)
+      wk_http_reply_header(j->req, p->headers[h].name, p->headers[h].value);
+}
+
+/* A streaming handler's batch (send_intermediate_predict_response): each request's reply
+ * starts with its part of the first frame (status and headers from it) and every later
+ * frame adds one chunk, until a frame no longer says `ts_stream_next: true`. A failure
+ * after the first frame cannot change the status any more: the reply is cut (no final
+ * chunk) so the client knows it is incomplete. Consumes *resp. Returns 0, or the error that
+ * left the worker unusable. */
+static int stream_batch(wk_model_t *m, wk_pyworker_t *py, int index, wk__job_t **sent, size_t n,
+                        wk_otf_response_t *resp, int timeout_ms, wk_err_t *err) {
+  char *open = calloc(n, 1);
+  int rc = 0, failed = 0;
+  if (open == NULL) {
+    wk_otf_response_destroy(resp);
+    for (size_t i = 0; i < n; i++) wk__job_reply_error(m, sent[i], 500, "InternalServerException", "out of memory");
+    return 0;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const wk_otf_prediction_t *p = find_pred(resp, sent[i]);
+    if (p == NULL) {
+      wk__job_reply_error(m, sent[i], 503, "InternalServerException",
+                          "the Python worker sent no response for this request");
+      continue;
+    }
+    add_headers(sent[i], p);
+    open[i] = (char)wk__job_stream_begin(m, sent[i], p->status ? p->status : 200,
+                                         p->content_type[0] ? p->content_type : "application/json");
+    if (open[i]) wk_http_stream_write(sent[i]->req, p->body, p->body_len);
+  }
+  while (wk_otf_response_streams(resp)) {
+    wk_otf_response_destroy(resp);
+    rc = wk_pyworker_read_response(py, resp, timeout_ms, err);
+    if (rc != 0) {
+      wk_log_error("model %s: Python worker %d failed in the middle of a streamed reply: %s", m->name,
+                   index, err->msg);
+      failed = 1;
+      break;
+    }
+    if (resp->code != 200) {
+      wk_log_error("model %s: Python worker %d: the handler failed in the middle of a streamed "
+                   "reply (%d %s); the replies are cut",
+                   m->name, index, resp->code, resp->message);
+      failed = 1;
+      break;
+    }
+    for (size_t i = 0; i < n; i++) {
+      const wk_otf_prediction_t *p = open[i] ? find_pred(resp, sent[i]) : NULL;
+      if (p) wk_http_stream_write(sent[i]->req, p->body, p->body_len);
+    }
+  }
+  if (rc == 0) wk_otf_response_destroy(resp);
+  for (size_t i = 0; i < n; i++)
+    if (open[i]) wk_http_stream_end(sent[i]->req, failed);
+  free(open);
+  return rc;
+}
+
 void wk__python_run(wk_model_t *m, wk_pyworker_t **py, int index, wk__job_t **jobs, size_t n) {
   wk_otf_request_t *reqs = calloc(n, sizeof *reqs);
   wk_otf_param_t(*params)[WK_MULTIPART_MAX_PARTS] = calloc(n, sizeof *params);
-  wk_otf_kv_t(*hdrs)[2] = calloc(n, sizeof *hdrs);
+  wk_otf_kv_t(*hdrs)[WK_MAX_FORWARDED_HEADERS + 2] = calloc(n, sizeof *hdrs);
   size_t live = 0;
   wk__job_t **sent = calloc(n, sizeof *sent);
   if (reqs == NULL || params == NULL || hdrs == NULL || sent == NULL) {
@@ -153,7 +241,9 @@ void wk__python_run(wk_model_t *m, wk_pyworker_t **py, int index, wk__job_t **jo
       continue;
     }
     size_t nh = 0;
-    hdrs[live][nh++] = (wk_otf_kv_t){"Content-Type", jobs[i]->content_type};
+    for (size_t h = 0; h < jobs[i]->n_headers; h++)
+      hdrs[live][nh++] = (wk_otf_kv_t){jobs[i]->headers[2 * h], jobs[i]->headers[2 * h + 1]};
+    if (jobs[i]->n_headers == 0) hdrs[live][nh++] = (wk_otf_kv_t){"Content-Type", jobs[i]->content_type};
     if (jobs[i]->explain) hdrs[live][nh++] = (wk_otf_kv_t){"explain", "True"};
     reqs[live] = (wk_otf_request_t){jobs[i]->id, hdrs[live], nh, params[live], (size_t)np};
     sent[live++] = jobs[i];
@@ -197,22 +287,26 @@ void wk__python_run(wk_model_t *m, wk_pyworker_t **py, int index, wk__job_t **jo
     *py = NULL; /* the next batch starts a new process */
     goto done;
   }
+  if (resp.code == 200 && wk_otf_response_streams(&resp)) {
+    if (stream_batch(m, *py, index, sent, live, &resp, timeout_ms, &err) != 0) {
+      wk_pyworker_stop(*py);
+      *py = NULL;
+    }
+    goto done;
+  }
   if (resp.code != 200) {
     for (size_t i = 0; i < live; i++)
       wk__job_reply_error(m, sent[i], resp.code, resp.code == 503 ? "InternalServerException" : "PredictionException",
                           resp.message);
   } else {
     for (size_t i = 0; i < live; i++) {
-      const wk_otf_prediction_t *p = NULL;
-      for (size_t k = 0; k < resp.n_preds && p == NULL; k++)
-        if (strcmp(resp.preds[k].id, sent[i]->id) == 0) p = &resp.preds[k];
+      const wk_otf_prediction_t *p = find_pred(&resp, sent[i]);
       if (p == NULL) {
         wk__job_reply_error(m, sent[i], 503, "InternalServerException",
                             "the Python worker sent no response for this request");
         continue;
       }
-      for (size_t h = 0; h < p->n_headers; h++)
-        wk_http_reply_header(sent[i]->req, p->headers[h].name, p->headers[h].value);
+      add_headers(sent[i], p);
       char *body = malloc(p->body_len + 1);
       if (body) memcpy(body, p->body, p->body_len);
       const char *ct = p->content_type[0] ? p->content_type : "application/json";

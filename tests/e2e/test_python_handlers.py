@@ -2,6 +2,8 @@
 feeds them OTF frames and returns what the handler returns. The handlers here are
 written against TorchServe's API (`ts.*` imports resolve to wick's own classes)."""
 import concurrent.futures as cf
+import http.client
+import importlib.util
 import json
 import time
 
@@ -165,3 +167,234 @@ def test_handler_that_cannot_load_fails_the_load_with_its_traceback(serve, tmp_p
     assert "model bad not loaded" in logs, logs
     assert "SyntaxError" in logs, logs
     assert s.infer("POST", "/predictions/bad", "x").status == 404
+
+
+FEATURES_PY = '''
+import time
+
+from ts.protocol.otf_message_handler import send_intermediate_predict_response
+
+
+def handle(data, context):
+    if data is None:
+        return None
+    out = []
+    for idx, row in enumerate(data):
+        body = row.get("body")
+        if isinstance(body, (bytes, bytearray)):
+            body = body.decode()
+        if body == "headers":
+            out.append({"x_custom": context.get_request_header(idx, "X-Custom"),
+                        "user_agent": context.get_request_header(idx, "user-agent"),
+                        "content_type": context.get_request_header(idx, "Content-Type")})
+        elif body == "created":
+            context.set_response_status(201, "Created", idx)
+            context.set_response_header(idx, "X-Handler", "yes")
+            context.set_response_content_type(idx, "text/plain")
+            out.append("made it")
+        elif body == "stream":
+            for k in range(3):
+                send_intermediate_predict_response(["part %d;" % k], context.request_ids,
+                                                   "Intermediate Prediction success", 200, context)
+                time.sleep(0.4)
+            out.append("end.")
+        elif body == "stream-then-fail":
+            send_intermediate_predict_response(["first;"], context.request_ids,
+                                               "Intermediate Prediction success", 200, context)
+            raise RuntimeError("failed after the first part")
+        else:
+            out.append({"batch": len(data), "body": body})
+    return out
+'''
+
+
+def make_features(tmp_path, config="minWorkers: 1\nbatchSize: 1\n"):
+    (tmp_path / "features.py").write_text(FEATURES_PY)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(config)
+    store = tmp_path / "store"
+    store.mkdir()
+    (tmp_path / "dummy.txt").write_text("x")
+    run_wick("pack", "--model-name", "feat", "--version", "1.0", "--serialized-file", tmp_path / "dummy.txt",
+             "--handler", f"{tmp_path / 'features.py'}:handle", "--config-file", cfg, "--export-path", store,
+             "-f")
+    return store
+
+
+def test_request_headers_reach_the_handler_and_its_status_and_headers_come_back(serve, tmp_path):
+    s = serve("--model-store", make_features(tmp_path), "--models", "feat=feat.mar")
+    r = s.infer("POST", "/predictions/feat", "headers",
+                {"X-Custom": "abc 123", "User-Agent": "wick-test/1", "Content-Type": "text/plain"})
+    assert r.status == 200, r
+    assert r.json() == {"x_custom": "abc 123", "user_agent": "wick-test/1", "content_type": "text/plain"}
+    r = s.infer("POST", "/predictions/feat", "created")
+    assert r.status == 201, r
+    assert r.headers.get("X-Handler") == "yes", r.headers
+    assert r.headers.get("Content-Type") == "text/plain", r.headers
+    assert r.body == b"made it"
+
+
+def test_intermediate_responses_stream_as_chunks(serve, tmp_path):
+    s = serve("--model-store", make_features(tmp_path), "--models", "feat=feat.mar")
+    conn = http.client.HTTPConnection("127.0.0.1", s.ports["inference"], timeout=30)
+    try:
+        t0 = time.time()
+        conn.request("POST", "/predictions/feat", body=b"stream")
+        r = conn.getresponse()
+        assert r.status == 200
+        assert r.getheader("Transfer-Encoding") == "chunked", r.getheaders()
+        assert r.getheader("ts_stream_next") is None  # wick's marker, not the client's business
+        pieces = []
+        while True:
+            chunk = r.read1(65536)
+            if not chunk:
+                break
+            pieces.append((time.time() - t0, chunk))
+        body = b"".join(c for _, c in pieces)
+        assert body == b"part 0;part 1;part 2;end.", pieces
+        # the first part arrived while the handler was still sleeping between parts
+        # (the handler takes >= 1.2 s in all)
+        first = next(t for t, c in pieces if c)
+        assert first < pieces[-1][0] - 0.6, pieces
+        # the connection stays usable for the next request (keep-alive after a chunked reply)
+        conn.request("POST", "/predictions/feat", body=b"plain")
+        r2 = conn.getresponse()
+        assert r2.status == 200 and json.loads(r2.read())["body"] == "plain"
+    finally:
+        conn.close()
+    # the access log counts the bytes sent
+    assert "POST /predictions/feat 200" in s.logs()
+
+
+@pytest.mark.badinput
+def test_a_stream_whose_handler_fails_is_cut_not_completed(serve, tmp_path):
+    s = serve("--model-store", make_features(tmp_path), "--models", "feat=feat.mar")
+    conn = http.client.HTTPConnection("127.0.0.1", s.ports["inference"], timeout=30)
+    try:
+        conn.request("POST", "/predictions/feat", body=b"stream-then-fail")
+        r = conn.getresponse()
+        assert r.status == 200
+        with pytest.raises(http.client.IncompleteRead) as e:
+            r.read()
+        assert e.value.partial == b"first;"
+    finally:
+        conn.close()
+    assert "failed in the middle of a streamed reply" in s.logs()
+    r = s.infer("POST", "/predictions/feat", "after")
+    assert r.status == 200 and r.json()["body"] == "after", r
+
+
+def test_a_batch_of_8_goes_to_the_python_handler_together(serve, tmp_path):
+    store = make_features(tmp_path, "minWorkers: 1\nbatchSize: 8\nmaxBatchDelay: 2000\n")
+    s = serve("--model-store", store, "--models", "feat=feat.mar")
+    with cf.ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda i: s.infer("POST", "/predictions/feat", f"r{i}"), range(8)))
+    assert [r.status for r in replies] == [200] * 8, replies
+    assert sorted(r.json()["body"] for r in replies) == sorted(f"r{i}" for i in range(8))
+    # eight requests within the 2 s delay fill one batch of 8
+    assert [r.json()["batch"] for r in replies] == [8] * 8, [r.json() for r in replies]
+
+
+CNN_PY = '''
+import torch
+
+
+class SmallCNN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.pool = torch.nn.MaxPool2d(2)
+        self.fc = torch.nn.Linear(4 * 4 * 4, 5)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.conv(x)))
+        return self.fc(x.flatten(1))
+'''
+
+
+def test_eager_cnn_in_python_equals_the_native_torchscript_path(serve, tmp_path):
+    (tmp_path / "cnn.py").write_text(CNN_PY)
+    spec = importlib.util.spec_from_file_location("wick_test_cnn", tmp_path / "cnn.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # from a file: torch.jit.script needs the source
+    torch.manual_seed(3)
+    net = mod.SmallCNN().eval()
+    torch.save(net.state_dict(), tmp_path / "cnn_state.pt")
+    torch.jit.script(net).save(str(tmp_path / "cnn_ts.pt"))
+    store = tmp_path / "store"
+    store.mkdir()
+    run_wick("pack", "--model-name", "eager", "--version", "1.0", "--serialized-file", tmp_path / "cnn_state.pt",
+             "--model-file", tmp_path / "cnn.py", "--handler", "tensor", "--export-path", store, "-f")
+    run_wick("pack", "--model-name", "native", "--version", "1.0", "--serialized-file", tmp_path / "cnn_ts.pt",
+             "--handler", "tensor", "--export-path", store, "-f")
+    s = serve("--model-store", store, "--models", "eager=eager.mar", "native=native.mar")
+    runtimes = {d["modelName"]: d["runtime"] for d in
+                (s.mgmt("GET", f"/models/{n}").json()[0] for n in ("eager", "native"))}
+    assert runtimes == {"eager": "python", "native": "native"}
+    g = torch.Generator().manual_seed(5)
+    for shape in ((1, 1, 8, 8), (3, 1, 8, 8)):
+        x = torch.randn(*shape, generator=g)
+        for body in (x.tolist(), {"data": x.tolist()}, {"instances": x.tolist()}, {"inputs": x.tolist()}):
+            a = s.infer("POST", "/predictions/eager", json.dumps(body), {"Content-Type": "application/json"})
+            b = s.infer("POST", "/predictions/native", json.dumps(body), {"Content-Type": "application/json"})
+            assert a.status == 200 and b.status == 200, (a, b)
+            ta, tb = torch.tensor(a.json()), torch.tensor(b.json())
+            assert ta.shape == tb.shape
+            assert torch.allclose(ta, tb, atol=1e-5), (ta, tb)
+            assert torch.allclose(ta, net(x), atol=1e-5)
+    # the same bad input gets the same class of answer from both
+    for body in ('{"data": [[1, 2], [3]]}', '{"nothing": 1}'):
+        a = s.infer("POST", "/predictions/eager", body, {"Content-Type": "application/json"})
+        b = s.infer("POST", "/predictions/native", body, {"Content-Type": "application/json"})
+        assert a.status == b.status == 400, (a, b)
+
+
+EXPLAIN_PY = '''
+import torch
+from ts.torch_handler.base_handler import BaseHandler
+
+
+class GradHandler(BaseHandler):
+    """Predicts with the eager Net; explains with the gradient of output 0 wrt the input."""
+
+    def preprocess(self, data):
+        rows = []
+        for row in data:
+            body = row.get("data") or row.get("body")
+            rows.append(torch.tensor(body, dtype=torch.float32))
+        return torch.stack(rows)
+
+    def postprocess(self, out):
+        return out.tolist()
+
+    def explain_handle(self, data_preprocess, raw_data):
+        x = data_preprocess.clone().requires_grad_(True)
+        with torch.enable_grad():
+            self.model(x)[:, 0].sum().backward()
+        return [{"grad": g.tolist()} for g in x.grad]
+'''
+
+
+def test_explain_handle_answers_explanations(serve, tmp_path):
+    (tmp_path / "model.py").write_text(MODEL_PY)
+    (tmp_path / "handler.py").write_text(EXPLAIN_PY)
+    ns = {}
+    exec(MODEL_PY, ns)
+    torch.manual_seed(1)
+    net = ns["Net"]().eval()
+    torch.save(net.state_dict(), tmp_path / "net.pt")
+    store = tmp_path / "store"
+    store.mkdir()
+    run_wick("pack", "--model-name", "grad", "--version", "1.0", "--serialized-file", tmp_path / "net.pt",
+             "--model-file", tmp_path / "model.py", "--handler", tmp_path / "handler.py",
+             "--export-path", store, "-f")
+    s = serve("--model-store", store, "--models", "grad=grad.mar")
+    x = [0.5, -1.0, 2.0, 0.25]
+    p = s.infer("POST", "/predictions/grad", json.dumps(x), {"Content-Type": "application/json"})
+    assert p.status == 200 and len(p.json()) == 2, p
+    e = s.infer("POST", "/explanations/grad", json.dumps(x), {"Content-Type": "application/json"})
+    assert e.status == 200, e
+    assert torch.allclose(torch.tensor(e.json()["grad"]), net.fc.weight[0].detach(), atol=1e-6), e.json()
+    # a prediction right after an explanation is a prediction again
+    p2 = s.infer("POST", "/predictions/grad", json.dumps(x), {"Content-Type": "application/json"})
+    assert p2.status == 200 and p2.json() == p.json()
