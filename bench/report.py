@@ -374,6 +374,40 @@ def serving_sections(sv, L, targets):
                     fmt(None if med is None else med * 1000, 0, " ms"),
                     None if med is None else med < 1.0))
 
+    # --- Python handler overhead
+    nat, py = "pyov_native", "pyov_python"
+    if nat in sv.variants or py in sv.variants:
+        L.append("## Python handler overhead\n")
+        L.append("`bench/run_serving.sh` part 5: the same 4-float JSON body to an identity "
+                 "TorchScript model served natively (tensor handler) and to a no-op Python "
+                 "function handler (`return [row.get(\"body\") for row in data]`: the worker "
+                 "decodes the JSON and the reply encodes it again) in wick's Python worker "
+                 "processes; batchSize 1, 2 workers each. wrk -t1 at c=1, -t2 at c=16, "
+                 f"{sv.rounds} interleaved rounds of {sv.round_dur}; p50 = mean of the rounds' "
+                 "p50, p99 = worst round.\n")
+        L.append("| path | c=1 req/s | c=1 p50 (us) | c=1 p99 (us) | c=16 req/s | c=16 p50 (ms) | "
+                 "c=16 p99 (ms) |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|")
+        res = {}
+        for n, label in ((nat, "native (tensor handler)"), (py, "Python (no-op handler)")):
+            a, b = sv.runs(n, 1), sv.runs(n, 16)
+            res[n] = (a, b)
+            L.append(f"| {label} | {fmt(a and a['rps'])} | {fmt(a and a['p50'])} | "
+                     f"{fmt(a and a['p99'])} | {fmt(b and b['rps'])} | {ms(b and b['p50'], 2)} | "
+                     f"{ms(b and b['p99'], 2)} |")
+        L.append("")
+        a_n, a_p = res[nat][0], res[py][0]
+        gap = None
+        if a_n and a_p and a_n["p50"] is not None and a_p["p50"] is not None:
+            gap = a_p["p50"] - a_n["p50"]
+        q16 = ratio(res[py][1] and res[py][1]["rps"], res[nat][1] and res[nat][1]["rps"])
+        L.append(f"At c=16 the Python path runs at {fmt(q16, 2, 'x')} of the native one's "
+                 "throughput. For scale: TorchServe's published frontend+backend overhead is "
+                 "2-3 ms per request.\n")
+        targets.append(("no-op Python handler at c=1: p50 <= native p50 + 300 us",
+                        f"+{fmt(gap)} us" if gap is not None else "n/a",
+                        None if gap is None else gap <= 300))
+
 
 class Vision:
     """The outputs of bench/run_vision.sh in OUT/vision/."""

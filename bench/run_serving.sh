@@ -16,9 +16,13 @@
 #   3. resident memory: fashion with 1 vs 4 native workers, VmRSS after loading and after
 #      2000 requests (serving_tools.py requests, 8 connections); then 1 vs 4 python processes that each torch.jit.load the model
 #   4. cold start: exec of `wick serve` to the first 200 of /predictions/fashion, 5 runs
+#   5. Python handler overhead: a no-op Python function handler (returns each request's
+#      decoded JSON body) vs the native tensor handler on an identity TorchScript model,
+#      the same 4-float JSON body, 2 workers each; c=1 and c=16, rounds interleaved
 #
 # Environment: BENCH_DURATION (wrk -d, default 10s), BENCH_SERVING_ROUNDS (default 2),
-# BENCH_WICK (default BUILD_DIR/wick), PYTHON (default /usr/bin/python3).
+# BENCH_WICK (default BUILD_DIR/wick), PYTHON (default /usr/bin/python3),
+# BENCH_SERVING_PARTS (default "1 2 3 4 5": the parts above to run).
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -41,6 +45,8 @@ DEMO=$BUILD/demo
 W=$BUILD/bench/serving
 LOGS=$BUILD/bench/logs/serving
 TOOLS=$SRC/bench/serving_tools.py
+PARTS=" ${BENCH_SERVING_PARTS:-1 2 3 4 5} "
+part() { [[ $PARTS == *" $1 "* ]]; }
 export OPENBLAS_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=AVX2
 
 for f in "$WICK" "$DEMO/fashion.pt" "$DEMO/test_samples.json" "$DEMO/model_store/fashion_tensor.mar" \
@@ -71,8 +77,10 @@ trap 'exit 130' INT TERM
 # --- variants: NAME -> ports and pid
 declare -A P_INF P_MET PID
 
-pack() { # pack NAME MODEL_NAME PT BATCH DELAY_MS WORKERS THREADS
-  local name=$1 model=$2 pt=$3 batch=$4 delay=$5 workers=$6 threads=$7
+pack() { # pack NAME MODEL_NAME PT BATCH DELAY_MS WORKERS THREADS [HANDLER]
+  local name=$1 model=$2 pt=$3 batch=$4 delay=$5 workers=$6 threads=$7 handler=${8:-tensor}
+  local runtime=native
+  [ "$handler" = tensor ] || runtime=python
   cat >"$W/cfg/$name.yaml" <<YAML
 minWorkers: $workers
 maxWorkers: $workers
@@ -80,12 +88,12 @@ batchSize: $batch
 maxBatchDelay: $delay
 responseTimeout: 120
 wick:
-  runtime: native
+  runtime: $runtime
 YAML
   # threads 0: the server's default (ncpu / minWorkers, at least 1)
   if [ "$threads" != 0 ]; then echo "  threads: $threads" >>"$W/cfg/$name.yaml"; fi
   mkdir -p "$W/store/$name"
-  "$WICK" pack --model-name "$model" --version 1.0 --serialized-file "$pt" --handler tensor \
+  "$WICK" pack --model-name "$model" --version 1.0 --serialized-file "$pt" --handler "$handler" \
     --config-file "$W/cfg/$name.yaml" --archive-format zip-store --export-path "$W/store/$name" -f >"$LOGS/pack_$name.log" 2>&1 || return 1
   printf '%s %s %s %s %s %s\n' "$name" "$model" "$batch" "$delay" "$workers" "$threads" \
     >>"$OUT/variants.txt"
@@ -178,9 +186,10 @@ FASHION_ENV=(WRK_BODY_DIR="$W/bodies" WRK_BODY_COUNT=8)
 MLP_ENV=(WRK_BODY_DIR="$W/mlp_body" WRK_BODY_COUNT=1)
 
 echo "$ROUNDS $RDUR" >"$OUT/rounds.txt"
-# ============ 1. fashion CNN batching at c=64
-echo "== fashion CNN: batching at c=64 ($ROUNDS rounds of $RDUR per variant) $(date +%T)"
 : >"$OUT/variants.txt"
+# ============ 1. fashion CNN batching at c=64
+if part 1; then
+echo "== fashion CNN: batching at c=64 ($ROUNDS rounds of $RDUR per variant) $(date +%T)"
 FASHION=()
 for v in "b1_w1 1 1 2" "b1_w2 1 2 1" "b16_w1 16 1 2" "b16_w2 16 2 1" "b32_w1 32 1 2" "b32_w2 32 2 1"; do
   read -r name batch workers threads <<<"$v"
@@ -201,8 +210,10 @@ for r in $(seq "$ROUNDS"); do
   done
 done
 cleanup
+fi
 
 # ============ 2. MLP: batching off vs on, c=64 and c=1
+if part 2; then
 echo "== MLP: batching off vs on $(date +%T)"
 MLP=()
 for v in "off 1 0" "b8 8 1" "b16 16 2"; do
@@ -218,8 +229,10 @@ for r in $(seq "$ROUNDS"); do
 done
 for name in "${MLP[@]}"; do wrk_run "${name}_c1_r1" "$name" mlp 1 "$LUA" "${MLP_ENV[@]}"; done
 cleanup
+fi
 
 # ============ 3. resident memory: 1 vs 4 native workers, then 1 vs 4 python processes
+if part 3; then
 echo "== resident memory $(date +%T)"
 mem() { # mem NAME KEY: VmRSS and Pss (kB) of the variant's wick, as "KEY_rss_kb N" lines
   local pid=${PID[$1]}
@@ -253,8 +266,10 @@ for n in 1 4; do
     --forwards $((2000 / n)) --out "$OUT/torch_procs_$n.json" --python "$PY" \
     >"$LOGS/torch_procs_$n.log" 2>&1 || echo "bench: torch-procs $n failed" >&2
 done
+fi
 
 # ============ 4. cold start
+if part 4; then
 # On the demo's tensor-handler archive (the same model): the JSON test bodies are tensors;
 # fashion.mar takes images since the demo switched to the image_classifier handler.
 echo "== cold start $(date +%T)"
@@ -269,4 +284,39 @@ fi
 timeout 200 "$PY" "$TOOLS" cold-start --wick "$WICK" --model-store "$DEMO/model_store" \
   --model fashion_tensor=fashion_tensor.mar --body "$W/bodies/body0.json" --runs 5 "${FLOOR[@]}" \
   --out "$OUT/cold_start.json" --log-dir "$LOGS" || echo "bench: cold start failed" >&2
+fi
+
+# ============ 5. Python handler overhead: no-op Python handler vs native, c=1 and c=16
+if part 5; then
+echo "== Python handler overhead $(date +%T)"
+mkdir -p "$W/pyov_body"
+echo '[[1.0, 2.0, 3.0, 4.0]]' >"$W/pyov_body/body0.json"
+cat >"$W/noop.py" <<'PYEOF'
+def handle(data, context):
+    if data is None:
+        return None
+    return [row.get("body") for row in data]
+PYEOF
+if "$PY" -c 'import sys, torch; torch.jit.script(torch.nn.Identity()).save(sys.argv[1])' \
+    "$W/identity.pt" >"$LOGS/identity.log" 2>&1; then
+  PYOV=()
+  for v in "native tensor" "python $W/noop.py:handle"; do
+    read -r name handler <<<"$v"
+    name=pyov_$name
+    pack "$name" noop "$W/identity.pt" 1 0 2 1 "$handler" || {
+      echo "bench: pack $name failed: $(tail -3 "$LOGS/pack_$name.log")" >&2; continue; }
+    serve "$name" noop && check "$name" noop "$W/pyov_body/body0.json" && PYOV+=("$name")
+  done
+  PYOV_ENV=(WRK_BODY_DIR="$W/pyov_body" WRK_BODY_COUNT=1)
+  for name in "${PYOV[@]}"; do warm "$name" noop "$LUA" "${PYOV_ENV[@]}"; done
+  for r in $(seq "$ROUNDS"); do
+    for c in 1 16; do
+      for name in "${PYOV[@]}"; do wrk_run "${name}_c${c}_r$r" "$name" noop "$c" "$LUA" "${PYOV_ENV[@]}"; done
+    done
+  done
+  cleanup
+else
+  echo "bench: could not make the identity model (see $LOGS/identity.log)" >&2
+fi
+fi
 echo "== serving bench done $(date +%T): $OUT"
