@@ -3,6 +3,7 @@
 #include "api/api.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,78 @@ void wk_api_metrics(wk_http_req_t *req, void *ud) {
   gate_leave(ud);
 }
 
+/* ---- KServe v1 (inference port) ---- */
+
+__attribute__((format(printf, 3, 4))) static void v1_error(wk_http_req_t *req, int status,
+                                                           const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  wk_buf_t b = WK_BUF_INIT;
+  wk_buf_puts(&b, "{\"error\": ");
+  wk_buf_json_str(&b, msg);
+  wk_buf_puts(&b, "}\n");
+  reply_buf(req, status, "application/json", &b);
+}
+
+static void v1_list_visit(wk_model_t *const *models, const int *is_default, size_t n, void *ud) {
+  wk_buf_t *b = ud;
+  int first = 1;
+  for (size_t i = 0; i < n; i++) {
+    if (!is_default[i]) continue;
+    if (!first) wk_buf_puts(b, ", ");
+    first = 0;
+    wk_buf_json_str(b, wk_model_name(models[i]));
+  }
+}
+
+/* GET /v1/models, GET /v1/models/{m}, POST /v1/models/{m}:predict|:explain. */
+static void kserve_v1(wk_api_t *api, wk_http_req_t *req, char **seg, int n) {
+  const char *method = wk_http_req_method(req);
+  if (n == 2) {
+    if (!is(method, "GET")) {
+      bad_method(req, "GET");
+      return;
+    }
+    wk_buf_t b = WK_BUF_INIT;
+    wk_buf_puts(&b, "{\"models\": [");
+    wk_registry_visit(api->registry, v1_list_visit, &b);
+    wk_buf_puts(&b, "]}\n");
+    reply_buf(req, 200, "application/json", &b);
+    return;
+  }
+  char *name = seg[2];
+  char *verb = strrchr(name, ':');
+  if (verb) *verb++ = '\0';
+  if (verb && strcmp(verb, "predict") != 0 && strcmp(verb, "explain") != 0) {
+    v1_error(req, 404, "unknown verb ':%s': expected :predict or :explain", verb);
+    return;
+  }
+  if (verb ? !is(method, "POST") : !is(method, "GET")) {
+    bad_method(req, verb ? "POST" : "GET");
+    return;
+  }
+  wk_model_t *m = wk_registry_acquire(api->registry, name, NULL);
+  if (m == NULL) {
+    v1_error(req, 404, "model %s is not registered", name);
+    return;
+  }
+  if (verb) {
+    wk_model_predict_v1(m, req, strcmp(verb, "explain") == 0);
+  } else {
+    char why[256];
+    int ready = wk_model_healthy(m, why, sizeof why);
+    wk_buf_t b = WK_BUF_INIT;
+    wk_buf_puts(&b, "{\"name\": ");
+    wk_buf_json_str(&b, name);
+    wk_buf_printf(&b, ", \"ready\": %s}\n", ready ? "true" : "false");
+    reply_buf(req, 200, "application/json", &b);
+  }
+  wk_registry_release(api->registry, m);
+}
+
 static void inference(wk_api_t *api, wk_http_req_t *req) {
   const char *method = wk_http_req_method(req);
   char buf[WK_MAX_URL_PATH];
@@ -156,6 +229,10 @@ static void inference(wk_api_t *api, wk_http_req_t *req) {
     if (explain) wk_model_explain(m, req);
     else wk_model_predict(m, req);
     wk_registry_release(api->registry, m);
+    return;
+  }
+  if ((n == 2 || n == 3) && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "models") == 0) {
+    kserve_v1(api, req, seg, n);
     return;
   }
   not_found(req);

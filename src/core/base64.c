@@ -1,4 +1,4 @@
-/* Base64 decoding. */
+/* Base64 decoding and encoding. */
 #include "core/base64.h"
 
 #include <stdlib.h>
@@ -46,5 +46,22 @@ int wk_base64_decode(const char *src, size_t len, unsigned char **out, size_t *o
   }
   *out = buf;
   *out_len = n;
+  return 0;
+}
+
+int wk_base64_encode(wk_buf_t *b, const void *data, size_t len) {
+  static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const unsigned char *p = data;
+  size_t i = 0;
+  for (; i + 3 <= len; i += 3) {
+    unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
+    char q[4] = {tab[v >> 18], tab[(v >> 12) & 63], tab[(v >> 6) & 63], tab[v & 63]};
+    if (wk_buf_append(b, q, 4) != 0) return WK_ENOMEM;
+  }
+  if (i < len) {
+    unsigned v = (unsigned)p[i] << 16 | (i + 1 < len ? (unsigned)p[i + 1] << 8 : 0);
+    char q[4] = {tab[v >> 18], tab[(v >> 12) & 63], i + 1 < len ? tab[(v >> 6) & 63] : '=', '='};
+    if (wk_buf_append(b, q, 4) != 0) return WK_ENOMEM;
+  }
   return 0;
 }

@@ -44,5 +44,7 @@
 #define WK_MAX_ABANDONED_WORKERS 2
 /* Request headers forwarded to a Python handler (context.get_request_header); more are dropped. */
 #define WK_MAX_FORWARDED_HEADERS 64
+/* Instances in one KServe v1 request that runs as one job per instance. */
+#define WK_MAX_V1_INSTANCES 4096
 
 #endif

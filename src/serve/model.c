@@ -80,22 +80,42 @@ static int explain_query(wk__job_t *j, wk_http_req_t *req, wk_err_t *err) {
   return 0;
 }
 
-static void submit(wk_model_t *m, wk_http_req_t *req, int explain) {
+int wk__job_new(wk_model_t *m, wk_http_req_t *req, int explain, wk__job_t **out, wk_err_t *err) {
   atomic_fetch_add(&m->req_total, 1);
   wk__job_t *j = calloc(1, sizeof *j);
-  if (j == NULL) {
-    atomic_fetch_add(&m->req_server_err, 1);
-    wk_http_reply_error(req, 500, "InternalServerException", "out of memory");
-    return;
-  }
+  if (j == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
   j->req = req;
   j->explain = explain;
   j->target = -1;
   j->n_steps = WK_DEFAULT_IG_STEPS;
-  wk_err_t err = {{0}};
-  int rc = explain ? explain_query(j, req, &err) : 0;
+  int rc = explain ? explain_query(j, req, err) : 0;
   if (rc != 0) {
-  } else if (m->kind == WK__H_PYTHON) {
+    wk__job_free(j);
+    return rc;
+  }
+  *out = j;
+  return 0;
+}
+
+void wk__job_enqueue(wk_model_t *m, wk__job_t *j) {
+  j->enqueued_us = wk_now_us();
+  j->deadline_us = j->enqueued_us + (int64_t)m->response_timeout_s * 1000000;
+  wk__pool_submit(m, j);
+}
+
+void wk__submit(wk_model_t *m, wk_http_req_t *req, int explain, int envelope) {
+  wk_err_t err = {{0}};
+  wk__job_t *j = NULL;
+  int rc = wk__job_new(m, req, explain, &j, &err);
+  if (rc != 0) {
+    int status = rc == WK_ENOMEM ? 500 : 400;
+    wk__job_t tmp = {.req = req, .envelope = envelope};
+    wk__job_reply_error(m, &tmp, status, status == 500 ? "InternalServerException" : "BadRequestException",
+                        err.msg);
+    return;
+  }
+  j->envelope = envelope;
+  if (m->kind == WK__H_PYTHON) {
     rc = wk__python_job_init(m, j, req, &err);
   } else if (m->kind == WK__H_IMAGE) {
     rc = wk__image_job_init(m, j, req, &err);
@@ -110,14 +130,12 @@ static void submit(wk_model_t *m, wk_http_req_t *req, int explain) {
     wk__job_free(j);
     return;
   }
-  j->enqueued_us = wk_now_us();
-  j->deadline_us = j->enqueued_us + (int64_t)m->response_timeout_s * 1000000;
-  wk__pool_submit(m, j);
+  wk__job_enqueue(m, j);
 }
 
-void wk_model_predict(wk_model_t *m, wk_http_req_t *req) { submit(m, req, 0); }
+void wk_model_predict(wk_model_t *m, wk_http_req_t *req) { wk__submit(m, req, 0, WK__ENV_TS); }
 
-void wk_model_explain(wk_model_t *m, wk_http_req_t *req) { submit(m, req, 1); }
+void wk_model_explain(wk_model_t *m, wk_http_req_t *req) { wk__submit(m, req, 1, WK__ENV_TS); }
 
 /* ---- loading ---- */
 

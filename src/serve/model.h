@@ -71,6 +71,9 @@ void wk_model_predict(wk_model_t *m, wk_http_req_t *req);
  * `n_steps` quadrature points (default 50). */
 void wk_model_explain(wk_model_t *m, wk_http_req_t *req);
 
+/* KServe v1 :predict / :explain: {"instances": [...]} or {"inputs": ...} in,
+ * {"predictions": [...]} (or "explanations") or {"error": "..."} out (serve/kserve.c). */
+void wk_model_predict_v1(wk_model_t *m, wk_http_req_t *req, int explain);
 /* Appends the TorchServe describe object of this version ({"modelName": ...}). */
 void wk_model_describe(const wk_model_t *m, wk_buf_t *out);
 

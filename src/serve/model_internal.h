@@ -27,6 +27,14 @@ typedef struct wk__hist_s {
   _Atomic uint64_t n;
 } wk__hist_t;
 
+/* A KServe v1 request whose instances run as separate jobs (serve/kserve.c): each job
+ * fills its slot, the last one assembles and sends the one HTTP reply. */
+typedef struct wk__group_s wk__group_t;
+
+/* How a job's reply is wrapped: TorchServe's bodies and error objects, or KServe v1's
+ * {"predictions": ...} / {"error": "..."}. */
+enum { WK__ENV_TS = 0, WK__ENV_V1 };
+
 /* One request. Owned by the queue, then by the worker that runs it (which frees it);
  * whoever replies first (worker or timeout monitor) flips `answered`. */
 typedef struct wk__job_s {
@@ -44,6 +52,9 @@ typedef struct wk__job_s {
   size_t n_fields;
   char **headers;            /* Python handler: request headers, name and value alternating */
   size_t n_headers;          /* pairs */
+  int envelope;              /* WK__ENV_* */
+  wk__group_t *group;        /* KServe v1 fan-out: the reply goes to slot `slot` of it */
+  size_t slot;
   int64_t enqueued_us;
   int64_t deadline_us;
   _Atomic int answered;
@@ -151,6 +162,8 @@ void wk__job_free(wk__job_t *j);
 int wk__job_reply_error(wk_model_t *m, wk__job_t *j, int status, const char *type,
                         const char *msg);
 int wk__job_reply(wk_model_t *m, wk__job_t *j, int status, char *body, size_t len);
+/* Adds a reply header for j (dropped for a job of a KServe v1 group: one reply, many jobs). */
+void wk__job_header(wk__job_t *j, const char *name, const char *value);
 /* Starts a streamed reply for j (see wk_http_stream_begin); 1 if this call answered j, 0 if
  * someone else (the timeout monitor) already had. Counted like a reply. Any thread. */
 int wk__job_stream_begin(wk_model_t *m, wk__job_t *j, int status, const char *content_type);
@@ -170,7 +183,26 @@ int wk__image_prepare(wk_model_t *m, wk__job_t *j, wk_tensor_t *t);
 /* Reads an explanation parameter ("target", "n_steps") given as a multipart field or a JSON
  * field beside "data"; the query string is read by the caller. 0 if absent. */
 
+/* model.c */
+/* A new job for req (predict or explain; target/n_steps from the query string) in *out;
+ * WK_EINVAL when the query is bad, WK_ENOMEM. Counts the request. */
+int wk__job_new(wk_model_t *m, wk_http_req_t *req, int explain, wk__job_t **out, wk_err_t *err);
+/* Stamps j's deadline and queues it. */
+void wk__job_enqueue(wk_model_t *m, wk__job_t *j);
+/* Turns req into one job as its model's handler reads bodies and queues it; bad input is
+ * answered at once (in the envelope's error form). */
+void wk__submit(wk_model_t *m, wk_http_req_t *req, int explain, int envelope);
+
+/* kserve.c */
+/* Records a group member's answer (body owned, may be NULL; msg for errors); the last
+ * one replies to the HTTP request and frees the group. */
+void wk__group_put(wk__group_t *g, size_t slot, int status, const char *content_type, char *body,
+                   size_t len, const char *msg);
+
 /* python_handler.c */
+/* A job carrying data (copied) as its one body parameter of type content_type. */
+int wk__python_job_set_body(wk__job_t *j, wk_http_req_t *req, const void *data, size_t len,
+                            const char *content_type, wk_err_t *err);
 const char *wk__python_dir(void);
 int wk__python_start(wk_model_t *m, int index, wk_pyworker_t **out, wk_err_t *err);
 int wk__python_job_init(wk_model_t *m, wk__job_t *j, wk_http_req_t *req, wk_err_t *err);

@@ -194,9 +194,9 @@ static void run_explain(wk_model_t *m, wk__job_t *j) {
   }
   char hdr[64];
   snprintf(hdr, sizeof hdr, "%lld", (long long)target);
-  wk_http_reply_header(j->req, "X-Wick-Target", hdr);
+  wk__job_header(j, "X-Wick-Target", hdr);
   snprintf(hdr, sizeof hdr, "%.9g", f_x - f_base);
-  wk_http_reply_header(j->req, "X-Wick-Output-Delta", hdr);
+  wk__job_header(j, "X-Wick-Output-Delta", hdr);
   size_t len;
   char *body = wk_buf_steal(&b, &len);
   wk__job_reply(m, j, 200, body, len);

@@ -46,12 +46,25 @@ static void count_reply(wk_model_t *m, int status) {
   else atomic_fetch_add(&m->req_server_err, 1);
 }
 
+/* {"error": msg} as KServe replies errors. */
+static void reply_v1_error(wk_http_req_t *req, int status, const char *msg) {
+  wk_buf_t b = WK_BUF_INIT;
+  wk_buf_puts(&b, "{\"error\": ");
+  wk_buf_json_str(&b, msg);
+  wk_buf_puts(&b, "}\n");
+  size_t len;
+  char *body = wk_buf_steal(&b, &len);
+  wk_http_reply(req, status, "application/json", body, len);
+}
+
 int wk__job_reply_error(wk_model_t *m, wk__job_t *j, int status, const char *type,
                         const char *msg) {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&j->answered, &expected, 1)) return 0;
   count_reply(m, status);
-  wk_http_reply_error(j->req, status, type, "%s", msg);
+  if (j->group) wk__group_put(j->group, j->slot, status, NULL, NULL, 0, msg);
+  else if (j->envelope == WK__ENV_V1) reply_v1_error(j->req, status, msg);
+  else wk_http_reply_error(j->req, status, type, "%s", msg);
   return 1;
 }
 
@@ -63,11 +76,42 @@ int wk__job_reply_typed(wk_model_t *m, wk__job_t *j, int status, const char *con
     return 0;
   }
   count_reply(m, status);
-  wk_http_reply(j->req, status, content_type, body, len);
+  if (j->group) {
+    wk__group_put(j->group, j->slot, status, content_type, body, len, NULL);
+  } else if (j->envelope == WK__ENV_V1) {
+    /* the tensor handler's rows become the predictions; its errors are TorchServe
+     * objects with a "message" */
+    wk_buf_t b = WK_BUF_INIT;
+    if (status < 400) {
+      wk_buf_puts(&b, j->explain ? "{\"explanations\": " : "{\"predictions\": ");
+      wk_buf_append(&b, body ? body : "null", body ? len : 4);
+      wk_buf_puts(&b, "}\n");
+      size_t n;
+      char *out = wk_buf_steal(&b, &n);
+      wk_http_reply(j->req, status, "application/json", out, n);
+    } else {
+      char *msg = strndup(body ? body : "error", body ? len : 5);
+      reply_v1_error(j->req, status, msg ? msg : "error");
+      free(msg);
+    }
+    free(body);
+  } else {
+    wk_http_reply(j->req, status, content_type, body, len);
+  }
   return 1;
 }
 
+void wk__job_header(wk__job_t *j, const char *name, const char *value) {
+  if (j->group == NULL) wk_http_reply_header(j->req, name, value);
+}
+
 int wk__job_stream_begin(wk_model_t *m, wk__job_t *j, int status, const char *content_type) {
+  if (j->group || j->envelope != WK__ENV_TS) {
+    wk__job_reply_error(m, j, 501, "InternalServerException",
+                        "this handler streams its reply, which the KServe APIs cannot carry; use "
+                        "/predictions");
+    return 0;
+  }
   int expected = 0;
   if (!atomic_compare_exchange_strong(&j->answered, &expected, 1)) return 0;
   count_reply(m, status);
@@ -97,7 +141,7 @@ void wk__pool_submit(wk_model_t *m, wk__job_t *j) {
                "model '%s' has %d requests waiting: its job queue is full (jobQueueSize / "
                "job_queue_size %d); retry later",
                m->name, m->queue_cap, m->queue_cap);
-    wk_http_reply_header(j->req, "Retry-After", "1");
+    wk__job_header(j, "Retry-After", "1");
     wk__job_reply_error(m, j, 503, "ServiceUnavailableException", msg);
     wk__job_free(j);
     return;

@@ -111,21 +111,25 @@ static int keep_header(void *ud, const char *name, const char *value) {
   return 0;
 }
 
-int wk__python_job_init(wk_model_t *m, wk__job_t *j, wk_http_req_t *req, wk_err_t *err) {
-  (void)m;
+int wk__python_job_set_body(wk__job_t *j, wk_http_req_t *req, const void *data, size_t len,
+                            const char *content_type, wk_err_t *err) {
   j->headers = calloc(2 * WK_MAX_FORWARDED_HEADERS, sizeof *j->headers);
-  if (j->headers == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
-  wk_http_req_each_header(req, keep_header, j);
-  size_t len;
-  const char *body = wk_http_req_body(req, &len);
-  const char *ct = wk_http_req_header(req, "Content-Type");
   j->image = malloc(len ? len : 1);
-  j->content_type = strdup(ct ? ct : "");
-  if (j->image == NULL || j->content_type == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
-  if (len) memcpy(j->image, body, len);
+  j->content_type = strdup(content_type ? content_type : "");
+  if (j->headers == NULL || j->image == NULL || j->content_type == NULL)
+    return wk_err(err, WK_ENOMEM, "out of memory");
+  wk_http_req_each_header(req, keep_header, j);
+  if (len) memcpy(j->image, data, len);
   j->image_len = len;
   snprintf(j->id, sizeof j->id, "%016llx", (unsigned long long)atomic_fetch_add(&g_request_ids, 1));
   return 0;
+}
+
+int wk__python_job_init(wk_model_t *m, wk__job_t *j, wk_http_req_t *req, wk_err_t *err) {
+  (void)m;
+  size_t len;
+  const char *body = wk_http_req_body(req, &len);
+  return wk__python_job_set_body(j, req, body, len, wk_http_req_header(req, "Content-Type"), err);
 }
 
 /* The params of one request: the form fields of a multipart body, else the body. */
@@ -165,7 +169,7 @@ static const wk_otf_prediction_t *find_pred(const wk_otf_response_t *r, const wk
 static void add_headers(wk__job_t *j, const wk_otf_prediction_t *p) {
   for (size_t h = 0; h < p->n_headers; h++)
     if (strcasecmp(p->headers[h].name, "ts_stream_next") != 0)
-      wk_http_reply_header(j->req, p->headers[h].name, p->headers[h].value);
+      wk__job_header(j, p->headers[h].name, p->headers[h].value);
 }
 
 /* A streaming handler's batch (send_intermediate_predict_response): each request's reply

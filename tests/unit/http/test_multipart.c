@@ -59,6 +59,33 @@ static void test_malformed(void **state) {
   assert_false(wk_multipart_is(NULL));
 }
 
+/* Encoding: RFC 4648's test vectors, and every length round-trips through the decoder. */
+static void test_base64_encode(void **state) {
+  (void)state;
+  const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+  const char *want[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+  for (int i = 0; i < 7; i++) {
+    wk_buf_t b = WK_BUF_INIT;
+    assert_int_equal(wk_base64_encode(&b, in[i], strlen(in[i])), 0);
+    assert_int_equal(b.len, strlen(want[i]));
+    if (b.len) assert_memory_equal(b.data, want[i], b.len);
+    wk_buf_destroy(&b);
+  }
+  unsigned char bytes[256];
+  for (int i = 0; i < 256; i++) bytes[i] = (unsigned char)(255 - i);
+  for (size_t n = 0; n <= sizeof bytes; n += 37) {
+    wk_buf_t b = WK_BUF_INIT;
+    assert_int_equal(wk_base64_encode(&b, bytes, n), 0);
+    unsigned char *back = NULL;
+    size_t back_len = 0;
+    assert_int_equal(wk_base64_decode(b.data ? b.data : "", b.len, &back, &back_len, NULL), 0);
+    assert_int_equal(back_len, n);
+    if (n) assert_memory_equal(back, bytes, n);
+    free(back);
+    wk_buf_destroy(&b);
+  }
+}
+
 static void test_base64(void **state) {
   (void)state;
   unsigned char *out;
@@ -87,6 +114,7 @@ int main(void) {
       cmocka_unit_test(test_quoted_boundary_and_bare_newlines),
       cmocka_unit_test(test_malformed),
       cmocka_unit_test(test_base64),
+      cmocka_unit_test(test_base64_encode),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
