@@ -13,7 +13,7 @@
 #include "core/buf.h"
 #include "core/limits.h"
 
-#define MAX_SEGS 5
+#define MAX_SEGS 6
 
 /* Splits "/a/b/c" into segments (in place in buf). Returns the count, or -1 if too many. */
 static int split_path(const char *path, char *buf, size_t buflen, char **segs) {
@@ -204,6 +204,92 @@ static void kserve_v1(wk_api_t *api, wk_http_req_t *req, char **seg, int n) {
   wk_registry_release(api->registry, m);
 }
 
+/* ---- KServe v2 / Open Inference Protocol (inference port) ---- */
+
+static void ready_visit(wk_model_t *const *models, const int *is_default, size_t n, void *ud) {
+  (void)is_default;
+  char why[256];
+  for (size_t i = 0; i < n; i++)
+    if (!wk_model_healthy(models[i], why, sizeof why)) *(int *)ud = 0;
+}
+
+static void kserve_v2(wk_api_t *api, wk_http_req_t *req, char **seg, int n) {
+  const char *method = wk_http_req_method(req);
+  if (n == 1 || (n == 3 && strcmp(seg[1], "health") == 0)) {
+    if (!is(method, "GET")) {
+      bad_method(req, "GET");
+      return;
+    }
+    wk_buf_t b = WK_BUF_INIT;
+    int status = 200;
+    if (n == 1) {
+      wk_buf_puts(&b, "{\"name\": \"wick\", \"version\": \"" WK_VERSION "\", \"extensions\": "
+                      "[\"binary_tensor_data\"]}\n");
+    } else if (strcmp(seg[2], "live") == 0) {
+      wk_buf_puts(&b, "{\"live\": true}\n");
+    } else if (strcmp(seg[2], "ready") == 0) {
+      int ready = 1;
+      wk_registry_visit(api->registry, ready_visit, &ready);
+      status = ready ? 200 : 400; /* the protocol: 200 is true, 4xx false */
+      wk_buf_printf(&b, "{\"ready\": %s}\n", ready ? "true" : "false");
+    } else {
+      wk_buf_destroy(&b);
+      v1_error(req, 404, "unknown health check '%s': expected live or ready", seg[2]);
+      return;
+    }
+    reply_buf(req, status, "application/json", &b);
+    return;
+  }
+  /* models/{m}[/versions/{v}][/ready|/infer] */
+  if (n < 3 || strcmp(seg[1], "models") != 0) {
+    v1_error(req, 404, "%s is not a v2 route", wk_http_req_path(req));
+    return;
+  }
+  const char *name = seg[2], *version = NULL, *verb = NULL;
+  int rest = 3;
+  if (n >= 5 && strcmp(seg[3], "versions") == 0) {
+    version = seg[4];
+    rest = 5;
+  }
+  if (n == rest + 1) verb = seg[rest];
+  else if (n != rest) {
+    v1_error(req, 404, "%s is not a v2 route", wk_http_req_path(req));
+    return;
+  }
+  if (verb && strcmp(verb, "ready") != 0 && strcmp(verb, "infer") != 0) {
+    v1_error(req, 404, "unknown model route '%s': expected ready or infer", verb);
+    return;
+  }
+  int infer = verb && strcmp(verb, "infer") == 0;
+  if (infer ? !is(method, "POST") : !is(method, "GET")) {
+    bad_method(req, infer ? "POST" : "GET");
+    return;
+  }
+  wk_model_t *m = wk_registry_acquire(api->registry, name, version);
+  if (m == NULL) {
+    if (version) v1_error(req, 404, "model %s has no version %s", name, version);
+    else v1_error(req, 404, "model %s is not registered", name);
+    return;
+  }
+  if (infer) {
+    wk_model_infer_v2(m, req);
+  } else if (verb) {
+    char why[256];
+    int ready = wk_model_healthy(m, why, sizeof why);
+    wk_buf_t b = WK_BUF_INIT;
+    wk_buf_puts(&b, "{\"name\": ");
+    wk_buf_json_str(&b, name);
+    wk_buf_printf(&b, ", \"ready\": %s}\n", ready ? "true" : "false");
+    reply_buf(req, ready ? 200 : 400, "application/json", &b);
+  } else {
+    wk_buf_t b = WK_BUF_INIT;
+    wk_model_v2_metadata(m, &b);
+    wk_buf_putc(&b, '\n');
+    reply_buf(req, 200, "application/json", &b);
+  }
+  wk_registry_release(api->registry, m);
+}
+
 static void inference(wk_api_t *api, wk_http_req_t *req) {
   const char *method = wk_http_req_method(req);
   char buf[WK_MAX_URL_PATH];
@@ -233,6 +319,10 @@ static void inference(wk_api_t *api, wk_http_req_t *req) {
   }
   if ((n == 2 || n == 3) && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "models") == 0) {
     kserve_v1(api, req, seg, n);
+    return;
+  }
+  if (n >= 1 && strcmp(seg[0], "v2") == 0) {
+    kserve_v2(api, req, seg, n);
     return;
   }
   not_found(req);

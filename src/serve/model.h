@@ -74,6 +74,13 @@ void wk_model_explain(wk_model_t *m, wk_http_req_t *req);
 /* KServe v1 :predict / :explain: {"instances": [...]} or {"inputs": ...} in,
  * {"predictions": [...]} (or "explanations") or {"error": "..."} out (serve/kserve.c). */
 void wk_model_predict_v1(wk_model_t *m, wk_http_req_t *req, int explain);
+/* KServe v2 /infer: JSON and binary tensor data in and out (tensor/oip.h); errors as
+ * {"error": "..."}. */
+void wk_model_infer_v2(wk_model_t *m, wk_http_req_t *req);
+/* Appends the v2 model metadata object: name, versions, platform, inputs, outputs (from
+ * wick: {inputs, outputs} in the model config, else the forward() argument names, FP32,
+ * shape [-1]). */
+void wk_model_v2_metadata(const wk_model_t *m, wk_buf_t *out);
 /* Appends the TorchServe describe object of this version ({"modelName": ...}). */
 void wk_model_describe(const wk_model_t *m, wk_buf_t *out);
 

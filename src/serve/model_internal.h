@@ -33,7 +33,7 @@ typedef struct wk__group_s wk__group_t;
 
 /* How a job's reply is wrapped: TorchServe's bodies and error objects, or KServe v1's
  * {"predictions": ...} / {"error": "..."}. */
-enum { WK__ENV_TS = 0, WK__ENV_V1 };
+enum { WK__ENV_TS = 0, WK__ENV_V1, WK__ENV_V2 };
 
 /* One request. Owned by the queue, then by the worker that runs it (which frees it);
  * whoever replies first (worker or timeout monitor) flips `answered`. */
@@ -53,6 +53,7 @@ typedef struct wk__job_s {
   char **headers;            /* Python handler: request headers, name and value alternating */
   size_t n_headers;          /* pairs */
   int envelope;              /* WK__ENV_* */
+  struct wk_oip_request_s *v2; /* KServe v2: the request (its inputs moved out), owned */
   wk__group_t *group;        /* KServe v1 fan-out: the reply goes to slot `slot` of it */
   size_t slot;
   int64_t enqueued_us;
@@ -194,6 +195,13 @@ void wk__job_enqueue(wk_model_t *m, wk__job_t *j);
 void wk__submit(wk_model_t *m, wk_http_req_t *req, int explain, int envelope);
 
 /* kserve.c */
+/* Sends a native handler's output as a KServe v2 response (outputs named, filtered and
+ * binary as j->v2 asks). */
+void wk__v2_reply_value(wk_model_t *m, wk__job_t *j, const wk_value_t *v);
+/* A Python handler's successful answer to a v2 request, sent on j's request: a JSON object
+ * with "outputs" gets model_name/model_version/id added; anything else becomes one BYTES
+ * output. Takes body. Called once j is answered. */
+void wk__v2_reply_python(wk_model_t *m, wk__job_t *j, int status, char *body, size_t len);
 /* Records a group member's answer (body owned, may be NULL; msg for errors); the last
  * one replies to the HTTP request and frees the group. */
 void wk__group_put(wk__group_t *g, size_t slot, int status, const char *content_type, char *body,

@@ -80,6 +80,10 @@ static void reply_failure(wk_model_t *m, wk__job_t *j, int rc, const char *what)
 }
 
 static void reply_value(wk_model_t *m, wk__job_t *j, const wk_value_t *v) {
+  if (j->envelope == WK__ENV_V2) {
+    wk__v2_reply_value(m, j, v);
+    return;
+  }
   wk_buf_t b = WK_BUF_INIT;
   if (wk_json_print_value(&b, v) != 0) {
     wk_buf_destroy(&b);

@@ -10,6 +10,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "serve/model_internal.h"
+#include "tensor/oip.h"
 
 const double wk__lat_bounds[WK__LAT_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                 0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
@@ -34,6 +35,10 @@ void wk__job_free(wk__job_t *j) {
   for (size_t i = 0; i < j->n_fields; i++) {
     free(j->field_names[i]);
     free(j->field_types[i]);
+  }
+  if (j->v2) {
+    wk_oip_request_destroy(j->v2);
+    free(j->v2);
   }
   for (size_t i = 0; i < 2 * j->n_headers; i++) free(j->headers[i]);
   free(j->headers);
@@ -63,7 +68,7 @@ int wk__job_reply_error(wk_model_t *m, wk__job_t *j, int status, const char *typ
   if (!atomic_compare_exchange_strong(&j->answered, &expected, 1)) return 0;
   count_reply(m, status);
   if (j->group) wk__group_put(j->group, j->slot, status, NULL, NULL, 0, msg);
-  else if (j->envelope == WK__ENV_V1) reply_v1_error(j->req, status, msg);
+  else if (j->envelope != WK__ENV_TS) reply_v1_error(j->req, status, msg);
   else wk_http_reply_error(j->req, status, type, "%s", msg);
   return 1;
 }
@@ -78,7 +83,9 @@ int wk__job_reply_typed(wk_model_t *m, wk__job_t *j, int status, const char *con
   count_reply(m, status);
   if (j->group) {
     wk__group_put(j->group, j->slot, status, content_type, body, len, NULL);
-  } else if (j->envelope == WK__ENV_V1) {
+  } else if (j->envelope == WK__ENV_V2 && status < 400) {
+    wk__v2_reply_python(m, j, status, body, len);
+  } else if (j->envelope != WK__ENV_TS) {
     /* the tensor handler's rows become the predictions; its errors are TorchServe
      * objects with a "message" */
     wk_buf_t b = WK_BUF_INIT;
@@ -90,7 +97,7 @@ int wk__job_reply_typed(wk_model_t *m, wk__job_t *j, int status, const char *con
       char *out = wk_buf_steal(&b, &n);
       wk_http_reply(j->req, status, "application/json", out, n);
     } else {
-      char *msg = strndup(body ? body : "error", body ? len : 5);
+      char *msg = strndup(body ? body : "error", body ? len : 5); /* v1 and v2 errors */
       reply_v1_error(j->req, status, msg ? msg : "error");
       free(msg);
     }

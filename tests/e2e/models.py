@@ -65,3 +65,24 @@ class Busy(torch.nn.Module):
         for _ in range(n):
             acc = torch.tanh(acc @ self.w)
         return x + 1.0 + acc.sum() * 0.0
+
+
+class Identity(torch.nn.Module):
+    """Returns its input: carries every dtype through the server unchanged."""
+
+    def forward(self, x):
+        return x.clone()
+
+
+class PairOut(torch.nn.Module):
+    """Two inputs, two outputs (a tuple): names and order on the KServe v2 path."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor):
+        return a + b, a * b
+
+
+class SumImages(torch.nn.Module):
+    """[N,1,28,28] -> [N]: a model that costs nearly nothing (the v2 transport bench)."""
+
+    def forward(self, x):
+        return x.sum(dim=(1, 2, 3))

@@ -1,0 +1,534 @@
+/* Open Inference Protocol bodies (see oip.h). The JSON part is read with jansson; numbers
+ * are converted with range checks into the input's dtype; binary data is checked against
+ * the sizes the shape and datatype imply before anything is copied. */
+#include "tensor/oip.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor/numjson.h"
+
+typedef struct {
+  const char *name; /* protocol name */
+  wk_dtype_t dt;    /* what wick stores */
+  size_t wire;      /* bytes per element in binary data */
+  int kind;         /* 0 float, 1 signed, 2 unsigned, 3 bool */
+} dtinfo_t;
+
+static const dtinfo_t DTYPES[] = {
+    {"BOOL", WK_DT_BOOL, 1, 3},     {"UINT8", WK_DT_UINT8, 1, 2},   {"UINT16", WK_DT_INT32, 2, 2},
+    {"UINT32", WK_DT_INT64, 4, 2},  {"UINT64", WK_DT_INT64, 8, 2},  {"INT8", WK_DT_INT8, 1, 1},
+    {"INT16", WK_DT_INT16, 2, 1},   {"INT32", WK_DT_INT32, 4, 1},   {"INT64", WK_DT_INT64, 8, 1},
+    {"FP16", WK_DT_FLOAT16, 2, 0},  {"FP32", WK_DT_FLOAT32, 4, 0},  {"FP64", WK_DT_FLOAT64, 8, 0},
+    {"BF16", WK_DT_BFLOAT16, 2, 0},
+};
+#define N_DTYPES (sizeof DTYPES / sizeof DTYPES[0])
+
+const char *wk_oip_datatype(wk_dtype_t dt) {
+  switch (dt) {
+  case WK_DT_FLOAT32: return "FP32";
+  case WK_DT_FLOAT64: return "FP64";
+  case WK_DT_FLOAT16: return "FP16";
+  case WK_DT_BFLOAT16: return "BF16";
+  case WK_DT_INT8: return "INT8";
+  case WK_DT_INT16: return "INT16";
+  case WK_DT_INT32: return "INT32";
+  case WK_DT_INT64: return "INT64";
+  case WK_DT_UINT8: return "UINT8";
+  case WK_DT_BOOL: return "BOOL";
+  default: return "BYTES";
+  }
+}
+
+static const dtinfo_t *find_dtype(const char *name) {
+  for (size_t i = 0; i < N_DTYPES; i++)
+    if (strcmp(DTYPES[i].name, name) == 0) return &DTYPES[i];
+  return NULL;
+}
+
+void wk_oip_request_destroy(wk_oip_request_t *r) {
+  for (size_t i = 0; i < r->n_inputs; i++) {
+    wk_oip_input_t *in = &r->inputs[i];
+    free(in->name);
+    wk_tensor_destroy(&in->tensor);
+    for (size_t k = 0; k < in->n_elems; k++) free(in->elems[k]);
+    free(in->elems);
+    free(in->elem_lens);
+  }
+  for (size_t i = 0; i < r->n_outputs; i++) free(r->outputs[i].name);
+  free(r->id);
+  free(r->parameters);
+  memset(r, 0, sizeof *r);
+}
+
+/* ---- numbers ---- */
+
+/* Rounds d to nearest-even in a 16-bit float (float16: 10 mantissa bits, 5 exponent
+ * bits; bfloat16: 7, 8) through float32, which is exact for these targets' ranges. */
+static uint16_t to_half_bits(double d, int bf16) {
+  float f = (float)d;
+  uint32_t b;
+  memcpy(&b, &f, sizeof b);
+  if (bf16) {
+    if ((b & 0x7fffffff) > 0x7f800000) return (uint16_t)((b >> 16) | 0x40);
+    return (uint16_t)((b + 0x7fff + ((b >> 16) & 1)) >> 16);
+  }
+  uint32_t sign = (b >> 16) & 0x8000, a = b & 0x7fffffff;
+  if (a > 0x7f800000) return (uint16_t)(sign | 0x7e00);
+  if (a >= 0x477ff000) return (uint16_t)(sign | 0x7c00); /* rounds to infinity */
+  int e = (int)(a >> 23) - 127;
+  uint32_t m = (a & 0x7fffff) | 0x800000;
+  if (a < 0x33000001) return (uint16_t)sign; /* below half the smallest subnormal */
+  int shift = e >= -14 ? 13 : 13 + (-14 - e);
+  uint32_t keep = m >> shift, rest = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+  if (rest > half || (rest == half && (keep & 1))) keep++;
+  uint32_t r = e >= -14 ? ((uint32_t)(e + 14) << 10) + keep : keep;
+  return (uint16_t)(sign | r);
+}
+
+/* Stores one JSON value as element i of t. */
+static int put_json_number(const dtinfo_t *di, json_t *v, wk_tensor_t *t, size_t i, const char *what,
+                           wk_err_t *err) {
+  unsigned char *dst = (unsigned char *)t->data + i * wk_dtype_size(t->dtype);
+  if (di->kind == 3) {
+    if (!json_is_boolean(v) && !json_is_integer(v))
+      return wk_err(err, WK_EINVAL, "%s: element %zu is not true or false", what, i);
+    *dst = json_is_boolean(v) ? json_is_true(v) : json_integer_value(v) != 0;
+    return 0;
+  }
+  if (di->kind == 0) {
+    if (!json_is_number(v))
+      return wk_err(err, WK_EINVAL, "%s: element %zu is not a number", what, i);
+    double d = json_number_value(v);
+    switch (t->dtype) {
+    case WK_DT_FLOAT32: {
+      float f = (float)d;
+      memcpy(dst, &f, 4);
+      break;
+    }
+    case WK_DT_FLOAT64: memcpy(dst, &d, 8); break;
+    default: {
+      uint16_t h = to_half_bits(d, t->dtype == WK_DT_BFLOAT16);
+      memcpy(dst, &h, 2);
+    }
+    }
+    return 0;
+  }
+  json_int_t x;
+  if (json_is_integer(v)) {
+    x = json_integer_value(v);
+  } else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
+             fabs(json_real_value(v)) < 9.2e18) {
+    x = (json_int_t)json_real_value(v);
+  } else {
+    return wk_err(err, WK_EINVAL, "%s: element %zu is not an integer (%s)", what, i, di->name);
+  }
+  int64_t lo = INT64_MIN, hi = INT64_MAX;
+  switch (di->wire * 10 + (size_t)di->kind) {
+  case 11: lo = INT8_MIN, hi = INT8_MAX; break;
+  case 21: lo = INT16_MIN, hi = INT16_MAX; break;
+  case 41: lo = INT32_MIN, hi = INT32_MAX; break;
+  case 12: lo = 0, hi = UINT8_MAX; break;
+  case 22: lo = 0, hi = UINT16_MAX; break;
+  case 42: lo = 0, hi = UINT32_MAX; break;
+  case 82: lo = 0; break;
+  default: break;
+  }
+  if (x < lo || x > hi)
+    return wk_err(err, WK_EINVAL, "%s: element %zu (%lld) is out of the range of %s", what, i,
+                  (long long)x, di->name);
+  switch (t->dtype) {
+  case WK_DT_INT8: *(int8_t *)dst = (int8_t)x; break;
+  case WK_DT_UINT8: *dst = (uint8_t)x; break;
+  case WK_DT_INT16: *(int16_t *)dst = (int16_t)x; break;
+  case WK_DT_INT32: *(int32_t *)dst = (int32_t)x; break;
+  default: *(int64_t *)dst = (int64_t)x; break;
+  }
+  return 0;
+}
+
+/* Visits the leaves of a (possibly nested) JSON array in order. */
+typedef int (*leaf_fn)(void *ud, json_t *v, size_t i, wk_err_t *err);
+
+static int walk(json_t *v, int depth, size_t *i, size_t cap, leaf_fn fn, void *ud, const char *what,
+                wk_err_t *err) {
+  if (json_is_array(v)) {
+    if (depth >= WK_MAX_DIMS)
+      return wk_err(err, WK_EINVAL, "%s: data is nested deeper than %d levels", what, WK_MAX_DIMS);
+    for (size_t k = 0; k < json_array_size(v); k++) {
+      int rc = walk(json_array_get(v, k), depth + 1, i, cap, fn, ud, what, err);
+      if (rc != 0) return rc;
+    }
+    return 0;
+  }
+  if (*i >= cap)
+    return wk_err(err, WK_EINVAL, "%s: data has more elements than the shape's %zu", what, cap);
+  int rc = fn(ud, v, *i, err);
+  (*i)++;
+  return rc;
+}
+
+typedef struct {
+  const dtinfo_t *di;
+  wk_oip_input_t *in;
+  const char *what;
+} fill_t;
+
+static int fill_number(void *ud, json_t *v, size_t i, wk_err_t *err) {
+  fill_t *f = ud;
+  return put_json_number(f->di, v, &f->in->tensor, i, f->what, err);
+}
+
+static int fill_bytes(void *ud, json_t *v, size_t i, wk_err_t *err) {
+  fill_t *f = ud;
+  if (!json_is_string(v))
+    return wk_err(err, WK_EINVAL, "%s: BYTES element %zu is not a string", f->what, i);
+  size_t n = json_string_length(v);
+  f->in->elems[i] = malloc(n ? n : 1);
+  if (f->in->elems[i] == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  memcpy(f->in->elems[i], json_string_value(v), n);
+  f->in->elem_lens[i] = n;
+  f->in->n_elems = i + 1;
+  return 0;
+}
+
+/* Copies binary data for a numeric input (little-endian on the wire; this host is too). */
+static int take_binary_numbers(const dtinfo_t *di, const unsigned char *p, size_t n, wk_oip_input_t *in,
+                               const char *what, wk_err_t *err) {
+  size_t count = n / di->wire;
+  unsigned char *dst = in->tensor.data;
+  if (di->wire == wk_dtype_size(in->tensor.dtype) && di->kind != 2 && di->kind != 3) {
+    memcpy(dst, p, n);
+    return 0;
+  }
+  for (size_t i = 0; i < count; i++) {
+    const unsigned char *s = p + i * di->wire;
+    switch (di->kind * 10 + (int)di->wire) {
+    case 31: /* BOOL */
+      if (s[0] > 1) return wk_err(err, WK_EINVAL, "%s: BOOL element %zu is %u, not 0 or 1", what, i, s[0]);
+      dst[i] = s[0];
+      break;
+    case 21: dst[i] = s[0]; break; /* UINT8 */
+    case 22: { /* UINT16 -> int32 */
+      uint16_t u;
+      memcpy(&u, s, 2);
+      int32_t x = u;
+      memcpy(dst + i * 4, &x, 4);
+      break;
+    }
+    case 24: { /* UINT32 -> int64 */
+      uint32_t u;
+      memcpy(&u, s, 4);
+      int64_t x = u;
+      memcpy(dst + i * 8, &x, 8);
+      break;
+    }
+    case 28: { /* UINT64 -> int64 when it fits */
+      uint64_t u;
+      memcpy(&u, s, 8);
+      if (u > (uint64_t)INT64_MAX)
+        return wk_err(err, WK_EINVAL,
+                      "%s: UINT64 element %zu (%llu) does not fit in int64, and torch has no uint64",
+                      what, i, (unsigned long long)u);
+      memcpy(dst + i * 8, &u, 8);
+      break;
+    }
+    default: return wk_err(err, WK_EINTERNAL, "%s: no conversion for %s", what, di->name);
+    }
+  }
+  return 0;
+}
+
+static int take_binary_bytes(const unsigned char *p, size_t n, wk_oip_input_t *in, size_t count,
+                             const char *what, wk_err_t *err) {
+  size_t off = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (n - off < 4)
+      return wk_err(err, WK_EINVAL, "%s: binary data ends inside the length of BYTES element %zu", what, i);
+    uint32_t l = (uint32_t)p[off] | (uint32_t)p[off + 1] << 8 | (uint32_t)p[off + 2] << 16 |
+                 (uint32_t)p[off + 3] << 24;
+    off += 4;
+    if (l > n - off)
+      return wk_err(err, WK_EINVAL, "%s: BYTES element %zu says %u bytes, only %zu are left", what, i, l,
+                    n - off);
+    in->elems[i] = malloc(l ? l : 1);
+    if (in->elems[i] == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+    memcpy(in->elems[i], p + off, l);
+    in->elem_lens[i] = l;
+    in->n_elems = i + 1;
+    off += l;
+  }
+  if (off != n)
+    return wk_err(err, WK_EINVAL, "%s: binary_data_size is %zu, the %zu BYTES elements take %zu", what, n,
+                  count, off);
+  return 0;
+}
+
+static int get_binary_flag(json_t *params, const char *key, int *out, const char *what, wk_err_t *err) {
+  json_t *v = json_object_get(params, key);
+  if (v == NULL) return 0;
+  if (!json_is_boolean(v)) return wk_err(err, WK_EINVAL, "%s: parameters.%s must be true or false", what, key);
+  *out = json_is_true(v);
+  return 0;
+}
+
+static int parse_input(json_t *o, size_t idx, const char *bin, size_t bin_len, size_t *bin_off,
+                       wk_oip_input_t *in, wk_err_t *err) {
+  char what[160];
+  snprintf(what, sizeof what, "inputs[%zu]", idx);
+  if (!json_is_object(o)) return wk_err(err, WK_EINVAL, "%s: expected an object with name, shape, datatype and data", what);
+  json_t *name = json_object_get(o, "name"), *shape = json_object_get(o, "shape");
+  json_t *dtype = json_object_get(o, "datatype"), *data = json_object_get(o, "data");
+  json_t *params = json_object_get(o, "parameters");
+  if (!json_is_string(name)) return wk_err(err, WK_EINVAL, "%s: \"name\" must be a string", what);
+  in->name = strdup(json_string_value(name));
+  if (in->name == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  snprintf(what, sizeof what, "inputs[%zu] '%.100s'", idx, in->name);
+  if (!json_is_string(dtype)) return wk_err(err, WK_EINVAL, "%s: \"datatype\" must be a string such as \"FP32\"", what);
+  const char *dn = json_string_value(dtype);
+  const dtinfo_t *di = find_dtype(dn);
+  int is_bytes = strcmp(dn, "BYTES") == 0;
+  if (di == NULL && !is_bytes)
+    return wk_err(err, WK_EINVAL,
+                  "%s: unknown datatype \"%.20s\"; expected BOOL, UINT8, UINT16, UINT32, UINT64, INT8, "
+                  "INT16, INT32, INT64, FP16, FP32, FP64, BF16 or BYTES",
+                  what, dn);
+  snprintf(in->datatype, sizeof in->datatype, "%s", dn);
+  in->is_bytes = is_bytes;
+  if (!json_is_array(shape) || json_array_size(shape) > WK_MAX_DIMS)
+    return wk_err(err, WK_EINVAL, "%s: \"shape\" must be a list of at most %d sizes", what, WK_MAX_DIMS);
+  in->ndim = (int)json_array_size(shape);
+  uint64_t numel = 1;
+  for (int d = 0; d < in->ndim; d++) {
+    json_t *s = json_array_get(shape, (size_t)d);
+    if (!json_is_integer(s) || json_integer_value(s) < 0)
+      return wk_err(err, WK_EINVAL, "%s: shape[%d] must be a non-negative integer", what, d);
+    in->shape[d] = json_integer_value(s);
+    if ((uint64_t)in->shape[d] > (uint64_t)WK_MAX_TENSOR_ELEMS ||
+        (in->shape[d] && numel > (uint64_t)WK_MAX_TENSOR_ELEMS / (uint64_t)in->shape[d]))
+      return wk_err(err, WK_ETOOBIG, "%s: shape holds more than %lld elements", what,
+                    (long long)WK_MAX_TENSOR_ELEMS);
+    numel *= (uint64_t)in->shape[d];
+  }
+  char shape_txt[128];
+  wk_shape_str(in->shape, in->ndim, shape_txt, sizeof shape_txt);
+  if (params != NULL && !json_is_object(params))
+    return wk_err(err, WK_EINVAL, "%s: \"parameters\" must be an object", what);
+  json_t *bsize = json_object_get(params, "binary_data_size");
+  if (bsize != NULL && (!json_is_integer(bsize) || json_integer_value(bsize) < 0))
+    return wk_err(err, WK_EINVAL, "%s: parameters.binary_data_size must be a non-negative integer", what);
+  if (bsize != NULL && data != NULL)
+    return wk_err(err, WK_EINVAL, "%s: has both \"data\" and parameters.binary_data_size; send one", what);
+  if (bsize == NULL && data == NULL)
+    return wk_err(err, WK_EINVAL, "%s: no \"data\" (and no parameters.binary_data_size)", what);
+  if (is_bytes) {
+    in->elems = calloc(numel ? numel : 1, sizeof *in->elems);
+    in->elem_lens = calloc(numel ? numel : 1, sizeof *in->elem_lens);
+    if (in->elems == NULL || in->elem_lens == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  } else {
+    int rc = wk_tensor_alloc(&in->tensor, di->dt, in->ndim, in->shape);
+    if (rc != 0) return wk_err(err, rc, "%s: cannot allocate a tensor of shape %s", what, shape_txt);
+  }
+  if (bsize != NULL) {
+    uint64_t n = (uint64_t)json_integer_value(bsize);
+    if (n > bin_len - *bin_off)
+      return wk_err(err, WK_EINVAL,
+                    "%s: parameters.binary_data_size is %llu, but only %zu bytes of binary data are left "
+                    "after the JSON header",
+                    what, (unsigned long long)n, bin_len - *bin_off);
+    const unsigned char *p = (const unsigned char *)bin + *bin_off;
+    *bin_off += (size_t)n;
+    in->binary = 1;
+    if (is_bytes) return take_binary_bytes(p, (size_t)n, in, (size_t)numel, what, err);
+    if (n != numel * di->wire)
+      return wk_err(err, WK_EINVAL, "%s: shape %s of %s needs %llu bytes, binary_data_size is %llu", what,
+                    shape_txt, di->name, (unsigned long long)(numel * di->wire), (unsigned long long)n);
+    return take_binary_numbers(di, p, (size_t)n, in, what, err);
+  }
+  size_t count = 0;
+  fill_t f = {di, in, what};
+  int rc = walk(data, 0, &count, (size_t)numel, is_bytes ? fill_bytes : fill_number, &f, what, err);
+  if (rc != 0) return rc;
+  if (count != numel)
+    return wk_err(err, WK_EINVAL, "%s: shape %s holds %llu elements, data has %zu", what, shape_txt,
+                  (unsigned long long)numel, count);
+  return 0;
+}
+
+int wk_oip_parse_request(const char *body, size_t len, size_t json_len, wk_oip_request_t *out,
+                         wk_err_t *err) {
+  memset(out, 0, sizeof *out);
+  if (json_len > len)
+    return wk_err(err, WK_EINVAL,
+                  "Inference-Header-Content-Length is %zu, larger than the body's %zu bytes", json_len, len);
+  json_error_t je;
+  json_t *root = json_loadb(body, json_len, 0, &je);
+  if (root == NULL)
+    return wk_err(err, WK_EINVAL, "malformed JSON at line %d, column %d: %s%s", je.line, je.column, je.text,
+                  strstr(je.text, "too big integer")
+                      ? " (integers must fit in int64: torch has no uint64, so UINT64 values above "
+                        "2^63-1 cannot be sent)"
+                      : "");
+  int rc = 0;
+  const char *bin = body + json_len;
+  size_t bin_len = len - json_len, bin_off = 0;
+  json_t *id = json_object_get(root, "id"), *inputs = json_object_get(root, "inputs");
+  json_t *outputs = json_object_get(root, "outputs"), *params = json_object_get(root, "parameters");
+  if (!json_is_object(root)) {
+    rc = wk_err(err, WK_EINVAL, "expected a JSON object with \"inputs\"");
+    goto done;
+  }
+  if (id != NULL && !json_is_string(id)) {
+    rc = wk_err(err, WK_EINVAL, "\"id\" must be a string");
+    goto done;
+  }
+  if (id != NULL && (out->id = strdup(json_string_value(id))) == NULL) {
+    rc = wk_err(err, WK_ENOMEM, "out of memory");
+    goto done;
+  }
+  if (params != NULL) {
+    if (!json_is_object(params)) {
+      rc = wk_err(err, WK_EINVAL, "\"parameters\" must be an object");
+      goto done;
+    }
+    if ((rc = get_binary_flag(params, "binary_data_output", &out->binary_output, "request", err)) != 0)
+      goto done;
+    out->parameters = json_dumps(params, JSON_COMPACT);
+  }
+  if (!json_is_array(inputs) || json_array_size(inputs) == 0 || json_array_size(inputs) > WK_OIP_MAX_TENSORS) {
+    rc = wk_err(err, WK_EINVAL, "\"inputs\" must be a list of 1 to %d tensors", WK_OIP_MAX_TENSORS);
+    goto done;
+  }
+  for (size_t i = 0; i < json_array_size(inputs); i++) {
+    out->n_inputs = i + 1;
+    if ((rc = parse_input(json_array_get(inputs, i), i, bin, bin_len, &bin_off, &out->inputs[i], err)) != 0)
+      goto done;
+    for (size_t k = 0; k < i; k++)
+      if (strcmp(out->inputs[k].name, out->inputs[i].name) == 0) {
+        rc = wk_err(err, WK_EINVAL, "inputs[%zu]: the name '%.100s' is used twice (also inputs[%zu])", i,
+                    out->inputs[i].name, k);
+        goto done;
+      }
+  }
+  if (bin_off != bin_len) {
+    rc = wk_err(err, WK_EINVAL,
+                "%zu bytes of binary data after the JSON header, the inputs' binary_data_size add up to %zu",
+                bin_len, bin_off);
+    goto done;
+  }
+  if (outputs != NULL) {
+    if (!json_is_array(outputs) || json_array_size(outputs) > WK_OIP_MAX_TENSORS) {
+      rc = wk_err(err, WK_EINVAL, "\"outputs\" must be a list of at most %d requested outputs", WK_OIP_MAX_TENSORS);
+      goto done;
+    }
+    for (size_t i = 0; i < json_array_size(outputs); i++) {
+      json_t *o = json_array_get(outputs, i), *nm = json_object_get(o, "name");
+      if (!json_is_string(nm)) {
+        rc = wk_err(err, WK_EINVAL, "outputs[%zu]: \"name\" must be a string", i);
+        goto done;
+      }
+      out->n_outputs = i + 1;
+      out->outputs[i].binary = -1;
+      if ((out->outputs[i].name = strdup(json_string_value(nm))) == NULL) {
+        rc = wk_err(err, WK_ENOMEM, "out of memory");
+        goto done;
+      }
+      json_t *op = json_object_get(o, "parameters");
+      if (op != NULL) {
+        char what[64];
+        snprintf(what, sizeof what, "outputs[%zu]", i);
+        int b = -1;
+        if ((rc = get_binary_flag(op, "binary_data", &b, what, err)) != 0) goto done;
+        out->outputs[i].binary = b;
+      }
+    }
+  }
+done:
+  json_decref(root);
+  if (rc != 0) wk_oip_request_destroy(out);
+  return rc;
+}
+
+/* ---- responses ---- */
+
+static void put_shape(wk_buf_t *b, const int64_t *shape, int ndim) {
+  wk_buf_putc(b, '[');
+  for (int d = 0; d < ndim; d++) wk_buf_printf(b, "%s%lld", d ? "," : "", (long long)shape[d]);
+  wk_buf_putc(b, ']');
+}
+
+int wk_oip_write_response(wk_buf_t *out, const char *model, const char *version, const char *id,
+                          const wk_oip_output_t *outs, size_t n, size_t *json_len) {
+  size_t start = out->len;
+  int rc = wk_buf_puts(out, "{\"model_name\":");
+  rc |= wk_buf_json_str(out, model);
+  rc |= wk_buf_puts(out, ",\"model_version\":");
+  rc |= wk_buf_json_str(out, version ? version : "");
+  if (id) {
+    rc |= wk_buf_puts(out, ",\"id\":");
+    rc |= wk_buf_json_str(out, id);
+  }
+  rc |= wk_buf_puts(out, ",\"outputs\":[");
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    const wk_oip_output_t *o = &outs[i];
+    if (i) rc |= wk_buf_putc(out, ',');
+    rc |= wk_buf_puts(out, "{\"name\":");
+    rc |= wk_buf_json_str(out, o->name);
+    if (o->tensor) {
+      rc |= wk_buf_printf(out, ",\"datatype\":\"%s\",\"shape\":", wk_oip_datatype(o->tensor->dtype));
+      put_shape(out, o->tensor->shape, o->tensor->ndim);
+    } else {
+      int64_t s = (int64_t)o->n_elems;
+      rc |= wk_buf_puts(out, ",\"datatype\":\"BYTES\",\"shape\":");
+      put_shape(out, &s, 1);
+    }
+    if (o->binary) {
+      size_t size = 0;
+      if (o->tensor) size = o->tensor->nbytes;
+      else
+        for (size_t k = 0; k < o->n_elems; k++) size += 4 + o->elem_lens[k];
+      rc |= wk_buf_printf(out, ",\"parameters\":{\"binary_data_size\":%zu}}", size);
+      continue;
+    }
+    rc |= wk_buf_puts(out, ",\"data\":");
+    if (o->tensor) {
+      wk_tensor_t flat = *o->tensor; /* the protocol's data is flat, row-major */
+      flat.ndim = 1;
+      flat.shape[0] = wk_tensor_numel(o->tensor);
+      flat.owns_data = 0;
+      if (o->tensor->ndim == 0) flat.shape[0] = 1;
+      rc |= wk_json_print_tensor(out, &flat);
+    } else {
+      rc |= wk_buf_putc(out, '[');
+      for (size_t k = 0; k < o->n_elems; k++) {
+        if (k) rc |= wk_buf_putc(out, ',');
+        char *s = strndup(o->elems[k], o->elem_lens[k]);
+        rc |= s ? wk_buf_json_str(out, s) : WK_ENOMEM;
+        free(s);
+      }
+      rc |= wk_buf_putc(out, ']');
+    }
+    rc |= wk_buf_putc(out, '}');
+  }
+  rc |= wk_buf_puts(out, "]}");
+  *json_len = out->len - start;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    const wk_oip_output_t *o = &outs[i];
+    if (!o->binary) continue;
+    if (o->tensor) {
+      rc |= wk_buf_append(out, o->tensor->data, o->tensor->nbytes);
+    } else {
+      for (size_t k = 0; k < o->n_elems; k++) {
+        uint32_t l = (uint32_t)o->elem_lens[k];
+        unsigned char le[4] = {(unsigned char)l, (unsigned char)(l >> 8), (unsigned char)(l >> 16),
+                               (unsigned char)(l >> 24)};
+        rc |= wk_buf_append(out, le, 4);
+        rc |= wk_buf_append(out, o->elems[k], o->elem_lens[k]);
+      }
+    }
+  }
+  return rc ? WK_ENOMEM : 0;
+}
