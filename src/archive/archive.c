@@ -334,8 +334,10 @@ int wk_archive_unpack_into(const char *src, const char *dest_dir, wk_err_t *err)
                   S_ISLNK(st.st_mode) ? " (a symbolic link)" : "");
   int k = wk_archive_kind(src);
   int rc;
-  if (k == WK_ARCHIVE_ZIP) rc = unpack_zip(src, dest_dir, err);
-  else if (k == WK_ARCHIVE_TGZ || is_plain_tar(src)) rc = unpack_tgz(src, dest_dir, 1, err);
+  if (k == WK_ARCHIVE_ZIP)
+    rc = unpack_zip(src, dest_dir, err);
+  else if (k == WK_ARCHIVE_TGZ || is_plain_tar(src))
+    rc = unpack_tgz(src, dest_dir, 1, err);
   else
     return wk_err(err, WK_EFORMAT, "%s is not a .zip, .tar, .tar.gz or .tgz archive", src);
   if (rc) wk_err_prefix(err, "cannot unpack %s", src);

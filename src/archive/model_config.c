@@ -731,7 +731,8 @@ void wk_model_config_init(wk_model_config_t *c) {
 void wk_model_config_destroy(wk_model_config_t *c) {
   free(c->device_type);
   free(c->wick_runtime);
-  for (size_t i = 0; i < c->n_extra_files; i++) free(c->extra_files[i]);
+  for (size_t i = 0; i < c->n_extra_files; i++)
+    free(c->extra_files[i]);
   free(c->extra_files);
   wk_yaml_free(c->root);
   wk_model_config_init(c);

@@ -42,15 +42,24 @@ static void keep_tail(char *tail, size_t cap, size_t *len, const char *p, size_t
   tail[*len] = '\0';
 }
 
-int wk_pydeps_install(const char *python, const char *req_file, const char *target,
-                      const char *cwd, int timeout_s, wk_err_t *err) {
+int wk_pydeps_install(const char *python, const char *req_file, const char *target, const char *cwd,
+                      int timeout_s, wk_err_t *err) {
   int rc = wk_fs_mkdirs(target, err);
   if (rc) return rc;
   int pp[2];
   if (pipe2(pp, O_CLOEXEC) != 0) return wk_err(err, WK_EIO, "pipe: %s", strerror(errno));
-  char *argv[] = {(char *)python, "-m", "pip", "install", "--no-input",
-                  "--disable-pip-version-check", "--no-warn-script-location", "-r",
-                  (char *)req_file, "--target", (char *)target, NULL};
+  char *argv[] = {(char *)python,
+                  "-m",
+                  "pip",
+                  "install",
+                  "--no-input",
+                  "--disable-pip-version-check",
+                  "--no-warn-script-location",
+                  "-r",
+                  (char *)req_file,
+                  "--target",
+                  (char *)target,
+                  NULL};
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -69,8 +78,8 @@ int wk_pydeps_install(const char *python, const char *req_file, const char *targ
   posix_spawnattr_setsigmask(&at, &none);
   /* its own process group, so that a timeout kills pip's children too */
   posix_spawnattr_setpgroup(&at, 0);
-  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
-                                    POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setflags(&at,
+                           POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
   pid_t pid;
   int src = posix_spawn(&pid, python, &fa, &at, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
@@ -126,7 +135,8 @@ int wk_pydeps_install(const char *python, const char *req_file, const char *targ
   /* the message: pip's last lines, the most telling part of its output (err holds 512
    * bytes and the caller prefixes the model's name, so keep about 280) */
   size_t tl = tail_len;
-  while (tl > 0 && (tail[tl - 1] == '\n' || tail[tl - 1] == ' ' || tail[tl - 1] == '\r')) tl--;
+  while (tl > 0 && (tail[tl - 1] == '\n' || tail[tl - 1] == ' ' || tail[tl - 1] == '\r'))
+    tl--;
   tail[tl] = '\0';
   const char *t = tl > 280 ? tail + tl - 280 : tail;
   const char *nl = t != tail ? strchr(t, '\n') : NULL;
@@ -136,8 +146,10 @@ int wk_pydeps_install(const char *python, const char *req_file, const char *targ
                   timeout_s, t);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
     char how[48];
-    if (WIFEXITED(st)) snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(st));
-    else snprintf(how, sizeof how, "was killed by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    if (WIFEXITED(st))
+      snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(st));
+    else
+      snprintf(how, sizeof how, "was killed by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
     return wk_err(err, WK_EMODEL, "pip install -r %s %s: %s", req_file, how, t);
   }
   return 0;

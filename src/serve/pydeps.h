@@ -12,7 +12,7 @@
  * PIP_FIND_LINKS, PIP_INDEX_URL... apply). Returns 0, WK_EMODEL when pip fails (err
  * holds its exit status and the tail of its output), WK_ETIMEDOUT after timeout_s
  * (pip is killed), or WK_EIO when it cannot be started. Blocks; any thread. */
-int wk_pydeps_install(const char *python, const char *req_file, const char *target,
-                      const char *cwd, int timeout_s, wk_err_t *err);
+int wk_pydeps_install(const char *python, const char *req_file, const char *target, const char *cwd,
+                      int timeout_s, wk_err_t *err);
 
 #endif

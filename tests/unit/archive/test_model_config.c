@@ -150,9 +150,10 @@ static void test_system_section(void **state) {
   assert_true(c.max_gpu_memory_mb == -1);
   wk_model_config_destroy(&c);
   expect_error("system: on\n", WK_EINVAL, "system: expected a mapping");
-  expect_error("system:\n  extraFiles: {a: 1}\n", WK_EINVAL,
-               "system.extraFiles: expected a file name, a comma-separated list of names or a list, "
-               "got a mapping (line 2)");
+  expect_error(
+      "system:\n  extraFiles: {a: 1}\n", WK_EINVAL,
+      "system.extraFiles: expected a file name, a comma-separated list of names or a list, "
+      "got a mapping (line 2)");
   expect_error("system:\n  extraFiles: [a.zip, [b]]\n", WK_EINVAL,
                "system.extraFiles[1]: expected a file name, got a list");
   expect_error("system:\n  maxGPUMemory: lots\n", WK_EINVAL,
@@ -265,14 +266,10 @@ static void test_scalar_readers(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_torchserve_example),
-      cmocka_unit_test(test_unset_keys_are_minus_one),
-      cmocka_unit_test(test_wrong_types),
-      cmocka_unit_test(test_system_section),
-      cmocka_unit_test(test_alias_bomb_refused),
-      cmocka_unit_test(test_aliases_within_limits),
-      cmocka_unit_test(test_depth_limit),
-      cmocka_unit_test(test_to_json_plain_vs_quoted),
+      cmocka_unit_test(test_torchserve_example), cmocka_unit_test(test_unset_keys_are_minus_one),
+      cmocka_unit_test(test_wrong_types),        cmocka_unit_test(test_system_section),
+      cmocka_unit_test(test_alias_bomb_refused), cmocka_unit_test(test_aliases_within_limits),
+      cmocka_unit_test(test_depth_limit),        cmocka_unit_test(test_to_json_plain_vs_quoted),
       cmocka_unit_test(test_scalar_readers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
