@@ -44,8 +44,8 @@
 #define WK_MAX_ABANDONED_WORKERS 2
 
 /* Python handlers */
-#define WK_MAX_EXTRA_FILES 64         /* system.extraFiles archives per model */
-#define WK_PIP_TIMEOUT_S 600          /* per-model `pip install -r` at load */
-#define WK_PIP_OUTPUT_TAIL 3000       /* bytes of pip's output kept for the error */
+#define WK_MAX_EXTRA_FILES 64   /* system.extraFiles archives per model */
+#define WK_PIP_TIMEOUT_S 600    /* per-model `pip install -r` at load */
+#define WK_PIP_OUTPUT_TAIL 3000 /* bytes of pip's output kept for the error */
 
 #endif

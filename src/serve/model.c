@@ -203,14 +203,15 @@ static int assign_gpus(wk_model_t *m, wk_err_t *err) {
       int id = m->config.device_ids[i];
       if (ngpu > 0 && id >= ngpu)
         return wk_err(err, WK_EINVAL,
-                      "model '%s': deviceIds[%d] is %d, but this machine has %d GPU(s) (ids 0 to %d)",
-                      m->name, i, id, ngpu, ngpu - 1);
+            "model '%s': deviceIds[%d] is %d, but this machine has %d GPU(s) (ids 0 to %d)",
+            m->name, i, id, ngpu, ngpu - 1);
       m->gpu_ids[i] = id;
     }
     m->n_gpu_ids = m->config.n_device_ids;
   } else if (ngpu > 0) {
     int max = (int)(sizeof m->gpu_ids / sizeof m->gpu_ids[0]);
-    for (int i = 0; i < ngpu && i < max; i++) m->gpu_ids[i] = i;
+    for (int i = 0; i < ngpu && i < max; i++)
+      m->gpu_ids[i] = i;
     m->n_gpu_ids = ngpu < max ? ngpu : max;
   } else {
     wk_log_warn("model %s: deviceType is gpu, but no GPU was found (no /proc/driver/nvidia/gpus) "
