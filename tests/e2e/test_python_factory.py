@@ -277,6 +277,7 @@ def requirements_archive(store, src, name, requirement):
              "--export-path", store, "-f")
 
 
+@pytest.mark.badinput
 def test_requirements_installed_per_model(serve, tmp_path):
     wheels = tmp_path / "wheels"
     wheels.mkdir()
