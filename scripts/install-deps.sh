@@ -13,6 +13,8 @@ PKGS=(
   libtorch-dev libopenblas0-pthread
   # tests
   libcmocka-dev python3-pytest python3-torch python3-torchvision python3-numpy python3-pil openssl
+  # per-model requirements (install_py_dep_per_model): pip install --target
+  python3-pip
   # demo data
   dataset-fashion-mnist
   # bench: load generator, peers

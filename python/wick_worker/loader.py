@@ -5,11 +5,15 @@ Handler resolution, for a handler string "module[:function]" (a ".py" suffix and
 directory part are dropped):
   1. a module of that name in the model directory (module.py or a package), else a
      built-in name (BUILTINS), else an importable module of that name;
-  2. with ":function": that attribute (a function, or a class to instantiate);
+  2. with ":function": that attribute (a function, a class to instantiate, or an object
+     with a `handle` method, such as the one handler_factory returns);
      without: the module's function `handle` if it has one, else the one class defined
-     in the module that has a `handle` method (more than one, or none, is an error).
-A function handler is initialized by calling it with (None, context), a class handler by
-calling its `initialize(context)` (when it has one). Nothing here catches exceptions
+     in the module that has a `handle` method, else the one module-level object that
+     has `handle` and `initialize` methods (more than one, or none, is an error).
+A function handler is initialized by calling it with (None, context), a class handler or
+an object by calling its `initialize(context)` (when it has one). With
+system.maxGPUMemory in model-config.yaml and a GPU assigned, the CUDA memory fraction is
+set before the handler initializes. Nothing here catches exceptions
 from user code: the worker reports them as the load's failure.
 """
 
@@ -22,6 +26,7 @@ import os
 import sys
 
 from .context import Context
+from .device import apply_gpu_memory_limit, max_gpu_memory_mb
 from .metrics import Metrics
 from .service import Service
 from .util import list_classes_from_module
@@ -125,6 +130,8 @@ def resolve_handler(handler, model_dir):
             raise LoadError("handler %r: module %s has no attribute %r" % (handler, module_name, function_name))
         if inspect.isclass(target):
             return _class_entry(target)
+        if _is_handler_object(target):
+            return _object_entry(target)
         if not callable(target):
             raise LoadError("handler %r: %s.%s is not callable" % (handler, module_name, function_name))
         return target, lambda ctx: target(None, ctx)
@@ -133,14 +140,35 @@ def resolve_handler(handler, model_dir):
     if callable(handle) and not inspect.isclass(handle):
         return handle, lambda ctx: handle(None, ctx)
     classes = [c for c in list_classes_from_module(module) if callable(getattr(c, "handle", None))]
-    if len(classes) != 1:
-        defined = [c.__name__ for c in list_classes_from_module(module)]
-        raise LoadError(
-            "handler %r: expected a function `handle` or exactly one class with a `handle` method in "
-            "module %s, found %s (classes defined there: %s)"
-            % (handler, module_name, len(classes) and [c.__name__ for c in classes] or "none", defined or "none")
-        )
-    return _class_entry(classes[0])
+    if len(classes) == 1:
+        return _class_entry(classes[0])
+    objects = {}
+    if not classes:
+        for name, value in vars(module).items():
+            if _is_handler_object(value) and callable(getattr(value, "initialize", None)):
+                objects.setdefault(id(value), name)
+        if len(objects) == 1:
+            return _object_entry(getattr(module, next(iter(objects.values()))))
+    defined = [c.__name__ for c in list_classes_from_module(module)]
+    raise LoadError(
+        "handler %r: expected a function `handle`, exactly one class with a `handle` method, or "
+        "exactly one object with `initialize` and `handle` methods (such as handler_factory's) in "
+        "module %s, found %s (classes defined there: %s)"
+        % (handler, module_name,
+           classes and "classes %s" % [c.__name__ for c in classes]
+           or objects and "objects %s" % sorted(objects.values()) or "none", defined or "none")
+    )
+
+
+def _is_handler_object(value):
+    """An instance (not a class, module or function) with a callable `handle`."""
+    return (not inspect.isclass(value) and not inspect.ismodule(value) and not inspect.isroutine(value)
+            and callable(getattr(value, "handle", None)))
+
+
+def _object_entry(obj):
+    init = getattr(obj, "initialize", None)
+    return obj.handle, (init if callable(init) else (lambda ctx: None))
 
 
 def _class_entry(cls):
@@ -172,7 +200,12 @@ def load_model(req, server_version):
         req.model_name, model_dir, manifest, req.batch_size, gpu, server_version,
         req.limit_max_image_pixels, metrics, config,
     )
+    try:
+        max_gpu_memory_mb(config)
+    except ValueError as e:
+        raise LoadError(str(e)) from None
     entry_point, initialize = resolve_handler(handler, model_dir)
-    logger.info("model %s: handler %r resolved, initializing", req.model_name, handler)
+    logger.info("model %s: handler %r resolved, initializing (gpu %s)", req.model_name, handler, gpu)
+    apply_gpu_memory_limit(config, gpu, req.model_name)
     initialize(context)
     return Service(context, entry_point)

@@ -1,6 +1,7 @@
 """Makes TorchServe's import paths (`ts.torch_handler.base_handler`, `ts.context`,
 `ts.utils.util`, ...) resolve to wick's implementations when the real `ts` package is
-not installed. Installed by the worker's main only, never by importing wick_worker.
+not installed, and `base_handler` (model-servers' handler_factory) when no such module
+is on sys.path. Installed by the worker's main only, never by importing wick_worker.
 
 A `ts.X` module is a separate module object whose attributes are the objects of the
 wick module it stands for (same classes and functions, so subclassing and isinstance
@@ -32,6 +33,10 @@ ALIASES = {
     "ts.torch_handler.text_classifier": "wick_worker.handlers.text_classifier",
 }
 PACKAGES = {"ts", "ts.torch_handler", "ts.utils", "ts.protocol", "ts.metrics", "ts.handler_utils"}
+# Top-level names model code imports from files that TorchServe-era projects ship beside
+# their handler (model-servers' `from base_handler import handler_factory`). A module of
+# that name on sys.path (the model directory comes first) always wins.
+TOP_LEVEL = {"base_handler": "wick_worker.handler_factory"}
 
 
 class _PackageLoader(importlib.abc.Loader):
@@ -71,9 +76,20 @@ class TsFinder(importlib.abc.MetaPathFinder):
         return None
 
 
+class TopLevelFinder(importlib.abc.MetaPathFinder):
+    """Finds the names listed in TOP_LEVEL; placed after the standard finders."""
+
+    def find_spec(self, fullname, path, target=None):
+        if path is None and fullname in TOP_LEVEL:
+            return importlib.machinery.ModuleSpec(fullname, _AliasLoader(TOP_LEVEL[fullname]))
+        return None
+
+
 def install():
-    """Installs the finder unless a real `ts` package is importable. Returns True when
-    the shim was installed (or already was)."""
+    """Installs the TOP_LEVEL finder, and the ts finder unless a real `ts` package is
+    importable. Returns True when the ts shim was installed (or already was)."""
+    if not any(isinstance(f, TopLevelFinder) for f in sys.meta_path):
+        sys.meta_path.append(TopLevelFinder())
     if any(isinstance(f, TsFinder) for f in sys.meta_path):
         return True
     if importlib.util.find_spec("ts") is not None:

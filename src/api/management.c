@@ -452,6 +452,7 @@ static void register_model(wk_api_t *api, wk_http_req_t *req) {
   o.initial_workers = r.initial_workers >= 0 ? r.initial_workers : o.default_workers;
   o.response_timeout_s_override = r.response_timeout;
   o.python = cfg ? cfg->python : NULL;
+  o.install_py_deps = cfg ? wk_config_bool(cfg, "install_py_dep_per_model", 0) : 0;
   o.startup_timeout_s = r.startup_timeout > 0 ? r.startup_timeout : 0;
 
   wk_model_t *m = NULL;

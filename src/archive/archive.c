@@ -114,11 +114,37 @@ static int normalize(const char *name, int strip, char *out, size_t outlen) {
   return 0;
 }
 
+/* Refuses rel when a component of dest/rel that already exists is a symbolic link, so
+ * that unpacking into a directory that holds links (a model directory used in place)
+ * cannot write through them. */
+static int check_no_links(const char *dest, const char *rel, wk_err_t *err) {
+  char path[PATH_BUF];
+  if (wk_fs_join(path, sizeof path, dest, rel) != 0)
+    return wk_err(err, WK_ETOOBIG, "archive entry '%.200s': path too long", rel);
+  size_t base = strlen(dest);
+  for (char *p = path + base + 1;; p++) {
+    char c = *p;
+    if (c != '/' && c != '\0') continue;
+    *p = '\0';
+    struct stat st;
+    int is_link = lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+    *p = c;
+    if (is_link)
+      return wk_err(err, WK_EUNSAFE,
+                    "archive entry '%.200s' would be written through the symbolic link '%.*s' "
+                    "in the destination; links are not followed",
+                    rel, (int)(p - path - base - 1), path + base + 1);
+    if (c == '\0') return 0;
+  }
+}
+
 /* Creates dest/rel's parent directories and opens dest/rel for writing. */
 static int create_file(const char *dest, const char *rel, int *fd, wk_err_t *err) {
   char path[PATH_BUF];
   if (wk_fs_join(path, sizeof path, dest, rel) != 0)
     return wk_err(err, WK_ETOOBIG, "archive entry '%.200s': path too long", rel);
+  int lrc = check_no_links(dest, rel, err);
+  if (lrc) return lrc;
   char *slash = strrchr(path, '/');
   *slash = '\0';
   int rc = wk_fs_mkdirs(path, err);
@@ -133,6 +159,8 @@ static int make_dir(const char *dest, const char *rel, wk_err_t *err) {
   char path[PATH_BUF];
   if (wk_fs_join(path, sizeof path, dest, rel) != 0)
     return wk_err(err, WK_ETOOBIG, "archive entry '%.200s': path too long", rel);
+  int lrc = check_no_links(dest, rel, err);
+  if (lrc) return lrc;
   return wk_fs_mkdirs(path, err);
 }
 
@@ -225,10 +253,12 @@ static int scan_tgz(const char *src, int *strip, wk_err_t *err) {
   return rc < 0 ? rc : 0;
 }
 
-static int unpack_tgz(const char *src, const char *dest, wk_err_t *err) {
+/* keep_top: unpack every entry where its name says (no common directory dropped). */
+static int unpack_tgz(const char *src, const char *dest, int keep_top, wk_err_t *err) {
   int strip;
   int rc = scan_tgz(src, &strip, err);
   if (rc) return rc;
+  if (keep_top) strip = 0;
   if ((rc = wk_fs_mkdirs(dest, err)) != 0) return rc;
   wk_tar_reader_t *r;
   if ((rc = wk_tar_reader_open(src, &r, err)) != 0) return rc;
@@ -279,7 +309,37 @@ int wk_archive_unpack(const char *src, const char *dest_dir, wk_err_t *err) {
   int k = kind_or_err(src, err);
   if (k < 0) return k;
   if (k == WK_ARCHIVE_DIR) return 0;
-  int rc = k == WK_ARCHIVE_ZIP ? unpack_zip(src, dest_dir, err) : unpack_tgz(src, dest_dir, err);
+  int rc = k == WK_ARCHIVE_ZIP ? unpack_zip(src, dest_dir, err) : unpack_tgz(src, dest_dir, 0, err);
+  if (rc) wk_err_prefix(err, "cannot unpack %s", src);
+  return rc;
+}
+
+/* 1 when the first block of path is a ustar/GNU tar header ("ustar" at offset 257). */
+static int is_plain_tar(const char *path) {
+  char block[512];
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, block, sizeof block);
+  close(fd);
+  return n == (ssize_t)sizeof block && memcmp(block + 257, "ustar", 5) == 0;
+}
+
+int wk_archive_unpack_into(const char *src, const char *dest_dir, wk_err_t *err) {
+  struct stat st;
+  if (lstat(src, &st) != 0)
+    return wk_err(err, errno == ENOENT ? WK_ENOTFOUND : WK_EIO, "%s: %s", src,
+                  errno == ENOENT ? "no such file" : strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    return wk_err(err, WK_EUNSAFE, "%s is not a regular file%s", src,
+                  S_ISLNK(st.st_mode) ? " (a symbolic link)" : "");
+  int k = wk_archive_kind(src);
+  int rc;
+  if (k == WK_ARCHIVE_ZIP)
+    rc = unpack_zip(src, dest_dir, err);
+  else if (k == WK_ARCHIVE_TGZ || is_plain_tar(src))
+    rc = unpack_tgz(src, dest_dir, 1, err);
+  else
+    return wk_err(err, WK_EFORMAT, "%s is not a .zip, .tar, .tar.gz or .tgz archive", src);
   if (rc) wk_err_prefix(err, "cannot unpack %s", src);
   return rc;
 }

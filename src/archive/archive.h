@@ -29,6 +29,13 @@ int wk_archive_check_name(const char *name, size_t len, wk_err_t *err);
  * the archive; the caller removes it. */
 int wk_archive_unpack(const char *src, const char *dest_dir, wk_err_t *err);
 
+/* Unpacks the .zip, .tar, .tar.gz or .tgz file src into the existing directory dest_dir,
+ * keeping every entry where its name says (no common top directory is dropped) and
+ * overwriting files of the same name. Checked as wk_archive_unpack does, and besides:
+ * src must be a regular file (not a link), and nothing is written through a symbolic
+ * link that already exists in dest_dir (WK_EUNSAFE names the entry and the link). */
+int wk_archive_unpack_into(const char *src, const char *dest_dir, wk_err_t *err);
+
 /* Reads entry name (e.g. "MAR-INF/MANIFEST.json") of a zip, tgz or directory into a
  * malloc'd NUL-terminated buffer (the caller frees it) without unpacking the rest. In a
  * tgz, "<top>/name" matches too. WK_ENOTFOUND when absent. */

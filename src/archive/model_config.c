@@ -725,11 +725,15 @@ void wk_model_config_init(wk_model_config_t *c) {
   c->job_queue_size = -1;
   c->wick_threads = -1;
   c->wick_freeze = -1;
+  c->max_gpu_memory_mb = -1;
 }
 
 void wk_model_config_destroy(wk_model_config_t *c) {
   free(c->device_type);
   free(c->wick_runtime);
+  for (size_t i = 0; i < c->n_extra_files; i++)
+    free(c->extra_files[i]);
+  free(c->extra_files);
   wk_yaml_free(c->root);
   wk_model_config_init(c);
 }
@@ -836,6 +840,77 @@ static int get_wick(const wk_yaml_t *root, wk_model_config_t *c, wk_err_t *err) 
   return 0;
 }
 
+/* Appends the non-empty, blank-trimmed name text[0..len) to c->extra_files. */
+static int add_extra_file(wk_model_config_t *c, const char *text, size_t len, wk_err_t *err) {
+  while (len > 0 && (*text == ' ' || *text == '\t')) {
+    text++;
+    len--;
+  }
+  while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t'))
+    len--;
+  if (len == 0) return 0;
+  if (c->n_extra_files >= WK_MAX_EXTRA_FILES)
+    return wk_err(err, WK_EINVAL, "system.extraFiles: expected at most %d files",
+                  WK_MAX_EXTRA_FILES);
+  char **grown = realloc(c->extra_files, sizeof *grown * (c->n_extra_files + 1));
+  if (grown == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  c->extra_files = grown;
+  if ((grown[c->n_extra_files] = strndup(text, len)) == NULL)
+    return wk_err(err, WK_ENOMEM, "out of memory");
+  c->n_extra_files++;
+  return 0;
+}
+
+/* system.extraFiles (a comma-separated string or a list of strings) and
+ * system.maxGPUMemory (a positive number of MB). */
+static int get_system(const wk_yaml_t *root, wk_model_config_t *c, wk_err_t *err) {
+  const wk_yaml_t *s = wk_yaml_get(root, "system");
+  if (s == NULL || wk_yaml_is_null(s)) return 0;
+  char text[64];
+  if (s->kind != WK_YAML_MAP)
+    return wk_err(err, WK_EINVAL, "system: expected a mapping, got %s (line %zu)",
+                  describe(s, text, sizeof text), s->line);
+  int rc = 0;
+  const wk_yaml_t *x = wk_yaml_get(s, "extraFiles");
+  if (x != NULL && !wk_yaml_is_null(x)) {
+    if (x->kind == WK_YAML_SCALAR) {
+      for (const char *p = x->scalar; rc == 0;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        rc = add_extra_file(c, p, n, err);
+        if (comma == NULL) break;
+        p = comma + 1;
+      }
+    } else if (x->kind == WK_YAML_SEQ) {
+      for (size_t i = 0; i < x->count && rc == 0; i++) {
+        const wk_yaml_t *item = x->items[i];
+        if (item->kind != WK_YAML_SCALAR || item->scalar[0] == '\0')
+          return wk_err(err, WK_EINVAL,
+                        "system.extraFiles[%zu]: expected a file name, got %s (line %zu)", i,
+                        describe(item, text, sizeof text), item->line);
+        rc = add_extra_file(c, item->scalar, strlen(item->scalar), err);
+      }
+    } else {
+      return wk_err(err, WK_EINVAL,
+                    "system.extraFiles: expected a file name, a comma-separated list of names "
+                    "or a list, got %s (line %zu)",
+                    describe(x, text, sizeof text), x->line);
+    }
+    if (rc != 0) return rc;
+  }
+  const wk_yaml_t *g = wk_yaml_get(s, "maxGPUMemory");
+  if (g != NULL && !wk_yaml_is_null(g)) {
+    double mb;
+    if (wk_yaml_as_double(g, &mb) != 0 || !(mb > 0) || mb > 1e12)
+      return wk_err(err, WK_EINVAL,
+                    "system.maxGPUMemory: expected a positive number of megabytes, got %s "
+                    "(line %zu)",
+                    describe(g, text, sizeof text), g->line);
+    c->max_gpu_memory_mb = mb;
+  }
+  return 0;
+}
+
 int wk_model_config_parse(const char *text, size_t len, wk_model_config_t *c, wk_err_t *err) {
   wk_model_config_t tmp;
   wk_model_config_init(&tmp);
@@ -858,7 +933,8 @@ int wk_model_config_parse(const char *text, size_t len, wk_model_config_t *c, wk
        (rc = get_int(r, NULL, "startupTimeout", 1, INT_MAX, &tmp.startup_timeout_s, err)) != 0 ||
        (rc = get_int(r, NULL, "jobQueueSize", 1, INT_MAX, &tmp.job_queue_size, err)) != 0 ||
        (rc = get_string(r, NULL, "deviceType", &tmp.device_type, err)) != 0 ||
-       (rc = get_device_ids(r, &tmp, err)) != 0 || (rc = get_wick(r, &tmp, err)) != 0)) {
+       (rc = get_device_ids(r, &tmp, err)) != 0 || (rc = get_wick(r, &tmp, err)) != 0 ||
+       (rc = get_system(r, &tmp, err)) != 0)) {
     /* rc and err are set */
   }
   if (rc == 0 && tmp.min_workers >= 0 && tmp.max_workers >= 0 &&

@@ -61,7 +61,11 @@ typedef struct wk_model_config_s {
   char *wick_runtime; /* "native" or "python" */
   int wick_threads;   /* intra-op threads for native workers */
   int wick_freeze;    /* freeze + optimize_for_inference at load: 1, 0, or -1 = default */
-  wk_yaml_t *root;    /* the whole document (owned) */
+  /* system: section (the model-servers handler_factory convention) */
+  char **extra_files; /* system.extraFiles: archive names in the model directory */
+  size_t n_extra_files;
+  double max_gpu_memory_mb; /* system.maxGPUMemory in MB; -1 = not set */
+  wk_yaml_t *root;          /* the whole document (owned) */
 } wk_model_config_t;
 
 void wk_model_config_init(wk_model_config_t *c);

@@ -47,4 +47,9 @@
 /* Instances in one KServe v1 request that runs as one job per instance. */
 #define WK_MAX_V1_INSTANCES 4096
 
+/* Python handlers */
+#define WK_MAX_EXTRA_FILES 64   /* system.extraFiles archives per model */
+#define WK_PIP_TIMEOUT_S 600    /* per-model `pip install -r` at load */
+#define WK_PIP_OUTPUT_TAIL 3000 /* bytes of pip's output kept for the error */
+
 #endif

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "archive/archive.h"
@@ -19,9 +20,11 @@
 #include "archive/model_config.h"
 #include "archive/zip.h"
 #include "backend/torch.h"
+#include "core/buf.h"
 #include "core/fs.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "serve/pydeps.h"
 
 /* ---- predictions ---- */
 
@@ -169,6 +172,107 @@ static char *dup_or(const char *s, const char *dflt) {
 
 static int pick(int from_config, int fallback) { return from_config >= 0 ? from_config : fallback; }
 
+/* Unpacks the archives system.extraFiles names (relative to the model directory) into
+ * the model directory, in order, once, before any worker starts. */
+static int unpack_extra_files(wk_model_t *m, const char *what, wk_err_t *err) {
+  for (size_t i = 0; i < m->config.n_extra_files; i++) {
+    const char *name = m->config.extra_files[i];
+    char path[4096];
+    int rc = wk_archive_check_name(name, strlen(name), err);
+    if (rc == 0 && wk_fs_join(path, sizeof path, m->model_dir, name) != 0)
+      rc = wk_err(err, WK_ETOOBIG, "path too long");
+    if (rc == 0) rc = wk_archive_unpack_into(path, m->model_dir, err);
+    if (rc != 0) {
+      wk_err_prefix(err, "model '%s': system.extraFiles '%s'", what, name);
+      return rc;
+    }
+  }
+  if (m->config.n_extra_files)
+    wk_log_info("model %s: unpacked %zu system.extraFiles archive(s) into %s", what,
+                m->config.n_extra_files, m->model_dir);
+  return 0;
+}
+
+/* GPUs the NVIDIA driver lists (/proc/driver/nvidia/gpus/<bus id>/); 0 without one. */
+static int count_gpus(void) {
+  DIR *d = opendir("/proc/driver/nvidia/gpus");
+  if (d == NULL) return 0;
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
+}
+
+/* Which GPU each Python worker gets: deviceType gpu (or no deviceType on a machine with
+ * GPUs) spreads the workers round-robin over deviceIds (default: every GPU); deviceType
+ * cpu, or no GPU, gives none. The worker's handler falls back to the CPU when CUDA is
+ * absent from its Python. */
+static int assign_gpus(wk_model_t *m, wk_err_t *err) {
+  const char *dt = m->config.device_type;
+  if (dt != NULL && strcmp(dt, "cpu") != 0 && strcmp(dt, "gpu") != 0)
+    return wk_err(err, WK_EINVAL, "model '%s': deviceType: expected cpu or gpu, got '%s'", m->name,
+                  dt);
+  int ngpu = count_gpus();
+  m->n_gpu_ids = 0;
+  if (dt != NULL ? strcmp(dt, "gpu") != 0 : ngpu == 0) return 0;
+  if (m->config.n_device_ids > 0) {
+    for (int i = 0; i < m->config.n_device_ids; i++) {
+      int id = m->config.device_ids[i];
+      if (ngpu > 0 && id >= ngpu)
+        return wk_err(err, WK_EINVAL,
+            "model '%s': deviceIds[%d] is %d, but this machine has %d GPU(s) (ids 0 to %d)",
+            m->name, i, id, ngpu, ngpu - 1);
+      m->gpu_ids[i] = id;
+    }
+    m->n_gpu_ids = m->config.n_device_ids;
+  } else if (ngpu > 0) {
+    int max = (int)(sizeof m->gpu_ids / sizeof m->gpu_ids[0]);
+    for (int i = 0; i < ngpu && i < max; i++)
+      m->gpu_ids[i] = i;
+    m->n_gpu_ids = ngpu < max ? ngpu : max;
+  } else {
+    wk_log_warn("model %s: deviceType is gpu, but no GPU was found (no /proc/driver/nvidia/gpus) "
+                "and no deviceIds are given; its workers run on the CPU",
+                m->name);
+  }
+  return 0;
+}
+
+/* With install_py_deps, pip-installs the manifest's requirementsFile into a private
+ * folder of this model (m->deps_dir); then sets the workers' PYTHONPATH. */
+static int python_requirements(wk_model_t *m, int install, wk_err_t *err) {
+  const char *req = m->manifest.requirements_file;
+  wk_buf_t pp = WK_BUF_INIT;
+  if (req != NULL && !install) {
+    wk_log_info("model %s: requirementsFile %s is not installed (install_py_dep_per_model is "
+                "false)",
+                m->name, req);
+  } else if (req != NULL) {
+    char path[4096];
+    int rc = wk_archive_check_name(req, strlen(req), err);
+    if (rc == 0 && wk_fs_join(path, sizeof path, m->model_dir, req) != 0)
+      rc = wk_err(err, WK_ETOOBIG, "path too long");
+    if (rc == 0 && !wk_fs_exists(path))
+      rc = wk_err(err, WK_ENOTFOUND, "the archive has no such file");
+    if (rc == 0) rc = wk_fs_mkdtemp("pydeps", m->deps_dir, sizeof m->deps_dir, err);
+    int64_t t0 = wk_now_us();
+    if (rc == 0)
+      rc = wk_pydeps_install(m->python, path, m->deps_dir, m->model_dir, WK_PIP_TIMEOUT_S, err);
+    if (rc != 0) {
+      wk_err_prefix(err, "model '%s': requirementsFile %s", m->name, req);
+      return rc;
+    }
+    wk_log_info("model %s: requirements installed into %s in %lld ms", m->name, m->deps_dir,
+                (long long)((wk_now_us() - t0) / 1000));
+  }
+  wk_buf_puts(&pp, wk__python_dir());
+  if (m->deps_dir[0]) wk_buf_printf(&pp, ":%s", m->deps_dir);
+  if (pp.data == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  m->pythonpath = wk_buf_steal(&pp, NULL);
+  return 0;
+}
+
 int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err) {
   wk_model_t *m = calloc(1, sizeof *m);
   if (m == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
@@ -231,6 +335,7 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
       goto fail;
     }
   }
+  if ((rc = unpack_extra_files(m, what, err)) != 0) goto fail;
   m->name = dup_or(o->name, m->manifest.model_name);
   m->version = dup_or(m->manifest.model_version, "1.0");
   m->url = dup_or(o->url, o->archive);
@@ -295,6 +400,9 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   }
 
   if (m->kind == WK__H_PYTHON) {
+    if ((rc = assign_gpus(m, err)) != 0 ||
+        (rc = python_requirements(m, o->install_py_deps, err)) != 0)
+      goto fail;
     /* Start one worker process now, so that a handler that cannot load fails the load
      * with its traceback; the first worker thread takes this process over. */
     int64_t t0 = wk_now_us();
@@ -351,6 +459,8 @@ void wk_model_free(wk_model_t *m) {
   if (m->torch) wk_torch_free(m->torch);
   if (m->first_py) wk_pyworker_stop(m->first_py);
   free(m->python);
+  free(m->pythonpath);
+  if (m->deps_dir[0]) wk_fs_rmtree(m->deps_dir);
   wk__image_unconfigure(m);
   if (m->tmp_dir[0]) wk_fs_rmtree(m->tmp_dir);
   wk_manifest_destroy(&m->manifest);

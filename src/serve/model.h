@@ -26,6 +26,8 @@ typedef struct wk_model_load_opts_s {
   long max_image_pixels;      /* image handler: limit_max_image_pixels; <= 0: no limit */
   const char *python;         /* Python handlers: the interpreter (NULL: /usr/bin/python3) */
   int startup_timeout_s;      /* Python handlers: worker start + load; 0: the default */
+  int install_py_deps;        /* Python handlers: pip-install the manifest's requirementsFile
+                                 into a folder of this model (install_py_dep_per_model) */
   int loaded_at_startup;
   /* Overrides from a register request (POST /models?...): -1 (or NULL) = not given, and
    * then model-config.yaml and the server defaults decide. */

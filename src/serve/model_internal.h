@@ -118,6 +118,10 @@ struct wk_model_s {
   char *python;          /* Python handler: the interpreter */
   int startup_timeout_s; /* Python handler: spawn + load */
   wk_pyworker_t *first_py; /* started at load to check the model; the first worker takes it */
+  char *pythonpath;      /* Python handler: wick's python/ plus the model's pip folder */
+  char deps_dir[4096];   /* Python handler: its requirements' pip --target, removed at free */
+  int gpu_ids[16];       /* Python handler: worker i gets gpu_ids[i % n_gpu_ids] */
+  int n_gpu_ids;         /* 0: every worker runs on the CPU (gpu id -1) */
   pthread_mutex_t custom_lock; /* guards custom metrics (written by worker log readers) */
   wk__custom_metric_t *custom;
   size_t n_custom;
@@ -215,6 +219,9 @@ const char *wk__python_dir(void);
 int wk__python_start(wk_model_t *m, int index, wk_pyworker_t **out, wk_err_t *err);
 int wk__python_job_init(wk_model_t *m, wk__job_t *j, wk_http_req_t *req, wk_err_t *err);
 void wk__python_run(wk_model_t *m, wk_pyworker_t **py, int index, wk__job_t **jobs, size_t n);
+/* Starts a worker thread's process when it has none, so that every worker is ready (and
+ * has its GPU) before its first batch; a failure is logged and retried at that batch. */
+void wk__python_warm(wk_model_t *m, wk_pyworker_t **py, int index);
 int wk__job_reply_typed(wk_model_t *m, wk__job_t *j, int status, const char *content_type,
                         char *body, size_t len);
 

@@ -262,6 +262,7 @@ static void *worker_main(void *arg) {
   wk_model_t *m = w->model;
   size_t cap = (size_t)(m->batch_size > 0 ? m->batch_size : 1);
   wk__job_t **batch = calloc(cap, sizeof *batch);
+  if (m->kind == WK__H_PYTHON) wk__python_warm(m, &w->py, w->id - 9000);
   for (size_t n; batch && (n = next_batch(m, batch, cap)) > 0;) {
     /* Requests whose time ran out while they waited are answered now, not run. */
     size_t kept = 0;

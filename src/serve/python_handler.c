@@ -82,12 +82,12 @@ int wk__python_start(wk_model_t *m, int index, wk_pyworker_t **out, wk_err_t *er
   wk_pyworker_opts_t o;
   memset(&o, 0, sizeof o);
   o.python = m->python;
-  o.pythonpath = wk__python_dir();
+  o.pythonpath = m->pythonpath ? m->pythonpath : wk__python_dir();
   o.model_name = m->name;
   o.model_dir = m->model_dir;
   o.handler = m->handler;
   o.batch_size = m->batch_size;
-  o.gpu_id = -1;
+  o.gpu_id = m->n_gpu_ids > 0 ? m->gpu_ids[index % m->n_gpu_ids] : -1;
   o.worker_index = index;
   o.startup_timeout_ms = m->startup_timeout_s * 1000;
   o.on_metric = on_metric;
@@ -227,6 +227,31 @@ static int stream_batch(wk_model_t *m, wk_pyworker_t *py, int index, wk__job_t *
   return rc;
 }
 
+/* Starts this thread's process, unless the last failure's back-off (1 s, 2 s, ... 30 s)
+ * still runs. Returns 0 with *py set, or the error. Worker thread. */
+static int start_with_backoff(wk_model_t *m, wk_pyworker_t **py, int index, wk_err_t *err) {
+  int64_t now = wk_now_us();
+  if (now < t_next_start_us)
+    return wk_err(err, WK_EBUSY, "model '%s': its Python worker failed to start; next attempt in %lld ms",
+                  m->name, (long long)((t_next_start_us - now) / 1000));
+  int rc = wk__python_start(m, index, py, err);
+  if (rc != 0) {
+    t_backoff_ms = t_backoff_ms ? (t_backoff_ms * 2 > 30000 ? 30000 : t_backoff_ms * 2) : 1000;
+    t_next_start_us = wk_now_us() + (int64_t)t_backoff_ms * 1000;
+    return rc;
+  }
+  t_backoff_ms = 0;
+  return 0;
+}
+
+void wk__python_warm(wk_model_t *m, wk_pyworker_t **py, int index) {
+  if (*py != NULL) return;
+  wk_err_t err = {{0}};
+  if (start_with_backoff(m, py, index, &err) != 0)
+    wk_log_error("model %s: Python worker %d did not start: %s; retrying at its first batch", m->name,
+                 index, err.msg);
+}
+
 void wk__python_run(wk_model_t *m, wk_pyworker_t **py, int index, wk__job_t **jobs, size_t n) {
   wk_otf_request_t *reqs = calloc(n, sizeof *reqs);
   wk_otf_param_t(*params)[WK_MULTIPART_MAX_PARTS] = calloc(n, sizeof *params);
@@ -256,16 +281,7 @@ void wk__python_run(wk_model_t *m, wk_pyworker_t **py, int index, wk__job_t **jo
   if (*py == NULL) {
     /* (re)start this thread's process, backing off 1 s, 2 s, ... 30 s after failures */
     wk_err_t err = {{0}};
-    int64_t now = wk_now_us();
-    if (now < t_next_start_us) {
-      wk_err(&err, WK_EBUSY, "model '%s': its Python worker failed to start; next attempt in %lld ms",
-             m->name, (long long)((t_next_start_us - now) / 1000));
-    } else if (wk__python_start(m, index, py, &err) != 0) {
-      t_backoff_ms = t_backoff_ms ? (t_backoff_ms * 2 > 30000 ? 30000 : t_backoff_ms * 2) : 1000;
-      t_next_start_us = wk_now_us() + (int64_t)t_backoff_ms * 1000;
-    } else {
-      t_backoff_ms = 0;
-    }
+    start_with_backoff(m, py, index, &err);
     if (*py == NULL) {
       for (size_t i = 0; i < live; i++)
         wk__job_reply_error(m, sent[i], 503, "ServiceUnavailableException", err.msg);

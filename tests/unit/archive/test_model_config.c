@@ -127,6 +127,41 @@ static void test_wrong_types(void **state) {
   expect_error("a: 1\n---\nb: 2\n", WK_EUNSUPPORTED, "one YAML document");
 }
 
+/* system: the handler_factory section (extraFiles as a string or a list, maxGPUMemory). */
+static void test_system_section(void **state) {
+  (void)state;
+  wk_model_config_t c;
+  wk_model_config_init(&c);
+  wk_err_t err = {{0}};
+  const char *s1 = "system:\n  extraFiles: \"src.tar.gz, more.zip,,\"\n  maxGPUMemory: 500\n";
+  assert_int_equal(wk_model_config_parse(s1, strlen(s1), &c, &err), 0);
+  assert_int_equal(c.n_extra_files, 2);
+  assert_string_equal(c.extra_files[0], "src.tar.gz");
+  assert_string_equal(c.extra_files[1], "more.zip");
+  assert_true(c.max_gpu_memory_mb == 500.0);
+  const char *s2 = "system:\n  extraFiles: [a.tar, b.tgz]\n  maxGPUMemory: 1.5\n";
+  assert_int_equal(wk_model_config_parse(s2, strlen(s2), &c, &err), 0);
+  assert_int_equal(c.n_extra_files, 2);
+  assert_string_equal(c.extra_files[1], "b.tgz");
+  assert_true(c.max_gpu_memory_mb == 1.5);
+  const char *s3 = "minWorkers: 1\n";
+  assert_int_equal(wk_model_config_parse(s3, strlen(s3), &c, &err), 0);
+  assert_int_equal(c.n_extra_files, 0);
+  assert_true(c.max_gpu_memory_mb == -1);
+  wk_model_config_destroy(&c);
+  expect_error("system: on\n", WK_EINVAL, "system: expected a mapping");
+  expect_error(
+      "system:\n  extraFiles: {a: 1}\n", WK_EINVAL,
+      "system.extraFiles: expected a file name, a comma-separated list of names or a list, "
+      "got a mapping (line 2)");
+  expect_error("system:\n  extraFiles: [a.zip, [b]]\n", WK_EINVAL,
+               "system.extraFiles[1]: expected a file name, got a list");
+  expect_error("system:\n  maxGPUMemory: lots\n", WK_EINVAL,
+               "system.maxGPUMemory: expected a positive number of megabytes, got 'lots' (line 2)");
+  expect_error("system:\n  maxGPUMemory: -5\n", WK_EINVAL, "system.maxGPUMemory: expected");
+  expect_error("system:\n  maxGPUMemory: 0\n", WK_EINVAL, "system.maxGPUMemory: expected");
+}
+
 static void test_alias_bomb_refused(void **state) {
   (void)state;
   const char *bomb =
@@ -231,13 +266,10 @@ static void test_scalar_readers(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_torchserve_example),
-      cmocka_unit_test(test_unset_keys_are_minus_one),
-      cmocka_unit_test(test_wrong_types),
-      cmocka_unit_test(test_alias_bomb_refused),
-      cmocka_unit_test(test_aliases_within_limits),
-      cmocka_unit_test(test_depth_limit),
-      cmocka_unit_test(test_to_json_plain_vs_quoted),
+      cmocka_unit_test(test_torchserve_example), cmocka_unit_test(test_unset_keys_are_minus_one),
+      cmocka_unit_test(test_wrong_types),        cmocka_unit_test(test_system_section),
+      cmocka_unit_test(test_alias_bomb_refused), cmocka_unit_test(test_aliases_within_limits),
+      cmocka_unit_test(test_depth_limit),        cmocka_unit_test(test_to_json_plain_vs_quoted),
       cmocka_unit_test(test_scalar_readers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,8 @@
 #include <cmocka.h>
 #include <zlib.h>
 
+#include <unistd.h>
+
 #include "archive/archive.h"
 #include "archive/tar.h"
 #include "core/fs.h"
@@ -168,6 +170,73 @@ static void test_escapes_refused(void **state) {
   expect_refused(path, "'\\'");
 }
 
+/* wk_archive_unpack_into (system.extraFiles): keeps the top folder, reads plain tar,
+ * refuses links in the destination and sources that are not regular archives. */
+static void test_unpack_into(void **state) {
+  (void)state;
+  char tgz[1300], tar[1300], dest[1300], path[1300], outside[1300];
+  tp(tgz, "extra.tgz");
+  tp(tar, "extra.tar");
+  tp(dest, "extra_out");
+  tp(outside, "extra_outside");
+  wk_fs_rmtree(dest);
+  wk_fs_rmtree(outside);
+  assert_int_equal(wk_fs_mkdirs(dest, NULL), 0);
+  wk_tar_writer_t *w;
+  wk_err_t err;
+  assert_int_equal(wk_tar_writer_open(tgz, &w, &err), 0);
+  assert_int_equal(wk_tar_writer_add(w, "pkg/mod.py", "X = 1\n", 6, &err), 0);
+  assert_int_equal(wk_tar_writer_close(w, &err), 0);
+  assert_int_equal(wk_archive_unpack_into(tgz, dest, &err), 0);
+  tp(path, "extra_out/pkg/mod.py");
+  assert_true(wk_fs_exists(path)); /* the one top folder is kept */
+
+  /* the same archive, not compressed */
+  gzFile gz = gzopen(tgz, "rb");
+  char buf[8192];
+  int n = gzread(gz, buf, sizeof buf);
+  gzclose(gz);
+  assert_true(n > 512);
+  FILE *f = fopen(tar, "wb");
+  fwrite(buf, 1, (size_t)n, f);
+  fclose(f);
+  wk_fs_rmtree(dest);
+  assert_int_equal(wk_fs_mkdirs(dest, NULL), 0);
+  assert_int_equal(wk_archive_unpack_into(tar, dest, &err), 0);
+  assert_true(wk_fs_exists(path));
+
+  /* a link already in the destination is not written through */
+  wk_fs_rmtree(dest);
+  assert_int_equal(wk_fs_mkdirs(dest, NULL), 0);
+  assert_int_equal(wk_fs_mkdirs(outside, NULL), 0);
+  tp(path, "extra_out/pkg");
+  assert_int_equal(symlink(outside, path), 0);
+  assert_int_equal(wk_archive_unpack_into(tgz, dest, &err), WK_EUNSAFE);
+  if (strstr(err.msg, "symbolic link 'pkg'") == NULL) fail_msg("message: %s", err.msg);
+  tp(path, "extra_outside/mod.py");
+  assert_false(wk_fs_exists(path));
+
+  /* the source must be a regular archive file */
+  tp(path, "extra_link.tgz");
+  unlink(path);
+  assert_int_equal(symlink(tgz, path), 0);
+  assert_int_equal(wk_archive_unpack_into(path, dest, &err), WK_EUNSAFE);
+  assert_non_null(strstr(err.msg, "symbolic link"));
+  tp(path, "no_such.tgz");
+  assert_int_equal(wk_archive_unpack_into(path, dest, &err), WK_ENOTFOUND);
+  tp(path, "plain.txt");
+  f = fopen(path, "wb");
+  fputs("hello", f);
+  fclose(f);
+  assert_int_equal(wk_archive_unpack_into(path, dest, &err), WK_EFORMAT);
+  assert_non_null(strstr(err.msg, "is not a .zip, .tar, .tar.gz or .tgz archive"));
+
+  /* entries that escape are refused as in wk_archive_unpack */
+  raw_tgz(tgz, "../evil.py", '0', NULL);
+  assert_int_equal(wk_archive_unpack_into(tgz, dest, &err), WK_EUNSAFE);
+  assert_non_null(strstr(err.msg, "leaves the model directory"));
+}
+
 static void test_damaged(void **state) {
   (void)state;
   char path[1300], dest[1300];
@@ -202,6 +271,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_roundtrip),
       cmocka_unit_test(test_escapes_refused),
+      cmocka_unit_test(test_unpack_into),
       cmocka_unit_test(test_damaged),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
