@@ -6,7 +6,8 @@ optional train_info.json. The model is get_model_cls()(**get_initkw()) with the 
 state_dict loaded strictly (a netharn-style snapshot's model_state_dict/state_dict/weights
 entry is unwrapped, a DataParallel "module." prefix dropped). The snapshot is read with
 weights_only=True where torch has it; the .py is the deployment's own code and runs.
-Requests and answers are the tensor handler's (JSON tensors in, nested lists out).
+Requests and answers are the tensor handler's (JSON tensors in, nested lists out); an
+input the model cannot run on (wrong shape or dtype) is answered 400, not 503.
 """
 
 import importlib.util
@@ -17,6 +18,7 @@ import sys
 
 import torch
 
+from ..util import PredictionException
 from .base_handler import load_state_dict
 from .tensor_handler import TensorHandler
 
@@ -141,3 +143,13 @@ class LiberatorHandler(TensorHandler):
         self.initialized = True
         logger.info("liberator: %s from %s, weights %s", type(self.model).__name__,
                     os.path.basename(py), os.path.relpath(snap, model_dir))
+
+    def _forward(self, args, kwargs):
+        try:
+            return super()._forward(args, kwargs)
+        except (RuntimeError, ValueError, TypeError, IndexError) as e:
+            logger.warning("the model rejected an input", exc_info=True)
+            shapes = ", ".join("[%s]" % ",".join(str(d) for d in a.shape) for a in args)
+            shapes += "".join(", %s=[%s]" % (k, ",".join(str(d) for d in v.shape)) for k, v in kwargs.items())
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise PredictionException("the model cannot run on this input (%s): %s" % (shapes, first), 400) from None
