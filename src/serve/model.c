@@ -159,8 +159,11 @@ static int liberator_manifest(wk_model_t *m, const char *archive, wk_err_t *err)
   } else {
     const char *b = strrchr(archive, '/');
     snprintf(name, sizeof name, "%s", b ? b + 1 : archive);
-    char *dot = strrchr(name, '.');
-    if (dot && dot != name && strcmp(dot, ".zip") == 0) *dot = '\0';
+    static const char *const exts[] = {".zip", ".tar.gz", ".tgz"};
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+      size_t n = strlen(name), k = strlen(exts[i]);
+      if (n > k && strcmp(name + n - k, exts[i]) == 0) name[n - k] = '\0';
+    }
   }
   wk_manifest_t *mf = &m->manifest;
   mf->runtime = strdup("python");
