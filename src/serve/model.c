@@ -157,8 +157,12 @@ static int liberator_manifest(wk_model_t *m, const char *archive, wk_err_t *err)
   if (d.folder[0]) {
     snprintf(name, sizeof name, "%s", d.folder);
   } else {
-    const char *b = strrchr(archive, '/');
-    snprintf(name, sizeof name, "%s", b ? b + 1 : archive);
+    char whole[4096];
+    snprintf(whole, sizeof whole, "%s", archive);
+    for (size_t n = strlen(whole); n > 1 && whole[n - 1] == '/'; n--)
+      whole[n - 1] = '\0'; /* a directory given as "dep/" */
+    const char *b = strrchr(whole, '/');
+    snprintf(name, sizeof name, "%s", b ? b + 1 : whole);
     static const char *const exts[] = {".zip", ".tar.gz", ".tgz"};
     for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
       size_t n = strlen(name), k = strlen(exts[i]);

@@ -126,6 +126,16 @@ def test_netharn_snapshot_and_dataparallel_prefix(serve, tmp_path):
     assert torch.allclose(torch.tensor(r.json()), model(torch.tensor(X)).detach(), atol=1e-5)
 
 
+def test_unzipped_deployment_directory(serve, tmp_path):
+    zpath, model = make_deploy_zip(tmp_path)
+    with zipfile.ZipFile(zpath) as z:
+        z.extractall(zpath.parent / "unzipped")
+    s = serve("--model-store", zpath.parent, "--models", "unzipped/")
+    r = predict(s, "test-deploy", X)  # named after the deployment's folder
+    assert r.status == 200, (r, s.logs()[-3000:])
+    assert torch.allclose(torch.tensor(r.json()), model(torch.tensor(X)).detach(), atol=1e-5)
+
+
 def test_pack_liberator_zip_to_mar_and_inspect(serve, tmp_path):
     zpath, model = make_deploy_zip(tmp_path)
     store = tmp_path / "marstore"
