@@ -135,7 +135,8 @@ int wk_liberator_find(const char *path, wk_liberator_t *out, wk_err_t *err) {
     rc = wk_err(err, WK_ENOTFOUND,
                 "%s: %s has %s beside it; a torch_liberator deployment holds one liberated "
                 "model .py (defining get_model_cls)",
-                path, l.v[snap], n_py ? "several .py files and none defines get_model_cls" : "no .py file");
+                path, l.v[snap],
+                n_py ? "several .py files and none defines get_model_cls" : "no .py file");
     goto done;
   }
   if (strlen(l.v[snap]) >= sizeof out->snapshot || strlen(l.v[py]) >= sizeof out->model_py ||
