@@ -153,7 +153,7 @@ static int liberator_manifest(wk_model_t *m, const char *archive, wk_err_t *err)
   wk_liberator_t d;
   int rc = wk_liberator_find(m->model_dir, &d, err);
   if (rc) return rc;
-  char name[256];
+  char name[4096];
   if (d.folder[0]) {
     snprintf(name, sizeof name, "%s", d.folder);
   } else {

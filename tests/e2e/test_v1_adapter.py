@@ -185,6 +185,7 @@ def test_bad_requests_get_clear_400s(serve, models):
         r = post(s, "v1b", body)
         assert r.status == 400, (body, r)
         assert needle in r.json()["message"], (body, r.json())
+        assert "Traceback" not in r.json()["message"]
     r = s.infer("POST", "/predictions/v1b", b"{not json", {"Content-Type": "application/json"})
     assert r.status == 400, r
     # the worker is fine afterwards
