@@ -222,3 +222,30 @@ def test_pack_refuses_incomplete_v1_flags(models):
     r = run_wick("pack", "--model-name", "x", "--serialized-file", tmp / "net.weights.pt",
                  "--v1-model-class", "NoModule", "--export-path", store, check=False)
     assert r.returncode != 0 and "expected module.Class" in r.stderr, r.stderr
+
+
+@pytest.mark.badinput
+def test_a_bad_request_in_a_batch_fails_alone(serve, models):
+    import concurrent.futures as cf
+
+    tmp, store, net, _ = models
+    torch.save(net.state_dict(), tmp / "net.weights.pt")
+    cfg = tmp / "cfg.yaml"
+    cfg.write_text("minWorkers: 1\nbatchSize: 4\nmaxBatchDelay: 500\n")
+    run_wick("pack", "--model-name", "v1q", "--serialized-file", tmp / "net.weights.pt",
+             "--v1-model-class", "netmod.Net", "--extra-files", tmp / "netmod.py", "--config-file", cfg,
+             "--export-path", store, "-f")
+    s = serve("--model-store", store, "--models", "v1q=v1q.mar")
+    good = {"instances": [[1.0, 2.0, 3.0, 4.0]]}
+    bodies = [good, {"nothing": 1}, good, {"instances": [[1.0]]}]
+    with cf.ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(lambda b: post(s, "v1q", b), bodies))
+    want = net(torch.tensor(good["instances"])).detach()
+    assert [r.status for r in replies] == [200, 400, 200, 400], replies
+    assert close(replies[0].json()["predictions"], want) and close(replies[2].json()["predictions"], want)
+    assert "expected \"instances\"" in replies[1].json()["message"]
+    assert "cannot run" in replies[3].json()["message"]
+    # and they did share a batch (four requests, fewer forward batches)
+    text = s.metrics().body.decode()
+    count = [l for l in text.splitlines() if l.startswith("wick_batch_size_count{") and '"v1q"' in l]
+    assert count and float(count[0].rsplit(" ", 1)[1]) < 4, count
