@@ -2,6 +2,7 @@
 writes the deploy zip by hand exactly as its deployer does (one top-level folder holding
 train_info.json, deploy_snapshot.pt = torch.save(state_dict) and the liberated model .py
 that defines get_initkw/get_model_cls/make), then serves it as it is and packed."""
+import concurrent.futures as cf
 import json
 import zipfile
 
@@ -160,6 +161,26 @@ def test_pack_liberator_zip_to_mar_and_inspect(serve, tmp_path):
     r = predict(s, "packed", X)
     assert r.status == 200, (r, s.logs()[-3000:])
     assert torch.allclose(torch.tensor(r.json()), model(torch.tensor(X)).detach(), atol=1e-5)
+
+
+@pytest.mark.badinput
+def test_a_bad_request_in_a_batch_fails_alone(serve, tmp_path):
+    zpath, model = make_deploy_zip(tmp_path)
+    with zipfile.ZipFile(zpath) as z:
+        z.extractall(zpath.parent / "dep")
+    (zpath.parent / "dep" / "cfg.yaml").write_text("minWorkers: 1\nbatchSize: 4\nmaxBatchDelay: 500\n")
+    store = tmp_path / "marstore"
+    run_wick("pack", "--liberator-zip", zpath, "--model-name", "lb", "--config-file",
+             zpath.parent / "dep" / "cfg.yaml", "--export-path", store, "-f")
+    s = serve("--model-store", store, "--models", "lb=lb.mar")
+    bodies = [X[:1], [[1.0, 2.0]], X[1:], {"nope": 1}]
+    with cf.ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(lambda b: predict(s, "lb", b), bodies))
+    assert [r.status for r in replies] == [200, 400, 200, 400], replies
+    want = model(torch.tensor(X)).detach()
+    assert torch.allclose(torch.tensor(replies[0].json()), want[:1], atol=1e-5)
+    assert torch.allclose(torch.tensor(replies[2].json()), want[1:], atol=1e-5)
+    assert "[1,2]" in replies[1].json()["message"] and "data" in replies[3].json()["message"], replies
 
 
 @pytest.mark.badinput

@@ -153,3 +153,22 @@ class LiberatorHandler(TensorHandler):
             shapes += "".join(", %s=[%s]" % (k, ",".join(str(d) for d in v.shape)) for k, v in kwargs.items())
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise PredictionException("the model cannot run on this input (%s): %s" % (shapes, first), 400) from None
+
+    def handle(self, data, context):
+        """The tensor handler's flow; when a batch fails on a client's request, each
+        request is run on its own so that only the bad ones get their 400."""
+        try:
+            return super().handle(data, context)
+        except PredictionException as e:
+            if len(data) == 1 or not 400 <= e.error_code < 500:
+                raise
+        out = []
+        for idx, row in enumerate(data):
+            try:
+                out.append(super().handle([row], context)[0])
+            except PredictionException as e:
+                if not 400 <= e.error_code < 500:
+                    raise
+                context.set_response_status(e.error_code, "Bad Request", idx)
+                out.append({"code": e.error_code, "type": "BadRequestException", "message": e.message})
+        return out
