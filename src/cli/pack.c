@@ -520,6 +520,7 @@ static int add_liberator(plist_t *l, const char *zip, char *tmp, size_t tmplen, 
   if (d.folder[0] ? wk_fs_join(dir, sizeof dir, tmp, d.folder) != 0
                   : (size_t)snprintf(dir, sizeof dir, "%s", tmp) >= sizeof dir)
     return fail("path too long under %s", tmp);
+  if (!wk_fs_is_dir(dir)) snprintf(dir, sizeof dir, "%s", tmp); /* a tgz loses its top folder */
   if ((rc = add_tree(l, dir, "", 0)) != 0) return rc;
   *ser = strdup(base_name(d.snapshot));
   *model_py = strdup(base_name(d.model_py));
