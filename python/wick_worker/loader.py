@@ -40,6 +40,9 @@ BUILTINS = {
     "text_classifier": ("wick_worker.handlers.text_classifier", "TextClassifier"),
     "tensor": ("wick_worker.handlers.tensor_handler", "TensorHandler"),
     "base_handler": ("wick_worker.handlers.tensor_handler", "TensorHandler"),
+    "v1_adapter": ("wick_worker.handlers.v1_adapter", "V1Adapter"),
+    "v1_noload": ("wick_worker.handlers.v1_adapter", "V1NoLoadAdapter"),
+    "liberator": ("wick_worker.handlers.liberator", "LiberatorHandler"),
 }
 
 

@@ -32,6 +32,7 @@ static const field_t model_fields[] = {
     FIELD("model", "extraFiles", extra_files),
     FIELD("model", "requirementsFile", requirements_file),
     FIELD("model", "configFile", config_file),
+    FIELD("model", "modelClass", model_class),
 };
 static const field_t tail_fields[] = {
     FIELD(NULL, "archiverVersion", archiver_version),
@@ -61,6 +62,7 @@ void wk_manifest_destroy(wk_manifest_t *m) {
   free(m->extra_files);
   free(m->requirements_file);
   free(m->config_file);
+  free(m->model_class);
   free(m->archiver_version);
   free(m->created_on);
   wk_manifest_init(m);

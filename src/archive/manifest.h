@@ -19,6 +19,8 @@ typedef struct wk_manifest_s {
   char *extra_files;      /* model.extraFiles: comma-separated, as torch-model-archiver writes */
   char *requirements_file;/* model.requirementsFile */
   char *config_file;      /* model.configFile */
+  char *model_class;      /* model.modelClass: MODEL_CLASS of the V1 adapter handlers (wick's
+                           * own field; TorchServe ignores it) */
   char *archiver_version; /* archiverVersion */
   char *created_on;       /* createdOn, "dd/mm/YYYY HH:MM:SS" */
 } wk_manifest_t;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "archive/archive.h"
+#include "archive/liberator.h"
 #include "archive/manifest.h"
 #include "core/buf.h"
 #include "core/limits.h"
@@ -43,9 +44,11 @@ static void usage(FILE *out) {
   fprintf(out, "usage: wick inspect [--json] ARCHIVE\n"
                "\n"
                "Shows the manifest, the files and the config file of a model archive (.mar,\n"
-               ".tar.gz or directory). Nothing in the archive is run.\n"
+               ".tar.gz or directory), and the train info of a torch_liberator deployment.\n"
+               "Nothing in the archive is run.\n"
                "\n"
-               "  --json      print one JSON object {manifest, files, config}\n"
+               "  --json      print one JSON object {manifest, files, config, liberator,\n"
+               "              train_info}\n"
                "  -h, --help  this help\n");
 }
 
@@ -98,12 +101,20 @@ static char *sanitize(const char *s, size_t len) {
   return o;
 }
 
+/* A torch_liberator deployment found in the archive, and its train_info.json. */
+typedef struct lib_s {
+  bool found;
+  wk_liberator_t d;
+  char *train_info; /* the file's text, or NULL */
+  size_t train_info_len;
+} lib_t;
+
 typedef struct mfield_s {
   const char *key;
   const char *val;
 } mfield_t;
 
-static size_t manifest_fields(const wk_manifest_t *m, mfield_t f[11]) {
+static size_t manifest_fields(const wk_manifest_t *m, mfield_t f[12]) {
   const mfield_t all[] = {
       {"modelName", m->model_name},
       {"modelVersion", m->model_version},
@@ -114,6 +125,7 @@ static size_t manifest_fields(const wk_manifest_t *m, mfield_t f[11]) {
       {"extraFiles", m->extra_files},
       {"requirementsFile", m->requirements_file},
       {"configFile", m->config_file},
+      {"modelClass", m->model_class},
       {"archiverVersion", m->archiver_version},
       {"createdOn", m->created_on},
   };
@@ -131,10 +143,10 @@ static json_t *jstr(const char *s) {
 }
 
 static int print_json(const wk_manifest_t *m, bool has_manifest, const items_t *files,
-                      const char *config, size_t config_len) {
+                      const char *config, size_t config_len, const lib_t *lib) {
   json_t *root = json_object(), *jm = has_manifest ? json_object() : json_null();
   json_t *jf = json_array();
-  mfield_t f[11];
+  mfield_t f[12];
   size_t nf = has_manifest ? manifest_fields(m, f) : 0;
   for (size_t i = 0; i < nf; i++)
     json_object_set_new(jm, f[i].key, jstr(f[i].val));
@@ -158,6 +170,29 @@ static int print_json(const wk_manifest_t *m, bool has_manifest, const items_t *
   json_object_set_new(root, "manifest", jm);
   json_object_set_new(root, "files", jf);
   json_object_set_new(root, "config", jc);
+  if (lib->found) {
+    json_t *jl = json_object();
+    json_object_set_new(jl, "folder", jstr(lib->d.folder));
+    json_object_set_new(jl, "snapshot", jstr(lib->d.snapshot));
+    json_object_set_new(jl, "model_file", jstr(lib->d.model_py));
+    json_object_set_new(jl, "train_info_file",
+                        lib->d.train_info[0] ? jstr(lib->d.train_info) : json_null());
+    json_object_set_new(root, "liberator", jl);
+    json_t *ti = json_null();
+    if (lib->train_info) {
+      /* the parsed object when it is JSON, else its (sanitized) text */
+      json_t *parsed = json_loadb(lib->train_info, lib->train_info_len, 0, NULL);
+      if (parsed) {
+        ti = parsed;
+      } else {
+        char *c = sanitize(lib->train_info, lib->train_info_len);
+        ti = c ? json_string(c) : NULL;
+        free(c);
+        if (ti == NULL) ti = json_null();
+      }
+    }
+    json_object_set_new(root, "train_info", ti);
+  }
   char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(root);
   if (text == NULL) return fail("out of memory");
@@ -166,12 +201,27 @@ static int print_json(const wk_manifest_t *m, bool has_manifest, const items_t *
   return 0;
 }
 
+/* Prints text line by line, each indented by two spaces. */
+static void print_indented(const char *text, size_t len) {
+  char *c = sanitize(text, len);
+  if (c == NULL) return;
+  const char *p = c;
+  while (*p) {
+    const char *nl = strchr(p, '\n');
+    int n = nl ? (int)(nl - p) : (int)strlen(p);
+    printf("  %.*s\n", n, p);
+    p += n + (nl != NULL);
+  }
+  free(c);
+}
+
 static void print_text(const char *path, const wk_manifest_t *m, bool has_manifest,
-                       const items_t *files, const char *config, size_t config_len) {
+                       const items_t *files, const char *config, size_t config_len,
+                       const lib_t *lib) {
   printf("archive: %s\n", path);
   if (has_manifest) {
     printf("manifest:\n");
-    mfield_t f[11];
+    mfield_t f[12];
     size_t nf = manifest_fields(m, f);
     for (size_t i = 0; i < nf; i++) {
       char *v = sanitize(f[i].val, strlen(f[i].val));
@@ -183,6 +233,20 @@ static void print_text(const char *path, const wk_manifest_t *m, bool has_manife
              "        is served. inspect ran nothing.\n");
   } else {
     printf("manifest: none (no %s)\n", MANIFEST_NAME);
+  }
+  if (lib->found) {
+    char *folder = sanitize(lib->d.folder, strlen(lib->d.folder));
+    char *snap = sanitize(lib->d.snapshot, strlen(lib->d.snapshot));
+    char *py = sanitize(lib->d.model_py, strlen(lib->d.model_py));
+    printf("torch_liberator deployment%s%s%s:\n", lib->d.folder[0] ? " (folder " : "",
+           folder ? folder : "?", lib->d.folder[0] ? ")" : "");
+    printf("  %-17s %s\n  %-17s %s\n", "snapshot", snap ? snap : "?", "model file", py ? py : "?");
+    free(folder);
+    free(snap);
+    free(py);
+    if (!has_manifest)
+      printf("  note: wick serves it as it is with the liberator handler; the model file is\n"
+             "        Python code from this archive and runs when the model is served.\n");
   }
   printf("files: %zu\n", files->n);
   printf("  %12s %12s  %-8s %s\n", "size", "compressed", "method", "name");
@@ -205,6 +269,21 @@ static void print_text(const char *path, const wk_manifest_t *m, bool has_manife
       }
     }
     free(c);
+  }
+  if (lib->found && lib->train_info) {
+    char *ti = sanitize(lib->d.train_info, strlen(lib->d.train_info));
+    printf("train info (%s):\n", ti ? ti : "?");
+    free(ti);
+    json_t *parsed = json_loadb(lib->train_info, lib->train_info_len, 0, NULL);
+    char *pretty = parsed ? json_dumps(parsed, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(parsed);
+    if (pretty)
+      print_indented(pretty, strlen(pretty));
+    else
+      print_indented(lib->train_info, lib->train_info_len);
+    free(pretty);
+  } else if (lib->found) {
+    printf("train info: none (no %s beside the snapshot)\n", WK_LIBERATOR_TRAIN_INFO);
   }
 }
 
@@ -270,12 +349,29 @@ int wk_cmd_inspect(int argc, char **argv) {
       status = fail("%s: config file: %s", path, err.msg);
     }
   }
+  lib_t lib;
+  memset(&lib, 0, sizeof lib);
+  if (status == 0 && wk_liberator_find(path, &lib.d, &err) == 0) {
+    lib.found = true;
+    if (lib.d.train_info[0]) {
+      rc = wk_archive_read_file(path, lib.d.train_info, &lib.train_info, &lib.train_info_len, &err);
+      if (rc == 0 && lib.train_info_len > WK_MAX_LIBERATOR_FILE_SIZE) {
+        free(lib.train_info);
+        lib.train_info = NULL;
+        status = fail("%s: %s is larger than %d bytes", path, lib.d.train_info,
+                      WK_MAX_LIBERATOR_FILE_SIZE);
+      } else if (rc != 0) {
+        status = fail("%s: %s", path, err.msg);
+      }
+    }
+  }
   if (status == 0) {
     if (as_json)
-      status = print_json(&m, has_manifest, &files, config, config_len);
+      status = print_json(&m, has_manifest, &files, config, config_len, &lib);
     else
-      print_text(path, &m, has_manifest, &files, config, config_len);
+      print_text(path, &m, has_manifest, &files, config, config_len, &lib);
   }
+  free(lib.train_info);
   free(text);
   free(config);
   wk_manifest_destroy(&m);

@@ -12,11 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "archive/archive.h"
+#include "archive/liberator.h"
 #include "archive/manifest.h"
 #include "archive/tar.h"
 #include "archive/zip.h"
@@ -31,7 +33,8 @@
 typedef struct opts_s {
   const char *model_name, *version, *serialized_file, *model_file, *handler, *extra_files;
   const char *requirements_file, *config_file, *export_path, *archive_format, *runtime;
-  bool force, help;
+  const char *v1_model_class, *liberator_zip;
+  bool force, help, v1_no_load;
 } opts_t;
 
 typedef struct pfile_s {
@@ -47,26 +50,39 @@ typedef struct plist_s {
 } plist_t;
 
 static void usage(FILE *out) {
-  fprintf(out, "usage: wick pack --model-name NAME [options]\n"
-               "\n"
-               "Builds a model archive, as torch-model-archiver does.\n"
-               "\n"
-               "  --model-name NAME         archive and model name ([A-Za-z0-9_.-], required)\n"
-               "  -v, --version VERSION     model version\n"
-               "  --serialized-file PATH    weights or TorchScript file (.pt, .pth, ...)\n"
-               "  --model-file PATH         Python file defining the model class\n"
-               "  --handler NAME|PATH       built-in handler name, or a handler .py file\n"
-               "                            (PATH:function keeps the function name)\n"
-               "  --extra-files A,B,...     more files; directories are added with their content\n"
-               "  -r, --requirements-file PATH\n"
-               "  -c, --config-file PATH    model-config.yaml\n"
-               "  --runtime RUNTIME         runtime written in the manifest (default python)\n"
-               "  --export-path DIR         where the archive goes (default .)\n"
-               "  --archive-format FORMAT   default (deflated <name>.mar), zip-store (stored\n"
-               "                            <name>.mar), tgz (<name>.tar.gz), no-archive\n"
-               "                            (directory <name>/)\n"
-               "  -f, --force               overwrite an existing archive\n"
-               "  -h, --help                this help\n");
+  fprintf(out,
+          "usage: wick pack --model-name NAME [options]\n"
+          "\n"
+          "Builds a model archive, as torch-model-archiver does.\n"
+          "\n"
+          "  --model-name NAME         archive and model name ([A-Za-z0-9_.-]; required,\n"
+          "                            except with --liberator-zip)\n"
+          "  -v, --version VERSION     model version\n"
+          "  --serialized-file PATH    weights or TorchScript file (.pt, .pth, ...)\n"
+          "  --model-file PATH         Python file defining the model class\n"
+          "  --handler NAME|PATH       built-in handler name, or a handler .py file\n"
+          "                            (PATH:function keeps the function name)\n"
+          "  --extra-files A,B,...     more files; directories are added with their content\n"
+          "  -r, --requirements-file PATH\n"
+          "  -c, --config-file PATH    model-config.yaml\n"
+          "  --runtime RUNTIME         runtime written in the manifest (default python)\n"
+          "  --v1-model-class MOD.CLS  a V1 adapter archive (handler v1_adapter): the\n"
+          "                            serialized file is MODEL_PATH (*weights.pt|pth: a\n"
+          "                            state_dict for MOD.CLS(); other .pt|.pth: a whole\n"
+          "                            model), MOD.CLS is MODEL_CLASS; give its script with\n"
+          "                            --model-file or --extra-files\n"
+          "  --v1-no-load              MODEL_CLASS loads its own model (handler v1_noload;\n"
+          "                            built with the serialized file's path if it takes one)\n"
+          "  --liberator-zip ZIP       pack a torch_liberator deploy zip (deploy_snapshot.pt,\n"
+          "                            the liberated model .py, train_info.json) to be served\n"
+          "                            by the liberator handler; the model name defaults to\n"
+          "                            the zip's folder\n"
+          "  --export-path DIR         where the archive goes (default .)\n"
+          "  --archive-format FORMAT   default (deflated <name>.mar), zip-store (stored\n"
+          "                            <name>.mar), tgz (<name>.tar.gz), no-archive\n"
+          "                            (directory <name>/)\n"
+          "  -f, --force               overwrite an existing archive\n"
+          "  -h, --help                this help\n");
 }
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -96,6 +112,8 @@ static int parse_args(int argc, char **argv, opts_t *o) {
       {"--export-path", NULL, offsetof(opts_t, export_path)},
       {"--archive-format", NULL, offsetof(opts_t, archive_format)},
       {"--runtime", NULL, offsetof(opts_t, runtime)},
+      {"--v1-model-class", NULL, offsetof(opts_t, v1_model_class)},
+      {"--liberator-zip", NULL, offsetof(opts_t, liberator_zip)},
   };
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -105,6 +123,10 @@ static int parse_args(int argc, char **argv, opts_t *o) {
     }
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       o->help = true;
+      continue;
+    }
+    if (strcmp(a, "--v1-no-load") == 0) {
+      o->v1_no_load = true;
       continue;
     }
     const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
@@ -451,16 +473,73 @@ static char *dup_or_null(const char *s) {
   return s ? strdup(s) : NULL;
 }
 
-int wk_cmd_pack(int argc, char **argv) {
-  opts_t o = {0};
-  o.export_path = ".";
-  o.archive_format = "default";
-  o.runtime = "python";
-  if (parse_args(argc, argv, &o) != 0) return 1;
-  if (o.help) {
-    usage(stdout);
-    return 0;
+static bool is_weights_name(const char *path) {
+  const char *b = base_name(path);
+  size_t n = strlen(b);
+  return (n >= 10 && strcasecmp(b + n - 10, "weights.pt") == 0) ||
+         (n >= 11 && strcasecmp(b + n - 11, "weights.pth") == 0);
+}
+
+/* The V1 adapter flags: checks them against each other and picks the handler (unless
+ * --handler names one). */
+static int v1_options(const opts_t *o, const char **handler) {
+  const char *mc = o->v1_model_class;
+  if (o->v1_no_load && mc == NULL)
+    return fail("--v1-no-load needs --v1-model-class (the wrapper class that loads the model)");
+  if (mc) {
+    const char *dot = strrchr(mc, '.');
+    if (dot == NULL || dot == mc || dot[1] == '\0')
+      return fail("--v1-model-class '%s': expected module.Class (e.g. autoencoder.AutoEncoder)",
+                  mc);
+    if (*handler == NULL) *handler = o->v1_no_load ? "v1_noload" : "v1_adapter";
   }
+  if (*handler && strcmp(*handler, "v1_adapter") == 0) {
+    if (o->serialized_file == NULL)
+      return fail("the v1_adapter handler needs --serialized-file (MODEL_PATH, a .pt or .pth)");
+    if (is_weights_name(o->serialized_file) && mc == NULL)
+      return fail("%s holds weights (it ends in weights.pt/.pth): give the class to load them "
+                  "into with --v1-model-class module.Class",
+                  o->serialized_file);
+  }
+  return 0;
+}
+
+/* --liberator-zip: unpacks the deployment into tmp and adds its folder's files at the
+ * archive root. Sets *ser and *model_py (entry names, malloc'd) and adds train_info.json
+ * to the extra files' names. *name_out gets the folder name (malloc'd) for a default
+ * model name. */
+static int add_liberator(plist_t *l, const char *zip, char *tmp, size_t tmplen, char **ser,
+                         char **model_py, char **name_out, wk_buf_t *extra) {
+  wk_err_t err;
+  wk_liberator_t d;
+  int rc = wk_liberator_find(zip, &d, &err);
+  if (rc) return fail("--liberator-zip %s", err.msg);
+  if (wk_fs_mkdtemp("pack", tmp, tmplen, &err) != 0) return fail("%s", err.msg);
+  if (wk_archive_unpack(zip, tmp, &err) != 0) return fail("%s", err.msg);
+  char dir[PATH_BUF];
+  if (d.folder[0] ? wk_fs_join(dir, sizeof dir, tmp, d.folder) != 0
+                  : (size_t)snprintf(dir, sizeof dir, "%s", tmp) >= sizeof dir)
+    return fail("path too long under %s", tmp);
+  if (!wk_fs_is_dir(dir)) snprintf(dir, sizeof dir, "%s", tmp); /* a tgz loses its top folder */
+  if ((rc = add_tree(l, dir, "", 0)) != 0) return rc;
+  *ser = strdup(base_name(d.snapshot));
+  *model_py = strdup(base_name(d.model_py));
+  *name_out = strdup(d.folder[0] ? d.folder : "");
+  if (*ser == NULL || *model_py == NULL || *name_out == NULL) return fail("out of memory");
+  if (d.train_info[0] && ((extra->len && wk_buf_putc(extra, ',') != 0) ||
+                          wk_buf_puts(extra, WK_LIBERATOR_TRAIN_INFO) != 0))
+    return fail("out of memory");
+  return 0;
+}
+
+/* The rest of wk_cmd_pack, once the V1 and liberator options are settled: the named
+ * files, the manifest and the archive. lib_ser/lib_py name the liberator files already in
+ * l (NULL otherwise). */
+static int pack_rest(const opts_t *po, const char *handler_opt, plist_t *pl, wk_buf_t *pextra,
+                     wk_buf_t *pjson, const char *lib_ser, const char *lib_py) {
+  const opts_t o = *po;
+  plist_t l = *pl;
+  wk_buf_t extra = *pextra, json = *pjson;
   if (o.model_name == NULL) return fail("--model-name is required (see wick pack --help)");
   if (!valid_model_name(o.model_name))
     return fail("model name '%s' is not valid: use letters, digits, '_', '.' and '-', "
@@ -482,13 +561,11 @@ int wk_cmd_pack(int argc, char **argv) {
   if (n < 0 || (size_t)n >= sizeof out) return fail("export path too long");
   snprintf(tmp, sizeof tmp, "%s.tmp-%d", out, (int)getpid());
 
-  plist_t l = {NULL, 0, 0};
-  wk_buf_t extra = WK_BUF_INIT, json = WK_BUF_INIT;
   char *handler = NULL;
   int rc = 0;
   if (o.serialized_file) rc = add_named(&l, "serialized file", o.serialized_file);
   if (rc == 0 && o.model_file) rc = add_named(&l, "model file", o.model_file);
-  if (rc == 0 && o.handler) rc = add_handler(&l, o.handler, &handler);
+  if (rc == 0 && handler_opt) rc = add_handler(&l, handler_opt, &handler);
   if (rc == 0 && o.requirements_file) rc = add_named(&l, "requirements file", o.requirements_file);
   if (rc == 0 && o.config_file) rc = add_named(&l, "config file", o.config_file);
   if (rc == 0 && o.extra_files) rc = add_extra(&l, o.extra_files, &extra);
@@ -506,10 +583,13 @@ int wk_cmd_pack(int argc, char **argv) {
     m.runtime = dup_or_null(o.runtime);
     m.model_name = dup_or_null(o.model_name);
     m.model_version = dup_or_null(o.version);
-    m.serialized_file = dup_or_null(o.serialized_file ? base_name(o.serialized_file) : NULL);
+    m.serialized_file = dup_or_null(lib_ser             ? lib_ser
+                                    : o.serialized_file ? base_name(o.serialized_file)
+                                                        : NULL);
     m.handler = handler;
     handler = NULL;
-    m.model_file = dup_or_null(o.model_file ? base_name(o.model_file) : NULL);
+    m.model_file = dup_or_null(lib_py ? lib_py : o.model_file ? base_name(o.model_file) : NULL);
+    m.model_class = dup_or_null(o.v1_model_class);
     m.extra_files = dup_or_null(extra.len ? extra.data : NULL);
     m.requirements_file = dup_or_null(o.requirements_file ? base_name(o.requirements_file) : NULL);
     m.config_file = dup_or_null(o.config_file ? base_name(o.config_file) : NULL);
@@ -538,6 +618,54 @@ int wk_cmd_pack(int argc, char **argv) {
     }
   }
   free(handler);
+  /* the caller frees the list and buffers (they may have grown) */
+  *pl = l;
+  *pextra = extra;
+  *pjson = json;
+  return rc ? 1 : 0;
+}
+
+int wk_cmd_pack(int argc, char **argv) {
+  opts_t o = {0};
+  o.export_path = ".";
+  o.archive_format = "default";
+  o.runtime = "python";
+  if (parse_args(argc, argv, &o) != 0) return 1;
+  if (o.help) {
+    usage(stdout);
+    return 0;
+  }
+  if (o.liberator_zip && (o.serialized_file || o.model_file))
+    return fail("--liberator-zip gives the serialized file and the model file; drop "
+                "--serialized-file and --model-file");
+  if (o.liberator_zip && o.v1_model_class)
+    return fail("--liberator-zip and --v1-model-class are two different kinds of archive");
+  const char *v1_handler = o.handler;
+  if (v1_options(&o, &v1_handler) != 0) return 1;
+  char lib_tmp[PATH_BUF] = "";
+  char *lib_ser = NULL, *lib_py = NULL, *lib_name = NULL;
+  plist_t l = {NULL, 0, 0};
+  wk_buf_t extra = WK_BUF_INIT, json = WK_BUF_INIT;
+  int rc = 0;
+  if (o.liberator_zip) {
+    if (v1_handler == NULL) v1_handler = "liberator";
+    rc = add_liberator(&l, o.liberator_zip, lib_tmp, sizeof lib_tmp, &lib_ser, &lib_py, &lib_name,
+                       &extra);
+    if (rc == 0 && o.model_name == NULL) {
+      if (lib_name[0] == '\0' || !valid_model_name(lib_name))
+        rc = fail("the deployment's folder '%s' is not a valid model name; give --model-name",
+                  lib_name);
+      else
+        o.model_name = lib_name;
+    }
+    if (rc) goto done;
+  }
+  rc = pack_rest(&o, v1_handler, &l, &extra, &json, lib_ser, lib_py);
+done:
+  if (lib_tmp[0]) wk_fs_rmtree(lib_tmp);
+  free(lib_ser);
+  free(lib_py);
+  free(lib_name);
   plist_free(&l);
   wk_buf_destroy(&extra);
   wk_buf_destroy(&json);

@@ -23,6 +23,7 @@
 #define WK_MAX_DEFLATE_RATIO 1100 /* uncompressed/compressed; deflate tops out near 1032 */
 #define WK_MAX_MANIFEST_SIZE (1024 * 1024)
 #define WK_MAX_CONFIG_FILE_SIZE (4 * 1024 * 1024) /* model-config.yaml, config.properties */
+#define WK_MAX_LIBERATOR_FILE_SIZE (4 * 1024 * 1024) /* a liberated model .py, train_info.json */
 
 /* explanations */
 #define WK_DEFAULT_IG_STEPS 50

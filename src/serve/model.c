@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "archive/archive.h"
+#include "archive/liberator.h"
 #include "archive/manifest.h"
 #include "archive/model_config.h"
 #include "archive/zip.h"
@@ -166,6 +167,43 @@ static int native_handler(const char *h) {
   return -1;
 }
 
+/* Fills m->manifest for the torch_liberator deployment in m->model_dir: the built-in
+ * `liberator` handler, named after the deployment's folder (or the archive's file name
+ * when the files sit at its root). WK_ENOTFOUND when the directory is not one. */
+static int liberator_manifest(wk_model_t *m, const char *archive, wk_err_t *err) {
+  wk_liberator_t d;
+  int rc = wk_liberator_find(m->model_dir, &d, err);
+  if (rc) return rc;
+  char name[4096];
+  if (d.folder[0]) {
+    snprintf(name, sizeof name, "%s", d.folder);
+  } else {
+    char whole[4096];
+    snprintf(whole, sizeof whole, "%s", archive);
+    for (size_t n = strlen(whole); n > 1 && whole[n - 1] == '/'; n--)
+      whole[n - 1] = '\0'; /* a directory given as "dep/" */
+    const char *b = strrchr(whole, '/');
+    snprintf(name, sizeof name, "%s", b ? b + 1 : whole);
+    static const char *const exts[] = {".zip", ".tar.gz", ".tgz"};
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+      size_t n = strlen(name), k = strlen(exts[i]);
+      if (n > k && strcmp(name + n - k, exts[i]) == 0) name[n - k] = '\0';
+    }
+  }
+  wk_manifest_t *mf = &m->manifest;
+  mf->runtime = strdup("python");
+  mf->model_name = strdup(name);
+  mf->handler = strdup("liberator");
+  mf->serialized_file = strdup(d.snapshot);
+  mf->model_file = strdup(d.model_py);
+  if (mf->runtime == NULL || mf->model_name == NULL || mf->handler == NULL ||
+      mf->serialized_file == NULL || mf->model_file == NULL)
+    return wk_err(err, WK_ENOMEM, "out of memory");
+  wk_log_info("%s: a torch_liberator deployment (%s, %s%s%s); served with the liberator handler",
+              archive, d.snapshot, d.model_py, d.train_info[0] ? ", " : "", d.train_info);
+  return 0;
+}
+
 static char *dup_or(const char *s, const char *dflt) {
   return strdup(s && *s ? s : dflt);
 }
@@ -311,16 +349,33 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   char *text = NULL;
   size_t len = 0;
   wk_fs_join(path, sizeof path, m->model_dir, "MAR-INF/MANIFEST.json");
-  if ((rc = wk_fs_read_file(path, WK_MAX_MANIFEST_SIZE, &text, &len, err)) != 0) {
-    wk_err(err, rc, "model '%s': %s has no MAR-INF/MANIFEST.json (pack it with wick pack)", what,
-           o->archive);
+  rc = wk_fs_read_file(path, WK_MAX_MANIFEST_SIZE, &text, &len, err);
+  if (rc == WK_ENOTFOUND) {
+    /* no manifest: a torch_liberator deploy zip is served as it is */
+    wk_err_t lerr = {{0}};
+    int lrc = liberator_manifest(m, o->archive, &lerr);
+    if (lrc == WK_ENOTFOUND) {
+      wk_err(err, rc,
+             "model '%s': %s has no MAR-INF/MANIFEST.json (pack it with wick pack) and is not a "
+             "torch_liberator deployment (no deploy_snapshot.pt beside a liberated model .py)",
+             what, o->archive);
+      goto fail;
+    }
+    if (lrc != 0) {
+      rc = wk_err(err, lrc, "model '%s': %s", what, lerr.msg);
+      goto fail;
+    }
+    rc = 0;
+  } else if (rc != 0) {
+    wk_err_prefix(err, "model '%s': %s", what, o->archive);
     goto fail;
-  }
-  rc = wk_manifest_parse(text, len, &m->manifest, err);
-  free(text);
-  if (rc != 0) {
-    wk_err_prefix(err, "model '%s': MANIFEST.json", what);
-    goto fail;
+  } else {
+    rc = wk_manifest_parse(text, len, &m->manifest, err);
+    free(text);
+    if (rc != 0) {
+      wk_err_prefix(err, "model '%s': MANIFEST.json", what);
+      goto fail;
+    }
   }
   if (m->manifest.config_file) {
     wk_fs_join(path, sizeof path, m->model_dir, m->manifest.config_file);

@@ -60,6 +60,7 @@ static void test_round_trip(void **state) {
   m.handler = strdup("image_classifier");
   m.runtime = strdup("python");
   m.requirements_file = strdup("req \"quoted\".txt");
+  m.model_class = strdup("autoencoder.AutoEncoder");
   wk_buf_t out = WK_BUF_INIT;
   assert_int_equal(wk_manifest_write(&m, &out), 0);
   /* pretty, 2-space indent, absent fields left out, archiver's order */
@@ -74,6 +75,7 @@ static void test_round_trip(void **state) {
   assert_string_equal(back.serialized_file, "fashion.pt");
   assert_string_equal(back.handler, "image_classifier");
   assert_string_equal(back.requirements_file, "req \"quoted\".txt");
+  assert_string_equal(back.model_class, "autoencoder.AutoEncoder");
   assert_null(back.model_file);
   assert_null(back.created_on);
   wk_buf_destroy(&out);
