@@ -408,6 +408,30 @@ def serving_sections(sv, L, targets):
                         f"+{fmt(gap)} us" if gap is not None else "n/a",
                         None if gap is None else gap <= 300))
 
+    # --- KServe v2 transport
+    vj, vb = combine_rounds(sv.d, "v2_json_c16"), combine_rounds(sv.d, "v2_binary_c16")
+    if vj or vb:
+        def size(kind):
+            t = read_text(os.path.join(sv.d, f"v2_{kind}_bytes.txt"))
+            return int(t) if t and t.strip().isdigit() else None
+        L.append("## KServe v2: binary tensor data vs JSON\n")
+        L.append("`bench/run_serving.sh` part 6: POST /v2/models/sumimages/infer with one [64,1,28,28] "
+                 "float32 tensor (torch.rand) to a TorchScript model that returns "
+                 "`x.sum(dim=(1,2,3))`, so the transport is what is measured; the JSON body "
+                 "and reply vs the binary tensor data extension both ways (the body written by "
+                 "`tests/e2e/v2client.py`). 2 workers, wrk -t2 -c16, "
+                 f"{sv.rounds} interleaved rounds of {sv.round_dur}.\n")
+        L.append("| body | request bytes | req/s | req/s by round | p50 (ms) | p99 (ms) |")
+        L.append("|---|---:|---:|---:|---:|---:|")
+        for kind, r in (("JSON", vj), ("binary", vb)):
+            L.append(f"| {kind} | {fmt(size(kind.lower()))} | {fmt(r and r['rps'])} | "
+                     f"{' / '.join(fmt(x) for x in r['rounds']) if r else 'n/a'} | "
+                     f"{ms(r and r['p50'], 2)} | {ms(r and r['p99'], 2)} |")
+        L.append("")
+        q = ratio(vb and vb["rps"], vj and vj["rps"])
+        targets.append(("KServe v2 [64,1,28,28] float32: binary >= 3x JSON req/s", fmt(q, 2, "x"),
+                        None if q is None else q >= 3))
+
 
 class Vision:
     """The outputs of bench/run_vision.sh in OUT/vision/."""

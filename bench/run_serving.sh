@@ -19,10 +19,13 @@
 #   5. Python handler overhead: a no-op Python function handler (returns each request's
 #      decoded JSON body) vs the native tensor handler on an identity TorchScript model,
 #      the same 4-float JSON body, 2 workers each; c=1 and c=16, rounds interleaved
+#   6. KServe v2 transport: a [64,1,28,28] float32 tensor to a model that returns
+#      x.sum(dim=(1,2,3)), as v2 JSON and as v2 binary tensor data (binary reply too),
+#      c=16, 2 workers, rounds interleaved
 #
 # Environment: BENCH_DURATION (wrk -d, default 10s), BENCH_SERVING_ROUNDS (default 2),
 # BENCH_WICK (default BUILD_DIR/wick), PYTHON (default /usr/bin/python3),
-# BENCH_SERVING_PARTS (default "1 2 3 4 5": the parts above to run).
+# BENCH_SERVING_PARTS (default "1 2 3 4 5 6": the parts above to run).
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -45,7 +48,7 @@ DEMO=$BUILD/demo
 W=$BUILD/bench/serving
 LOGS=$BUILD/bench/logs/serving
 TOOLS=$SRC/bench/serving_tools.py
-PARTS=" ${BENCH_SERVING_PARTS:-1 2 3 4 5} "
+PARTS=" ${BENCH_SERVING_PARTS:-1 2 3 4 5 6} "
 part() { [[ $PARTS == *" $1 "* ]]; }
 export OPENBLAS_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=AVX2
 
@@ -317,6 +320,64 @@ if "$PY" -c 'import sys, torch; torch.jit.script(torch.nn.Identity()).save(sys.a
   cleanup
 else
   echo "bench: could not make the identity model (see $LOGS/identity.log)" >&2
+fi
+fi
+# ============ 6. KServe v2: binary tensor data vs JSON for the same [64,1,28,28] tensor
+if part 6; then
+echo "== KServe v2 binary vs JSON $(date +%T)"
+if "$PY" - "$W" "$SRC/tests/e2e" >"$LOGS/v2_bodies.log" 2>&1 <<'PYEOF'
+import sys
+sys.path.insert(0, sys.argv[2])
+import torch
+from models import SumImages, save_script
+from v2client import request
+w = sys.argv[1]
+save_script(SumImages, w + "/sumimages.pt")
+x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+for name, binary in (("json", False), ("binary", True)):
+    body, hdrs = request([("INPUT__0", x)], binary_inputs=binary, binary_output=binary)
+    open(f"{w}/v2_{name}.body", "wb").write(body)
+    open(f"{w}/v2_{name}.hdr", "w").write(hdrs.get("Inference-Header-Content-Length", ""))
+PYEOF
+then
+  cat >"$W/v2.lua" <<'LUA'
+-- wrk: POST $WRK_BODY with Inference-Header-Content-Length $WRK_HDR (when not empty)
+local f = assert(io.open(os.getenv("WRK_BODY"), "rb"))
+local body = f:read("*a")
+f:close()
+local hdr = os.getenv("WRK_HDR") or ""
+local headers = {["Content-Type"] = "application/json"}
+if hdr ~= "" then
+  headers = {["Content-Type"] = "application/octet-stream", ["Inference-Header-Content-Length"] = hdr}
+end
+local req = wrk.format("POST", nil, headers, body)
+request = function() return req end
+LUA
+  pack v2 sumimages "$W/sumimages.pt" 1 0 2 1 || echo "bench: pack v2 failed" >&2
+  if serve v2 sumimages; then
+    url="http://127.0.0.1:${P_INF[v2]}/v2/models/sumimages/infer"
+    for kind in json binary; do
+      hdr=$(cat "$W/v2_$kind.hdr")
+      code=$(curl -sS -m 10 -o "$OUT/answer_v2_$kind" -w '%{http_code}' --data-binary "@$W/v2_$kind.body" \
+        -H "Content-Type: application/octet-stream" ${hdr:+-H "Inference-Header-Content-Length: $hdr"} "$url" || echo 000)
+      [ "$code" = 200 ] || echo "bench: v2 $kind answered $code" >&2
+      ls -l "$W/v2_$kind.body" | awk '{print $5}' >"$OUT/v2_${kind}_bytes.txt"
+    done
+    for kind in json binary; do
+      env WRK_BODY="$W/v2_$kind.body" WRK_HDR="$(cat "$W/v2_$kind.hdr")" timeout 30 wrk -t2 -c16 -d1s -s "$W/v2.lua" "$url" >/dev/null 2>&1 || true
+    done
+    for r in $(seq "$ROUNDS"); do
+      for kind in json binary; do
+        echo "   v2_${kind}_c16_r$r: wrk -t2 -c16 -d$RDUR"
+        env WRK_BODY="$W/v2_$kind.body" WRK_HDR="$(cat "$W/v2_$kind.hdr")" timeout 120 wrk -t2 -c16 -d"$RDUR" \
+          --timeout 5s --latency -s "$W/v2.lua" "$url" >"$OUT/v2_${kind}_c16_r$r.txt" 2>&1 ||
+          echo "bench: wrk failed for v2 $kind" >&2
+      done
+    done
+  fi
+  cleanup
+else
+  echo "bench: could not make the v2 bodies (see $LOGS/v2_bodies.log)" >&2
 fi
 fi
 echo "== serving bench done $(date +%T): $OUT"
