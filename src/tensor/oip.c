@@ -275,8 +275,157 @@ static int get_binary_flag(json_t *params, const char *key, int *out, const char
   return 0;
 }
 
+/* ---- numeric "data" without a JSON tree ----
+ * A [64,1,28,28] tensor is 50,176 numbers: building jansson objects for them costs far more
+ * than the rest of the request. So before jansson sees the header, the "data" value of each
+ * input whose first element is not a string is located with a small skipper, blanked out of
+ * the copy jansson parses ("[]" and spaces: lines and columns stay), and read later by the
+ * tensor scanner of numjson.c straight into the input's dtype. Anything the skipper does not
+ * understand is left for jansson, which then reports it. */
+
+typedef struct {
+  size_t off, len; /* the data value in the body; len 0: none located */
+} span_t;
+
+static size_t skip_ws(const char *p, size_t i, size_t n) {
+  while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) i++;
+  return i;
+}
+
+#define BAD ((size_t)-1)
+
+static size_t skip_string(const char *p, size_t i, size_t n) {
+  for (i++; i < n; i++) {
+    if (p[i] == '\\') i++;
+    else if (p[i] == '"') return i + 1;
+  }
+  return BAD;
+}
+
+/* The index just after the JSON value at p[i], or BAD. */
+static size_t skip_value(const char *p, size_t i, size_t n, int depth) {
+  i = skip_ws(p, i, n);
+  if (i >= n || depth > WK_MAX_JSON_DEPTH) return BAD;
+  if (p[i] == '"') return skip_string(p, i, n);
+  if (p[i] == '[' || p[i] == '{') {
+    char close = p[i] == '[' ? ']' : '}';
+    i = skip_ws(p, i + 1, n);
+    if (i < n && p[i] == close) return i + 1;
+    for (;;) {
+      if (close == '}') {
+        if (i >= n || p[i] != '"' || (i = skip_string(p, i, n)) == BAD) return BAD;
+        i = skip_ws(p, i, n);
+        if (i >= n || p[i] != ':') return BAD;
+        i++;
+      }
+      if ((i = skip_value(p, i, n, depth + 1)) == BAD) return BAD;
+      i = skip_ws(p, i, n);
+      if (i < n && p[i] == ',') {
+        i = skip_ws(p, i + 1, n);
+        continue;
+      }
+      return i < n && p[i] == close ? i + 1 : BAD;
+    }
+  }
+  size_t start = i;
+  while (i < n && p[i] != ',' && p[i] != ']' && p[i] != '}' && p[i] != ' ' && p[i] != '\n' &&
+         p[i] != '\t' && p[i] != '\r')
+    i++;
+  return i > start ? i : BAD;
+}
+
+static int key_is(const char *p, size_t start, size_t end, const char *key) {
+  size_t n = strlen(key);
+  return end - start == n + 2 && memcmp(p + start + 1, key, n) == 0;
+}
+
+/* Calls fn for each "key": value of the object at p[i]; returns the index after it, or BAD. */
+typedef void (*member_fn)(void *ud, const char *p, size_t kstart, size_t kend, size_t vstart, size_t vend);
+
+static size_t each_member(const char *p, size_t i, size_t n, member_fn fn, void *ud) {
+  i = skip_ws(p, i, n);
+  if (i >= n || p[i] != '{') return BAD;
+  i = skip_ws(p, i + 1, n);
+  if (i < n && p[i] == '}') return i + 1;
+  for (;;) {
+    size_t ks = i;
+    if (i >= n || p[i] != '"' || (i = skip_string(p, i, n)) == BAD) return BAD;
+    size_t ke = i;
+    i = skip_ws(p, i, n);
+    if (i >= n || p[i] != ':') return BAD;
+    size_t vs = skip_ws(p, i + 1, n);
+    if ((i = skip_value(p, vs, n, 1)) == BAD) return BAD;
+    fn(ud, p, ks, ke, vs, i);
+    i = skip_ws(p, i, n);
+    if (i < n && p[i] == ',') {
+      i = skip_ws(p, i + 1, n);
+      continue;
+    }
+    return i < n && p[i] == '}' ? i + 1 : BAD;
+  }
+}
+
+static void input_member(void *ud, const char *p, size_t ks, size_t ke, size_t vs, size_t ve) {
+  span_t *sp = ud;
+  if (!key_is(p, ks, ke, "data")) return;
+  size_t i = vs;
+  while (i < ve && (p[i] == '[' || p[i] == ' ' || p[i] == '\n' || p[i] == '\t' || p[i] == '\r')) i++;
+  if (p[vs] == '[' && i < ve && p[i] != '"') *sp = (span_t){vs, ve - vs}; /* numbers or booleans */
+}
+
+static void top_member(void *ud, const char *p, size_t ks, size_t ke, size_t vs, size_t ve) {
+  span_t *spans = ud;
+  if (!key_is(p, ks, ke, "inputs") || p[vs] != '[') return;
+  size_t i = skip_ws(p, vs + 1, ve);
+  for (size_t k = 0; k < WK_OIP_MAX_TENSORS && i < ve && p[i] == '{'; k++) {
+    if ((i = each_member(p, i, ve, input_member, &spans[k])) == BAD) return;
+    i = skip_ws(p, i, ve);
+    if (i >= ve || p[i] != ',') return;
+    i = skip_ws(p, i + 1, ve);
+  }
+}
+
+/* Reads numeric data with the tensor scanner into in->tensor (allocated, of in's shape). */
+static int scan_numeric(const dtinfo_t *di, const char *text, size_t len, wk_oip_input_t *in, uint64_t numel,
+                        const char *what, const char *shape_txt, wk_err_t *err) {
+  wk_tensor_t t;
+  int rc = wk_json_parse_tensor_max(text, len, di->dt, (size_t)numel, &t, err);
+  if (rc != 0) {
+    if (rc == WK_ETOOBIG)
+      return wk_err(err, WK_EINVAL, "%s: data has more elements than shape %s holds (%llu)", what, shape_txt,
+                    (unsigned long long)numel);
+    wk_err_prefix(err, "%s: data", what);
+    if (di->kind == 2 && di->wire == 8) {
+      size_t n = strlen(err->msg);
+      snprintf(err->msg + n, sizeof err->msg - n, " (UINT64 is stored as int64: torch has no uint64)");
+    }
+    return rc;
+  }
+  if ((uint64_t)wk_tensor_numel(&t) != numel) {
+    rc = wk_err(err, WK_EINVAL, "%s: shape %s holds %llu elements, data has %lld", what, shape_txt,
+                (unsigned long long)numel, (long long)wk_tensor_numel(&t));
+    wk_tensor_destroy(&t);
+    return rc;
+  }
+  if (di->kind == 2 && di->dt != WK_DT_UINT8) { /* widened unsigned: no negatives */
+    for (int64_t i = 0; i < (int64_t)numel; i++) {
+      int64_t v = di->dt == WK_DT_INT32 ? ((int32_t *)t.data)[i] : ((int64_t *)t.data)[i];
+      int64_t hi = di->wire == 2 ? UINT16_MAX : di->wire == 4 ? (int64_t)UINT32_MAX : INT64_MAX;
+      if (v < 0 || v > hi) {
+        rc = wk_err(err, WK_EINVAL, "%s: element %lld (%lld) is out of the range of %s", what, (long long)i,
+                    (long long)v, di->name);
+        wk_tensor_destroy(&t);
+        return rc;
+      }
+    }
+  }
+  memcpy(in->tensor.data, t.data, t.nbytes);
+  wk_tensor_destroy(&t);
+  return 0;
+}
+
 static int parse_input(json_t *o, size_t idx, const char *bin, size_t bin_len, size_t *bin_off,
-                       wk_oip_input_t *in, wk_err_t *err) {
+                       const char *body, span_t span, wk_oip_input_t *in, wk_err_t *err) {
   char what[160];
   snprintf(what, sizeof what, "inputs[%zu]", idx);
   if (!json_is_object(o)) return wk_err(err, WK_EINVAL, "%s: expected an object with name, shape, datatype and data", what);
@@ -322,6 +471,8 @@ static int parse_input(json_t *o, size_t idx, const char *bin, size_t bin_len, s
     return wk_err(err, WK_EINVAL, "%s: parameters.binary_data_size must be a non-negative integer", what);
   if (bsize != NULL && data != NULL)
     return wk_err(err, WK_EINVAL, "%s: has both \"data\" and parameters.binary_data_size; send one", what);
+  if (span.len && is_bytes)
+    return wk_err(err, WK_EINVAL, "%s: BYTES data must be a list of strings", what);
   if (bsize == NULL && data == NULL)
     return wk_err(err, WK_EINVAL, "%s: no \"data\" (and no parameters.binary_data_size)", what);
   if (is_bytes) {
@@ -348,6 +499,7 @@ static int parse_input(json_t *o, size_t idx, const char *bin, size_t bin_len, s
                     shape_txt, di->name, (unsigned long long)(numel * di->wire), (unsigned long long)n);
     return take_binary_numbers(di, p, (size_t)n, in, what, err);
   }
+  if (span.len) return scan_numeric(di, body + span.off, span.len, in, numel, what, shape_txt, err);
   size_t count = 0;
   fill_t f = {di, in, what};
   int rc = walk(data, 0, &count, (size_t)numel, is_bytes ? fill_bytes : fill_number, &f, what, err);
@@ -364,8 +516,25 @@ int wk_oip_parse_request(const char *body, size_t len, size_t json_len, wk_oip_r
   if (json_len > len)
     return wk_err(err, WK_EINVAL,
                   "Inference-Header-Content-Length is %zu, larger than the body's %zu bytes", json_len, len);
+  span_t spans[WK_OIP_MAX_TENSORS];
+  memset(spans, 0, sizeof spans);
+  each_member(body, 0, json_len, top_member, spans);
+  char *copy = NULL;
+  for (size_t k = 0; k < WK_OIP_MAX_TENSORS; k++) {
+    if (!spans[k].len) continue;
+    if (copy == NULL) {
+      if ((copy = malloc(json_len)) == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+      memcpy(copy, body, json_len);
+    }
+    memcpy(copy + spans[k].off, "[]", 2);
+    for (size_t i = 2; i < spans[k].len; i++) {
+      char c = body[spans[k].off + i];
+      copy[spans[k].off + i] = c == '\n' ? '\n' : ' ';
+    }
+  }
   json_error_t je;
-  json_t *root = json_loadb(body, json_len, 0, &je);
+  json_t *root = json_loadb(copy ? copy : body, json_len, 0, &je);
+  free(copy);
   if (root == NULL)
     return wk_err(err, WK_EINVAL, "malformed JSON at line %d, column %d: %s%s", je.line, je.column, je.text,
                   strstr(je.text, "too big integer")
@@ -404,7 +573,8 @@ int wk_oip_parse_request(const char *body, size_t len, size_t json_len, wk_oip_r
   }
   for (size_t i = 0; i < json_array_size(inputs); i++) {
     out->n_inputs = i + 1;
-    if ((rc = parse_input(json_array_get(inputs, i), i, bin, bin_len, &bin_off, &out->inputs[i], err)) != 0)
+    span_t sp = i < WK_OIP_MAX_TENSORS ? spans[i] : (span_t){0, 0};
+    if ((rc = parse_input(json_array_get(inputs, i), i, bin, bin_len, &bin_off, body, sp, &out->inputs[i], err)) != 0)
       goto done;
     for (size_t k = 0; k < i; k++)
       if (strcmp(out->inputs[k].name, out->inputs[i].name) == 0) {
