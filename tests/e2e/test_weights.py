@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import pickletools
+import re
 import subprocess
 import zipfile
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import WICK
+from conftest import WICK, pack, run_wick
 
 TOOL = os.environ.get("WICK_PT_TOOL", str(Path(WICK).parent / "wkpt"))
 
@@ -357,3 +358,73 @@ def test_wrong_formats_get_clear_messages(tmp_path):
         {"c": FakeTensor(FakeStorage("0", 1, torch.ComplexFloatStorage), 0, (1,), (1,))}),
         {"0": bytes(8)})
     assert "dtype complex64, which wick does not read" in refused(tmp_path / "cplx.pt")
+
+
+# ---- wick inspect ----
+
+def test_inspect_weights_table_and_json(tmp_path):
+    torch.manual_seed(2)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8),
+                                torch.nn.Flatten(), torch.nn.Linear(8, 10).to(torch.float16))
+    sd = model.state_dict()
+    torch.save({"model": sd, "epoch": 1}, tmp_path / "m.pth")
+    got = json.loads(run_wick("inspect", "--json", tmp_path / "m.pth").stdout)["weights"]
+    assert got["format"] == "checkpoint" and got["state_dict"] == "model"
+    assert [(t["name"], t["dtype"], t["shape"]) for t in got["tensors"]] == \
+        [(k, WK_NAME[v.dtype], list(v.shape)) for k, v in sd.items()]
+    assert got["parameters"] == sum(v.numel() for v in sd.values())
+    assert got["bytes"] == sum(v.numel() * v.element_size() for v in sd.values())
+    text = run_wick("inspect", tmp_path / "m.pth").stdout
+    assert "state_dict: model" in text
+    assert f"parameters: {got['parameters']}" in text
+    assert re.search(r"\n  3\.weight +float16 +\[10,8\] +160 B\n", text), text
+
+
+def test_inspect_lightning_reports_opaque_entries(tmp_path):
+    script = tmp_path / "make_ckpt.py"
+    script.write_text(LIGHTNING_SCRIPT)
+    subprocess.run(["/usr/bin/python3", str(script), str(tmp_path / "l.ckpt"),
+                    str(tmp_path / "ref.pt")], check=True)
+    text = run_wick("inspect", tmp_path / "l.ckpt").stdout
+    assert "state_dict: state_dict" in text
+    assert "hyper_parameters: __main__.HParams" in text and "not built, not run" in text
+    got = json.loads(run_wick("inspect", "--json", tmp_path / "l.ckpt").stdout)["weights"]
+    assert {"path": "hyper_parameters", "global": "__main__.HParams"} in got["opaque"]
+
+
+def test_inspect_archives_show_handler_kind_and_tensors(tmp_path):
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU())
+    torch.jit.script(model).save(str(tmp_path / "ts.pt"))
+    store = tmp_path / "store"
+    store.mkdir()
+    pack(store, "native", tmp_path / "ts.pt", handler="tensor")
+    got = json.loads(run_wick("inspect", "--json", store / "native.mar").stdout)
+    assert got["handler"]["kind"] == "native" and "warning" not in got["handler"]
+    assert got["weights"]["format"] == "torchscript"
+    assert {t["name"] for t in got["weights"]["tensors"]} == set(model.state_dict())
+
+    torch.save(model.state_dict(), tmp_path / "sd.pt")
+    (tmp_path / "handler.py").write_text("def handle(data, context):\n    return data\n")
+    pack(store, "py", tmp_path / "sd.pt", handler=tmp_path / "handler.py")
+    got = json.loads(run_wick("inspect", "--json", store / "py.mar").stdout)
+    assert got["handler"]["kind"] == "python"
+    assert "Python code from this archive" in got["handler"]["warning"]
+    assert got["weights"]["state_dict"] == ""
+    text = run_wick("inspect", store / "py.mar").stdout
+    assert "handler kind: Python" in text and "warning:" in text and "0.weight" in text
+
+
+@pytest.mark.badinput
+def test_inspect_refuses_malicious_weights(tmp_path):
+    sentinel = tmp_path / "pwned"
+    torch.save({"w": torch.ones(1), "x": Evil(os.system, f"touch {sentinel}")}, tmp_path / "e.pt")
+    r = run_wick("inspect", tmp_path / "e.pt", check=False)
+    assert r.returncode == 1 and "refused global" in r.stderr and "system" in r.stderr, r.stderr
+    assert not sentinel.exists()
+    store = tmp_path / "store"
+    store.mkdir()
+    pack(store, "evil", tmp_path / "e.pt", handler="tensor")
+    got = json.loads(run_wick("inspect", "--json", store / "evil.mar").stdout)
+    assert "refused global" in got["weights"]["error"]
+    assert not sentinel.exists()
