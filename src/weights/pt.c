@@ -1,11 +1,14 @@
 /* The .pt reader: finds the record folder and data.pkl in torch.save's zip, runs the
  * restricted pickle machine, maps storages (data/<key>) to the file's bytes and checks
- * every tensor's extent against them, then names tensors and opaque entries by path. */
+ * every tensor's extent against them, then names tensors and opaque entries by path.
+ * The writer emits the same layout for a state_dict. */
 #include "weights/pt.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "archive/zip.h"
 #include "core/buf.h"
@@ -687,4 +690,191 @@ void wk_pt_tensor_copy(const wk_pt_tensor_t *t, void *dst) {
       idx[d] = 0;
     }
   }
+}
+
+/* ---- writer ---- */
+
+static const char *storage_class(wk_dtype_t dt) {
+  static const char *const names[WK_DT_COUNT] = {
+      [WK_DT_FLOAT32] = "FloatStorage", [WK_DT_FLOAT64] = "DoubleStorage",
+      [WK_DT_FLOAT16] = "HalfStorage",  [WK_DT_BFLOAT16] = "BFloat16Storage",
+      [WK_DT_INT8] = "CharStorage",     [WK_DT_INT16] = "ShortStorage",
+      [WK_DT_INT32] = "IntStorage",     [WK_DT_INT64] = "LongStorage",
+      [WK_DT_UINT8] = "ByteStorage",    [WK_DT_BOOL] = "BoolStorage"};
+  return (unsigned)dt < WK_DT_COUNT ? names[dt] : NULL;
+}
+
+static int pk_put(wk_buf_t *b, const void *p, size_t n) {
+  return wk_buf_append(b, p, n);
+}
+
+static int pk_byte(wk_buf_t *b, unsigned char c) {
+  return wk_buf_append(b, &c, 1);
+}
+
+static int pk_unicode(wk_buf_t *b, const char *s) {
+  size_t n = strlen(s);
+  if (n > UINT32_MAX) return WK_ETOOBIG;
+  unsigned char h[5] = {'X', n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, (n >> 24) & 0xff};
+  int rc = pk_put(b, h, 5);
+  return rc ? rc : pk_put(b, s, n);
+}
+
+static int pk_glob(wk_buf_t *b, const char *mod, const char *name) {
+  return wk_buf_printf(b, "c%s\n%s\n", mod, name);
+}
+
+/* The smallest of BININT1, BININT2, BININT and LONG1 that holds v (v >= 0). */
+static int pk_uint(wk_buf_t *b, int64_t v) {
+  unsigned char o[10];
+  size_t n;
+  if (v < 256) {
+    o[0] = 'K', o[1] = (unsigned char)v, n = 2;
+  } else if (v < 65536) {
+    o[0] = 'M', o[1] = v & 0xff, o[2] = (v >> 8) & 0xff, n = 3;
+  } else if (v <= INT32_MAX) {
+    o[0] = 'J';
+    for (int i = 0; i < 4; i++)
+      o[1 + i] = (unsigned char)(v >> (8 * i));
+    n = 5;
+  } else {
+    o[0] = 0x8a, o[1] = 8;
+    for (int i = 0; i < 8; i++)
+      o[2 + i] = (unsigned char)((uint64_t)v >> (8 * i));
+    n = 10;
+  }
+  return pk_put(b, o, n);
+}
+
+/* One state_dict entry, as torch.save writes it: name, then
+ * _rebuild_tensor_v2(persistent storage, 0, size, stride, requires_grad, OrderedDict()). */
+static int pk_entry(wk_buf_t *b, const wk_pt_tensor_t *t, size_t key) {
+  char k[32];
+  snprintf(k, sizeof k, "%zu", key);
+  int rc = pk_unicode(b, t->name);
+  rc = rc ? rc : pk_glob(b, "torch._utils", "_rebuild_tensor_v2");
+  rc = rc ? rc : pk_put(b, "((", 2);
+  rc = rc ? rc : pk_unicode(b, "storage");
+  rc = rc ? rc : pk_glob(b, "torch", storage_class(t->dtype));
+  rc = rc ? rc : pk_unicode(b, k);
+  rc = rc ? rc : pk_unicode(b, "cpu");
+  rc = rc ? rc : pk_uint(b, t->numel);
+  rc = rc ? rc : pk_put(b, "tQ", 2);
+  rc = rc ? rc : pk_uint(b, 0);
+  rc = rc ? rc : pk_byte(b, '(');
+  for (int d = 0; rc == 0 && d < t->ndim; d++)
+    rc = pk_uint(b, t->shape[d]);
+  rc = rc ? rc : pk_put(b, "t(", 2);
+  int64_t stride = 1, strides[WK_MAX_PT_DIMS];
+  for (int d = t->ndim - 1; d >= 0; d--) { /* contiguous strides, as torch computes them */
+    strides[d] = stride;
+    stride *= t->shape[d] > 0 ? t->shape[d] : 1;
+  }
+  for (int d = 0; rc == 0 && d < t->ndim; d++)
+    rc = pk_uint(b, strides[d]);
+  rc = rc ? rc : pk_byte(b, 't');
+  rc = rc ? rc : pk_byte(b, t->requires_grad ? 0x88 : 0x89);
+  rc = rc ? rc : pk_glob(b, "collections", "OrderedDict");
+  rc = rc ? rc : pk_put(b, ")RtR", 4);
+  return rc;
+}
+
+static int check_entry(const wk_pt_tensor_t *t, map_t *seen, wk_err_t *err) {
+  const char *nm = t->name ? t->name : "(null)";
+  if (t->name == NULL || strlen(t->name) > WK_MAX_PT_NAME)
+    return wk_err(err, WK_EINVAL, "tensor name '%.64s' is missing or longer than %d bytes", nm,
+                  WK_MAX_PT_NAME);
+  if (storage_class(t->dtype) == NULL)
+    return wk_err(err, WK_EINVAL, "tensor '%s' has no dtype wick writes", nm);
+  if (t->ndim < 0 || t->ndim > WK_MAX_PT_DIMS)
+    return wk_err(err, WK_EINVAL, "tensor '%s' has %d dimensions; 0 to %d are written", nm,
+                  t->ndim, WK_MAX_PT_DIMS);
+  int64_t numel = 1;
+  for (int d = 0; d < t->ndim; d++)
+    if (t->shape[d] < 0 || __builtin_mul_overflow(numel, t->shape[d], &numel))
+      return wk_err(err, WK_EINVAL, "tensor '%s' has a negative or overflowing shape", nm);
+  size_t nbytes;
+  if (__builtin_mul_overflow((size_t)numel, wk_dtype_size(t->dtype), &nbytes) ||
+      (numel > 0 && t->data == NULL))
+    return wk_err(err, WK_EINVAL, "tensor '%s' has no data for %lld elements", nm,
+                  (long long)numel);
+  size_t dummy;
+  if (map_get(seen, t->name, &dummy))
+    return wk_err(err, WK_EINVAL, "tensor name '%s' is given twice; a state_dict's keys are "
+                  "distinct", nm);
+  if (map_put(seen, t->name, 0) != 0) return wk_err(err, WK_ENOMEM, "out of memory");
+  return 0;
+}
+
+int wk_pt_write(const char *path, const wk_pt_tensor_t *tensors, size_t n, wk_err_t *err) {
+  if (n > WK_MAX_PT_TENSORS)
+    return wk_err(err, WK_ETOOBIG, "%zu tensors; the limit is %d", n, WK_MAX_PT_TENSORS);
+  map_t seen = {0};
+  wk_pt_tensor_t *ts = calloc(n ? n : 1, sizeof *ts);
+  int rc = ts ? 0 : wk_err(err, WK_ENOMEM, "out of memory");
+  /* the tensors with numel/nbytes computed from shape, so callers need not fill them */
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    if ((rc = check_entry(&tensors[i], &seen, err)) != 0) break;
+    ts[i] = tensors[i];
+    ts[i].numel = 1;
+    for (int d = 0; d < ts[i].ndim; d++)
+      ts[i].numel *= ts[i].shape[d];
+    ts[i].nbytes = (size_t)ts[i].numel * wk_dtype_size(ts[i].dtype);
+    int64_t expect = 1;
+    ts[i].contiguous = true;
+    for (int d = ts[i].ndim - 1; d >= 0; d--) {
+      if (ts[i].shape[d] != 1 && ts[i].strides[d] != expect) ts[i].contiguous = false;
+      expect *= ts[i].shape[d] ? ts[i].shape[d] : 1;
+    }
+  }
+  free(seen.slots);
+  wk_buf_t pk = WK_BUF_INIT;
+  if (rc == 0) {
+    rc = pk_put(&pk, "\x80\x02", 2);
+    rc = rc ? rc : pk_glob(&pk, "collections", "OrderedDict");
+    rc = rc ? rc : pk_put(&pk, ")R(", 3);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+      rc = pk_entry(&pk, &ts[i], i);
+    rc = rc ? rc : pk_put(&pk, "u.", 2);
+    if (rc != 0) rc = wk_err(err, WK_ENOMEM, "out of memory building the pickle");
+  }
+  char tmp[4096];
+  wk_zip_writer_t *w = NULL;
+  if (rc == 0) {
+    int k = snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
+    if (k < 0 || (size_t)k >= sizeof tmp) rc = wk_err(err, WK_EINVAL, "path too long: %s", path);
+  }
+  if (rc == 0) rc = wk_zip_writer_open(tmp, &w, err);
+  if (rc == 0) rc = wk_zip_writer_add(w, "archive/data.pkl", pk.data, pk.len, WK_ZIP_STORED, err);
+  if (rc == 0) rc = wk_zip_writer_add(w, "archive/byteorder", "little", 6, WK_ZIP_STORED, err);
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "archive/data/%zu", i);
+    const void *data = ts[i].data;
+    void *gathered = NULL;
+    if (!ts[i].contiguous && ts[i].numel > 0) {
+      if ((gathered = malloc(ts[i].nbytes)) == NULL) {
+        rc = wk_err(err, WK_ENOMEM, "out of memory");
+        break;
+      }
+      wk_pt_tensor_copy(&ts[i], gathered);
+      data = gathered;
+    }
+    rc = wk_zip_writer_add(w, name, data, ts[i].nbytes, WK_ZIP_STORED, err);
+    free(gathered);
+  }
+  if (rc == 0) rc = wk_zip_writer_add(w, "archive/version", "3\n", 2, WK_ZIP_STORED, err);
+  if (w) {
+    if (rc == 0)
+      rc = wk_zip_writer_close(w, err);
+    else
+      wk_zip_writer_discard(w);
+  }
+  if (rc == 0 && rename(tmp, path) != 0) {
+    rc = wk_err(err, WK_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    unlink(tmp);
+  }
+  wk_buf_destroy(&pk);
+  free(ts);
+  return rc;
 }

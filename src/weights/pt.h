@@ -1,6 +1,6 @@
 /* The safe reader of PyTorch .pt files (torch.save's zip format, and the tensors of
  * TorchScript archives): tensors point into the mapped file, nothing from the file is run.
- * Writing is wk_pt_write (a state_dict that torch.load(weights_only=True) reads back). */
+ * And the writer of state_dicts that torch.load(weights_only=True) reads back. */
 #ifndef WK_WEIGHTS_PT_H
 #define WK_WEIGHTS_PT_H
 
@@ -96,6 +96,17 @@ const wk_pt_opaque_t *wk_pt_opaque(const wk_pt_t *pt, size_t i);
 
 /* Copies t's elements into dst (row-major, t->nbytes bytes), following its strides. */
 void wk_pt_tensor_copy(const wk_pt_tensor_t *t, void *dst);
+
+/* ---- writer ---- */
+
+/* Writes tensors[0..n) as a state_dict (an OrderedDict in this order, keyed by name) in
+ * torch.save's zip format, one contiguous storage per tensor, so that
+ * torch.load(path, weights_only=True) reads it back bit-exactly. Each tensor is read
+ * through its shape and strides (views from a reader are fine: they are gathered); name,
+ * dtype, ndim, shape, strides, data and requires_grad are used. Names must be distinct.
+ * The file is replaced only when complete (written under a temporary name, renamed).
+ * 0 or an error in err. Any thread. */
+int wk_pt_write(const char *path, const wk_pt_tensor_t *tensors, size_t n, wk_err_t *err);
 
 #ifdef __cplusplus
 }

@@ -428,3 +428,47 @@ def test_inspect_refuses_malicious_weights(tmp_path):
     got = json.loads(run_wick("inspect", "--json", store / "evil.mar").stdout)
     assert "refused global" in got["weights"]["error"]
     assert not sentinel.exists()
+
+
+# ---- writer: wick writes, torch.load(weights_only=True) reads ----
+
+def bits(t):
+    return (t.dtype, tuple(t.shape), raw(t))
+
+
+def test_writer_round_trips_through_torch(tmp_path):
+    base = torch.arange(60, dtype=torch.float64).reshape(5, 12)
+    sd = collections.OrderedDict()
+    for dt in DTYPES:
+        x = sample(dt, 30).reshape(5, 6)
+        sd[f"{WK_NAME[dt]}.plain"] = x
+        sd[f"{WK_NAME[dt]}.view"] = x.t()[1:5:2]  # strided and offset: written contiguous
+        sd[f"{WK_NAME[dt]}.scalar"] = x[2, 3].clone()
+        sd[f"{WK_NAME[dt]}.empty"] = x[:0]
+    sd["expanded"] = base[0, :3].expand(4, 3)
+    sd["big_numel"] = torch.zeros(70000, dtype=torch.uint8)  # BININT sizes
+    torch.save(sd, tmp_path / "in.pt")
+    r = run_tool(tmp_path / "in.pt", "--write", str(tmp_path / "out.pt"))
+    assert r.returncode == 0, r.stderr
+    back = torch.load(tmp_path / "out.pt", weights_only=True)
+    assert isinstance(back, collections.OrderedDict) and list(back) == list(sd)
+    for k in sd:
+        assert bits(back[k]) == bits(sd[k]), k
+        assert back[k].is_contiguous(), k
+    # and wick reads its own file back
+    got = {e["name"]: e for e in dump(tmp_path / "out.pt")["tensors"]}
+    for k in sd:
+        assert bytes.fromhex(got[k]["hex"]) == raw(sd[k]), k
+
+
+def test_writer_keeps_requires_grad_and_loads_into_a_model(tmp_path):
+    torch.manual_seed(4)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
+    torch.save({"model_state_dict": model.state_dict(), "epoch": 2}, tmp_path / "ck.pt")
+    r = run_tool(tmp_path / "ck.pt", "--write", str(tmp_path / "sd.pt"))
+    assert r.returncode == 0, r.stderr
+    fresh = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
+    fresh.load_state_dict(torch.load(tmp_path / "sd.pt", weights_only=True), strict=True)
+    x = torch.randn(2, 1, 6, 6)
+    model.eval(), fresh.eval()
+    assert torch.equal(model(x), fresh(x))

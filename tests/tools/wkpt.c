@@ -1,6 +1,7 @@
 /* wkpt: dumps what wick's safe .pt reader sees, for the pytest that compares it with torch:
  * `wkpt [--strict] [--all] FILE` prints one JSON object with every tensor's dtype, shape,
  * strides, offset and its elements as hex (row-major, gathered through the strides).
+ * `wkpt --write OUT FILE` writes FILE's state_dict tensors to OUT with wick's writer.
  * Errors go to stderr as "wkpt: <message>" with exit status 1. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,9 +39,11 @@ static int put_tensor(wk_buf_t *b, const wk_pt_tensor_t *t) {
 int main(int argc, char **argv) {
   unsigned flags = 0;
   int all = 0;
-  const char *path = NULL;
+  const char *path = NULL, *write_to = NULL;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--strict") == 0)
+    if (strcmp(argv[i], "--write") == 0 && i + 1 < argc)
+      write_to = argv[++i];
+    else if (strcmp(argv[i], "--strict") == 0)
       flags |= WK_PT_STRICT;
     else if (strcmp(argv[i], "--all") == 0)
       all = 1;
@@ -56,6 +59,16 @@ int main(int argc, char **argv) {
   if (wk_pt_open(path, flags, &pt, &err) != 0) {
     fprintf(stderr, "wkpt: %s\n", err.msg);
     return 1;
+  }
+  if (write_to) {
+    wk_pt_tensor_t *ts = calloc(wk_pt_count(pt) + 1, sizeof *ts);
+    for (size_t i = 0; i < wk_pt_count(pt); i++)
+      ts[i] = *wk_pt_tensor(pt, i);
+    int rc = wk_pt_write(write_to, ts, wk_pt_count(pt), &err);
+    free(ts);
+    wk_pt_close(pt);
+    if (rc != 0) fprintf(stderr, "wkpt: %s\n", err.msg);
+    return rc != 0;
   }
   wk_buf_t b = WK_BUF_INIT;
   const char *sd = wk_pt_state_dict_path(pt);

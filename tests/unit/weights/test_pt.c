@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -211,6 +212,47 @@ static void test_nested_state_dict_and_opaque(void **state) {
   assert_non_null(strstr(err.msg, "refused global '__main__.HParams'"));
 }
 
+static void test_writer_round_trip(void **state) {
+  (void)state;
+  const int64_t size[2] = {2, 3}, stride[2] = {1, 2};
+  one_tensor(12, 2, size, stride, 2); /* a strided view: the writer gathers it */
+  write_pt("archive", sizeof g_data);
+  wk_pt_t *pt;
+  wk_err_t err;
+  assert_int_equal(wk_pt_open(g_path, 0, &pt, &err), 0);
+  int16_t ints[4] = {-3, 0, 7, 32767};
+  wk_pt_tensor_t ts[3] = {*wk_pt_tensor(pt, 0)};
+  ts[1] = (wk_pt_tensor_t){.name = "b", .dtype = WK_DT_INT16, .ndim = 1, .shape = {4},
+                           .strides = {1}, .data = ints, .requires_grad = true};
+  ts[2] = (wk_pt_tensor_t){.name = "scalar", .dtype = WK_DT_INT16, .ndim = 0, .data = ints};
+  char out[1100];
+  snprintf(out, sizeof out, "%s/written.pt", WK_TEST_DATA_DIR);
+  assert_int_equal(wk_pt_write(out, ts, 3, &err), 0);
+  wk_pt_close(pt);
+  assert_int_equal(wk_pt_open(out, WK_PT_STRICT, &pt, &err), 0);
+  assert_int_equal(wk_pt_count(pt), 3);
+  const wk_pt_tensor_t *a = wk_pt_find(pt, "layer.weight");
+  assert_true(a->contiguous && a->offset == 0 && a->strides[0] == 3 && a->strides[1] == 1);
+  const float want[6] = {g_data[2], g_data[4], g_data[6], g_data[3], g_data[5], g_data[7]};
+  assert_memory_equal(a->data, want, sizeof want);
+  const wk_pt_tensor_t *b = wk_pt_find(pt, "b");
+  assert_true(b->dtype == WK_DT_INT16 && b->requires_grad);
+  assert_memory_equal(b->data, ints, sizeof ints);
+  assert_int_equal(wk_pt_find(pt, "scalar")->numel, 1);
+  assert_int_equal(wk_pt_find(pt, "scalar")->ndim, 0);
+  assert_int_equal(((uintptr_t)b->data) % 64, 0);
+  wk_pt_close(pt);
+  /* refusals leave no file behind */
+  unlink(out);
+  ts[2].name = "b";
+  assert_int_equal(wk_pt_write(out, ts + 1, 2, &err), WK_EINVAL);
+  assert_non_null(strstr(err.msg, "given twice"));
+  ts[2].name = "c";
+  ts[2].dtype = WK_DT_COUNT;
+  assert_int_equal(wk_pt_write(out, ts + 1, 2, &err), WK_EINVAL);
+  assert_false(wk_fs_exists(out));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_view_points_into_the_mapping),
@@ -219,6 +261,7 @@ int main(void) {
       cmocka_unit_test(test_wrong_formats),
       cmocka_unit_test(test_refused_global_is_named_with_its_file),
       cmocka_unit_test(test_nested_state_dict_and_opaque),
+      cmocka_unit_test(test_writer_round_trip),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }
