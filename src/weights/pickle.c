@@ -240,7 +240,7 @@ static int denied(const char *mod) {
       "_io",      "tempfile",    "multiprocessing", "signal", "threading", "_thread",
       "asyncio",  "pdb",         "bdb",       "timeit",    "platform",   "urllib",
       "http",     "ftplib",      "smtplib",   "telnetlib", "requests",   "glob",
-      "pathlib",  "zipimport",   "inspect",   "gc",        "weakref",    "copy",
+      "zipimport", "inspect",   "gc",        "weakref",    "copy",
       "torch.hub", "torch.jit",  "torch._C",  "torch.ops", "torch._ops", "torch.package",
       "torch.serialization", "torch.utils.cpp_extension", "torch.distributed",
       "numpy.testing", "numpy.f2py", "numpy.distutils", "numpy.lib.utils", "numpy.ctypeslib"};

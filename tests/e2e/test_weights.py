@@ -139,7 +139,7 @@ def test_parameters_and_nested_checkpoints(tmp_path):
 
 
 LIGHTNING_SCRIPT = r"""
-import sys, torch
+import argparse, pathlib, sys, torch
 class HParams:
     def __init__(self, **kw):
         self.__dict__.update(kw)
@@ -152,6 +152,7 @@ ckpt = {"epoch": 4, "global_step": 100, "pytorch-lightning_version": "1.9.0",
         "state_dict": model.state_dict(),
         "hyper_parameters": HParams(lr=0.001, layers=[3, 2], name="net"),
         "callbacks": {"EarlyStopping{'monitor': 'val_loss'}": cb},
+        "datamodule_hyper_parameters": argparse.Namespace(batch=32, root=pathlib.Path("/data")),
         "optimizer_states": [], "lr_schedulers": []}
 torch.save(ckpt, sys.argv[1])
 torch.save(model.state_dict(), sys.argv[2])
@@ -174,7 +175,8 @@ def test_lightning_checkpoint_yields_its_state_dict(tmp_path):
         check_same(e, sd[e["name"]])
     opaque = {o["path"]: o["global"] for o in got["opaque"]}
     assert opaque == {"hyper_parameters": "__main__.HParams",
-                      "callbacks.EarlyStopping{'monitor': 'val_loss'}": "__main__.EarlyStopping"}
+                      "callbacks.EarlyStopping{'monitor': 'val_loss'}": "__main__.EarlyStopping",
+                      "datamodule_hyper_parameters": "argparse.Namespace"}
     err = refused(ckpt, "--strict")
     assert "'__main__.HParams'" in err
 
