@@ -136,7 +136,6 @@ static json_t *jstr(const char *s) {
   return j ? j : json_null();
 }
 
-
 /* ---- weights ---- */
 
 /* What inspect learned about a weights file: the reader, or why it could not read it. */
@@ -144,7 +143,7 @@ typedef struct weights_s {
   const char *name; /* the file, or the archive's serializedFile */
   wk_pt_t *pt;      /* NULL when it could not be read */
   char error[sizeof(((wk_err_t *)0)->msg)];
-  char *bytes;      /* the file read out of an archive: pt points into it */
+  char *bytes; /* the file read out of an archive: pt points into it */
 } weights_t;
 
 static void weights_destroy(weights_t *w) {
@@ -242,7 +241,9 @@ static void print_weights_text(const weights_t *w) {
     printf("format: TorchScript archive (torch.jit.save); its tensors, by attribute path:\n");
   else
     printf("format: torch.save checkpoint (version %d); state_dict: %s\n", wk_pt_version(pt),
-           sd == NULL ? "none (all tensors by path)" : sd[0] ? sd : "the whole file");
+           sd == NULL ? "none (all tensors by path)"
+           : sd[0]    ? sd
+                      : "the whole file");
   size_t width = 4;
   for (size_t i = 0; i < wk_pt_count(pt); i++) {
     size_t n = strlen(wk_pt_tensor(pt, i)->name);

@@ -35,8 +35,8 @@ typedef struct vm_s {
 } vm_t;
 
 const char *wk_pv_kind_name(wk_pv_kind_t k) {
-  static const char *names[] = {"None",  "bool",   "int",    "float",   "str",
-                                "bytes", "tuple",  "list",   "dict",    "set",
+  static const char *names[] = {"None",   "bool",    "int",    "float",        "str",
+                                "bytes",  "tuple",   "list",   "dict",         "set",
                                 "global", "storage", "tensor", "opaque object"};
   return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
@@ -143,14 +143,14 @@ static const storage_dtype_t g_storages[] = {
     {"QUInt2x4Storage", -1, "quint2x4"},
 };
 
-static const char *const g_tensor_classes[] = {"BFloat16", "Bool", "Byte", "Char",  "Double",
+static const char *const g_tensor_classes[] = {"BFloat16", "Bool", "Byte", "Char", "Double",
                                                "Float",    "Half", "Int",  "Long", "Short"};
 
 static const struct {
   const char *name;
   int dtype;
 } g_dtype_globals[] = {
-    {"complex32", -1},          {"complex64", -1},         {"complex128", -1},
+    {"complex32", -1},          {"complex64", -1},          {"complex128", -1},
     {"float16", WK_DT_FLOAT16}, {"float32", WK_DT_FLOAT32}, {"float64", WK_DT_FLOAT64},
     {"int8", WK_DT_INT8},       {"int16", WK_DT_INT16},     {"int32", WK_DT_INT32},
     {"int64", WK_DT_INT64},
@@ -231,19 +231,19 @@ static int allowed(const char *mod, const char *name, int *g, int *dtype, const 
  * other unknown globals become opaque placeholders; these refuse the whole file, so that a
  * malicious checkpoint is named as such instead of being read around. */
 static int denied(const char *mod) {
+  /* clang-format off */
   static const char *const mods[] = {
-      "builtins", "__builtin__", "os",        "posix",     "nt",         "posixpath",
-      "ntpath",   "subprocess",  "sys",       "importlib", "imp",        "runpy",
-      "shutil",   "socket",      "pickle",    "_pickle",   "cPickle",    "marshal",
-      "types",    "ctypes",      "code",      "codeop",    "pty",        "commands",
-      "webbrowser", "operator",  "_operator", "functools", "_functools", "io",
-      "_io",      "tempfile",    "multiprocessing", "signal", "threading", "_thread",
-      "asyncio",  "pdb",         "bdb",       "timeit",    "platform",   "urllib",
-      "http",     "ftplib",      "smtplib",   "telnetlib", "requests",   "glob",
-      "zipimport", "inspect",   "gc",        "weakref",    "copy",
-      "torch.hub", "torch.jit",  "torch._C",  "torch.ops", "torch._ops", "torch.package",
+      "builtins", "__builtin__", "os", "posix", "nt", "posixpath", "ntpath", "subprocess",
+      "sys", "importlib", "imp", "runpy", "shutil", "socket", "pickle", "_pickle", "cPickle",
+      "marshal", "types", "ctypes", "code", "codeop", "pty", "commands", "webbrowser",
+      "operator", "_operator", "functools", "_functools", "io", "_io", "tempfile",
+      "multiprocessing", "signal", "threading", "_thread", "asyncio", "pdb", "bdb", "timeit",
+      "platform", "urllib", "http", "ftplib", "smtplib", "telnetlib", "requests", "glob",
+      "zipimport", "inspect", "gc", "weakref", "copy",
+      "torch.hub", "torch.jit", "torch._C", "torch.ops", "torch._ops", "torch.package",
       "torch.serialization", "torch.utils.cpp_extension", "torch.distributed",
       "numpy.testing", "numpy.f2py", "numpy.distutils", "numpy.lib.utils", "numpy.ctypeslib"};
+  /* clang-format on */
   if (strcmp(mod, "torch.jit._pickle") == 0) return 0; /* TorchScript's list builders */
   for (size_t i = 0; i < sizeof mods / sizeof mods[0]; i++) {
     size_t n = strlen(mods[i]);
@@ -277,7 +277,8 @@ static int verr(vm_t *vm, int code, const char *fmt, ...) {
 static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
   if (need <= *cap) return 0;
   size_t n = *cap ? *cap : 8;
-  while (n < need) n *= 2;
+  while (n < need)
+    n *= 2;
   void *p = realloc(*arr, n * elem);
   if (p == NULL) return WK_ENOMEM;
   *arr = p;
@@ -339,8 +340,7 @@ static int need(vm_t *vm, size_t n) {
 
 static int read_bytes(vm_t *vm, size_t n, const unsigned char **out) {
   if (vm->len - vm->pos < n)
-    return verr(vm, WK_EFORMAT, "truncated: needs %zu more bytes, %zu left", n,
-                vm->len - vm->pos);
+    return verr(vm, WK_EFORMAT, "truncated: needs %zu more bytes, %zu left", n, vm->len - vm->pos);
   *out = vm->d + vm->pos;
   vm->pos += n;
   return 0;
@@ -628,8 +628,7 @@ static int op_call(vm_t *vm, bool newobj) {
     case WK_PG_REBUILD_SPARSE:
     case WK_PG_REBUILD_SPARSE_CSR:
       return verr(vm, WK_EUNSUPPORTED, "'%s': wick reads dense (strided) tensors only", fn->s);
-    default:
-      return verr(vm, WK_EUNSUPPORTED, "calling '%s' is not supported", fn->s);
+    default: return verr(vm, WK_EUNSUPPORTED, "calling '%s' is not supported", fn->s);
     }
   }
   vm->sp -= 2;
@@ -689,7 +688,7 @@ static int op_persid(vm_t *vm) {
   if ((tag->kind != WK_PV_STR && tag->kind != WK_PV_BYTES) || strcmp(tag->s, "storage") != 0)
     return verr(vm, WK_EUNSAFE, "only persistent ids of storages are allowed, got '%.64s'",
                 tag->kind == WK_PV_STR || tag->kind == WK_PV_BYTES ? tag->s
-                                                                     : wk_pv_kind_name(tag->kind));
+                                                                   : wk_pv_kind_name(tag->kind));
   if (pid->count != 5)
     return verr(vm, WK_EFORMAT,
                 "storage id has %zu fields, expected 5 ('storage', type, key, location, numel)",
@@ -699,8 +698,7 @@ static int op_persid(vm_t *vm) {
   if (cls->kind != WK_PV_GLOBAL || cls->global != WK_PG_STORAGE_CLASS)
     return verr(vm, WK_EFORMAT, "storage type is %s, expected a torch storage class",
                 cls->kind == WK_PV_GLOBAL ? cls->s : wk_pv_kind_name(cls->kind));
-  if (key->kind != WK_PV_STR || loc->kind != WK_PV_STR || numel->kind != WK_PV_INT ||
-      numel->i < 0)
+  if (key->kind != WK_PV_STR || loc->kind != WK_PV_STR || numel->kind != WK_PV_INT || numel->i < 0)
     return verr(vm, WK_EFORMAT, "storage id fields are (%s, %s, %s), expected (str, str, int >= 0)",
                 wk_pv_kind_name(key->kind), wk_pv_kind_name(loc->kind),
                 wk_pv_kind_name(numel->kind));
@@ -894,8 +892,7 @@ static int step(vm_t *vm, bool *stop) {
   }
 }
 
-int wk_pickle_load(const void *data, size_t len, unsigned flags, wk_pickle_t **out,
-                   wk_err_t *err) {
+int wk_pickle_load(const void *data, size_t len, unsigned flags, wk_pickle_t **out, wk_err_t *err) {
   if (len > (size_t)WK_MAX_PICKLE_SIZE)
     return wk_err(err, WK_ETOOBIG, "pickle of %zu bytes; the limit is %ld", len,
                   (long)WK_MAX_PICKLE_SIZE);

@@ -38,10 +38,10 @@ typedef enum {
   WK_PG_PARAMETER,
   WK_PG_GET_LAYOUT,
   WK_PG_SIZE,
-  WK_PG_TENSOR,         /* torch.Tensor */
-  WK_PG_DTYPE,          /* torch.float32, ...; dtype_name */
-  WK_PG_TENSOR_CLASS,   /* torch.FloatTensor, ... */
-  WK_PG_STORAGE_CLASS,  /* torch.FloatStorage, ...; dtype, dtype_name */
+  WK_PG_TENSOR,        /* torch.Tensor */
+  WK_PG_DTYPE,         /* torch.float32, ...; dtype_name */
+  WK_PG_TENSOR_CLASS,  /* torch.FloatTensor, ... */
+  WK_PG_STORAGE_CLASS, /* torch.FloatStorage, ...; dtype, dtype_name */
   WK_PG_REBUILD_PARAMETER,
   WK_PG_REBUILD_TENSOR,
   WK_PG_REBUILD_TENSOR_V2,
@@ -70,21 +70,21 @@ struct wk_pv_s {
   unsigned walk; /* for walkers: the last walk that visited this value */
   int64_t i;
   double f;
-  char *s; /* STR, BYTES, STORAGE (key), GLOBAL and OPAQUE ("module.name") */
+  char *s;         /* STR, BYTES, STORAGE (key), GLOBAL and OPAQUE ("module.name") */
   size_t len;      /* STR/BYTES: bytes; containers: item pointers */
   wk_pv_t **items; /* TUPLE, LIST, DICT (pairs) */
   size_t count;    /* items; pairs for DICT */
   size_t cap;
   bool ordered;         /* DICT made by collections.OrderedDict */
   bool opaque_is_class; /* OPAQUE: the global itself, not an object made from it */
-  int global;          /* GLOBAL: wk_pg_t */
-  int dtype;           /* GLOBAL storage class/dtype, STORAGE: wk_dtype_t or -1 */
+  int global;           /* GLOBAL: wk_pg_t */
+  int dtype;            /* GLOBAL storage class/dtype, STORAGE: wk_dtype_t or -1 */
   const char *dtype_name;
-  char *location;      /* STORAGE: "cpu", "cuda:0" */
-  int64_t numel;       /* STORAGE: elements of its dtype */
-  wk_pv_t *args;       /* OPAQUE: arguments of REDUCE/NEWOBJ (never used to call) */
-  wk_pv_t *state;      /* OPAQUE: the last BUILD state */
-  wk_pv_t *contents;   /* OPAQUE: a LIST (APPEND) or DICT (SETITEM) of what was put in it */
+  char *location;         /* STORAGE: "cpu", "cuda:0" */
+  int64_t numel;          /* STORAGE: elements of its dtype */
+  wk_pv_t *args;          /* OPAQUE: arguments of REDUCE/NEWOBJ (never used to call) */
+  wk_pv_t *state;         /* OPAQUE: the last BUILD state */
+  wk_pv_t *contents;      /* OPAQUE: a LIST (APPEND) or DICT (SETITEM) of what was put in it */
   wk_pv_tensor_t *tensor; /* TENSOR */
 };
 
@@ -100,8 +100,7 @@ typedef struct wk_pickle_s wk_pickle_t;
 /* Runs the restricted machine over len bytes of a pickle. On success *out holds the value
  * tree; the caller frees it with wk_pickle_free. On failure err names what was refused
  * (the global, the opcode and its offset) and *out is unchanged. Any thread. */
-int wk_pickle_load(const void *data, size_t len, unsigned flags, wk_pickle_t **out,
-                   wk_err_t *err);
+int wk_pickle_load(const void *data, size_t len, unsigned flags, wk_pickle_t **out, wk_err_t *err);
 void wk_pickle_free(wk_pickle_t *p);
 
 /* The value STOP returned. Owned by p (walkers may set its walk marks). */

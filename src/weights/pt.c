@@ -102,7 +102,8 @@ struct wk_pt_s {
 static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
   if (need <= *cap) return 0;
   size_t n = *cap ? *cap : 16;
-  while (n < need) n *= 2;
+  while (n < need)
+    n *= 2;
   void *p = realloc(*arr, n * elem);
   if (p == NULL) return WK_ENOMEM;
   *arr = p;
@@ -155,8 +156,8 @@ static int storage_of(wk_pt_t *pt, const wk_pv_t *sv, const storage_t **out, wk_
     return wk_err(err, WK_ETOOBIG, "storage name longer than %d bytes", WK_MAX_ZIP_NAME);
   int i = wk_zip_find(pt->z, name);
   if (i < 0)
-    return wk_err(err, WK_EFORMAT, "storage '%s' is referenced but the archive has no %s",
-                  sv->s, name);
+    return wk_err(err, WK_EFORMAT, "storage '%s' is referenced but the archive has no %s", sv->s,
+                  name);
   const wk_zip_entry_t *e = wk_zip_entry(pt->z, (size_t)i);
   storage_t s;
   int64_t off = wk_zip_data_offset(pt->z, (size_t)i);
@@ -250,8 +251,8 @@ static int resolve(wk_pt_t *pt, const wk_pv_t *v, const char *path, const wk_pt_
     uint64_t sbytes;
     if (__builtin_mul_overflow((uint64_t)sv->numel, (uint64_t)es, &sbytes) || sbytes > s->len)
       return wk_err(err, WK_EFORMAT,
-                    "tensor '%s': storage '%s' declares %lld %s elements but holds %llu bytes",
-                    nm, sv->s, (long long)sv->numel, wk_dtype_name(t->dtype),
+                    "tensor '%s': storage '%s' declares %lld %s elements but holds %llu bytes", nm,
+                    sv->s, (long long)sv->numel, wk_dtype_name(t->dtype),
                     (unsigned long long)s->len);
     if (numel > 0 && last >= sv->numel)
       return wk_err(err, WK_EFORMAT,
@@ -312,8 +313,7 @@ static int walk_child(walk_t *w, const char *key, const wk_pv_t *v, int depth, b
     if (keep && wk_buf_putc(&w->path, '.') != 0) return wk_err(w->err, WK_ENOMEM, "out of memory");
     if (wk_buf_puts(&w->path, key) != 0) return wk_err(w->err, WK_ENOMEM, "out of memory");
     if (w->path.len > WK_MAX_PT_NAME)
-      return wk_err(w->err, WK_ETOOBIG, "an entry's path is longer than %d bytes",
-                    WK_MAX_PT_NAME);
+      return wk_err(w->err, WK_ETOOBIG, "an entry's path is longer than %d bytes", WK_MAX_PT_NAME);
   }
   int rc = walk(w, v, depth + 1, in_opaque);
   w->path.len = keep;
@@ -438,7 +438,7 @@ static int name_tensors(wk_pt_t *pt, wk_err_t *err) {
       sd_path = "";
     } else {
       static const char *const keys[] = {"state_dict", "model_state_dict", "model", "module",
-                                         "net", "network"};
+                                         "net",        "network"};
       for (size_t i = 0; i < sizeof keys / sizeof keys[0] && sd == NULL; i++) {
         const wk_pv_t *c = dict_get(root, keys[i]);
         if (c && c->kind == WK_PV_DICT && tensor_values(c) > 0) {
@@ -787,8 +787,8 @@ static int check_entry(const wk_pt_tensor_t *t, map_t *seen, wk_err_t *err) {
   if (storage_class(t->dtype) == NULL)
     return wk_err(err, WK_EINVAL, "tensor '%s' has no dtype wick writes", nm);
   if (t->ndim < 0 || t->ndim > WK_MAX_PT_DIMS)
-    return wk_err(err, WK_EINVAL, "tensor '%s' has %d dimensions; 0 to %d are written", nm,
-                  t->ndim, WK_MAX_PT_DIMS);
+    return wk_err(err, WK_EINVAL, "tensor '%s' has %d dimensions; 0 to %d are written", nm, t->ndim,
+                  WK_MAX_PT_DIMS);
   int64_t numel = 1;
   for (int d = 0; d < t->ndim; d++)
     if (t->shape[d] < 0 || __builtin_mul_overflow(numel, t->shape[d], &numel))
@@ -800,8 +800,10 @@ static int check_entry(const wk_pt_tensor_t *t, map_t *seen, wk_err_t *err) {
                   (long long)numel);
   size_t dummy;
   if (map_get(seen, t->name, &dummy))
-    return wk_err(err, WK_EINVAL, "tensor name '%s' is given twice; a state_dict's keys are "
-                  "distinct", nm);
+    return wk_err(err, WK_EINVAL,
+                  "tensor name '%s' is given twice; a state_dict's keys are "
+                  "distinct",
+                  nm);
   if (map_put(seen, t->name, 0) != 0) return wk_err(err, WK_ENOMEM, "out of memory");
   return 0;
 }

@@ -19,11 +19,11 @@ static int put_tensor(wk_buf_t *b, const wk_pt_tensor_t *t) {
   wk_buf_puts(b, "], \"strides\": [");
   for (int d = 0; d < t->ndim; d++)
     wk_buf_printf(b, "%s%lld", d ? ", " : "", (long long)t->strides[d]);
-  wk_buf_printf(b, "], \"offset\": %lld, \"contiguous\": %s, \"requires_grad\": %s, "
-                   "\"is_parameter\": %s, \"device\": \"%s\", \"hex\": \"",
+  wk_buf_printf(b,
+                "], \"offset\": %lld, \"contiguous\": %s, \"requires_grad\": %s, "
+                "\"is_parameter\": %s, \"device\": \"%s\", \"hex\": \"",
                 (long long)t->offset, t->contiguous ? "true" : "false",
-                t->requires_grad ? "true" : "false", t->is_parameter ? "true" : "false",
-                t->device);
+                t->requires_grad ? "true" : "false", t->is_parameter ? "true" : "false", t->device);
   unsigned char *tmp = malloc(t->nbytes ? t->nbytes : 1);
   if (tmp == NULL) return 1;
   wk_pt_tensor_copy(t, tmp);

@@ -52,8 +52,7 @@ static inline void pk_ints(pk_t *p, const int64_t *v, int n) {
 /* _rebuild_tensor_v2(('storage', <cls>, key, 'cpu', numel), offset, size, stride, False,
  * OrderedDict()) */
 static inline void pk_tensor(pk_t *p, const char *cls, const char *key, int64_t numel,
-                             int64_t offset, const int64_t *size, const int64_t *stride,
-                             int ndim) {
+                             int64_t offset, const int64_t *size, const int64_t *stride, int ndim) {
   pk_global(p, "torch._utils", "_rebuild_tensor_v2");
   pk_op(p, '(');
   pk_op(p, '(');

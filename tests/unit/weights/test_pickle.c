@@ -75,9 +75,10 @@ static void reduce_call(pk_t *pk, const char *mod, const char *name) {
 
 static void test_code_globals_refused_in_both_modes(void **state) {
   (void)state;
-  const char *g[][2] = {{"posix", "system"}, {"os", "system"}, {"builtins", "eval"},
-                        {"__builtin__", "exec"}, {"subprocess", "Popen"}, {"torch", "load"},
-                        {"torch.hub", "load"}, {"importlib", "import_module"}};
+  const char *g[][2] = {{"posix", "system"},     {"os", "system"},
+                        {"builtins", "eval"},    {"__builtin__", "exec"},
+                        {"subprocess", "Popen"}, {"torch", "load"},
+                        {"torch.hub", "load"},   {"importlib", "import_module"}};
   for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
     char needle[128];
     snprintf(needle, sizeof needle, "refused global '%s.%s'", g[i][0], g[i][1]);
@@ -168,7 +169,10 @@ static void test_bombs_and_limits(void **state) {
   expect_refused(&g_pk, 0, WK_ETOOBIG, "memo index");
   /* string longer than the data */
   g_pk.n = 0;
-  pk_raw(&g_pk, "\x80\x02X\x00\x00\x00\x10" "ab.", 11);
+  pk_raw(&g_pk,
+         "\x80\x02X\x00\x00\x00\x10"
+         "ab.",
+         11);
   expect_refused(&g_pk, 0, WK_EFORMAT, "truncated");
   /* 9-byte integer */
   g_pk.n = 0;
@@ -185,7 +189,10 @@ static void test_bombs_and_limits(void **state) {
   expect_refused(&g_pk, 0, WK_ETOOBIG, "dimensions");
   /* a storage id that is not a storage */
   g_pk.n = 0;
-  pk_raw(&g_pk, "\x80\x02X\x03\x00\x00\x00" "abc\x85Q.", 14);
+  pk_raw(&g_pk,
+         "\x80\x02X\x03\x00\x00\x00"
+         "abc\x85Q.",
+         14);
   expect_refused(&g_pk, 0, WK_EUNSAFE, "persistent ids of storages");
   /* BUILD on a plain list */
   g_pk.n = 0;
@@ -204,7 +211,10 @@ static void test_bombs_and_limits(void **state) {
 static void test_cycles_build(void **state) {
   (void)state;
   g_pk.n = 0;
-  pk_raw(&g_pk, "\x80\x02]q\x00h\x00" "a.", 9); /* l = []; l.append(l) */
+  pk_raw(&g_pk,
+         "\x80\x02]q\x00h\x00"
+         "a.",
+         9); /* l = []; l.append(l) */
   wk_pickle_t *p;
   wk_err_t err;
   assert_int_equal(wk_pickle_load(g_pk.b, g_pk.n, 0, &p, &err), 0);

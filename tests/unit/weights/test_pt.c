@@ -110,7 +110,7 @@ static void test_storage_bounds(void **state) {
   write_pt("archive", sizeof g_data);
   expect_open_fails(WK_ETOOBIG, "overflow");
   const int64_t one[1] = {3}, bigstride[1] = {INT64_MAX / 2 + 1}; /* 2 * 2^62 */
-  one_tensor(12, 0, one, bigstride, 1); /* extent overflows */
+  one_tensor(12, 0, one, bigstride, 1);                           /* extent overflows */
   write_pt("archive", sizeof g_data);
   expect_open_fails(WK_ETOOBIG, "overflow");
   const int64_t empty[1] = {0}, s1[1] = {1};
@@ -143,8 +143,8 @@ static void test_every_truncation_fails(void **state) {
 static void test_wrong_formats(void **state) {
   (void)state;
   static const unsigned char legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9,
-                                         0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e, 0, 0, 0, 0, 0,
-                                         0,    0,    0,    0,    0,    0,    0};
+                                         0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e, 0,    0,    0,
+                                         0,    0,    0,    0,    0,    0,    0,    0,    0};
   wk_pt_t *pt;
   wk_err_t err;
   assert_int_equal(wk_pt_open_mem(legacy, sizeof legacy, 0, &pt, &err), WK_EUNSUPPORTED);
@@ -222,8 +222,13 @@ static void test_writer_round_trip(void **state) {
   assert_int_equal(wk_pt_open(g_path, 0, &pt, &err), 0);
   int16_t ints[4] = {-3, 0, 7, 32767};
   wk_pt_tensor_t ts[3] = {*wk_pt_tensor(pt, 0)};
-  ts[1] = (wk_pt_tensor_t){.name = "b", .dtype = WK_DT_INT16, .ndim = 1, .shape = {4},
-                           .strides = {1}, .data = ints, .requires_grad = true};
+  ts[1] = (wk_pt_tensor_t){.name = "b",
+                           .dtype = WK_DT_INT16,
+                           .ndim = 1,
+                           .shape = {4},
+                           .strides = {1},
+                           .data = ints,
+                           .requires_grad = true};
   ts[2] = (wk_pt_tensor_t){.name = "scalar", .dtype = WK_DT_INT16, .ndim = 0, .data = ints};
   char out[1100];
   snprintf(out, sizeof out, "%s/written.pt", WK_TEST_DATA_DIR);
