@@ -364,6 +364,10 @@ static int walk(walk_t *w, const wk_pv_t *cv, int depth, bool in_opaque) {
       }
       for (size_t i = 0; i < v->count; i++) {
         key_str(v->items[2 * i], kb, sizeof kb, &k);
+        /* a pickled nn.Module: name its tensors as its state_dict does ("layer1.0.weight") */
+        if (in_opaque && (strcmp(k, "_modules") == 0 || strcmp(k, "_parameters") == 0 ||
+                          strcmp(k, "_buffers") == 0))
+          k = NULL;
         if ((rc = walk_child(w, k, v->items[2 * i + 1], depth, in_opaque)) != 0) return rc;
       }
     } else {

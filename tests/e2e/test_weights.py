@@ -193,6 +193,21 @@ def test_torchscript_archive_lists_its_tensors(tmp_path):
         check_same(e, sd[e["name"]])
 
 
+def test_whole_pickled_module_is_named_like_its_state_dict(tmp_path):
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2),
+                                torch.nn.Sequential(torch.nn.Linear(3, 2)))
+    torch.save(model, tmp_path / "full.pt")  # holds __builtin__.set: harmless, not refused
+    got = dump(tmp_path / "full.pt")
+    assert got["state_dict"] is None
+    assert got["opaque"] == [{"path": "", "global": "torch.nn.modules.container.Sequential"}]
+    sd = model.state_dict()
+    assert sorted(e["name"] for e in got["tensors"]) == sorted(sd)
+    for e in got["tensors"]:
+        check_same(e, sd[e["name"]])
+    assert "'torch.nn.modules.container.Sequential'" in refused(tmp_path / "full.pt", "--strict")
+
+
 # ---- bad input ----
 
 class Evil:
