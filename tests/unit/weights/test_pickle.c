@@ -121,6 +121,20 @@ static void test_unknown_class_is_opaque_unless_strict(void **state) {
   expect_refused(&g_pk, WK_PICKLE_STRICT, WK_EUNSAFE, "refused global '__main__.HParams'");
 }
 
+static void test_harmless_builtins_are_opaque(void **state) {
+  (void)state;
+  reduce_call(&g_pk, "__builtin__", "set");
+  wk_pickle_t *p;
+  wk_err_t err;
+  assert_int_equal(wk_pickle_load(g_pk.b, g_pk.n, 0, &p, &err), 0);
+  assert_int_equal(wk_pickle_root(p)->items[1]->kind, WK_PV_OPAQUE);
+  assert_string_equal(wk_pickle_root(p)->items[1]->s, "__builtin__.set");
+  wk_pickle_free(p);
+  expect_refused(&g_pk, WK_PICKLE_STRICT, WK_EUNSAFE, "refused global '__builtin__.set'");
+  reduce_call(&g_pk, "builtins", "getattr");
+  expect_refused(&g_pk, 0, WK_EUNSAFE, "refused global 'builtins.getattr': it can run code");
+}
+
 static void test_opcodes_outside_the_set_refused(void **state) {
   (void)state;
   static const struct {
@@ -229,6 +243,7 @@ int main(void) {
       cmocka_unit_test(test_state_dict),
       cmocka_unit_test(test_code_globals_refused_in_both_modes),
       cmocka_unit_test(test_unknown_class_is_opaque_unless_strict),
+      cmocka_unit_test(test_harmless_builtins_are_opaque),
       cmocka_unit_test(test_opcodes_outside_the_set_refused),
       cmocka_unit_test(test_every_prefix_fails_cleanly),
       cmocka_unit_test(test_bombs_and_limits),
