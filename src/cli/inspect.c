@@ -238,7 +238,8 @@ static void print_weights_text(const weights_t *w) {
   const wk_pt_t *pt = w->pt;
   const char *sd = wk_pt_state_dict_path(pt);
   if (wk_pt_kind(pt) == WK_PT_TORCHSCRIPT)
-    printf("format: TorchScript archive (torch.jit.save); its tensors, by attribute path:\n");
+    printf("format: TorchScript archive (torch.jit.save); its tensors by attribute path, "
+           "constants as constants.<i>:\n");
   else
     printf("format: torch.save checkpoint (version %d); state_dict: %s\n", wk_pt_version(pt),
            sd == NULL ? "none (all tensors by path)"

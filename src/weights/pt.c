@@ -74,9 +74,22 @@ typedef struct storage_s {
   uint64_t len;
 } storage_t;
 
+/* One pickle and the storages its persistent ids name: data.pkl with <record>/data/<key>;
+ * for TorchScript also constants.pkl with <record>/constants/<key>. */
+typedef struct src_s {
+  wk_pickle_t *pk;
+  const char *folder;
+  wk_pt_tensor_t *res; /* per pickle tensor: resolved once */
+  unsigned char *resolved;
+  storage_t *st; /* storages by key */
+  size_t nst, capst;
+  map_t st_by_key;
+} src_t;
+
 struct wk_pt_s {
   wk_zip_t *z;
-  wk_pickle_t *pk;
+  src_t src[2];
+  int nsrc;
   wk_pt_kind_t kind;
   char *record;
   int version;
@@ -86,13 +99,6 @@ struct wk_pt_s {
   wk_pt_opaque_t *opq;
   size_t nopq, capopq;
   map_t names; /* named[i].name -> i */
-  /* per pickle tensor: resolved once */
-  wk_pt_tensor_t *res;
-  unsigned char *resolved;
-  /* storages by key */
-  storage_t *st;
-  size_t nst, capst;
-  map_t st_by_key;
   void **bufs; /* inflated storages */
   size_t nbufs, capbufs;
   char **strs; /* names and paths we own */
@@ -120,7 +126,13 @@ static char *own(wk_pt_t *pt, const char *s) {
 
 void wk_pt_close(wk_pt_t *pt) {
   if (pt == NULL) return;
-  wk_pickle_free(pt->pk);
+  for (int i = 0; i < 2; i++) {
+    wk_pickle_free(pt->src[i].pk);
+    free(pt->src[i].res);
+    free(pt->src[i].resolved);
+    free(pt->src[i].st);
+    free(pt->src[i].st_by_key.slots);
+  }
   wk_zip_close(pt->z);
   for (size_t i = 0; i < pt->nbufs; i++)
     free(pt->bufs[i]);
@@ -132,26 +144,23 @@ void wk_pt_close(wk_pt_t *pt) {
   free(pt->all);
   free(pt->opq);
   free(pt->names.slots);
-  free(pt->res);
-  free(pt->resolved);
-  free(pt->st);
-  free(pt->st_by_key.slots);
   free(pt);
 }
 
 /* ---- storages and bounds ---- */
 
-static int storage_of(wk_pt_t *pt, const wk_pv_t *sv, const storage_t **out, wk_err_t *err) {
+static int storage_of(wk_pt_t *pt, src_t *src, const wk_pv_t *sv, const storage_t **out,
+                      wk_err_t *err) {
   size_t idx;
-  if (map_get(&pt->st_by_key, sv->s, &idx)) {
-    *out = &pt->st[idx];
+  if (map_get(&src->st_by_key, sv->s, &idx)) {
+    *out = &src->st[idx];
     return 0;
   }
   if (sv->len == 0 || strlen(sv->s) != sv->len || strchr(sv->s, '/') || strcmp(sv->s, "..") == 0 ||
       sv->len > 256)
     return wk_err(err, WK_EFORMAT, "storage key '%.64s' is not a plain name like \"0\"", sv->s);
   char name[WK_MAX_ZIP_NAME + 1];
-  int n = snprintf(name, sizeof name, "%s/data/%s", pt->record, sv->s);
+  int n = snprintf(name, sizeof name, "%s/%s/%s", pt->record, src->folder, sv->s);
   if (n < 0 || (size_t)n >= sizeof name)
     return wk_err(err, WK_ETOOBIG, "storage name longer than %d bytes", WK_MAX_ZIP_NAME);
   int i = wk_zip_find(pt->z, name);
@@ -182,19 +191,20 @@ static int storage_of(wk_pt_t *pt, const wk_pv_t *sv, const storage_t **out, wk_
     s.data = d;
     s.len = len;
   }
-  if (grow((void **)&pt->st, &pt->capst, pt->nst + 1, sizeof *pt->st) != 0)
+  if (grow((void **)&src->st, &src->capst, src->nst + 1, sizeof *src->st) != 0)
     return wk_err(err, WK_ENOMEM, "out of memory");
-  pt->st[pt->nst] = s;
-  if (map_put(&pt->st_by_key, sv->s, pt->nst) != 0) return wk_err(err, WK_ENOMEM, "out of memory");
-  *out = &pt->st[pt->nst++];
+  src->st[src->nst] = s;
+  if (map_put(&src->st_by_key, sv->s, src->nst) != 0)
+    return wk_err(err, WK_ENOMEM, "out of memory");
+  *out = &src->st[src->nst++];
   return 0;
 }
 
-static int resolve(wk_pt_t *pt, const wk_pv_t *v, const char *path, const wk_pt_tensor_t **out,
-                   wk_err_t *err) {
+static int resolve(wk_pt_t *pt, src_t *src, const wk_pv_t *v, const char *path,
+                   const wk_pt_tensor_t **out, wk_err_t *err) {
   const wk_pv_tensor_t *pv = v->tensor;
-  wk_pt_tensor_t *t = &pt->res[pv->index];
-  if (pt->resolved[pv->index]) {
+  wk_pt_tensor_t *t = &src->res[pv->index];
+  if (src->resolved[pv->index]) {
     *out = t;
     return 0;
   }
@@ -243,7 +253,7 @@ static int resolve(wk_pt_t *pt, const wk_pv_t *v, const char *path, const wk_pt_
   } else {
     const wk_pv_t *sv = pv->storage;
     const storage_t *s;
-    int rc = storage_of(pt, sv, &s, err);
+    int rc = storage_of(pt, src, sv, &s, err);
     if (rc != 0) {
       wk_err_prefix(err, "tensor '%s'", nm);
       return rc;
@@ -266,7 +276,7 @@ static int resolve(wk_pt_t *pt, const wk_pv_t *v, const char *path, const wk_pt_
     t->storage_key = sv->s;
     t->device = sv->location;
   }
-  pt->resolved[pv->index] = 1;
+  src->resolved[pv->index] = 1;
   *out = t;
   return 0;
 }
@@ -275,6 +285,7 @@ static int resolve(wk_pt_t *pt, const wk_pv_t *v, const char *path, const wk_pt_
 
 typedef struct walk_s {
   wk_pt_t *pt;
+  src_t *src;
   unsigned mark;
   wk_buf_t path;
   const wk_pv_t *best; /* the largest dict of tensors */
@@ -337,7 +348,7 @@ static int walk(walk_t *w, const wk_pv_t *cv, int depth, bool in_opaque) {
   switch (v->kind) {
   case WK_PV_TENSOR: {
     const wk_pt_tensor_t *t;
-    if ((rc = resolve(pt, v, cur_path(w), &t, w->err)) != 0) return rc;
+    if ((rc = resolve(pt, w->src, v, cur_path(w), &t, w->err)) != 0) return rc;
     if (grow((void **)&pt->all, &pt->capall, pt->nall + 1, sizeof *pt->all) != 0)
       return wk_err(w->err, WK_ENOMEM, "out of memory");
     if (pt->nall >= WK_MAX_PT_TENSORS)
@@ -424,10 +435,16 @@ static const wk_pv_t *dict_get(const wk_pv_t *d, const char *key) {
 }
 
 static int name_tensors(wk_pt_t *pt, wk_err_t *err) {
-  walk_t w = {.pt = pt, .mark = wk_pickle_new_walk(pt->pk), .err = err};
+  src_t *src = &pt->src[0];
+  walk_t w = {.pt = pt, .src = src, .mark = wk_pickle_new_walk(src->pk), .err = err};
   wk_buf_init(&w.path);
-  wk_pv_t *root = wk_pickle_root(pt->pk);
+  wk_pv_t *root = wk_pickle_root(src->pk);
   int rc = walk(&w, root, 0, false);
+  if (rc == 0 && pt->nsrc > 1) { /* TorchScript constants (frozen weights): "constants.3" */
+    w.src = &pt->src[1];
+    w.mark = wk_pickle_new_walk(w.src->pk);
+    rc = walk_child(&w, "constants", wk_pickle_root(w.src->pk), 0, true);
+  }
   wk_buf_destroy(&w.path);
   if (rc != 0) {
     free(w.best_path);
@@ -462,7 +479,7 @@ static int name_tensors(wk_pt_t *pt, wk_err_t *err) {
       const wk_pv_t *v = sd->items[2 * i + 1];
       if (v->kind != WK_PV_TENSOR) continue;
       const wk_pt_tensor_t *t;
-      if ((rc = resolve(pt, v, sd->items[2 * i]->s, &t, err)) != 0) break;
+      if ((rc = resolve(pt, src, v, sd->items[2 * i]->s, &t, err)) != 0) break;
       rc = add_named(pt, sd->items[2 * i]->s, t, err);
     }
   } else {
@@ -519,6 +536,35 @@ static int read_small(wk_pt_t *pt, const char *leaf, char *out, size_t outlen, w
   return 0;
 }
 
+/* Reads <record>/<pkl> with the restricted machine into src; its storages live in
+ * <record>/<folder>/. */
+static int load_src(wk_pt_t *pt, src_t *src, const char *pkl, const char *folder, unsigned pflags,
+                    wk_err_t *err) {
+  char name[WK_MAX_ZIP_NAME + 1];
+  snprintf(name, sizeof name, "%s/%s", pt->record, pkl);
+  int i = wk_zip_find(pt->z, name);
+  if (i < 0) return wk_err(err, WK_EFORMAT, "no %s", name);
+  if (wk_zip_entry(pt->z, (size_t)i)->size > (uint64_t)WK_MAX_PICKLE_SIZE)
+    return wk_err(err, WK_ETOOBIG, "%s is larger than %ld bytes", name, (long)WK_MAX_PICKLE_SIZE);
+  const void *d;
+  size_t len;
+  void *to_free;
+  int rc = wk_zip_read(pt->z, (size_t)i, &d, &len, &to_free, err);
+  if (rc != 0) return rc;
+  rc = wk_pickle_load(d, len, pflags, &src->pk, err);
+  free(to_free);
+  if (rc != 0) {
+    wk_err_prefix(err, "%s", name);
+    return rc;
+  }
+  src->folder = folder;
+  size_t nt = wk_pickle_tensor_count(src->pk);
+  src->res = calloc(nt ? nt : 1, sizeof *src->res);
+  src->resolved = calloc(nt ? nt : 1, 1);
+  if (src->res == NULL || src->resolved == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  return 0;
+}
+
 static int open_zip(wk_zip_t *z, unsigned flags, wk_pt_t **out, wk_err_t *err) {
   wk_pt_t *pt = calloc(1, sizeof *pt);
   if (pt == NULL) {
@@ -563,34 +609,17 @@ static int open_zip(wk_zip_t *z, unsigned flags, wk_pt_t **out, wk_err_t *err) {
   if (rc != 0 && rc != WK_ENOTFOUND) goto fail;
   pt->version = atoi(small);
   snprintf(name, sizeof name, "%s/data.pkl", pt->record);
-  int di = wk_zip_find(z, name);
-  if (di < 0) {
+  if (wk_zip_find(z, name) < 0) {
     rc = wk_err(err, WK_EFORMAT, "a zip, but not a PyTorch checkpoint: it has no %s", name);
     goto fail;
   }
-  {
-    const void *d;
-    size_t len;
-    void *to_free;
-    if (wk_zip_entry(z, (size_t)di)->size > (uint64_t)WK_MAX_PICKLE_SIZE) {
-      rc = wk_err(err, WK_ETOOBIG, "%s is larger than %ld bytes", name, (long)WK_MAX_PICKLE_SIZE);
-      goto fail;
-    }
-    if ((rc = wk_zip_read(z, (size_t)di, &d, &len, &to_free, err)) != 0) goto fail;
-    unsigned pflags = (flags & WK_PT_STRICT) && !ts ? WK_PICKLE_STRICT : 0;
-    rc = wk_pickle_load(d, len, pflags, &pt->pk, err);
-    free(to_free);
-    if (rc != 0) {
-      wk_err_prefix(err, "%s", name);
-      goto fail;
-    }
-  }
-  size_t nt = wk_pickle_tensor_count(pt->pk);
-  pt->res = calloc(nt ? nt : 1, sizeof *pt->res);
-  pt->resolved = calloc(nt ? nt : 1, 1);
-  if (pt->res == NULL || pt->resolved == NULL) {
-    rc = wk_err(err, WK_ENOMEM, "out of memory");
-    goto fail;
+  unsigned pflags = (flags & WK_PT_STRICT) && !ts ? WK_PICKLE_STRICT : 0;
+  if ((rc = load_src(pt, &pt->src[0], "data.pkl", "data", pflags, err)) != 0) goto fail;
+  pt->nsrc = 1;
+  snprintf(name, sizeof name, "%s/constants.pkl", pt->record);
+  if (ts && wk_zip_find(z, name) >= 0) {
+    if ((rc = load_src(pt, &pt->src[1], "constants.pkl", "constants", 0, err)) != 0) goto fail;
+    pt->nsrc = 2;
   }
   if ((rc = name_tensors(pt, err)) != 0) goto fail;
   *out = pt;

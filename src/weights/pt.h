@@ -50,7 +50,8 @@ typedef struct wk_pt_s wk_pt_t;
 
 enum {
   /* Refuse any global outside torch.load(weights_only=True)'s allowlist, instead of
-   * reading around it (opaque entries). */
+   * reading around it (opaque entries). Not applied to TorchScript archives, whose module
+   * objects are classes by nature. */
   WK_PT_STRICT = 1u << 0
 };
 
@@ -78,7 +79,8 @@ int wk_pt_version(const wk_pt_t *pt);
 const char *wk_pt_state_dict_path(const wk_pt_t *pt);
 
 /* The tensors of the state_dict, named by their keys, in file order; without a state_dict,
- * all tensors, named by their dotted paths (for TorchScript: "conv1.weight"). A later
+ * all tensors, named by their dotted paths (TorchScript: "conv1.weight", and the tensors
+ * of constants.pkl as "constants.<i>"; a pickled nn.Module: its state_dict names). A later
  * duplicate key replaces an earlier one, as in Python. Owned by pt. */
 size_t wk_pt_count(const wk_pt_t *pt);
 const wk_pt_tensor_t *wk_pt_tensor(const wk_pt_t *pt, size_t i);

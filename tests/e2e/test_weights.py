@@ -193,6 +193,30 @@ def test_torchscript_archive_lists_its_tensors(tmp_path):
         check_same(e, sd[e["name"]])
 
 
+def test_frozen_torchscript_lists_its_constants(tmp_path):
+    torch.manual_seed(6)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3),
+                                torch.nn.Flatten(), torch.nn.Linear(12, 2)).eval()
+    frozen = torch.jit.freeze(torch.jit.script(model))  # weights become constants
+    frozen.save(str(tmp_path / "frozen.pt"))
+    with zipfile.ZipFile(tmp_path / "frozen.pt") as z:  # torch's own view of constants.pkl
+        rec = z.namelist()[0].split("/")[0]
+
+        class Constants(pickle.Unpickler):
+            def persistent_load(self, pid):
+                _, cls, key, _, _ = pid
+                data = bytearray(z.read(f"{rec}/constants/{key}"))
+                return torch.frombuffer(data, dtype=cls().dtype).storage()
+        constants = Constants(io.BytesIO(z.read(f"{rec}/constants.pkl"))).load()
+    tensors = [c for c in constants if isinstance(c, torch.Tensor)]
+    assert tensors
+    got = {e["name"]: e for e in dump(tmp_path / "frozen.pt")["tensors"]}
+    for i, c in enumerate(constants):
+        if isinstance(c, torch.Tensor):
+            check_same(got[f"constants.{i}"], c)
+    assert len(got) == len(tensors)
+
+
 def test_whole_pickled_module_is_named_like_its_state_dict(tmp_path):
     torch.manual_seed(5)
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2),
