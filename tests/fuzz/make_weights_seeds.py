@@ -59,3 +59,7 @@ torch.jit.save(torch.jit.script(torch.nn.Sequential(torch.nn.Linear(2, 2))), buf
 write("torchscript.pt", buf.getvalue())
 with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as z:
     write("torchscript.pkl", z.read(next(n for n in z.namelist() if n.endswith("/data.pkl"))))
+buf = io.BytesIO()
+frozen = torch.jit.freeze(torch.jit.script(torch.nn.Sequential(torch.nn.Linear(2, 2)).eval()))
+torch.jit.save(frozen, buf)
+write("torchscript_frozen.pt", buf.getvalue())
