@@ -1,6 +1,7 @@
 /* `wick inspect`: reads a .mar/.zip, .tar.gz or model directory and prints its manifest,
- * its file list and its config file, as text or as one JSON object (--json). It only
- * reads: no handler, model or pickle from the archive is run. */
+ * its file list, its config file, its handler kind and the tensors of its serialized file;
+ * or reads a .pt file and prints its tensors. Text, or one JSON object (--json). It only
+ * reads: no handler, model or pickle from the archive is run (weights/pt.h). */
 #include "cli/inspect.h"
 
 #include <jansson.h>
@@ -13,8 +14,11 @@
 #include "archive/archive.h"
 #include "archive/liberator.h"
 #include "archive/manifest.h"
+#include "archive/model_config.h"
+#include "archive/zip.h"
 #include "core/buf.h"
 #include "core/limits.h"
+#include "weights/pt.h"
 
 #define MANIFEST_NAME "MAR-INF/MANIFEST.json"
 
@@ -41,14 +45,16 @@ static int fail(const char *fmt, ...) {
 }
 
 static void usage(FILE *out) {
-  fprintf(out, "usage: wick inspect [--json] ARCHIVE\n"
+  fprintf(out, "usage: wick inspect [--json] ARCHIVE|FILE.pt\n"
                "\n"
-               "Shows the manifest, the files and the config file of a model archive (.mar,\n"
-               ".tar.gz or directory), and the train info of a torch_liberator deployment.\n"
-               "Nothing in the archive is run.\n"
+               "Shows the manifest, the files, the config file, the handler kind and the\n"
+               "tensors of a model archive (.mar, .tar.gz or directory), the train info of a\n"
+               "torch_liberator deployment, or the tensors of a PyTorch weights file\n"
+               "(torch.save or TorchScript). Nothing in them is run.\n"
                "\n"
-               "  --json      print one JSON object {manifest, files, config, liberator,\n"
-               "              train_info}\n"
+               "  --json      print one JSON object: {manifest, files, config, handler,\n"
+               "              weights} for an archive (plus liberator and train_info for a\n"
+               "              deployment), {weights} for a .pt file\n"
                "  -h, --help  this help\n");
 }
 
@@ -142,8 +148,209 @@ static json_t *jstr(const char *s) {
   return j ? j : json_null();
 }
 
+/* ---- weights ---- */
+
+/* What inspect learned about a weights file: the reader, or why it could not read it. */
+typedef struct weights_s {
+  const char *name; /* the file, or the archive's serializedFile */
+  wk_pt_t *pt;      /* NULL when it could not be read */
+  char error[sizeof(((wk_err_t *)0)->msg)];
+  char *bytes; /* the file read out of an archive: pt points into it */
+} weights_t;
+
+static void weights_destroy(weights_t *w) {
+  wk_pt_close(w->pt);
+  free(w->bytes);
+}
+
+static void human_size(unsigned long long n, char *out, size_t len) {
+  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = (double)n;
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    u++;
+  }
+  if (u == 0)
+    snprintf(out, len, "%llu B", n);
+  else
+    snprintf(out, len, "%.1f %s", v, units[u]);
+}
+
+static void totals(const wk_pt_t *pt, unsigned long long *params, unsigned long long *bytes) {
+  *params = *bytes = 0;
+  for (size_t i = 0; i < wk_pt_count(pt); i++) {
+    *params += (unsigned long long)wk_pt_tensor(pt, i)->numel;
+    *bytes += wk_pt_tensor(pt, i)->nbytes;
+  }
+}
+
+static json_t *weights_json(const weights_t *w) {
+  json_t *o = json_object();
+  json_object_set_new(o, "file", jstr(w->name));
+  if (w->pt == NULL) {
+    json_object_set_new(o, "error", jstr(w->error));
+    return o;
+  }
+  const wk_pt_t *pt = w->pt;
+  bool ts = wk_pt_kind(pt) == WK_PT_TORCHSCRIPT;
+  json_object_set_new(o, "format", json_string(ts ? "torchscript" : "checkpoint"));
+  json_object_set_new(o, "version", json_integer(wk_pt_version(pt)));
+  const char *sd = wk_pt_state_dict_path(pt);
+  json_object_set_new(o, "state_dict", sd ? jstr(sd) : json_null());
+  json_t *arr = json_array();
+  for (size_t i = 0; i < wk_pt_count(pt); i++) {
+    const wk_pt_tensor_t *t = wk_pt_tensor(pt, i);
+    json_t *jt = json_object(), *shape = json_array(), *strides = json_array();
+    for (int d = 0; d < t->ndim; d++) {
+      json_array_append_new(shape, json_integer(t->shape[d]));
+      json_array_append_new(strides, json_integer(t->strides[d]));
+    }
+    json_object_set_new(jt, "name", jstr(t->name));
+    json_object_set_new(jt, "dtype", json_string(wk_dtype_name(t->dtype)));
+    json_object_set_new(jt, "shape", shape);
+    json_object_set_new(jt, "strides", strides);
+    json_object_set_new(jt, "offset", json_integer(t->offset));
+    json_object_set_new(jt, "numel", json_integer(t->numel));
+    json_object_set_new(jt, "nbytes", json_integer((json_int_t)t->nbytes));
+    json_object_set_new(jt, "device", jstr(t->device));
+    json_object_set_new(jt, "requires_grad", json_boolean(t->requires_grad));
+    json_array_append_new(arr, jt);
+  }
+  json_object_set_new(o, "tensors", arr);
+  unsigned long long params, bytes;
+  totals(pt, &params, &bytes);
+  json_object_set_new(o, "parameters", json_integer((json_int_t)params));
+  json_object_set_new(o, "bytes", json_integer((json_int_t)bytes));
+  json_object_set_new(o, "other_tensors",
+                      json_integer((json_int_t)(wk_pt_all_count(pt) > wk_pt_count(pt)
+                                                    ? wk_pt_all_count(pt) - wk_pt_count(pt)
+                                                    : 0)));
+  json_t *opq = json_array();
+  for (size_t i = 0; i < wk_pt_opaque_count(pt); i++) {
+    json_t *jo = json_object();
+    json_object_set_new(jo, "path", jstr(wk_pt_opaque(pt, i)->path));
+    json_object_set_new(jo, "global", jstr(wk_pt_opaque(pt, i)->global));
+    json_array_append_new(opq, jo);
+  }
+  json_object_set_new(o, "opaque", opq);
+  return o;
+}
+
+static void print_weights_text(const weights_t *w) {
+  char *nm = sanitize(w->name, strlen(w->name));
+  printf("weights: %s\n", nm ? nm : "?");
+  free(nm);
+  if (w->pt == NULL) {
+    char *e = sanitize(w->error, strlen(w->error));
+    printf("  not readable: %s\n", e ? e : "?");
+    free(e);
+    return;
+  }
+  const wk_pt_t *pt = w->pt;
+  const char *sd = wk_pt_state_dict_path(pt);
+  if (wk_pt_kind(pt) == WK_PT_TORCHSCRIPT)
+    printf("format: TorchScript archive (torch.jit.save); its tensors by attribute path, "
+           "constants as constants.<i>:\n");
+  else
+    printf("format: torch.save checkpoint (version %d); state_dict: %s\n", wk_pt_version(pt),
+           sd == NULL ? "none (all tensors by path)"
+           : sd[0]    ? sd
+                      : "the whole file");
+  size_t width = 4;
+  for (size_t i = 0; i < wk_pt_count(pt); i++) {
+    size_t n = strlen(wk_pt_tensor(pt, i)->name);
+    if (n > width) width = n < 60 ? n : 60;
+  }
+  printf("  %-*s  %-8s  %-20s  %10s\n", (int)width, "name", "dtype", "shape", "size");
+  for (size_t i = 0; i < wk_pt_count(pt); i++) {
+    const wk_pt_tensor_t *t = wk_pt_tensor(pt, i);
+    char shape[256], size[32];
+    wk_shape_str(t->shape, t->ndim, shape, sizeof shape);
+    human_size(t->nbytes, size, sizeof size);
+    char *n = sanitize(t->name, strlen(t->name));
+    printf("  %-*s  %-8s  %-20s  %10s\n", (int)width, n ? n : "?", wk_dtype_name(t->dtype), shape,
+           size);
+    free(n);
+  }
+  unsigned long long params, bytes;
+  char size[32];
+  totals(pt, &params, &bytes);
+  human_size(bytes, size, sizeof size);
+  printf("tensors: %zu, parameters: %llu, size: %s\n", wk_pt_count(pt), params, size);
+  if (wk_pt_all_count(pt) > wk_pt_count(pt))
+    printf("other tensors (outside the state_dict, e.g. optimizer state): %zu\n",
+           wk_pt_all_count(pt) - wk_pt_count(pt));
+  if (wk_pt_opaque_count(pt) > 0) {
+    printf("opaque entries (objects outside the weights-only allowlist; not built, not run):\n");
+    for (size_t i = 0; i < wk_pt_opaque_count(pt); i++) {
+      char *p = sanitize(wk_pt_opaque(pt, i)->path, strlen(wk_pt_opaque(pt, i)->path));
+      char *g = sanitize(wk_pt_opaque(pt, i)->global, strlen(wk_pt_opaque(pt, i)->global));
+      printf("  %s: %s\n", p && *p ? p : "(root)", g ? g : "?");
+      free(p);
+      free(g);
+    }
+  }
+}
+
+/* Whether path is a PyTorch weights file rather than a model archive: a zip whose first
+ * entry sits in a record folder holding data.pkl (and no MAR-INF), or bytes that start
+ * like a pickle (legacy torch.save; wk_pt_open explains). */
+static bool is_weights_file(const char *path) {
+  wk_zip_t *z;
+  if (wk_zip_open(path, &z, NULL) == 0) {
+    bool yes = false;
+    const wk_zip_entry_t *e = wk_zip_entry(z, 0);
+    const char *slash = e ? strchr(e->name, '/') : NULL;
+    if (slash && wk_zip_find(z, MANIFEST_NAME) < 0) {
+      char name[WK_MAX_ZIP_NAME + 16];
+      snprintf(name, sizeof name, "%.*s/data.pkl", (int)(slash - e->name), e->name);
+      yes = wk_zip_find(z, name) >= 0;
+    }
+    wk_zip_close(z);
+    return yes;
+  }
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return false;
+  int c = fgetc(f);
+  fclose(f);
+  return c == 0x80;
+}
+
+/* Opens the archive's serialized file with the safe reader (never fails: an unreadable
+ * file is reported in w->error). */
+static void load_serialized(const char *path, const char *ser, weights_t *w) {
+  wk_err_t err;
+  size_t len;
+  w->name = ser;
+  int rc = wk_archive_read_file(path, ser, &w->bytes, &len, &err);
+  if (rc == 0) rc = wk_pt_open_mem(w->bytes, len, 0, &w->pt, &err);
+  if (rc != 0) snprintf(w->error, sizeof w->error, "%s", err.msg);
+}
+
+/* Native or Python, as wk_model_load decides (serve/model.c). */
+static bool handler_is_native(const wk_manifest_t *m, const char *runtime, const weights_t *w) {
+  const char *h = m->handler;
+  bool builtin = h == NULL || *h == '\0' || strcmp(h, "tensor") == 0 ||
+                 strcmp(h, "base_handler") == 0 || strcmp(h, "image_classifier") == 0;
+  if (runtime && strcmp(runtime, "python") == 0) return false;
+  if (!builtin || m->serialized_file == NULL) return false;
+  if (runtime && strcmp(runtime, "native") == 0) return true;
+  return m->model_file == NULL && w->pt && wk_pt_kind(w->pt) == WK_PT_TORCHSCRIPT;
+}
+
+static const char *handler_warning(const wk_manifest_t *m) {
+  return m->handler && strstr(m->handler, ".py")
+             ? "the handler is Python code from this archive: it runs, with the server's "
+               "rights, when the model is served. inspect ran nothing."
+             : "the model runs in Python worker processes (wick's built-in Python handler "
+               "and any code the archive ships): it runs when the model is served. inspect "
+               "ran nothing.";
+}
+
 static int print_json(const wk_manifest_t *m, bool has_manifest, const items_t *files,
-                      const char *config, size_t config_len, const lib_t *lib) {
+                      const char *config, size_t config_len, int native, const weights_t *w,
+                      const lib_t *lib) {
   json_t *root = json_object(), *jm = has_manifest ? json_object() : json_null();
   json_t *jf = json_array();
   mfield_t f[12];
@@ -193,6 +400,14 @@ static int print_json(const wk_manifest_t *m, bool has_manifest, const items_t *
     }
     json_object_set_new(root, "train_info", ti);
   }
+  if (native >= 0) {
+    json_t *jh = json_object();
+    json_object_set_new(jh, "name", jstr(m->handler ? m->handler : ""));
+    json_object_set_new(jh, "kind", json_string(native ? "native" : "python"));
+    if (!native) json_object_set_new(jh, "warning", json_string(handler_warning(m)));
+    json_object_set_new(root, "handler", jh);
+  }
+  json_object_set_new(root, "weights", w && w->name ? weights_json(w) : json_null());
   char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(root);
   if (text == NULL) return fail("out of memory");
@@ -216,8 +431,8 @@ static void print_indented(const char *text, size_t len) {
 }
 
 static void print_text(const char *path, const wk_manifest_t *m, bool has_manifest,
-                       const items_t *files, const char *config, size_t config_len,
-                       const lib_t *lib) {
+                       const items_t *files, const char *config, size_t config_len, int native,
+                       const weights_t *w, const lib_t *lib) {
   printf("archive: %s\n", path);
   if (has_manifest) {
     printf("manifest:\n");
@@ -228,9 +443,10 @@ static void print_text(const char *path, const wk_manifest_t *m, bool has_manife
       printf("  %-17s %s\n", f[i].key, v ? v : "?");
       free(v);
     }
-    if (m->handler && strstr(m->handler, ".py"))
-      printf("  note: the handler is Python code from this archive; it runs when the model\n"
-             "        is served. inspect ran nothing.\n");
+    if (native == 1)
+      printf("handler kind: native (runs in C and libtorch; no Python)\n");
+    else if (native == 0)
+      printf("handler kind: Python\n  warning: %s\n", handler_warning(m));
   } else {
     printf("manifest: none (no %s)\n", MANIFEST_NAME);
   }
@@ -285,6 +501,29 @@ static void print_text(const char *path, const wk_manifest_t *m, bool has_manife
   } else if (lib->found) {
     printf("train info: none (no %s beside the snapshot)\n", WK_LIBERATOR_TRAIN_INFO);
   }
+  if (w && w->name) print_weights_text(w);
+}
+
+static int inspect_weights(const char *path, bool as_json) {
+  weights_t w = {.name = path};
+  wk_err_t err;
+  if (wk_pt_open(path, 0, &w.pt, &err) != 0) return fail("%s", err.msg);
+  int status = 0;
+  if (as_json) {
+    json_t *root = json_object();
+    json_object_set_new(root, "weights", weights_json(&w));
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (text == NULL)
+      status = fail("out of memory");
+    else
+      puts(text);
+    free(text);
+  } else {
+    print_weights_text(&w);
+  }
+  weights_destroy(&w);
+  return status;
 }
 
 int wk_cmd_inspect(int argc, char **argv) {
@@ -308,6 +547,7 @@ int wk_cmd_inspect(int argc, char **argv) {
     usage(stderr);
     return 1;
   }
+  if (is_weights_file(path)) return inspect_weights(path, as_json);
   wk_err_t err;
   items_t files = {NULL, 0, 0};
   int rc = wk_archive_list(path, collect, &files, &err);
@@ -365,12 +605,23 @@ int wk_cmd_inspect(int argc, char **argv) {
       }
     }
   }
+  weights_t w = {0};
+  int native = -1;
+  if (status == 0 && has_manifest) {
+    wk_model_config_t mc;
+    wk_model_config_init(&mc);
+    if (config) (void)wk_model_config_parse(config, config_len, &mc, NULL);
+    if (m.serialized_file) load_serialized(path, m.serialized_file, &w);
+    native = handler_is_native(&m, mc.wick_runtime, &w);
+    wk_model_config_destroy(&mc);
+  }
   if (status == 0) {
     if (as_json)
-      status = print_json(&m, has_manifest, &files, config, config_len, &lib);
+      status = print_json(&m, has_manifest, &files, config, config_len, native, &w, &lib);
     else
-      print_text(path, &m, has_manifest, &files, config, config_len, &lib);
+      print_text(path, &m, has_manifest, &files, config, config_len, native, &w, &lib);
   }
+  weights_destroy(&w);
   free(lib.train_info);
   free(text);
   free(config);

@@ -25,6 +25,18 @@
 #define WK_MAX_CONFIG_FILE_SIZE (4 * 1024 * 1024) /* model-config.yaml, config.properties */
 #define WK_MAX_LIBERATOR_FILE_SIZE (4 * 1024 * 1024) /* a liberated model .py, train_info.json */
 
+/* weights: PyTorch .pt checkpoints (weights/pickle.c, weights/pt.c). Tensor data is not in
+ * the pickle: a 7B-parameter model's data.pkl is ~100 KB. */
+#define WK_MAX_PICKLE_SIZE (256L * 1024 * 1024) /* bytes of one data.pkl */
+#define WK_MAX_PICKLE_DEPTH 256                 /* open MARKs, and nesting of the value tree */
+#define WK_MAX_PICKLE_STACK (1 << 20)           /* values on the pickle machine's stack */
+#define WK_MAX_PICKLE_MEMO (1 << 22)            /* highest memo index (BINPUT/LONG_BINPUT) */
+#define WK_MAX_PICKLE_VALUES (1L << 23)         /* values one pickle may create (~150 B each) */
+#define WK_MAX_PICKLE_NAME 512                  /* module or name of one GLOBAL */
+#define WK_MAX_PT_TENSORS (1 << 20)             /* tensors in one checkpoint */
+#define WK_MAX_PT_DIMS 16                       /* rank of one checkpoint tensor */
+#define WK_MAX_PT_NAME 4096                     /* dotted path of one tensor or entry */
+
 /* explanations */
 #define WK_DEFAULT_IG_STEPS 50
 #define WK_MAX_IG_STEPS 1024
