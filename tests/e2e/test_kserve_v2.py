@@ -8,12 +8,32 @@ import json
 import pytest
 import torch
 
-from conftest import DEMO_DIR, ROOT, Server, pack
+from conftest import DEMO_DIR, ROOT, Server, pack, run_wick
 from models import MLP, Identity, PairOut, save_script
 from test_vision_handler import FASHION_CFG, fashion_test_images
 from v2client import parse_response, request
 
 FASHION_PT = DEMO_DIR / "fashion.pt"
+
+# A Python handler gets the v2 request as a dict (parameters included) and may answer
+# outputs itself; anything else it returns becomes one BYTES output.
+PYV2 = '''
+def handle(data, context):
+    if data is None:
+        return None
+    out = []
+    for row in data:
+        req = row.get("body")
+        x = req["inputs"][0]["data"]
+        if (req.get("parameters") or {}).get("plain"):
+            out.append({"sum": sum(x)})
+        else:
+            out.append({"outputs": [{"name": "doubled", "datatype": "FP32", "shape": [len(x)],
+                                     "data": [2 * v for v in x]},
+                                    {"name": "params", "datatype": "BYTES", "shape": [1],
+                                     "data": [str(sorted((req.get("parameters") or {}).items()))]}]})
+    return out
+'''
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +53,12 @@ def server(tmp_path_factory):
     fcfg.write_text(FASHION_CFG)
     pack(d, "fashion", FASHION_PT, handler="image_classifier",
          extra=[ROOT / "examples/fashion/index_to_name.json"], config=fcfg)
+    (d / "pyv2.py").write_text(PYV2)
+    (d / "dummy.txt").write_text("x")
+    run_wick("pack", "--model-name", "pyv2", "--version", "2.0", "--serialized-file", d / "dummy.txt",
+             "--handler", f"{d / 'pyv2.py'}:handle", "--export-path", d, "-f")
     s = Server(["--model-store", d, "--models", "mlp=mlp.mar", "ident=ident.mar", "pair=pair.mar",
-                "fashion=fashion.mar"], tmp_path_factory.mktemp("v2log") / "wick.log")
+                "fashion=fashion.mar", "pyv2=pyv2.mar"], tmp_path_factory.mktemp("v2log") / "wick.log")
     s.models = models
     yield s
     rc = s.stop()
@@ -223,3 +247,22 @@ def test_bad_binary_requests(server):
     # the server is still fine
     body, hdrs = request([("x", x)])
     assert infer(server, "mlp", body, hdrs).status == 200
+
+
+def test_python_handler_gets_the_request_and_answers_outputs(server):
+    doc = {"id": "p1", "parameters": {"temperature": 0.5},
+           "inputs": [{"name": "x", "shape": [3], "datatype": "FP32", "data": [1, 2, 3.5]}]}
+    r = infer(server, "pyv2", json.dumps(doc), {"Content-Type": "application/json"})
+    assert r.status == 200, r
+    j = r.json()
+    assert j["model_name"] == "pyv2" and j["model_version"] == "2.0" and j["id"] == "p1"
+    assert j["outputs"][0] == {"name": "doubled", "datatype": "FP32", "shape": [3], "data": [2, 4, 7.0]}
+    assert j["outputs"][1]["data"] == ["[('temperature', 0.5)]"]  # parameters reach the handler
+    doc["parameters"] = {"plain": True}
+    r = infer(server, "pyv2", json.dumps(doc), {"Content-Type": "application/json"})
+    assert r.status == 200, r
+    o = r.json()["outputs"][0]
+    assert o["datatype"] == "BYTES" and json.loads(o["data"][0]) == {"sum": 6.5}
+    body, hdrs = request([("x", torch.zeros(2))], binary_inputs=True)
+    r = infer(server, "pyv2", body, hdrs)
+    assert r.status == 501 and "binary tensor data is not passed to Python handlers" in r.json()["error"], r
