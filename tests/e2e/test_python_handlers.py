@@ -64,6 +64,8 @@ def handle(data, context):
         if body == "die":
             import os
             os.kill(os.getpid(), 9)
+        if body == "oom":
+            raise MemoryError()
         if body == "teapot":
             from ts.utils.util import PredictionException
             raise PredictionException("I am a teapot", 418)
@@ -124,6 +126,8 @@ def test_function_handler_batches_and_errors(serve, tmp_path):
     assert "boom requested" in s.logs()  # the traceback goes to the log
     r = s.infer("POST", "/predictions/echo", "teapot")
     assert r.status == 418 and r.json()["message"] == "I am a teapot", r
+    r = s.infer("POST", "/predictions/echo", "oom")
+    assert r.status == 507 and "Out of resources" in r.json()["message"], r
     assert s.infer("POST", "/predictions/echo", "again").status == 200
     # values recorded through context.metrics appear on /metrics
     text = s.metrics().body.decode()
@@ -398,3 +402,24 @@ def test_explain_handle_answers_explanations(serve, tmp_path):
     # a prediction right after an explanation is a prediction again
     p2 = s.infer("POST", "/predictions/grad", json.dumps(x), {"Content-Type": "application/json"})
     assert p2.status == 200 and p2.json() == p.json()
+
+
+@pytest.mark.badinput
+def test_initialize_that_raises_fails_the_load_with_its_message(serve, tmp_path):
+    (tmp_path / "h.py").write_text(
+        "class H:\n"
+        "    def initialize(self, context):\n"
+        "        raise ValueError('no weights in ' + context.system_properties['model_dir'])\n"
+        "    def handle(self, data, context):\n"
+        "        return data\n")
+    store = tmp_path / "store"
+    store.mkdir()
+    (tmp_path / "dummy.txt").write_text("x")
+    run_wick("pack", "--model-name", "h", "--version", "1.0", "--serialized-file", tmp_path / "dummy.txt",
+             "--handler", tmp_path / "h.py", "--export-path", store, "-f")
+    s = serve("--model-store", store, "--enable-model-api")
+    r = s.mgmt("POST", "/models?url=h.mar&initial_workers=1&synchronous=true")
+    assert r.status >= 400, r
+    assert "ValueError: no weights in" in r.json()["message"], r.json()
+    assert s.infer("POST", "/predictions/h", "x").status == 404
+    assert s.infer("GET", "/ping").status == 200
