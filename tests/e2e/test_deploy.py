@@ -8,12 +8,14 @@ import configparser
 import json
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, pack, run_wick
+from conftest import ROOT, WICK, pack, run_wick
 from models import MLP, save_script
 
 DEPLOY = ROOT / "deploy"
@@ -210,3 +212,15 @@ def test_systemd_exec_start_serves(serve, store):
             str(store) if a == "/var/lib/wick/model_store" else a for a in argv[2:]]
     s = run_with(serve, args)
     assert s.infer("GET", "/v1/models").json() == {"models": ["mlp"]}
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_systemd_analyze_verify_has_no_complaint(tmp_path):
+    """systemd's own parser: unknown keys and bad values are warnings, so any output fails.
+    The binary's path is moved to the build's (verify checks that it is executable)."""
+    text = (DEPLOY / "systemd" / "wick.service").read_text()
+    argv0 = shlex.split(unit()["Service"]["ExecStart"])[0]
+    (tmp_path / "wick.service").write_text(text.replace(argv0, str(Path(WICK).resolve())))
+    r = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "wick.service")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "" and r.stderr.strip() == "", r
