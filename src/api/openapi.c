@@ -36,13 +36,13 @@ typedef struct op_s {
 #define ALL (INF | MGT | MET)
 
 #define PREDICT_BODY "application/json|application/octet-stream|multipart/form-data|*/*"
-#define PREDICT_REPLIES                                                                        \
-  "200:the handler's output|400:bad input|404:no such model or version|413:body too "          \
+#define PREDICT_REPLIES                                                                            \
+  "200:the handler's output|400:bad input|404:no such model or version|413:body too "              \
   "large|503:queue full or no workers|504:response timeout"
 #define V2_BODY "application/json|application/octet-stream"
-#define REGISTER_QUERY                                                                          \
-  "url:string|model_name:string|handler:string|runtime:string|batch_size:integer|"             \
-  "max_batch_delay:integer|initial_workers:integer|synchronous:boolean|response_timeout:"       \
+#define REGISTER_QUERY                                                                             \
+  "url:string|model_name:string|handler:string|runtime:string|batch_size:integer|"                 \
+  "max_batch_delay:integer|initial_workers:integer|synchronous:boolean|response_timeout:"          \
   "integer|startup_timeout:integer"
 #define SCALE_QUERY "min_worker:integer|max_worker:integer|synchronous:boolean|timeout:integer"
 
@@ -57,8 +57,8 @@ static const op_t ops[] = {
      "200:{\"status\": \"Healthy\"}|500:{\"status\": \"Unhealthy\"}"},
     {INF, "post", "/ping", F_PUBLIC, "pingPost", "Health of the server (as GET)", NULL, NULL,
      "200:{\"status\": \"Healthy\"}|500:{\"status\": \"Unhealthy\"}"},
-    {INF, "post", "/predictions/{model_name}", 0, "predictions",
-     "Predict with the default version", NULL, PREDICT_BODY, PREDICT_REPLIES},
+    {INF, "post", "/predictions/{model_name}", 0, "predictions", "Predict with the default version",
+     NULL, PREDICT_BODY, PREDICT_REPLIES},
     {INF, "put", "/predictions/{model_name}", 0, "predictionsPut", "Predict (as POST)", NULL,
      PREDICT_BODY, PREDICT_REPLIES},
     {INF, "post", "/predictions/{model_name}/{model_version}", 0, "versionPredictions",
@@ -79,8 +79,8 @@ static const op_t ops[] = {
     /* inference port: KServe v1 (api.c kserve_v1) */
     {INF, "get", "/v1/models", 0, "kserveV1List", "KServe v1: the models' names", NULL, NULL,
      "200:{\"models\": [...]}"},
-    {INF, "get", "/v1/models/{model_name}", 0, "kserveV1Ready", "KServe v1: model readiness",
-     NULL, NULL, "200:{\"name\": ..., \"ready\": ...}|404:{\"error\": ...}"},
+    {INF, "get", "/v1/models/{model_name}", 0, "kserveV1Ready", "KServe v1: model readiness", NULL,
+     NULL, "200:{\"name\": ..., \"ready\": ...}|404:{\"error\": ...}"},
     {INF, "post", "/v1/models/{model_name}:predict", 0, "kserveV1Predict",
      "KServe v1: {\"instances\"|\"inputs\": [...]} -> {\"predictions\": [...]}", NULL,
      "application/json", "200:{\"predictions\": [...]}|400:{\"error\": ...}|404:{\"error\": ...}"},
@@ -99,14 +99,13 @@ static const op_t ops[] = {
     {INF, "get", "/v2/models/{model_name}", 0, "kserveV2ModelMetadata",
      "Model metadata: inputs and outputs with name, datatype and shape", NULL, NULL,
      "200:model metadata|404:{\"error\": ...}"},
-    {INF, "get", "/v2/models/{model_name}/ready", 0, "kserveV2ModelReady", "Model readiness",
-     NULL, NULL, "200:ready|400:not ready|404:{\"error\": ...}"},
+    {INF, "get", "/v2/models/{model_name}/ready", 0, "kserveV2ModelReady", "Model readiness", NULL,
+     NULL, "200:ready|400:not ready|404:{\"error\": ...}"},
     {INF, "post", "/v2/models/{model_name}/infer", 0, "kserveV2Infer",
      "Inference, JSON or the binary tensor data extension", NULL, V2_BODY,
      "200:inference response|400:{\"error\": ...}|404:{\"error\": ...}"},
-    {INF, "get", "/v2/models/{model_name}/versions/{model_version}", 0,
-     "kserveV2VersionMetadata", "Metadata of one version", NULL, NULL,
-     "200:model metadata|404:{\"error\": ...}"},
+    {INF, "get", "/v2/models/{model_name}/versions/{model_version}", 0, "kserveV2VersionMetadata",
+     "Metadata of one version", NULL, NULL, "200:model metadata|404:{\"error\": ...}"},
     {INF, "get", "/v2/models/{model_name}/versions/{model_version}/ready", 0,
      "kserveV2VersionReady", "Readiness of one version", NULL, NULL,
      "200:ready|400:not ready|404:{\"error\": ...}"},
@@ -122,11 +121,12 @@ static const op_t ops[] = {
      "application/json",
      "200:registered|202:registered, workers starting|400:bad parameter or archive|404:no "
      "such archive|409:already registered"},
-    {MGT, "get", "/models/{model_name}", 0, "describeModel", "Describe the default version",
-     NULL, NULL, "200:[description]|404:no such model"},
+    {MGT, "get", "/models/{model_name}", 0, "describeModel", "Describe the default version", NULL,
+     NULL, "200:[description]|404:no such model"},
     {MGT, "put", "/models/{model_name}", 0, "setAutoScale", "Scale the default version's workers",
-     SCALE_QUERY, NULL, "200:scaled|202:scaling|206:scaling in progress|400:bad parameter|404:no "
-                        "such model"},
+     SCALE_QUERY, NULL,
+     "200:scaled|202:scaling|206:scaling in progress|400:bad parameter|404:no "
+     "such model"},
     {MGT, "delete", "/models/{model_name}", F_MODEL_API, "unregisterModel",
      "Unregister the default version", NULL, NULL, "200:unregistered|404:no such model"},
     {MGT, "get", "/models/{model_name}/{model_version}", 0, "versionDescribeModel",
@@ -174,9 +174,9 @@ static json_t *schema(const char *type, size_t len) {
 static int add_query(json_t *params, const char *item, size_t len) {
   const char *colon = memchr(item, ':', len);
   if (colon == NULL) return WK_EINTERNAL;
-  json_t *p = json_pack("{s:s%,s:s,s:b,s:o}", "name", item, (size_t)(colon - item), "in", "query",
-                        "required", 0, "schema",
-                        schema(colon + 1, len - (size_t)(colon + 1 - item)));
+  json_t *p =
+      json_pack("{s:s%,s:s,s:b,s:o}", "name", item, (size_t)(colon - item), "in", "query",
+                "required", 0, "schema", schema(colon + 1, len - (size_t)(colon + 1 - item)));
   return p == NULL || json_array_append_new(params, p) != 0 ? WK_ENOMEM : 0;
 }
 
@@ -205,8 +205,8 @@ static json_t *parameters(const op_t *op) {
   if (params == NULL) return NULL;
   for (const char *p = strchr(op->path, '{'); p; p = strchr(p + 1, '{')) {
     size_t n = strcspn(p + 1, "}");
-    json_t *one = json_pack("{s:s%,s:s,s:b,s:{s:s}}", "name", p + 1, n, "in", "path", "required",
-                            1, "schema", "type", "string");
+    json_t *one = json_pack("{s:s%,s:s,s:b,s:{s:s}}", "name", p + 1, n, "in", "path", "required", 1,
+                            "schema", "type", "string");
     if (one == NULL || json_array_append_new(params, one) != 0) goto fail;
   }
   if (each_item(op->query, params, add_query) != 0) goto fail;
@@ -268,9 +268,9 @@ int wk_openapi_describe(const wk_api_t *api, wk_port_t port, wk_buf_t *b) {
     if (o == NULL || json_object_set_new(item, op->method, o) != 0) rc = WK_ENOMEM;
   }
   if (rc == 0 && auth_on) {
-    json_t *sec = json_pack("{s:{s:{s:s,s:s,s:s}}}", "securitySchemes", "bearer", "type", "http",
-                            "scheme", "bearer", "description",
-                            "the inference or management key from key_file.json");
+    json_t *sec =
+        json_pack("{s:{s:{s:s,s:s,s:s}}}", "securitySchemes", "bearer", "type", "http", "scheme",
+                  "bearer", "description", "the inference or management key from key_file.json");
     json_t *req = json_pack("[{s:[]}]", "bearer");
     if (sec == NULL || req == NULL || json_object_set_new(doc, "components", sec) != 0 ||
         json_object_set_new(doc, "security", req) != 0)

@@ -16,8 +16,8 @@ typedef enum { WK_PORT_INFERENCE = 1, WK_PORT_MANAGEMENT = 2, WK_PORT_METRICS = 
 int wk_openapi_describe(const wk_api_t *api, wk_port_t port, wk_buf_t *b);
 
 /* Answers OPTIONS / (root: 1) or GET /api-description (root: 0) with the document; other
- * methods on those paths get 405. The caller has matched the path; no token is needed for it (auth.c), as in
- * TorchServe, which answers the description before its token check. HTTP thread. */
+ * methods on those paths get 405. The caller has matched the path; no token is needed for it
+ * (auth.c), as in TorchServe, which answers the description before its token check. HTTP thread. */
 void wk_openapi_reply(const wk_api_t *api, wk_port_t port, int root, wk_http_req_t *req);
 
 #endif
