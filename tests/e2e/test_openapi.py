@@ -124,10 +124,14 @@ def test_each_port_describes_exactly_its_routes(serve, store):
         assert describe(port, "GET", "/api-description") == docs[name]
         check_document(docs[name], titles[name])
 
-    # Every real request is described, on its own port only.
+    # Every real request is described, on its own port only, and the server answers it
+    # (DELETEs are sent at the end, from the document).
     for name in PORTS:
         for method, path in REAL_ROUTES[name]:
             assert described(docs[name], method, path), (name, method, path)
+            if method != "DELETE":
+                r = request(s.ports[name], method, path)
+                assert not routing_miss(r), (name, method, path, r)
     assert not described(docs["inference"], "GET", "/models")
     assert not described(docs["management"], "GET", "/ping")
     assert not described(docs["metrics"], "POST", "/predictions/mlp")
@@ -150,6 +154,8 @@ def test_each_port_describes_exactly_its_routes(serve, store):
                     continue
                 r = request(s.ports[name], method.upper(), concrete(template))
                 assert r.status == 405, (name, method, template, r)
+                allowed = {m.strip().lower() for m in r.headers.get("Allow", "").split(",")}
+                assert method not in allowed and allowed & set(ops), (template, method, r.headers)
 
     # Every listed operation is answered by a route. Unregistering goes last: a second
     # version is registered so that both DELETEs find something to remove.
