@@ -155,7 +155,7 @@ def test_each_port_describes_exactly_its_routes(serve, store):
                 r = request(s.ports[name], method.upper(), concrete(template))
                 assert r.status == 405, (name, method, template, r)
                 allowed = {m.strip().lower() for m in r.headers.get("Allow", "").split(",")}
-                assert method not in allowed and allowed & set(ops), (template, method, r.headers)
+                assert allowed and allowed <= set(ops), (template, method, r.headers)
 
     # Every listed operation is answered by a route. Unregistering goes last: a second
     # version is registered so that both DELETEs find something to remove.
