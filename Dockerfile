@@ -13,6 +13,7 @@ FROM debian:bookworm
 COPY scripts/install-deps.sh /tmp/install-deps.sh
 RUN bash /tmp/install-deps.sh --serve && rm -rf /var/lib/apt/lists/* /tmp/install-deps.sh
 
+# Warnings stay errors in CI (WK_WERROR); an image build should not fail on one.
 COPY . /src/wick
 RUN cmake -S /src/wick -B /src/wick/build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWK_WERROR=OFF \
  && cmake --build /src/wick/build -j "$(nproc)" --target wick \
