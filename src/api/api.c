@@ -1,5 +1,6 @@
-/* Routing for the three ports. Paths are split into at most four segments; anything
- * unknown is 404 with TorchServe's message, a known path with the wrong method is 405. */
+/* Routing for the three ports. Paths are split into at most six segments; anything
+ * unknown is 404 with TorchServe's message, a known path with the wrong method is 405.
+ * openapi.c's table describes these routes: change both together. */
 #include "api/api.h"
 
 #include <pthread.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "api/management.h"
+#include "api/openapi.h"
 #include "core/buf.h"
 #include "core/limits.h"
 
@@ -71,6 +73,16 @@ static void ping(wk_api_t *api, wk_http_req_t *req) {
   wk_registry_visit(api->registry, ping_visit, &healthy);
   const char *body = healthy ? "{\n  \"status\": \"Healthy\"\n}\n" : "{\n  \"status\": \"Unhealthy\"\n}\n";
   wk_http_reply_json(req, healthy ? 200 : 500, body, strlen(body));
+}
+
+/* OPTIONS / and GET /api-description on any port: answers them (returns 1), else 0. */
+static int api_description(const wk_api_t *api, wk_port_t port, wk_http_req_t *req, char **seg,
+                           int n) {
+  if (n == 0 || (n == 1 && strcmp(seg[0], "api-description") == 0)) {
+    wk_openapi_reply(api, port, n == 0, req);
+    return 1;
+  }
+  return 0;
 }
 
 /* Lets a request in (returns 1, holding the lock shared) unless the server is stopping or
@@ -295,6 +307,7 @@ static void inference(wk_api_t *api, wk_http_req_t *req) {
   char buf[WK_MAX_URL_PATH];
   char *seg[MAX_SEGS];
   int n = split_path(wk_http_req_path(req), buf, sizeof buf, seg);
+  if (api_description(api, WK_PORT_INFERENCE, req, seg, n)) return;
   if (n == 1 && strcmp(seg[0], "ping") == 0) {
     if (is(method, "GET") || is(method, "POST")) ping(api, req);
     else bad_method(req, "GET");
@@ -330,7 +343,13 @@ static void inference(wk_api_t *api, wk_http_req_t *req) {
 
 /* ---- management port ---- */
 
-static void management(wk_api_t *api, wk_http_req_t *req) { wk_management_handle(api, req); }
+static void management(wk_api_t *api, wk_http_req_t *req) {
+  char buf[WK_MAX_URL_PATH];
+  char *seg[MAX_SEGS];
+  int n = split_path(wk_http_req_path(req), buf, sizeof buf, seg);
+  if (api_description(api, WK_PORT_MANAGEMENT, req, seg, n)) return;
+  wk_management_handle(api, req);
+}
 
 /* ---- metrics port ---- */
 
@@ -343,6 +362,7 @@ static void metrics(wk_api_t *api, wk_http_req_t *req) {
   char buf[WK_MAX_URL_PATH];
   char *seg[MAX_SEGS];
   int n = split_path(wk_http_req_path(req), buf, sizeof buf, seg);
+  if (api_description(api, WK_PORT_METRICS, req, seg, n)) return;
   if (!(n == 1 && strcmp(seg[0], "metrics") == 0)) {
     not_found(req);
     return;

@@ -136,6 +136,11 @@ static void test_public_paths(void **state) {
   assert_false(wk_auth_is_public(WK_AUTH_INFERENCE, "/predictions/m"));
   assert_false(wk_auth_is_public(WK_AUTH_INFERENCE, "/pingx"));
   assert_false(wk_auth_is_public(WK_AUTH_MANAGEMENT, "/ping"));
+  assert_true(wk_auth_is_public(WK_AUTH_INFERENCE, "/api-description"));
+  assert_true(wk_auth_is_public(WK_AUTH_MANAGEMENT, "/api-description"));
+  assert_true(wk_auth_is_public(WK_AUTH_MANAGEMENT, "/"));
+  assert_false(wk_auth_is_public(WK_AUTH_MANAGEMENT, "/api-description/x"));
+  assert_false(wk_auth_is_public(WK_AUTH_MANAGEMENT, "/models"));
 }
 
 static void test_free_removes_key_file(void **state) {

@@ -1,0 +1,143 @@
+/* Unit tests for api/openapi: each port's document is valid JSON with OpenAPI's required
+ * fields, path parameters match their templates, operation ids are unique, and the
+ * settings decide which operations are listed. That the listed routes answer is
+ * tests/e2e/test_openapi.py's job. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "api/openapi.h"
+
+static json_t *describe(const wk_api_t *api, wk_port_t port) {
+  wk_buf_t b = WK_BUF_INIT;
+  assert_int_equal(wk_openapi_describe(api, port, &b), 0);
+  json_error_t je;
+  json_t *doc = json_loadb(b.data, b.len, JSON_REJECT_DUPLICATES, &je);
+  if (doc == NULL) fail_msg("not JSON: %s", je.text);
+  wk_buf_destroy(&b);
+  return doc;
+}
+
+static int has_op(json_t *doc, const char *path, const char *method) {
+  return json_object_get(json_object_get(json_object_get(doc, "paths"), path), method) != NULL;
+}
+
+/* Every {x} of template is a required path parameter of op, and there are no others. */
+static void check_path_params(const char *template, json_t *op) {
+  size_t want = 0, got = 0;
+  for (const char *p = strchr(template, '{'); p; p = strchr(p + 1, '{')) {
+    size_t n = strcspn(p + 1, "}");
+    int found = 0;
+    size_t i;
+    json_t *par;
+    json_array_foreach(json_object_get(op, "parameters"), i, par) {
+      const char *name = json_string_value(json_object_get(par, "name"));
+      if (strcmp(json_string_value(json_object_get(par, "in")), "path") == 0 && strlen(name) == n &&
+          strncmp(name, p + 1, n) == 0)
+        found = json_is_true(json_object_get(par, "required"));
+    }
+    if (!found) fail_msg("%s: path parameter %.*s missing", template, (int)n, p + 1);
+    want++;
+  }
+  size_t i;
+  json_t *par;
+  json_array_foreach(json_object_get(op, "parameters"), i, par) {
+    if (strcmp(json_string_value(json_object_get(par, "in")), "path") == 0) got++;
+  }
+  assert_int_equal(got, want);
+}
+
+static void check_document(json_t *doc, const char *title) {
+  assert_string_equal(json_string_value(json_object_get(doc, "openapi")), "3.0.1");
+  json_t *info = json_object_get(doc, "info");
+  assert_string_equal(json_string_value(json_object_get(info, "title")), title);
+  assert_string_equal(json_string_value(json_object_get(info, "version")), WK_VERSION);
+  json_t *paths = json_object_get(doc, "paths");
+  assert_true(json_is_object(paths) && json_object_size(paths) > 0);
+  json_t *ids = json_object();
+  const char *template;
+  json_t *item;
+  json_object_foreach(paths, template, item) {
+    assert_true(template[0] == '/');
+    const char *method;
+    json_t *op;
+    json_object_foreach(item, method, op) {
+      const char *id = json_string_value(json_object_get(op, "operationId"));
+      assert_non_null(id);
+      if (json_object_get(ids, id)) fail_msg("operationId %s used twice", id);
+      json_object_set_new(ids, id, json_true());
+      assert_true(json_object_size(json_object_get(op, "responses")) > 0);
+      check_path_params(template, op);
+    }
+  }
+  json_decref(ids);
+}
+
+static void test_documents(void **state) {
+  (void)state;
+  wk_api_t api;
+  memset(&api, 0, sizeof api);
+  json_t *inf = describe(&api, WK_PORT_INFERENCE);
+  json_t *mgt = describe(&api, WK_PORT_MANAGEMENT);
+  json_t *met = describe(&api, WK_PORT_METRICS);
+  check_document(inf, "wick inference API");
+  check_document(mgt, "wick management API");
+  check_document(met, "wick metrics API");
+  /* each port its own routes */
+  assert_true(has_op(inf, "/ping", "get"));
+  assert_true(has_op(inf, "/v1/models/{model_name}:predict", "post"));
+  assert_true(has_op(inf, "/v2/models/{model_name}/versions/{model_version}/infer", "post"));
+  assert_false(has_op(inf, "/models", "get"));
+  assert_true(has_op(mgt, "/models/{model_name}/{model_version}/set-default", "put"));
+  assert_false(has_op(mgt, "/ping", "get"));
+  assert_int_equal(json_object_size(json_object_get(met, "paths")), 3);
+  assert_true(has_op(met, "/metrics", "get"));
+  for (json_t *d = inf; d; d = d == inf ? mgt : d == mgt ? met : NULL) {
+    assert_true(has_op(d, "/", "options"));
+    assert_true(has_op(d, "/api-description", "get"));
+    assert_null(json_object_get(d, "security")); /* no token authorization */
+  }
+  /* no config: the model API is off, so no register or unregister; no /token */
+  assert_false(has_op(mgt, "/models", "post"));
+  assert_false(has_op(mgt, "/models/{model_name}", "delete"));
+  assert_false(has_op(mgt, "/token", "get"));
+  json_decref(inf);
+  json_decref(mgt);
+  json_decref(met);
+}
+
+static void test_model_api_setting(void **state) {
+  (void)state;
+  wk_config_t cfg;
+  wk_config_init(&cfg);
+  wk_api_t api;
+  memset(&api, 0, sizeof api);
+  api.config = &cfg;
+  wk_err_t err;
+  assert_int_equal(wk_config_set(&cfg, "enable_model_api", "false", &err), 0);
+  json_t *off = describe(&api, WK_PORT_MANAGEMENT);
+  assert_false(has_op(off, "/models", "post"));
+  assert_int_equal(wk_config_set(&cfg, "enable_model_api", "TRUE", &err), 0);
+  json_t *on = describe(&api, WK_PORT_MANAGEMENT);
+  assert_true(has_op(on, "/models", "post"));
+  assert_true(has_op(on, "/models/{model_name}", "delete"));
+  assert_true(has_op(on, "/models/{model_name}/{model_version}", "delete"));
+  json_decref(off);
+  json_decref(on);
+  wk_config_destroy(&cfg);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_documents),
+      cmocka_unit_test(test_model_api_setting),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
