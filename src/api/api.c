@@ -4,7 +4,6 @@
 #include "api/api.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,19 +145,6 @@ void wk_api_metrics(wk_http_req_t *req, void *ud) {
 
 /* ---- KServe v1 (inference port) ---- */
 
-__attribute__((format(printf, 3, 4))) static void v1_error(wk_http_req_t *req, int status,
-                                                           const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  wk_buf_t b = WK_BUF_INIT;
-  wk_buf_puts(&b, "{\"error\": ");
-  wk_buf_json_str(&b, msg);
-  wk_buf_puts(&b, "}\n");
-  reply_buf(req, status, "application/json", &b);
-}
 
 static void v1_list_visit(wk_model_t *const *models, const int *is_default, size_t n, void *ud) {
   wk_buf_t *b = ud;
@@ -190,7 +176,7 @@ static void kserve_v1(wk_api_t *api, wk_http_req_t *req, char **seg, int n) {
   char *verb = strrchr(name, ':');
   if (verb) *verb++ = '\0';
   if (verb && strcmp(verb, "predict") != 0 && strcmp(verb, "explain") != 0) {
-    v1_error(req, 404, "unknown verb ':%s': expected :predict or :explain", verb);
+    wk_http_reply_kserve_error(req, 404, "unknown verb ':%s': expected :predict or :explain", verb);
     return;
   }
   if (verb ? !is(method, "POST") : !is(method, "GET")) {
@@ -199,7 +185,7 @@ static void kserve_v1(wk_api_t *api, wk_http_req_t *req, char **seg, int n) {
   }
   wk_model_t *m = wk_registry_acquire(api->registry, name, NULL);
   if (m == NULL) {
-    v1_error(req, 404, "model %s is not registered", name);
+    wk_http_reply_kserve_error(req, 404, "model %s is not registered", name);
     return;
   }
   if (verb) {
@@ -246,7 +232,7 @@ static void kserve_v2(wk_api_t *api, wk_http_req_t *req, char **seg, int n) {
       wk_buf_printf(&b, "{\"ready\": %s}\n", ready ? "true" : "false");
     } else {
       wk_buf_destroy(&b);
-      v1_error(req, 404, "unknown health check '%s': expected live or ready", seg[2]);
+      wk_http_reply_kserve_error(req, 404, "unknown health check '%s': expected live or ready", seg[2]);
       return;
     }
     reply_buf(req, status, "application/json", &b);
@@ -254,7 +240,7 @@ static void kserve_v2(wk_api_t *api, wk_http_req_t *req, char **seg, int n) {
   }
   /* models/{m}[/versions/{v}][/ready|/infer] */
   if (n < 3 || strcmp(seg[1], "models") != 0) {
-    v1_error(req, 404, "%s is not a v2 route", wk_http_req_path(req));
+    wk_http_reply_kserve_error(req, 404, "%s is not a v2 route", wk_http_req_path(req));
     return;
   }
   const char *name = seg[2], *version = NULL, *verb = NULL;
@@ -265,11 +251,11 @@ static void kserve_v2(wk_api_t *api, wk_http_req_t *req, char **seg, int n) {
   }
   if (n == rest + 1) verb = seg[rest];
   else if (n != rest) {
-    v1_error(req, 404, "%s is not a v2 route", wk_http_req_path(req));
+    wk_http_reply_kserve_error(req, 404, "%s is not a v2 route", wk_http_req_path(req));
     return;
   }
   if (verb && strcmp(verb, "ready") != 0 && strcmp(verb, "infer") != 0) {
-    v1_error(req, 404, "unknown model route '%s': expected ready or infer", verb);
+    wk_http_reply_kserve_error(req, 404, "unknown model route '%s': expected ready or infer", verb);
     return;
   }
   int infer = verb && strcmp(verb, "infer") == 0;
@@ -279,8 +265,8 @@ static void kserve_v2(wk_api_t *api, wk_http_req_t *req, char **seg, int n) {
   }
   wk_model_t *m = wk_registry_acquire(api->registry, name, version);
   if (m == NULL) {
-    if (version) v1_error(req, 404, "model %s has no version %s", name, version);
-    else v1_error(req, 404, "model %s is not registered", name);
+    if (version) wk_http_reply_kserve_error(req, 404, "model %s has no version %s", name, version);
+    else wk_http_reply_kserve_error(req, 404, "model %s is not registered", name);
     return;
   }
   if (infer) {

@@ -90,13 +90,7 @@ static void put_value(wk_buf_t *b, const slot_t *s) {
 }
 
 static void reply_error(wk_http_req_t *req, int status, const char *msg) {
-  wk_buf_t b = WK_BUF_INIT;
-  wk_buf_puts(&b, "{\"error\": ");
-  wk_buf_json_str(&b, msg);
-  wk_buf_puts(&b, "}\n");
-  size_t len;
-  char *body = wk_buf_steal(&b, &len);
-  wk_http_reply(req, status, "application/json", body, len);
+  wk_http_reply_kserve_error(req, status, "%s", msg);
 }
 
 static void send_v2(wk_http_req_t *req, wk_buf_t *b, size_t json_len) {

@@ -51,24 +51,13 @@ static void count_reply(wk_model_t *m, int status) {
   else atomic_fetch_add(&m->req_server_err, 1);
 }
 
-/* {"error": msg} as KServe replies errors. */
-static void reply_v1_error(wk_http_req_t *req, int status, const char *msg) {
-  wk_buf_t b = WK_BUF_INIT;
-  wk_buf_puts(&b, "{\"error\": ");
-  wk_buf_json_str(&b, msg);
-  wk_buf_puts(&b, "}\n");
-  size_t len;
-  char *body = wk_buf_steal(&b, &len);
-  wk_http_reply(req, status, "application/json", body, len);
-}
-
 int wk__job_reply_error(wk_model_t *m, wk__job_t *j, int status, const char *type,
                         const char *msg) {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&j->answered, &expected, 1)) return 0;
   count_reply(m, status);
   if (j->group) wk__group_put(j->group, j->slot, status, NULL, NULL, 0, msg);
-  else if (j->envelope != WK__ENV_TS) reply_v1_error(j->req, status, msg);
+  else if (j->envelope != WK__ENV_TS) wk_http_reply_kserve_error(j->req, status, "%s", msg);
   else wk_http_reply_error(j->req, status, type, "%s", msg);
   return 1;
 }
@@ -98,7 +87,7 @@ int wk__job_reply_typed(wk_model_t *m, wk__job_t *j, int status, const char *con
       wk_http_reply(j->req, status, "application/json", out, n);
     } else {
       char *msg = strndup(body ? body : "error", body ? len : 5); /* v1 and v2 errors */
-      reply_v1_error(j->req, status, msg ? msg : "error");
+      wk_http_reply_kserve_error(j->req, status, "%s", msg ? msg : "error");
       free(msg);
     }
     free(body);
