@@ -8,14 +8,15 @@
 #include "cli/weights.h"
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: wick COMMAND [ARGS]\n"
-             "\n"
-             "  serve     serve models over HTTP (torchserve's flags)\n"
-             "  pack      build a model archive (torch-model-archiver's flags)\n"
-             "  inspect   show what an archive holds, without running it\n"
-             "  weights   transfer: copy a checkpoint into another layout (torch_liberator)\n"
-             "\n"
-             "wick COMMAND --help shows a command's options. wick --version prints the version.\n");
+  fprintf(f,
+          "usage: wick COMMAND [ARGS]\n"
+          "\n"
+          "  serve     serve models over HTTP (torchserve's flags)\n"
+          "  pack      build a model archive (torch-model-archiver's flags)\n"
+          "  inspect   show what an archive holds, without running it\n"
+          "  weights   transfer: copy a checkpoint into another layout (torch_liberator)\n"
+          "\n"
+          "wick COMMAND --help shows a command's options. wick --version prints the version.\n");
 }
 
 int main(int argc, char **argv) {

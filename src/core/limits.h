@@ -10,19 +10,19 @@
 #define WK_MAX_URL_PATH 4096
 
 /* tensors */
-#define WK_MAX_DIMS 8                           /* rank of a tensor decoded from JSON */
+#define WK_MAX_DIMS 8                        /* rank of a tensor decoded from JSON */
 #define WK_MAX_TENSOR_ELEMS (64L * 1024 * 1024) /* elements in one decoded tensor */
-#define WK_MAX_JSON_DEPTH 64                    /* nesting depth of any JSON we scan */
-#define WK_MAX_NAMED_INPUTS 16                  /* named forward() arguments */
+#define WK_MAX_JSON_DEPTH 64                 /* nesting depth of any JSON we scan */
+#define WK_MAX_NAMED_INPUTS 16               /* named forward() arguments */
 
 /* archives */
 #define WK_MAX_ZIP_ENTRIES 65536
 #define WK_MAX_ZIP_NAME 1024
-#define WK_MAX_ENTRY_SIZE (8LL * 1024 * 1024 * 1024)        /* one uncompressed entry */
+#define WK_MAX_ENTRY_SIZE (8LL * 1024 * 1024 * 1024)     /* one uncompressed entry */
 #define WK_MAX_ARCHIVE_UNPACKED (16LL * 1024 * 1024 * 1024) /* all entries together */
 #define WK_MAX_DEFLATE_RATIO 1100 /* uncompressed/compressed; deflate tops out near 1032 */
 #define WK_MAX_MANIFEST_SIZE (1024 * 1024)
-#define WK_MAX_CONFIG_FILE_SIZE (4 * 1024 * 1024)    /* model-config.yaml, config.properties */
+#define WK_MAX_CONFIG_FILE_SIZE (4 * 1024 * 1024) /* model-config.yaml, config.properties */
 #define WK_MAX_LIBERATOR_FILE_SIZE (4 * 1024 * 1024) /* a liberated model .py, train_info.json */
 
 /* weights: PyTorch .pt checkpoints (weights/pickle.c, weights/pt.c). Tensor data is not in
@@ -37,7 +37,7 @@
 #define WK_MAX_PT_DIMS 16                       /* rank of one checkpoint tensor */
 #define WK_MAX_PT_NAME 4096                     /* dotted path of one tensor or entry */
 /* Partial state transfer: the isomorphism/embedding searches fill a table of (nodes of
- * one key tree) x (nodes of the other) cells, ~10 bytes each. ResNet-50 into Faster
+ * one key tree) x (nodes of the other) cells, 5-10 bytes each. ResNet-50 into Faster
  * R-CNN takes ~0.1M (isomorphism) or ~1M (embedding) cells. */
 #define WK_MAX_XFER_CELLS (1L << 25)
 
