@@ -1,0 +1,239 @@
+"""`wick weights transfer` and checkpoints at model load (issue 6 parts 4 and 5) against
+Debian's torch and torchvision: torch_liberator's published counts for ResNet-50 inside
+bigger models, the values that land where, mangling against a Python reference, the
+report, and bad input. Models are made here with random weights (weights=None)."""
+import json
+import re
+import zipfile
+
+import pytest
+import torch
+import torchvision
+from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+from torchvision.models.detection.faster_rcnn import FasterRCNN
+from torchvision.ops import misc as misc_nn_ops
+
+from conftest import pack, run_wick
+
+REPORT_KEYS = {"mapping", "seen", "self_unset", "other_unused"}
+SEEN_KEYS = {"full_add", "partial_add_some", "partial_add_all", "skipped"}
+
+
+class Holder(torch.nn.Module):
+    """A network held under one name beside a Linear(1, 1) under another."""
+
+    def __init__(self, net, net_name, extra_name):
+        super().__init__()
+        setattr(self, net_name, net)
+        setattr(self, extra_name, torch.nn.Linear(1, 1))
+
+
+def faster_rcnn():
+    """Faster R-CNN as torchvision builds it for pretrained use (fasterrcnn_resnet50_fpn
+    with weights_backbone): FrozenBatchNorm2d, 3 trainable layers, FPN, 91 classes."""
+    body = torchvision.models.resnet50(weights=None, norm_layer=misc_nn_ops.FrozenBatchNorm2d)
+    return FasterRCNN(_resnet_fpn_extractor(body, 3), num_classes=91)
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("transfer")
+    torch.manual_seed(0)
+    resnet = torchvision.models.resnet50(weights=None)
+    sd = resnet.state_dict()
+    assert len(sd) == 320
+    torch.save(sd, d / "resnet50.pt")
+    torch.save(Holder(torchvision.models.resnet50(weights=None), "module", "extra").state_dict(),
+               d / "a_into.pt")
+    b_from = Holder(resnet, "backbone", "custom_model2_layer").state_dict()
+    assert len(b_from) == 322
+    torch.save(b_from, d / "b_from.pt")
+    torch.save(Holder(torchvision.models.resnet50(weights=None), "module",
+                      "custom_model1_layer").state_dict(), d / "b_into.pt")
+    frcnn = faster_rcnn().state_dict()
+    assert len(frcnn) == 295
+    assert sum(k.startswith("backbone.body.") for k in frcnn) == 265
+    torch.save(frcnn, d / "c_into.pt")
+    return d
+
+
+def transfer(src, dst, out, *flags, check=True):
+    r = run_wick("weights", "transfer", "--from", src, "--into", dst, "-o", out, "--json", *flags,
+                 check=check)
+    return r, (json.loads(r.stdout) if r.returncode == 0 and r.stdout else None)
+
+
+def counts(rep):
+    seen = {k: len(v) for k, v in rep["seen"].items()}
+    return seen, len(rep["self_unset"]), len(rep["other_unused"])
+
+
+def load(path):
+    return torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize("assoc", ["isomorphism", "embedding"])
+def test_resnet50_into_a_model_holding_it_as_module(ckpts, tmp_path, assoc):
+    out = tmp_path / "out.pt"
+    r, rep = transfer(ckpts / "resnet50.pt", ckpts / "a_into.pt", out, "--association", assoc)
+    seen, unset, unused = counts(rep)
+    # torch_liberator: 320 added, 2 unset, 0 unused
+    assert seen["full_add"] == 320 and seen["skipped"] == 0, seen
+    assert (unset, unused) == (2, 0)
+    assert sorted(rep["self_unset"]) == ["extra.bias", "extra.weight"]
+    assert "320 added (0 partially), 0 skipped, 2 unset, 0 unused" in r.stderr
+    src, into, got = load(ckpts / "resnet50.pt"), load(ckpts / "a_into.pt"), load(out)
+    assert list(got) == list(into)  # B's layout, B's order
+    for k, v in src.items():
+        assert torch.equal(got["module." + k], v), k
+    for k in ("extra.weight", "extra.bias"):
+        assert torch.equal(got[k], into[k])
+
+
+@pytest.mark.parametrize("assoc", ["isomorphism", "embedding"])
+def test_backbone_model_into_module_model(ckpts, tmp_path, assoc):
+    out = tmp_path / "out.pt"
+    _, rep = transfer(ckpts / "b_from.pt", ckpts / "b_into.pt", out, "--association", assoc)
+    seen, unset, unused = counts(rep)
+    # torch_liberator: 320 added, 2 skipped, 2 unset, 2 unused
+    assert seen["full_add"] == 320 and seen["skipped"] == 2, seen
+    assert (unset, unused) == (2, 2)
+    assert sorted(rep["self_unset"]) == ["custom_model1_layer.bias", "custom_model1_layer.weight"]
+    assert sorted(rep["other_unused"]) == ["custom_model2_layer.bias",
+                                           "custom_model2_layer.weight"]
+    src, got = load(ckpts / "b_from.pt"), load(out)
+    for k, v in src.items():
+        if k.startswith("backbone."):
+            assert torch.equal(got["module." + k[len("backbone."):]], v), k
+    assert rep["mapping"]["backbone.layer4.2.bn3.running_var"] == "module.layer4.2.bn3.running_var"
+
+
+@pytest.mark.parametrize("assoc", ["isomorphism", "embedding"])
+def test_resnet50_into_faster_rcnn(ckpts, tmp_path, assoc):
+    out = tmp_path / "out.pt"
+    _, rep = transfer(ckpts / "resnet50.pt", ckpts / "c_into.pt", out, "--association", assoc)
+    seen, unset, unused = counts(rep)
+    # torch_liberator: {'full_add': 265, 'skipped': 55}, other_unused 55, self_unset 30
+    assert seen["full_add"] == 265 and seen["skipped"] == 55, seen
+    assert (unset, unused) == (30, 55)
+    # every body tensor comes from the same-named ResNet-50 tensor; what is left over is
+    # the batch counters (FrozenBatchNorm2d has none) and the classifier
+    assert rep["mapping"] == {k: "backbone.body." + k for k in rep["mapping"]}
+    assert len(rep["mapping"]) == 265
+    assert sorted(rep["other_unused"]) == sorted(
+        [k for k in load(ckpts / "resnet50.pt") if k.endswith("num_batches_tracked")] +
+        ["fc.bias", "fc.weight"])
+    assert all(not k.startswith("backbone.body.") for k in rep["self_unset"])
+    src, into, got = load(ckpts / "resnet50.pt"), load(ckpts / "c_into.pt"), load(out)
+    for k in rep["mapping"]:
+        assert torch.equal(got["backbone.body." + k], src[k]), k
+    for k in rep["self_unset"]:
+        assert torch.equal(got[k], into[k]), k
+    # the result loads into the model
+    faster_rcnn().load_state_dict(got)
+
+
+def test_report_keys_and_module_hack(ckpts, tmp_path):
+    # a DataParallel checkpoint ("module." everywhere) into the plain model
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    torch.save({"module." + k: v for k, v in net.state_dict().items()}, tmp_path / "dp.pt")
+    torch.save(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(),
+                                   torch.nn.Linear(3, 2)).state_dict(), tmp_path / "plain.pt")
+    out = tmp_path / "out.pt"
+    report = tmp_path / "report.json"
+    r = run_wick("weights", "transfer", "--from", tmp_path / "dp.pt", "--into",
+                 tmp_path / "plain.pt", "-o", out, "--association", "module-hack", "--report",
+                 report, "--strict")
+    rep = json.loads(report.read_text())
+    assert REPORT_KEYS <= set(rep) and set(rep["seen"]) == SEEN_KEYS
+    assert rep["mapping"] is None  # torch_liberator reports no mapping for the hacks
+    assert len(rep["seen"]["full_add"]) == 4 and rep["self_unset"] == [] == rep["other_unused"]
+    got = load(out)
+    for k, v in net.state_dict().items():
+        assert torch.equal(got[k], v)
+    # strict association: nothing matches, and --strict refuses to write
+    out2 = tmp_path / "out2.pt"
+    r = run_wick("weights", "transfer", "--from", tmp_path / "dp.pt", "--into",
+                 tmp_path / "plain.pt", "-o", out2, "--association", "strict", "--strict",
+                 check=False)
+    assert r.returncode == 1 and "not a perfect fit" in r.stderr, r.stderr
+    assert not out2.exists()
+
+
+def test_mangle_matches_python_reference(tmp_path):
+    """torch_liberator's mangling: same rank, other shape -> the overlapping block; biases
+    and rank changes are skipped. The reference below is written from its docstring."""
+    torch.manual_seed(2)
+    other = {"fc.weight": torch.randn(4, 6), "fc.bias": torch.randn(4),
+             "conv.weight": torch.randn(8, 3, 3, 3), "emb.weight": torch.randn(5, 8),
+             "proj.weight": torch.randn(3, 3), "same.weight": torch.randn(2, 2)}
+    self_ = {"fc.weight": torch.randn(10, 3), "fc.bias": torch.randn(10),
+             "conv.weight": torch.randn(4, 3, 5, 5), "emb.weight": torch.randn(9, 4),
+             "proj.weight": torch.randn(3, 3, 1), "same.weight": torch.randn(2, 2),
+             "new.weight": torch.randn(2)}
+    torch.save(other, tmp_path / "a.pt")
+    torch.save(self_, tmp_path / "b.pt")
+
+    want = {k: v.clone() for k, v in self_.items()}
+    for k, v in other.items():
+        s = want[k]
+        if s.shape == v.shape:
+            want[k] = v.clone()
+        elif s.dim() == v.dim() and not k.endswith("bias"):
+            sl = tuple(slice(0, min(a, b)) for a, b in zip(s.shape, v.shape))
+            s[sl] = v[sl]
+
+    _, rep = transfer(tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "out.pt", "--mangle",
+                      "--association", "strict")
+    got = load(tmp_path / "out.pt")
+    assert list(got) == list(self_)
+    for k in want:
+        assert torch.equal(got[k], want[k]), k
+    assert rep["seen"]["partial_add_some"] == ["emb.weight"]  # B's 36 < A's 40 elements
+    assert sorted(rep["seen"]["partial_add_all"]) == ["conv.weight", "fc.weight"]
+    assert sorted(rep["seen"]["skipped"]) == ["fc.bias", "proj.weight"]
+    assert rep["seen"]["full_add"] == ["same.weight"]
+
+    # without --mangle the shapes that differ are skipped and B keeps its values
+    _, rep = transfer(tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "out2.pt",
+                      "--association", "strict")
+    assert rep["seen"]["partial_add_some"] == [] == rep["seen"]["partial_add_all"]
+    assert len(rep["seen"]["skipped"]) == 5
+    got = load(tmp_path / "out2.pt")
+    assert torch.equal(got["fc.weight"], self_["fc.weight"])
+
+
+@pytest.mark.badinput
+def test_transfer_bad_input(ckpts, tmp_path):
+    a, b, out = ckpts / "resnet50.pt", ckpts / "a_into.pt", tmp_path / "out.pt"
+    r = run_wick("weights", "transfer", "--from", a, "--into", b, "-o", out, "--association",
+                 "isomorphic", check=False)
+    assert r.returncode == 1
+    assert "unknown association 'isomorphic'" in r.stderr and "embedding" in r.stderr
+    r = run_wick("weights", "transfer", "--from", tmp_path / "missing.pt", "--into", b, "-o",
+                 out, check=False)
+    assert r.returncode == 1 and "missing.pt" in r.stderr
+    # a checkpoint that would run os.system at torch.load: refused, nothing runs
+    sentinel = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+            return (os.system, (f"touch {sentinel}",))
+
+    torch.save({"w": torch.zeros(1), "x": Evil()}, tmp_path / "evil.pt")
+    r = run_wick("weights", "transfer", "--from", tmp_path / "evil.pt", "--into", b, "-o", out,
+                 check=False)
+    assert r.returncode == 1, r.stderr
+    assert "evil.pt" in r.stderr and "system" in r.stderr and "refused" in r.stderr, r.stderr
+    assert not sentinel.exists() and not out.exists()
+    # not a checkpoint at all
+    (tmp_path / "junk.pt").write_bytes(b"not a zip file at all")
+    r = run_wick("weights", "transfer", "--from", a, "--into", tmp_path / "junk.pt", "-o", out,
+                 check=False)
+    assert r.returncode == 1 and "junk.pt" in r.stderr, r.stderr
+    r = run_wick("weights", "transfer", "--from", a, check=False)
+    assert r.returncode == 2 and "--into" in r.stderr
+    for text in (r.stderr,):
+        assert "Sanitizer" not in text and "runtime error" not in text
