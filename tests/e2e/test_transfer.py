@@ -237,3 +237,128 @@ def test_transfer_bad_input(ckpts, tmp_path):
     assert r.returncode == 2 and "--into" in r.stderr
     for text in (r.stderr,):
         assert "Sanitizer" not in text and "runtime error" not in text
+
+
+# ---- part 5: a checkpoint named in the model config, copied in at load ----
+
+class SmallNet(torch.nn.Module):
+    """Convolution, batch norm (buffers), linear head: the layout of the served model."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.head = torch.nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+
+class Wrapped(torch.nn.Module):
+    """The same network trained inside another one: its checkpoint says backbone.*."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = SmallNet()
+        self.aux = torch.nn.Linear(2, 2)
+
+
+def trained_wrapped(seed):
+    torch.manual_seed(seed)
+    w = Wrapped()
+    w.train()
+    for _ in range(3):  # move the running statistics away from their initial values
+        w.backbone(torch.randn(8, 1, 8, 8))
+    return w
+
+
+def weights_config(path, file, **kw):
+    lines = ["minWorkers: 1", "wick:", "  weights:", f"    file: {file}"]
+    lines += [f"    {k}: {v}" for k, v in kw.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    d = tmp_path_factory.mktemp("served")
+    store = d / "store"
+    store.mkdir()
+    torch.manual_seed(0)
+    net = SmallNet().eval()
+    torch.jit.script(net).save(str(d / "net.pt"))
+    wrapped = trained_wrapped(1)
+    ckpt = d / "ckpt.pt"
+    # a training checkpoint: the state_dict under "model", beside other things
+    torch.save({"model": wrapped.state_dict(), "epoch": 7}, ckpt)
+    pack(store, "net", d / "net.pt", extra=[ckpt],
+         config=weights_config(d / "c1.yaml", "ckpt.pt", association="isomorphism"))
+    pack(store, "strict", d / "net.pt", extra=[ckpt],
+         config=weights_config(d / "c2.yaml", "ckpt.pt", association="isomorphism", strict="true"))
+    pack(store, "missing", d / "net.pt",
+         config=weights_config(d / "c3.yaml", "nope.pt"))
+    pack(store, "unknown", d / "net.pt", extra=[ckpt],
+         config=weights_config(d / "c4.yaml", "ckpt.pt", association="isomorphic"))
+
+    class Evil:
+        def __reduce__(self):
+            import os
+            return (os.system, (f"touch {d / 'ran'}",))
+
+    evil = d / "evil" / "ckpt.pt"
+    evil.parent.mkdir()
+    torch.save({"conv.weight": torch.zeros(4, 1, 3, 3), "x": Evil()}, evil)
+    pack(store, "evil", d / "net.pt", extra=[evil],
+         config=weights_config(d / "c5.yaml", "ckpt.pt"))
+    return d, store, net, wrapped
+
+
+def test_serving_with_a_remapped_checkpoint_matches_python(serve, served):
+    d, store, net, wrapped = served
+    s = serve("--model-store", store, "--models", "net=net.mar")
+    torch.manual_seed(5)
+    x = torch.randn(3, 1, 8, 8)
+    # the same model loaded in Python with the mapped state_dict
+    ref = SmallNet()
+    ref.load_state_dict({k[len("backbone."):]: v for k, v in wrapped.state_dict().items()
+                         if k.startswith("backbone.")})
+    ref.eval()
+    with torch.no_grad():
+        want = ref(x)
+        before = net(x)
+    assert not torch.allclose(want, before, atol=1e-3)  # the checkpoint changes the outputs
+    r = s.infer("POST", "/predictions/net", {"data": x.tolist()})
+    assert r.status == 200, r
+    got = torch.tensor(r.json())
+    assert torch.allclose(got, want, atol=1e-5, rtol=1e-5), (got, want)
+    logs = s.logs()
+    # 9 of 11 tensors copied (aux is not in the model), logged with the summary
+    assert "wick.weights ckpt.pt" in logs and "partial fit" in logs, logs[-3000:]
+    assert re.search(r"9 added \(0 partially\), 2 skipped, 0 unset, 2 unused", logs), logs[-3000:]
+
+
+def test_strict_mismatch_fails_the_load_with_the_report(serve, served):
+    d, store, _, _ = served
+    s = serve("--model-store", store, "--enable_model_api", "true")
+    r = s.mgmt("POST", "/models?url=strict.mar&initial_workers=1&synchronous=true")
+    assert r.status >= 400, r
+    msg = r.json()["message"]
+    assert "does not fit the model (strict" in msg, msg
+    assert "2 unused" in msg and "aux.weight" in msg, msg
+    assert s.infer("POST", "/predictions/strict", {"data": [[0.0]]}).status == 404
+    assert '"other_unused"' in s.logs()  # the whole report is logged
+
+
+@pytest.mark.badinput
+@pytest.mark.parametrize("name,expect", [
+    ("missing", "'nope.pt' is not in the archive"),
+    ("unknown", "unknown association 'isomorphic'"),
+    ("evil", "refused global"),
+])
+def test_bad_weights_config_fails_clearly(serve, served, name, expect):
+    d, store, _, _ = served
+    s = serve("--model-store", store, "--enable_model_api", "true")
+    r = s.mgmt("POST", f"/models?url={name}.mar&initial_workers=1&synchronous=true")
+    assert r.status >= 400, r
+    assert expect in r.json()["message"], r.json()
+    assert not (d / "ran").exists()
