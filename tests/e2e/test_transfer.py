@@ -362,3 +362,26 @@ def test_bad_weights_config_fails_clearly(serve, served, name, expect):
     assert r.status >= 400, r
     assert expect in r.json()["message"], r.json()
     assert not (d / "ran").exists()
+
+
+def test_explanations_use_the_checkpoint(serve, served):
+    """Explanations differentiate an unfrozen copy of the module, loaded again from the
+    archive: the checkpoint must be in it too (completeness against the remapped model)."""
+    d, store, net, wrapped = served
+    s = serve("--model-store", store, "--models", "net=net.mar")
+    ref = SmallNet()
+    ref.load_state_dict({k[len("backbone."):]: v for k, v in wrapped.state_dict().items()
+                         if k.startswith("backbone.")})
+    ref.eval()
+    torch.manual_seed(6)
+    x = torch.randn(1, 1, 8, 8)
+    with torch.no_grad():
+        out, base = ref(x)[0], ref(torch.zeros_like(x))[0]
+        out0, base0 = net(x)[0], net(torch.zeros_like(x))[0]
+    target = int(out.argmax())
+    r = s.infer("POST", f"/explanations/net?target={target}&n_steps=64", {"data": x.tolist()})
+    assert r.status == 200, r
+    attr = torch.tensor(r.json())
+    delta, delta0 = float(out[target] - base[target]), float(out0[target] - base0[target])
+    assert abs(delta - delta0) > 0.05 * abs(delta)  # the two models differ here
+    assert abs(float(attr.sum()) - delta) <= 0.02 * abs(delta), (float(attr.sum()), delta, delta0)
