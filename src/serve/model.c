@@ -273,6 +273,7 @@ static int load_weights(wk_torch_model_t *tm, void *arg, wk_err_t *err) {
     wk_xfer_action(x, i, &src);
     if (src < 0) continue;
     const wk_pt_tensor_t *t = wk_pt_tensor(pt, (size_t)src);
+    if (t->numel == 0) continue; /* nothing to copy */
     if (!t->data && t->numel > 0) {
       rc = wk_err(err, WK_EUNSUPPORTED, "wick.weights.file '%s': tensor '%s' has no data", file,
                   t->name);

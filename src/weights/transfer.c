@@ -153,7 +153,7 @@ typedef struct {
   int *depth;       /* 0 for roots */
   int *tok;         /* token id, shared by both trees */
   long *key;        /* index of the key whose path ends here, or -1 */
-  const char **src; /* the shrunk path this node was made from ... */
+  const char **src; /* the key this node was made from (not shrunk) ... */
   int *len;         /* ... and the length of this node's prefix of it */
 } tree_t;
 
@@ -212,6 +212,7 @@ static int toks_get(toks_t *tk, const char *s, int len) {
 
 typedef struct {
   const char *path; /* shrunk */
+  const char *orig; /* as given: the same length, '.' where path may have ':' */
   long key;
 } spath_t;
 
@@ -260,7 +261,7 @@ static int tree_build(tree_t *t, spath_t *paths, size_t n, toks_t *tk) {
         first[c] = last[c] = nxt[c] = -1;
         tok[c] = id;
         key[c] = -1;
-        src[c] = p;
+        src[c] = paths[i].orig;
         len[c] = (int)(ts - p) + tl;
         if (cur < 0) {
           if (root_last >= 0)
@@ -626,14 +627,13 @@ done:
   return rc;
 }
 
-/* The dotted path of node u (':' back to '.'). */
+/* The dotted path of node u: a prefix of the key it was made from (shrinking keeps
+ * lengths, so the shrunk prefix's length is the original's; a ':' in a key stays). */
 static char *node_path(const tree_t *t, int u) {
   char *s = malloc((size_t)t->len[u] + 1);
   if (!s) return NULL;
   memcpy(s, t->src[u], (size_t)t->len[u]);
   s[t->len[u]] = 0;
-  for (char *c = s; *c; c++)
-    if (*c == ':') *c = '.';
   return s;
 }
 
@@ -653,13 +653,13 @@ static int assoc_subtree(wk_xfer_t *x, const wk_xfer_key_t *other, const wk_xfer
     char *s = xstrdup(other[i].name);
     if (!s) goto out;
     shrink(s);
-    p1[i].path = s, p1[i].key = (long)i;
+    p1[i].path = s, p1[i].orig = other[i].name, p1[i].key = (long)i;
   }
   for (size_t i = 0; i < x->nself; i++) {
     char *s = xstrdup(self[i].name);
     if (!s) goto out;
     shrink(s);
-    p2[i].path = s, p2[i].key = (long)i;
+    p2[i].path = s, p2[i].orig = self[i].name, p2[i].key = (long)i;
   }
   if (toks_init(&tk, (x->nother + x->nself) * 4 + 16)) goto out;
   if ((rc = tree_build(&t1, p1, x->nother, &tk)) || (rc = tree_build(&t2, p2, x->nself, &tk)))
