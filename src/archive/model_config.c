@@ -825,8 +825,8 @@ static int get_bool(const wk_yaml_t *map, const char *where, const char *key, in
   char text[64];
   if (f != NULL && !wk_yaml_is_null(f)) {
     if (f->kind != WK_YAML_SCALAR || wk_yaml_as_bool(f, out) != 0)
-      return wk_err(err, WK_EINVAL, "%s.%s: expected true or false, got %s (line %zu)", where,
-                    key, describe(f, text, sizeof text), f->line);
+      return wk_err(err, WK_EINVAL, "%s.%s: expected true or false, got %s (line %zu)", where, key,
+                    describe(f, text, sizeof text), f->line);
   }
   return 0;
 }
@@ -844,8 +844,7 @@ static int get_wick_weights(const wk_yaml_t *w, wk_model_config_t *c, wk_err_t *
                   describe(n, text, sizeof text), n->line);
   int rc;
   if ((rc = get_string(n, "wick.weights", "file", &c->wick_weights_file, err)) != 0 ||
-      (rc = get_string(n, "wick.weights", "association", &c->wick_weights_association, err)) !=
-          0 ||
+      (rc = get_string(n, "wick.weights", "association", &c->wick_weights_association, err)) != 0 ||
       (rc = get_bool(n, "wick.weights", "mangle", &c->wick_weights_mangle, err)) != 0 ||
       (rc = get_bool(n, "wick.weights", "strict", &c->wick_weights_strict, err)) != 0)
     return rc;

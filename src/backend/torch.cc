@@ -217,7 +217,8 @@ bool find_state(const torch::jit::Module &root, const std::string &name, at::Ten
   size_t start = 0;
   for (;;) {
     size_t dot = name.find('.', start);
-    std::string part = name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    std::string part =
+        name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (!mod.hasattr(part)) return false;
     c10::IValue v = mod.attr(part);
     if (dot == std::string::npos) {
@@ -233,9 +234,12 @@ bool find_state(const torch::jit::Module &root, const std::string &name, at::Ten
 
 void list_state(const torch::jit::Module &mod, const std::string &prefix,
                 std::vector<std::pair<std::string, at::Tensor>> *out) {
-  for (const auto &p : mod.named_parameters(false)) out->emplace_back(prefix + p.name, p.value);
-  for (const auto &b : mod.named_buffers(false)) out->emplace_back(prefix + b.name, b.value);
-  for (const auto &c : mod.named_children()) list_state(c.value, prefix + c.name + ".", out);
+  for (const auto &p : mod.named_parameters(false))
+    out->emplace_back(prefix + p.name, p.value);
+  for (const auto &b : mod.named_buffers(false))
+    out->emplace_back(prefix + b.name, b.value);
+  for (const auto &c : mod.named_children())
+    list_state(c.value, prefix + c.name + ".", out);
 }
 
 }  // namespace
@@ -315,7 +319,8 @@ int wk_torch_state_list(wk_torch_model_t *m, wk_torch_state_t **out, size_t *n, 
   try {
     std::vector<std::pair<std::string, at::Tensor>> all;
     list_state(m->module, "", &all);
-    auto *s = static_cast<wk_torch_state_t *>(std::calloc(all.size() + 1, sizeof(wk_torch_state_t)));
+    auto *s =
+        static_cast<wk_torch_state_t *>(std::calloc(all.size() + 1, sizeof(wk_torch_state_t)));
     if (s == nullptr) return copy_err(err, WK_ENOMEM, "out of memory");
     for (size_t i = 0; i < all.size(); i++) {
       const at::Tensor &t = all[i].second;
@@ -328,7 +333,8 @@ int wk_torch_state_list(wk_torch_model_t *m, wk_torch_state_t **out, size_t *n, 
       }
       if (!from_torch(t.scalar_type(), &s[i].dtype)) s[i].dtype = WK_DT_COUNT;
       s[i].ndim = (int)t.dim();
-      for (int d = 0; d < s[i].ndim; d++) s[i].shape[d] = t.size(d);
+      for (int d = 0; d < s[i].ndim; d++)
+        s[i].shape[d] = t.size(d);
     }
     *out = s;
     *n = all.size();
@@ -340,7 +346,8 @@ int wk_torch_state_list(wk_torch_model_t *m, wk_torch_state_t **out, size_t *n, 
 
 void wk_torch_state_free(wk_torch_state_t *s, size_t n) {
   if (s == nullptr) return;
-  for (size_t i = 0; i < n; i++) std::free(s[i].name);
+  for (size_t i = 0; i < n; i++)
+    std::free(s[i].name);
   std::free(s);
 }
 
@@ -352,9 +359,9 @@ int wk_torch_state_copy(wk_torch_model_t *m, const char *name, wk_dtype_t dtype,
     if (!find_state(m->module, name, &dst))
       return copy_err(err, WK_ENOTFOUND, std::string("the model has no tensor '") + name + "'");
     if (dst.dim() != ndim)
-      return copy_err(err, WK_EINVAL, std::string("tensor '") + name + "' has rank " +
-                                          std::to_string(dst.dim()) + ", the checkpoint's " +
-                                          std::to_string(ndim));
+      return copy_err(err, WK_EINVAL,
+                      std::string("tensor '") + name + "' has rank " + std::to_string(dst.dim()) +
+                          ", the checkpoint's " + std::to_string(ndim));
     std::vector<int64_t> sz(shape, shape + ndim), st(strides, strides + ndim);
     at::Tensor src = torch::from_blob(const_cast<void *>(data), sz, st,
                                       torch::TensorOptions().dtype(to_torch(dtype)));
@@ -369,8 +376,9 @@ int wk_torch_state_copy(wk_torch_model_t *m, const char *name, wk_dtype_t dtype,
     m->overrides.emplace_back(name, dst.detach().clone());
     return 0;
   } catch (const c10::Error &e) {
-    return copy_err(err, WK_EMODEL, std::string("cannot copy into '") + name + "': " +
-                                        summarize(e.what_without_backtrace()));
+    return copy_err(err, WK_EMODEL,
+                    std::string("cannot copy into '") + name +
+                        "': " + summarize(e.what_without_backtrace()));
   } catch (const std::exception &e) {
     return copy_err(err, WK_EMODEL,
                     std::string("cannot copy into '") + name + "': " + summarize(e.what()));

@@ -194,7 +194,8 @@ static int load_weights(wk_torch_model_t *tm, void *arg, wk_err_t *err) {
   wk_assoc_t assoc = WK_ASSOC_ISOMORPHISM;
   bool mangle = c->wick_weights_mangle == 1, strict = c->wick_weights_strict == 1;
   int rc;
-  if (c->wick_weights_association && (rc = wk_assoc_parse(c->wick_weights_association, &assoc, err)))
+  if (c->wick_weights_association &&
+      (rc = wk_assoc_parse(c->wick_weights_association, &assoc, err)))
     return rc;
   if (!wk_fs_exists(ctx->path))
     return wk_err(err, WK_ENOTFOUND,
@@ -242,8 +243,10 @@ static int load_weights(wk_torch_model_t *tm, void *arg, wk_err_t *err) {
     for (size_t i = 0; i < nst; i++) {
       long src;
       wk_xfer_action(x, i, &src);
-      if (src < 0) unset[nu++] = st[i].name;
-      else used[src] = true;
+      if (src < 0)
+        unset[nu++] = st[i].name;
+      else
+        used[src] = true;
     }
     for (size_t i = 0; i < no; i++)
       if (!used[i]) unused[nx++] = ko[i].name;
@@ -257,9 +260,8 @@ static int load_weights(wk_torch_model_t *tm, void *arg, wk_err_t *err) {
       rc = wk_err(err, WK_EMODEL, "wick.weights.file '%s' does not fit the model (strict, %s): %s",
                   file, wk_assoc_name(assoc), b.data ? b.data : sum);
     } else {
-      wk_log_warn("model %s %s: wick.weights %s is a partial fit (%s%s): %s", m->name,
-                  m->version, file, wk_assoc_name(assoc), mangle ? ", mangle" : "",
-                  b.data ? b.data : sum);
+      wk_log_warn("model %s %s: wick.weights %s is a partial fit (%s%s): %s", m->name, m->version,
+                  file, wk_assoc_name(assoc), mangle ? ", mangle" : "", b.data ? b.data : sum);
     }
     free(report);
     free(unset);
@@ -279,8 +281,8 @@ static int load_weights(wk_torch_model_t *tm, void *arg, wk_err_t *err) {
                   t->name);
       goto out;
     }
-    if ((rc = wk_torch_state_copy(tm, st[i].name, t->dtype, t->ndim, t->shape, t->strides,
-                                  t->data, err)) != 0)
+    if ((rc = wk_torch_state_copy(tm, st[i].name, t->dtype, t->ndim, t->shape, t->strides, t->data,
+                                  err)) != 0)
       goto out;
   }
   if (wk_xfer_perfect(x))

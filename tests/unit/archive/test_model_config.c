@@ -150,8 +150,7 @@ static void test_wick_weights(void **state) {
   wk_model_config_destroy(&c);
 
   expect_error("wick:\n  weights: w.pt\n", WK_EINVAL, "wick.weights: expected a mapping");
-  expect_error("wick:\n  weights:\n    strict: true\n", WK_EINVAL,
-               "wick.weights: expected a file");
+  expect_error("wick:\n  weights:\n    strict: true\n", WK_EINVAL, "wick.weights: expected a file");
   expect_error("wick:\n  weights:\n    file: w.pt\n    association: isomorphic\n", WK_EINVAL,
                "wick.weights.association: unknown association 'isomorphic'");
   expect_error("wick:\n  weights:\n    file: w.pt\n    mangle: maybe\n", WK_EINVAL,
@@ -303,11 +302,15 @@ static void test_scalar_readers(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_torchserve_example), cmocka_unit_test(test_unset_keys_are_minus_one),
-      cmocka_unit_test(test_wrong_types),        cmocka_unit_test(test_system_section),
+      cmocka_unit_test(test_torchserve_example),
+      cmocka_unit_test(test_unset_keys_are_minus_one),
+      cmocka_unit_test(test_wrong_types),
+      cmocka_unit_test(test_system_section),
       cmocka_unit_test(test_wick_weights),
-      cmocka_unit_test(test_alias_bomb_refused), cmocka_unit_test(test_aliases_within_limits),
-      cmocka_unit_test(test_depth_limit),        cmocka_unit_test(test_to_json_plain_vs_quoted),
+      cmocka_unit_test(test_alias_bomb_refused),
+      cmocka_unit_test(test_aliases_within_limits),
+      cmocka_unit_test(test_depth_limit),
+      cmocka_unit_test(test_to_json_plain_vs_quoted),
       cmocka_unit_test(test_scalar_readers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
