@@ -385,3 +385,181 @@ def test_explanations_use_the_checkpoint(serve, served):
     delta, delta0 = float(out[target] - base[target]), float(out0[target] - base0[target])
     assert abs(delta - delta0) > 0.05 * abs(delta)  # the two models differ here
     assert abs(float(attr.sum()) - delta) <= 0.02 * abs(delta), (float(attr.sum()), delta, delta0)
+
+
+# ---- the subtree searches against a Python reference of torch_liberator's recurrences ----
+# Written here from the description of torch_liberator's algorithm (its networkx port's
+# balanced-sequence recurrences, on trees of shortened keys, nodes matched by common
+# suffixes), on plain strings with memoization: slow, so only for small random key sets.
+
+SHRINK = [".0", ".1", ".2", ".3", ".4", ".5", ".6", ".7", ".8", ".9", ".weight", ".bias",
+          ".num_batches_tracked", ".running_mean", ".running_var"]
+
+
+def shrink(p):
+    for pat in SHRINK:
+        p = p.replace(pat, ":" + pat[1:])
+    return p
+
+
+def to_sequence(paths, node_to_open, open_to_node):
+    """A balanced sequence of one character per open and close, numbered as torch_liberator
+    numbers them (preorder, one counter over both trees, shared nodes reused)."""
+    children = {(): []}
+    for path in sorted(paths):
+        parts = tuple(path.split("."))
+        for i in range(1, len(parts) + 1):
+            if parts[:i] not in children:
+                children[parts[:i]] = []
+                children[parts[:i - 1]].append(parts[:i])
+    seq = []
+
+    def visit(n):
+        if n not in node_to_open:
+            node_to_open[n] = chr(2 * len(node_to_open))
+            open_to_node[node_to_open[n]] = n
+        seq.append(node_to_open[n])
+        for c in children[n]:
+            visit(c)
+        seq.append(chr(ord(node_to_open[n]) + 1))
+
+    for r in children[()]:
+        visit(r)
+    return "".join(seq)
+
+
+def split(s):
+    close = chr(ord(s[0]) + 1)
+    j = s.index(close)
+    return s[0], s[1:j], close, s[j + 1:]
+
+
+def affinity(n1, n2):
+    score = 0
+    for a, b in zip(reversed(n1), reversed(n2)):
+        if a != b:
+            break
+        score += 1
+    return score
+
+
+def ref_isomorphism(s1, s2, nodes):
+    memo = {}
+    empty = ("", "")
+
+    def go(s1, s2):
+        if not s1 or not s2:
+            return 0, empty, 0, empty
+        if (s1, s2) in memo:
+            return memo[s1, s2]
+        a1, h1, b1, t1 = split(s1)
+        a2, h2, b2, t2 = split(s2)
+        val_any, best_any, val_lvl, best_lvl = 0, None, 0, None
+        h1s2, t1s2, s1h2, s1t2 = go(h1, s2), go(t1, s2), go(s1, h2), go(s1, t2)
+        for r in (h1s2, t1s2, s1h2, s1t2):
+            if r[0] > val_any:
+                val_any, best_any = r[0], r[1]
+        for r in (s1t2, t1s2):
+            if r[2] > val_lvl:
+                val_lvl, best_lvl = r[2], r[3]
+        aff = affinity(nodes[a1], nodes[a2])
+        if aff:
+            hh, tt = go(h1, h2), go(t1, t2)
+            v = hh[2] + tt[2] + aff
+            if v > val_lvl:
+                val_lvl = v
+                best_lvl = (a1 + hh[3][0] + b1 + tt[3][0], a2 + hh[3][1] + b2 + tt[3][1])
+        if val_lvl >= val_any:
+            val_any, best_any = val_lvl, best_lvl
+        r = (val_any, best_any or empty, val_lvl, best_lvl or empty)
+        memo[s1, s2] = r
+        return r
+
+    r = go(s1, s2)
+    return r[0], r[1]
+
+
+def ref_embedding(s1, s2, nodes, exact):
+    """exact: Python's max over (value, (subseq1, subseq2)), torch_liberator's tie rule;
+    else wick's: the first of (delete in 1, delete in 2, match) with the best value."""
+    memo = {}
+
+    def go(s1, s2):
+        if not s1 or not s2:
+            return 0, ("", "")
+        if (s1, s2) in memo:
+            return memo[s1, s2]
+        a1, h1, b1, t1 = split(s1)
+        a2, h2, b2, t2 = split(s2)
+        c1, c2 = go(h1 + t1, s2), go(s1, h2 + t2)
+        c3 = (-1, None)
+        aff = affinity(nodes[a1], nodes[a2])
+        if aff:
+            hh, tt = go(h1, h2), go(t1, t2)
+            c3 = (hh[0] + tt[0] + aff,
+                  (a1 + hh[1][0] + b1 + tt[1][0], a2 + hh[1][1] + b2 + tt[1][1]))
+        if exact:
+            r = max(c1, c2, c3)
+        else:
+            r = c1
+            for c in (c2, c3):
+                if c[0] > r[0]:
+                    r = c
+        memo[s1, s2] = r
+        return r
+
+    return go(s1, s2)
+
+
+def leaves(sub, nodes):
+    out = []
+    for i, tok in enumerate(sub):
+        if ord(tok) % 2 == 0 and sub[i + 1] == chr(ord(tok) + 1):
+            out.append(".".join(nodes[tok]).replace(":", "."))
+    return out
+
+
+def ref_mapping(other, self_, mode, exact=True):
+    node_to_open, nodes = {}, {}
+    s1 = to_sequence([shrink(k) for k in other], node_to_open, nodes)
+    s2 = to_sequence([shrink(k) for k in self_], node_to_open, nodes)
+    if mode == "isomorphism":
+        value, (sub1, sub2) = ref_isomorphism(s1, s2, nodes)
+    else:
+        value, (sub1, sub2) = ref_embedding(s1, s2, nodes, exact)
+    return value, dict(zip(leaves(sub1, nodes), leaves(sub2, nodes)))
+
+
+def random_keys(rng, n, depth):
+    words = ["a", "b", "c", "conv", "bn", "layer1", "0", "1", "2"]
+    keys = set()
+    while len(keys) < n:
+        parts = [rng.choice(words) for _ in range(rng.randint(0, depth))]
+        keys.add(".".join(parts + [rng.choice(["weight", "bias", "running_mean", "w"])]))
+    return sorted(keys, key=lambda _: rng.random())
+
+
+def test_subtree_mappings_match_a_reference_of_the_recurrences(tmp_path):
+    import random
+    rng = random.Random(6)
+    differ = 0
+    for case in range(40):
+        other = random_keys(rng, rng.randint(3, 12), 3)
+        self_ = [rng.choice(["", "module.", "m.a.", "b."]) + k for k in other
+                 if rng.random() < 0.8] + random_keys(rng, rng.randint(0, 5), 3)
+        self_ = list(dict.fromkeys(self_))
+        if set(other) <= set(self_):
+            continue  # keys used as they are: no search
+        torch.save({k: torch.zeros(1) for k in other}, tmp_path / "a.pt")
+        torch.save({k: torch.zeros(1) for k in self_}, tmp_path / "b.pt")
+        for mode in ("isomorphism", "embedding"):
+            _, rep = transfer(tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "o.pt",
+                              "--association", mode)
+            value, want = ref_mapping(other, self_, mode, exact=False)
+            assert rep["mapping"] == want, (case, mode, other, self_)
+            if mode == "embedding":
+                exact_value, exact = ref_mapping(other, self_, mode, exact=True)
+                assert exact_value == value  # the tie rule changes the mapping, not its score
+                differ += exact != want
+    print(f"embedding: wick's tie rule gave another mapping than torch_liberator's in "
+          f"{differ} of the random cases")
