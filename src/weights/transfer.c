@@ -517,13 +517,117 @@ static estate_t et_decode(const etree_t *e, int s, int u) {
   return r;
 }
 
+/* torch_liberator takes max((value, (subseq1, subseq2)), ...) over the three candidates:
+ * equal values are decided by comparing the encoded subsequences (one character per open
+ * and close, numbered in preorder over tree 1 and then tree 2's nodes that tree 1 lacks).
+ * The comparison walks both candidates lazily: a cell stands for its subsequence, which is
+ * that of its representative (the first MATCH cell its choices lead to), and two cells
+ * with the same representative are skipped together. Items: >= 0 a cell, < 0 token -1-t. */
+typedef struct {
+  const int32_t *rep;
+  const int *node1, *node2, *h1, *t1, *h2, *t2;
+  const int32_t *tok2; /* tree 2 node -> token number */
+  size_t w;
+  int64_t *sa, *sb;
+  size_t cap;
+} ecmp_t;
+
+static void ecmp_expand(const ecmp_t *c, int side, int32_t r, int64_t *st, size_t *n) {
+  if (r < 0 || *n + 4 > c->cap) return;
+  size_t s1 = (size_t)r / c->w, s2 = (size_t)r % c->w;
+  int64_t tok = side == 1 ? 2 * (int64_t)c->node1[s1] : 2 * (int64_t)c->tok2[c->node2[s2]];
+  st[(*n)++] = (int64_t)c->t1[s1] * (int64_t)c->w + c->t2[s2];
+  st[(*n)++] = -1 - (tok + 1);
+  st[(*n)++] = (int64_t)c->h1[s1] * (int64_t)c->w + c->h2[s2];
+  st[(*n)++] = -1 - tok;
+}
+
+/* Compares the side-th subsequences of two candidates given as item lists. */
+static int ecmp_side(const ecmp_t *c, int side, const int64_t *ia, int na_, const int64_t *ib,
+                     int nb_) {
+  size_t na = 0, nb = 0;
+  for (int i = na_ - 1; i >= 0; i--)
+    c->sa[na++] = ia[i];
+  for (int i = nb_ - 1; i >= 0; i--)
+    c->sb[nb++] = ib[i];
+  for (;;) {
+    while (na > 0 && nb > 0 && c->sa[na - 1] >= 0 && c->sb[nb - 1] >= 0) {
+      int32_t ra = c->rep[c->sa[--na]], rb = c->rep[c->sb[--nb]];
+      if (ra == rb) continue;
+      ecmp_expand(c, side, ra, c->sa, &na);
+      ecmp_expand(c, side, rb, c->sb, &nb);
+    }
+    while (na > 0 && c->sa[na - 1] >= 0) {
+      int32_t r = c->rep[c->sa[--na]];
+      ecmp_expand(c, side, r, c->sa, &na);
+    }
+    while (nb > 0 && c->sb[nb - 1] >= 0) {
+      int32_t r = c->rep[c->sb[--nb]];
+      ecmp_expand(c, side, r, c->sb, &nb);
+    }
+    if (na == 0 || nb == 0) return (na > 0) - (nb > 0);
+    int64_t ta = -1 - c->sa[--na], tb = -1 - c->sb[--nb];
+    if (ta != tb) return ta < tb ? -1 : 1;
+  }
+}
+
+/* A candidate's items for one side: a cell, or a match (open, heads, close, tails). */
+typedef struct {
+  int64_t cell;  /* >= 0: the candidate is this cell */
+  size_t s1, s2; /* else: a match at (s1, s2) */
+} ecand_t;
+
+static int ecand_items(const ecmp_t *c, const ecand_t *x, int side, int64_t *it) {
+  if (x->cell >= 0) {
+    it[0] = x->cell;
+    return 1;
+  }
+  int64_t tok = side == 1 ? 2 * (int64_t)c->node1[x->s1] : 2 * (int64_t)c->tok2[c->node2[x->s2]];
+  it[0] = -1 - tok;
+  it[1] = (int64_t)c->h1[x->s1] * (int64_t)c->w + c->h2[x->s2];
+  it[2] = -1 - (tok + 1);
+  it[3] = (int64_t)c->t1[x->s1] * (int64_t)c->w + c->t2[x->s2];
+  return 4;
+}
+
+/* > 0 when x's (subseq1, subseq2) is greater than y's. */
+static int ecmp(const ecmp_t *c, const ecand_t *x, const ecand_t *y) {
+  int64_t ix[4], iy[4];
+  for (int side = 1; side <= 2; side++) {
+    int nx = ecand_items(c, x, side, ix), ny = ecand_items(c, y, side, iy);
+    int r = ecmp_side(c, side, ix, nx, iy, ny);
+    if (r) return r;
+  }
+  return 0;
+}
+
+/* Token numbers of tree b's nodes as torch_liberator gives them: a node whose path is in
+ * tree a has a's number (its preorder index), the others follow a's, in b's preorder. */
+static void tokens_of_b(const tree_t *a, const tree_t *b, int32_t *tok2, int *eq) {
+  int next = a->n;
+  for (int v = 0; v < b->n; v++) {
+    int p = b->parent[v], found = -1;
+    int c = p < 0 ? (a->n > 0 ? 0 : -1) : (eq[p] >= 0 && a->size[eq[p]] > 1 ? eq[p] + 1 : -1);
+    if (p >= 0 && eq[p] < 0) c = -1;
+    for (; c >= 0; c = a->next[c])
+      if (a->tok[c] == b->tok[v]) {
+        found = c;
+        break;
+      }
+    eq[v] = found;
+    tok2[v] = found >= 0 ? found : next++;
+  }
+}
+
 static int emb_search(const tree_t *a, const tree_t *b, pair_t **pairs, size_t *npairs,
                       wk_err_t *err) {
   etree_t ea = {0}, eb = {0};
   int32_t *val = NULL;
   unsigned char *ch = NULL;
-  int *node_of1 = NULL, *node_of2 = NULL, *stk = NULL;
+  int *node_of1 = NULL, *node_of2 = NULL, *stk = NULL, *eq = NULL;
   int *h1s = NULL, *t1s = NULL, *ht1s = NULL, *h2s = NULL, *t2s = NULL, *ht2s = NULL;
+  int32_t *rep = NULL, *tok2 = NULL;
+  int64_t *sa = NULL, *sb = NULL;
   pair_t *out = NULL;
   int rc = WK_ENOMEM;
   if ((rc = et_init(&ea, a)) || (rc = et_init(&eb, b))) {
@@ -541,6 +645,12 @@ static int emb_search(const tree_t *a, const tree_t *b, pair_t **pairs, size_t *
   }
   val = calloc(cells, sizeof *val);
   ch = calloc(cells, 1);
+  rep = malloc(cells * sizeof *rep);
+  tok2 = malloc(((size_t)b->n + 1) * sizeof *tok2);
+  eq = malloc(((size_t)b->n + 1) * sizeof *eq);
+  size_t scap = 4 * ((size_t)a->n + (size_t)b->n) + 64;
+  sa = malloc(scap * sizeof *sa);
+  sb = malloc(scap * sizeof *sb);
   /* per state: its node, and its head / tail / head+tail states */
   node_of1 = malloc(((size_t)ea.nstates + 1) * sizeof(int));
   node_of2 = malloc(((size_t)eb.nstates + 1) * sizeof(int));
@@ -553,8 +663,10 @@ static int emb_search(const tree_t *a, const tree_t *b, pair_t **pairs, size_t *
   out = malloc(((size_t)(a->n < b->n ? a->n : b->n) + 1) * sizeof *out);
   stk = malloc(((size_t)ea.nstates + (size_t)eb.nstates + 8) * 2 * sizeof(int));
   if (!val || !ch || !node_of1 || !node_of2 || !h1s || !t1s || !ht1s || !h2s || !t2s || !ht2s ||
-      !out || !stk)
+      !out || !stk || !rep || !tok2 || !eq || !sa || !sb)
     goto done;
+  memset(rep, 0xff, cells * sizeof *rep); /* -1: no match (the empty rows and columns) */
+  tokens_of_b(a, b, tok2, eq);
   for (int pass = 0; pass < 2; pass++) {
     const etree_t *e = pass ? &eb : &ea;
     int *no = pass ? node_of2 : node_of1, *hs = pass ? h2s : h1s, *ts = pass ? t2s : t1s;
@@ -570,20 +682,26 @@ static int emb_search(const tree_t *a, const tree_t *b, pair_t **pairs, size_t *
       }
   }
 #define IX(x, y) ((size_t)(x)*w + (size_t)(y))
+  ecmp_t ec = {rep, node_of1, node_of2, h1s, t1s, h2s, t2s, tok2, w, sa, sb, scap};
   for (int s1 = ea.nstates - 1; s1 >= 0; s1--) {
     int u1 = node_of1[s1];
     for (int s2 = eb.nstates - 1; s2 >= 0; s2--) {
       int u2 = node_of2[s2];
-      int32_t best = val[IX(ht1s[s1], s2)]; /* u1 deleted */
-      unsigned char c = C_HT1;
-      if (val[IX(s1, ht2s[s2])] > best) best = val[IX(s1, ht2s[s2])], c = C_HT2;
+      /* candidates: u1 deleted, u2 deleted, u1 matched with u2; the best value wins, and
+       * equal values go to the greater subsequences, as Python's max of tuples does */
+      ecand_t cand[3] = {{(int64_t)IX(ht1s[s1], s2), 0, 0},
+                         {(int64_t)IX(s1, ht2s[s2]), 0, 0},
+                         {-1, (size_t)s1, (size_t)s2}};
+      int32_t v[3] = {val[cand[0].cell], val[cand[1].cell], -1};
       int aff = affinity(a, u1, b, u2);
-      if (aff) {
-        int32_t v = val[IX(h1s[s1], h2s[s2])] + val[IX(t1s[s1], t2s[s2])] + aff;
-        if (v > best) best = v, c = C_MATCH;
-      }
-      val[IX(s1, s2)] = best;
-      ch[IX(s1, s2)] = best > 0 ? c : C_NONE;
+      if (aff) v[2] = val[IX(h1s[s1], h2s[s2])] + val[IX(t1s[s1], t2s[s2])] + aff;
+      int k = 0;
+      for (int j = 1; j < 3; j++)
+        if (v[j] > v[k] || (v[j] == v[k] && v[k] > 0 && ecmp(&ec, &cand[j], &cand[k]) > 0)) k = j;
+      size_t here = IX(s1, s2);
+      val[here] = v[k];
+      ch[here] = v[k] > 0 ? (unsigned char)(k == 0 ? C_HT1 : k == 1 ? C_HT2 : C_MATCH) : C_NONE;
+      rep[here] = ch[here] == C_MATCH ? (int32_t)here : ch[here] == C_NONE ? -1 : rep[cand[k].cell];
     }
   }
   size_t n = 0;
@@ -624,6 +742,11 @@ done:
   free(ht2s);
   free(out);
   free(stk);
+  free(rep);
+  free(tok2);
+  free(eq);
+  free(sa);
+  free(sb);
   return rc;
 }
 

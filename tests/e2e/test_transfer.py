@@ -543,7 +543,7 @@ def test_subtree_mappings_match_a_reference_of_the_recurrences(tmp_path):
     import random
     rng = random.Random(6)
     differ = 0
-    for case in range(40):
+    for case in range(30):
         other = random_keys(rng, rng.randint(3, 12), 3)
         self_ = [rng.choice(["", "module.", "m.a.", "b."]) + k for k in other
                  if rng.random() < 0.8] + random_keys(rng, rng.randint(0, 5), 3)
@@ -555,11 +555,12 @@ def test_subtree_mappings_match_a_reference_of_the_recurrences(tmp_path):
         for mode in ("isomorphism", "embedding"):
             _, rep = transfer(tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "o.pt",
                               "--association", mode)
-            value, want = ref_mapping(other, self_, mode, exact=False)
+            value, want = ref_mapping(other, self_, mode)
             assert rep["mapping"] == want, (case, mode, other, self_)
             if mode == "embedding":
-                exact_value, exact = ref_mapping(other, self_, mode, exact=True)
-                assert exact_value == value  # the tie rule changes the mapping, not its score
-                differ += exact != want
-    print(f"embedding: wick's tie rule gave another mapping than torch_liberator's in "
-          f"{differ} of the random cases")
+                # ties matter: a rule that ignores the subsequences finds another mapping
+                # of the same score in some cases
+                plain_value, plain = ref_mapping(other, self_, mode, exact=False)
+                assert plain_value == value
+                differ += plain != want
+    assert differ > 0  # the cases above do exercise the tie rule
