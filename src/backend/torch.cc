@@ -27,9 +27,11 @@ struct wk_torch_model_s {
   std::mutex grad_mu; // guards grad_loaded and grad_module
   bool grad_loaded = false;
   torch::jit::Module grad_module;
-  // Tensors copied in at load (a checkpoint, wk_torch_state_copy), replayed into the
-  // explanations' copy, which is loaded from path.
-  std::vector<std::pair<std::string, at::Tensor>> overrides;
+  // The load's prepare function (a checkpoint copied in), run again on the explanations'
+  // copy, which is loaded from path; while it runs there, target points at that copy.
+  wk_torch_prepare_fn prepare = nullptr;
+  void *prepare_arg = nullptr;
+  torch::jit::Module *target = nullptr;
 };
 
 namespace {
@@ -291,6 +293,8 @@ int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_
     if (opts && opts->prepare) {
       int rc = opts->prepare(m.get(), opts->prepare_arg, err);
       if (rc != 0) return rc;
+      m->prepare = opts->prepare;
+      m->prepare_arg = opts->prepare_arg;
     }
     if (opts && opts->freeze) {
       try {
@@ -318,18 +322,22 @@ void wk_torch_free(wk_torch_model_t *m) { delete m; }
 int wk_torch_state_list(wk_torch_model_t *m, wk_torch_state_t **out, size_t *n, wk_err_t *err) {
   try {
     std::vector<std::pair<std::string, at::Tensor>> all;
-    list_state(m->module, "", &all);
+    list_state(m->target ? *m->target : m->module, "", &all);
     auto *s =
         static_cast<wk_torch_state_t *>(std::calloc(all.size() + 1, sizeof(wk_torch_state_t)));
     if (s == nullptr) return copy_err(err, WK_ENOMEM, "out of memory");
     for (size_t i = 0; i < all.size(); i++) {
       const at::Tensor &t = all[i].second;
-      s[i].name = strdup(all[i].first.c_str());
-      if (s[i].name == nullptr || t.dim() > WK_MAX_PT_DIMS) {
-        wk_torch_state_free(s, i + 1);
-        return copy_err(err, s[i].name ? WK_EUNSUPPORTED : WK_ENOMEM,
+      if (t.dim() > WK_MAX_PT_DIMS) {
+        wk_torch_state_free(s, i);
+        return copy_err(err, WK_EUNSUPPORTED,
                         "tensor '" + all[i].first + "' has more than " +
                             std::to_string(WK_MAX_PT_DIMS) + " dimensions");
+      }
+      s[i].name = strdup(all[i].first.c_str());
+      if (s[i].name == nullptr) {
+        wk_torch_state_free(s, i);
+        return copy_err(err, WK_ENOMEM, "out of memory");
       }
       if (!from_torch(t.scalar_type(), &s[i].dtype)) s[i].dtype = WK_DT_COUNT;
       s[i].ndim = (int)t.dim();
@@ -356,7 +364,7 @@ int wk_torch_state_copy(wk_torch_model_t *m, const char *name, wk_dtype_t dtype,
                         wk_err_t *err) {
   try {
     at::Tensor dst;
-    if (!find_state(m->module, name, &dst))
+    if (!find_state(m->target ? *m->target : m->module, name, &dst))
       return copy_err(err, WK_ENOTFOUND, std::string("the model has no tensor '") + name + "'");
     if (dst.dim() != ndim)
       return copy_err(err, WK_EINVAL,
@@ -373,7 +381,6 @@ int wk_torch_state_copy(wk_torch_model_t *m, const char *name, wk_dtype_t dtype,
       s = s.narrow(i, 0, k);
     }
     d.copy_(s);
-    m->overrides.emplace_back(name, dst.detach().clone());
     return 0;
   } catch (const c10::Error &e) {
     return copy_err(err, WK_EMODEL,
@@ -464,16 +471,14 @@ int grad_module(wk_torch_model_s *m, torch::jit::Module *out, wk_err_t *err) {
     }
     g.eval();
     for (at::Tensor p : g.parameters()) p.requires_grad_(false);
-    try {
-      torch::NoGradGuard no_grad;
-      for (auto &o : m->overrides) {
-        at::Tensor t;
-        if (find_state(g, o.first, &t)) t.copy_(o.second);
+    if (m->prepare) {
+      m->target = &g;
+      int rc = m->prepare(m, m->prepare_arg, err);
+      m->target = nullptr;
+      if (rc != 0) {
+        wk_err_prefix(err, "cannot prepare the model for explanations");
+        return rc;
       }
-    } catch (const std::exception &e) {
-      return copy_err(err, WK_EINTERNAL,
-                      "cannot copy the checkpoint into the model for explanations: " +
-                          summarize(e.what()));
     }
     m->grad_module = g;
     m->grad_loaded = true;

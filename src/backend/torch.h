@@ -20,7 +20,9 @@ typedef struct wk_torch_model_s wk_torch_model_t;
 
 /* Called by wk_torch_load once the module is loaded (eval mode), before it is frozen: the
  * place to copy a checkpoint into it (wk_torch_state_*). A non-zero return fails the load
- * with the message the function put in err. */
+ * with the message the function put in err. It is called again, with the same arg, on the
+ * unfrozen copy that the first explanation loads (from that explanation's thread, under
+ * the model's explanation lock): arg must live as long as the model. */
 typedef int (*wk_torch_prepare_fn)(wk_torch_model_t *m, void *arg, wk_err_t *err);
 
 typedef struct wk_torch_opts_s {
@@ -55,9 +57,8 @@ int wk_torch_state_list(wk_torch_model_t *m, wk_torch_state_t **out, size_t *n, 
 void wk_torch_state_free(wk_torch_state_t *s, size_t n);
 /* Copies a tensor (dtype, ndim, shape, element strides, data at its first element) into the
  * module's parameter or buffer called name, under NoGradGuard: the overlapping block when
- * the shapes differ (equal ranks only), converted to the target's dtype and device. The
- * value is also kept for the unfrozen copy that explanations load. Only from a prepare
- * function. */
+ * the shapes differ (equal ranks only), converted to the target's dtype and device. Only
+ * from a prepare function. */
 int wk_torch_state_copy(wk_torch_model_t *m, const char *name, wk_dtype_t dtype, int ndim,
                         const int64_t *shape, const int64_t *strides, const void *data,
                         wk_err_t *err);

@@ -169,12 +169,6 @@ static int native_handler(const char *h) {
   return -1;
 }
 
-/* wick.weights: the checkpoint copied into the native module before it is frozen. */
-typedef struct {
-  wk_model_t *m;
-  char path[4096];
-} weights_ctx_t;
-
 /* Appends up to 5 names to b, with how many more there were. */
 static void name_some(wk_buf_t *b, const char *what, const char *const *names, size_t n) {
   if (n == 0) return;
@@ -184,11 +178,15 @@ static void name_some(wk_buf_t *b, const char *what, const char *const *names, s
   if (n > 5) wk_buf_printf(b, " (and %zu more)", n - 5);
 }
 
-/* wk_torch_prepare_fn: reads the checkpoint with the safe reader, associates its keys
- * with the module's parameters and buffers, and copies what fits. Main thread, at load. */
+/* wk_torch_prepare_fn for wick.weights: reads the checkpoint with the safe reader,
+ * associates its keys with the module's parameters and buffers, and copies what fits.
+ * arg is the model. At load (main thread), and again for the explanations' unfrozen copy
+ * (an explanation's thread, under the backend's lock; the plan is the same, so only the
+ * first call logs). */
 static int load_weights(wk_torch_model_t *tm, void *arg, wk_err_t *err) {
-  weights_ctx_t *ctx = arg;
-  wk_model_t *m = ctx->m;
+  wk_model_t *m = arg;
+  const char *path = m->weights_path;
+  bool quiet = m->weights_copied != 0;
   const wk_model_config_t *c = &m->config;
   const char *file = c->wick_weights_file;
   wk_assoc_t assoc = WK_ASSOC_ISOMORPHISM;
@@ -197,7 +195,7 @@ static int load_weights(wk_torch_model_t *tm, void *arg, wk_err_t *err) {
   if (c->wick_weights_association &&
       (rc = wk_assoc_parse(c->wick_weights_association, &assoc, err)))
     return rc;
-  if (!wk_fs_exists(ctx->path))
+  if (!wk_fs_exists(path))
     return wk_err(err, WK_ENOTFOUND,
                   "wick.weights.file: '%s' is not in the archive: expected a .pt checkpoint "
                   "beside the serialized file",
@@ -207,7 +205,7 @@ static int load_weights(wk_torch_model_t *tm, void *arg, wk_err_t *err) {
   size_t nst = 0;
   wk_xfer_key_t *ko = NULL, *ks = NULL;
   wk_xfer_t *x = NULL;
-  if ((rc = wk_pt_open(ctx->path, 0, &pt, err)) != 0) {
+  if ((rc = wk_pt_open(path, 0, &pt, err)) != 0) {
     wk_err_prefix(err, "wick.weights.file '%s'", file);
     return rc;
   }
@@ -228,7 +226,7 @@ static int load_weights(wk_torch_model_t *tm, void *arg, wk_err_t *err) {
   if ((rc = wk_xfer_plan(ko, no, ks, nst, assoc, mangle, &x, err)) != 0) goto out;
   char sum[256];
   wk_xfer_summary(x, sum, sizeof sum);
-  if (!wk_xfer_perfect(x)) {
+  if (!wk_xfer_perfect(x) && !quiet) {
     /* the names that did not fit, for the log and for a strict failure */
     wk_buf_t b = WK_BUF_INIT;
     const char **unset = calloc(nst + 1, sizeof *unset);
@@ -285,9 +283,10 @@ static int load_weights(wk_torch_model_t *tm, void *arg, wk_err_t *err) {
                                   err)) != 0)
       goto out;
   }
-  if (wk_xfer_perfect(x))
+  if (wk_xfer_perfect(x) && !quiet)
     wk_log_info("model %s %s: wick.weights %s: %s (%s%s)", m->name, m->version, file, sum,
                 wk_assoc_name(assoc), mangle ? ", mangle" : "");
+  m->weights_copied = 1;
 out:
   wk_xfer_free(x);
   free(ko);
@@ -608,14 +607,14 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   /* Freezing + optimize_for_inference at load: 1.4-2.8x faster forwards here
    * (MACHINE-NOTES); wick: {freeze: false} turns it off for modules that misbehave. */
   wk_torch_opts_t topts = {.freeze = m->config.wick_freeze != 0, .device = -1};
-  weights_ctx_t wctx = {.m = m};
   if (m->config.wick_weights_file) {
-    if (wk_fs_join(wctx.path, sizeof wctx.path, m->model_dir, m->config.wick_weights_file)) {
+    if (wk_fs_join(m->weights_path, sizeof m->weights_path, m->model_dir,
+                   m->config.wick_weights_file)) {
       rc = wk_err(err, WK_ETOOBIG, "model '%s': wick.weights.file: path too long", m->name);
       goto fail;
     }
     topts.prepare = load_weights;
-    topts.prepare_arg = &wctx;
+    topts.prepare_arg = m;
   }
   int64_t t0 = wk_now_us();
   if ((rc = wk_torch_load(path, &topts, &m->torch, err)) != 0) {

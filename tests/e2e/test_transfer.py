@@ -385,6 +385,7 @@ def test_explanations_use_the_checkpoint(serve, served):
     delta, delta0 = float(out[target] - base[target]), float(out0[target] - base0[target])
     assert abs(delta - delta0) > 0.05 * abs(delta)  # the two models differ here
     assert abs(float(attr.sum()) - delta) <= 0.02 * abs(delta), (float(attr.sum()), delta, delta0)
+    assert s.logs().count("wick.weights ckpt.pt") == 1  # copied again, logged once
 
 
 # ---- the subtree searches against a Python reference of torch_liberator's recurrences ----
