@@ -82,23 +82,34 @@ typedef struct {
   size_t n;
 } name_index_t;
 
-static const char **g_sort_names; /* qsort has no context argument in C11 */
+/* Sorted through (name, index) pairs: qsort has no context argument, and a global one
+ * would make plans on two threads race. */
+typedef struct {
+  const char *name;
+  size_t i;
+} named_t;
 
-static int cmp_idx(const void *a, const void *b) {
-  size_t i = *(const size_t *)a, j = *(const size_t *)b;
-  int c = strcmp(g_sort_names[i], g_sort_names[j]);
-  return c ? c : (i < j ? -1 : i > j);
+static int cmp_named(const void *a, const void *b) {
+  const named_t *x = a, *y = b;
+  int c = strcmp(x->name, y->name);
+  return c ? c : (x->i < y->i ? -1 : x->i > y->i);
 }
 
 static int index_build(name_index_t *ix, const char **names, size_t n) {
   ix->names = names;
   ix->n = n;
   ix->idx = malloc((n ? n : 1) * sizeof *ix->idx);
-  if (!ix->idx) return WK_ENOMEM;
+  named_t *tmp = malloc((n ? n : 1) * sizeof *tmp);
+  if (!ix->idx || !tmp) {
+    free(tmp);
+    return WK_ENOMEM;
+  }
   for (size_t i = 0; i < n; i++)
-    ix->idx[i] = i;
-  g_sort_names = names;
-  qsort(ix->idx, n, sizeof *ix->idx, cmp_idx);
+    tmp[i] = (named_t){names[i], i};
+  qsort(tmp, n, sizeof *tmp, cmp_named);
+  for (size_t i = 0; i < n; i++)
+    ix->idx[i] = tmp[i].i;
+  free(tmp);
   return 0;
 }
 
