@@ -13,6 +13,7 @@
 
 #include "core/buf.h"
 #include "core/limits.h"
+#include "weights/transfer.h"
 
 /* Nodes in one document, aliases' copies included: far above any real model config, far
  * below what a "billion laughs" document asks for. */
@@ -725,12 +726,16 @@ void wk_model_config_init(wk_model_config_t *c) {
   c->job_queue_size = -1;
   c->wick_threads = -1;
   c->wick_freeze = -1;
+  c->wick_weights_mangle = -1;
+  c->wick_weights_strict = -1;
   c->max_gpu_memory_mb = -1;
 }
 
 void wk_model_config_destroy(wk_model_config_t *c) {
   free(c->device_type);
   free(c->wick_runtime);
+  free(c->wick_weights_file);
+  free(c->wick_weights_association);
   for (size_t i = 0; i < c->n_extra_files; i++)
     free(c->extra_files[i]);
   free(c->extra_files);
@@ -814,6 +819,53 @@ static int get_device_ids(const wk_yaml_t *root, wk_model_config_t *c, wk_err_t 
   return 0;
 }
 
+static int get_bool(const wk_yaml_t *map, const char *where, const char *key, int *out,
+                    wk_err_t *err) {
+  const wk_yaml_t *f = wk_yaml_get(map, key);
+  char text[64];
+  if (f != NULL && !wk_yaml_is_null(f)) {
+    if (f->kind != WK_YAML_SCALAR || wk_yaml_as_bool(f, out) != 0)
+      return wk_err(err, WK_EINVAL, "%s.%s: expected true or false, got %s (line %zu)", where, key,
+                    describe(f, text, sizeof text), f->line);
+  }
+  return 0;
+}
+
+/* wick.weights: {file, association, mangle, strict}. The file must stay inside the model
+ * directory; the association must be one weights/transfer.h knows. */
+static int get_wick_weights(const wk_yaml_t *w, wk_model_config_t *c, wk_err_t *err) {
+  const wk_yaml_t *n = wk_yaml_get(w, "weights");
+  if (n == NULL || wk_yaml_is_null(n)) return 0;
+  char text[64];
+  if (n->kind != WK_YAML_MAP)
+    return wk_err(err, WK_EINVAL,
+                  "wick.weights: expected a mapping {file, association, mangle, strict}, got %s "
+                  "(line %zu)",
+                  describe(n, text, sizeof text), n->line);
+  int rc;
+  if ((rc = get_string(n, "wick.weights", "file", &c->wick_weights_file, err)) != 0 ||
+      (rc = get_string(n, "wick.weights", "association", &c->wick_weights_association, err)) != 0 ||
+      (rc = get_bool(n, "wick.weights", "mangle", &c->wick_weights_mangle, err)) != 0 ||
+      (rc = get_bool(n, "wick.weights", "strict", &c->wick_weights_strict, err)) != 0)
+    return rc;
+  if (c->wick_weights_file == NULL)
+    return wk_err(err, WK_EINVAL, "wick.weights: expected a file (line %zu)", n->line);
+  const char *f = c->wick_weights_file;
+  if (f[0] == '/' || strcmp(f, "..") == 0 || strncmp(f, "../", 3) == 0 ||
+      strstr(f, "/../") != NULL || (strlen(f) >= 3 && strcmp(f + strlen(f) - 3, "/..") == 0))
+    return wk_err(err, WK_EUNSAFE,
+                  "wick.weights.file: '%s' leaves the model directory: expected a path inside "
+                  "the archive",
+                  f);
+  wk_assoc_t a;
+  if (c->wick_weights_association != NULL &&
+      (rc = wk_assoc_parse(c->wick_weights_association, &a, err)) != 0) {
+    wk_err_prefix(err, "wick.weights.association");
+    return rc;
+  }
+  return 0;
+}
+
 static int get_wick(const wk_yaml_t *root, wk_model_config_t *c, wk_err_t *err) {
   const wk_yaml_t *w = wk_yaml_get(root, "wick");
   if (w == NULL || wk_yaml_is_null(w)) return 0;
@@ -837,7 +889,7 @@ static int get_wick(const wk_yaml_t *root, wk_model_config_t *c, wk_err_t *err) 
       return wk_err(err, WK_EINVAL, "wick.freeze: expected true or false, got %s (line %zu)",
                     describe(f, text, sizeof text), f->line);
   }
-  return 0;
+  return get_wick_weights(w, c, err);
 }
 
 /* Appends the non-empty, blank-trimmed name text[0..len) to c->extra_files. */

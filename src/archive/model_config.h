@@ -61,6 +61,11 @@ typedef struct wk_model_config_s {
   char *wick_runtime; /* "native" or "python" */
   int wick_threads;   /* intra-op threads for native workers */
   int wick_freeze;    /* freeze + optimize_for_inference at load: 1, 0, or -1 = default */
+  /* wick.weights: a checkpoint in the archive copied into the native module at load */
+  char *wick_weights_file;        /* relative to the model directory; NULL: none */
+  char *wick_weights_association; /* weights/transfer.h's names; NULL: isomorphism */
+  int wick_weights_mangle;        /* 1, 0, or -1 = default (no) */
+  int wick_weights_strict;        /* fail the load unless a perfect fit: 1, 0, -1 = no */
   /* system: section (the model-servers handler_factory convention) */
   char **extra_files; /* system.extraFiles: archive names in the model directory */
   size_t n_extra_files;

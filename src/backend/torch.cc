@@ -27,6 +27,11 @@ struct wk_torch_model_s {
   std::mutex grad_mu; // guards grad_loaded and grad_module
   bool grad_loaded = false;
   torch::jit::Module grad_module;
+  // The load's prepare function (a checkpoint copied in), run again on the explanations'
+  // copy, which is loaded from path; while it runs there, target points at that copy.
+  wk_torch_prepare_fn prepare = nullptr;
+  void *prepare_arg = nullptr;
+  torch::jit::Module *target = nullptr;
 };
 
 namespace {
@@ -208,6 +213,37 @@ wk_value_t *from_ivalue(const c10::IValue &iv, std::string *msg) {
   return v;
 }
 
+// The parameter or buffer at a dotted state_dict path, as a tensor sharing its storage.
+bool find_state(const torch::jit::Module &root, const std::string &name, at::Tensor *out) {
+  torch::jit::Module mod = root;
+  size_t start = 0;
+  for (;;) {
+    size_t dot = name.find('.', start);
+    std::string part =
+        name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (!mod.hasattr(part)) return false;
+    c10::IValue v = mod.attr(part);
+    if (dot == std::string::npos) {
+      if (!v.isTensor()) return false;
+      *out = v.toTensor();
+      return true;
+    }
+    if (!v.isModule()) return false;
+    mod = v.toModule();
+    start = dot + 1;
+  }
+}
+
+void list_state(const torch::jit::Module &mod, const std::string &prefix,
+                std::vector<std::pair<std::string, at::Tensor>> *out) {
+  for (const auto &p : mod.named_parameters(false))
+    out->emplace_back(prefix + p.name, p.value);
+  for (const auto &b : mod.named_buffers(false))
+    out->emplace_back(prefix + b.name, b.value);
+  for (const auto &c : mod.named_children())
+    list_state(c.value, prefix + c.name + ".", out);
+}
+
 }  // namespace
 
 extern "C" {
@@ -254,6 +290,12 @@ int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_
     m->path = path;
     m->module = torch::jit::load(path, m->device);
     m->module.eval();
+    if (opts && opts->prepare) {
+      int rc = opts->prepare(m.get(), opts->prepare_arg, err);
+      if (rc != 0) return rc;
+      m->prepare = opts->prepare;
+      m->prepare_arg = opts->prepare_arg;
+    }
     if (opts && opts->freeze) {
       try {
         torch::jit::Module frozen = torch::jit::freeze(m->module);
@@ -276,6 +318,79 @@ int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_
 }
 
 void wk_torch_free(wk_torch_model_t *m) { delete m; }
+
+int wk_torch_state_list(wk_torch_model_t *m, wk_torch_state_t **out, size_t *n, wk_err_t *err) {
+  try {
+    std::vector<std::pair<std::string, at::Tensor>> all;
+    list_state(m->target ? *m->target : m->module, "", &all);
+    auto *s =
+        static_cast<wk_torch_state_t *>(std::calloc(all.size() + 1, sizeof(wk_torch_state_t)));
+    if (s == nullptr) return copy_err(err, WK_ENOMEM, "out of memory");
+    for (size_t i = 0; i < all.size(); i++) {
+      const at::Tensor &t = all[i].second;
+      if (t.dim() > WK_MAX_PT_DIMS) {
+        wk_torch_state_free(s, i);
+        return copy_err(err, WK_EUNSUPPORTED,
+                        "tensor '" + all[i].first + "' has more than " +
+                            std::to_string(WK_MAX_PT_DIMS) + " dimensions");
+      }
+      s[i].name = strdup(all[i].first.c_str());
+      if (s[i].name == nullptr) {
+        wk_torch_state_free(s, i);
+        return copy_err(err, WK_ENOMEM, "out of memory");
+      }
+      if (!from_torch(t.scalar_type(), &s[i].dtype)) s[i].dtype = WK_DT_COUNT;
+      s[i].ndim = (int)t.dim();
+      for (int d = 0; d < s[i].ndim; d++)
+        s[i].shape[d] = t.size(d);
+    }
+    *out = s;
+    *n = all.size();
+    return 0;
+  } catch (const std::exception &e) {
+    return copy_err(err, WK_EINTERNAL, "cannot list the model's tensors: " + summarize(e.what()));
+  }
+}
+
+void wk_torch_state_free(wk_torch_state_t *s, size_t n) {
+  if (s == nullptr) return;
+  for (size_t i = 0; i < n; i++)
+    std::free(s[i].name);
+  std::free(s);
+}
+
+int wk_torch_state_copy(wk_torch_model_t *m, const char *name, wk_dtype_t dtype, int ndim,
+                        const int64_t *shape, const int64_t *strides, const void *data,
+                        wk_err_t *err) {
+  try {
+    at::Tensor dst;
+    if (!find_state(m->target ? *m->target : m->module, name, &dst))
+      return copy_err(err, WK_ENOTFOUND, std::string("the model has no tensor '") + name + "'");
+    if (dst.dim() != ndim)
+      return copy_err(err, WK_EINVAL,
+                      std::string("tensor '") + name + "' has rank " + std::to_string(dst.dim()) +
+                          ", the checkpoint's " + std::to_string(ndim));
+    std::vector<int64_t> sz(shape, shape + ndim), st(strides, strides + ndim);
+    at::Tensor src = torch::from_blob(const_cast<void *>(data), sz, st,
+                                      torch::TensorOptions().dtype(to_torch(dtype)));
+    torch::NoGradGuard no_grad;
+    at::Tensor d = dst, s = src;
+    for (int i = 0; i < ndim; i++) {
+      int64_t k = std::min(d.size(i), s.size(i));
+      d = d.narrow(i, 0, k);
+      s = s.narrow(i, 0, k);
+    }
+    d.copy_(s);
+    return 0;
+  } catch (const c10::Error &e) {
+    return copy_err(err, WK_EMODEL,
+                    std::string("cannot copy into '") + name +
+                        "': " + summarize(e.what_without_backtrace()));
+  } catch (const std::exception &e) {
+    return copy_err(err, WK_EMODEL,
+                    std::string("cannot copy into '") + name + "': " + summarize(e.what()));
+  }
+}
 
 size_t wk_torch_arg_count(const wk_torch_model_t *m) { return m->arg_names.size(); }
 
@@ -356,6 +471,15 @@ int grad_module(wk_torch_model_s *m, torch::jit::Module *out, wk_err_t *err) {
     }
     g.eval();
     for (at::Tensor p : g.parameters()) p.requires_grad_(false);
+    if (m->prepare) {
+      m->target = &g;
+      int rc = m->prepare(m, m->prepare_arg, err);
+      m->target = nullptr;
+      if (rc != 0) {
+        wk_err_prefix(err, "cannot prepare the model for explanations");
+        return rc;
+      }
+    }
     m->grad_module = g;
     m->grad_loaded = true;
   }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "tensor/tensor.h"
 
 #ifdef __cplusplus
@@ -17,10 +18,28 @@ extern "C" {
 
 typedef struct wk_torch_model_s wk_torch_model_t;
 
+/* Called by wk_torch_load once the module is loaded (eval mode), before it is frozen: the
+ * place to copy a checkpoint into it (wk_torch_state_*). A non-zero return fails the load
+ * with the message the function put in err. It is called again, with the same arg, on the
+ * unfrozen copy that the first explanation loads (from that explanation's thread, under
+ * the model's explanation lock): arg must live as long as the model. */
+typedef int (*wk_torch_prepare_fn)(wk_torch_model_t *m, void *arg, wk_err_t *err);
+
 typedef struct wk_torch_opts_s {
   int freeze;   /* torch.jit.freeze + optimize_for_inference at load (eval mode models) */
   int device;   /* -1: CPU; >= 0: CUDA device index */
+  wk_torch_prepare_fn prepare; /* NULL: none */
+  void *prepare_arg;
 } wk_torch_opts_t;
+
+/* One parameter or buffer of a module, named as its state_dict names it. dtype is
+ * WK_DT_COUNT for a dtype wick does not read (complex, quantized). */
+typedef struct wk_torch_state_s {
+  char *name;
+  wk_dtype_t dtype;
+  int ndim;
+  int64_t shape[WK_MAX_PT_DIMS];
+} wk_torch_state_t;
 
 /* 1 if libtorch is compiled in. */
 int wk_torch_available(void);
@@ -30,6 +49,19 @@ void wk_torch_set_threads(int n);
 int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_t **out,
                   wk_err_t *err);
 void wk_torch_free(wk_torch_model_t *m);
+/* The module's parameters and buffers in state_dict order (each module's parameters, its
+ * buffers, then its submodules'). On success *out is an array of *n entries that the caller
+ * frees with wk_torch_state_free. Only from a prepare function (before freezing: a frozen
+ * module has no parameters left). */
+int wk_torch_state_list(wk_torch_model_t *m, wk_torch_state_t **out, size_t *n, wk_err_t *err);
+void wk_torch_state_free(wk_torch_state_t *s, size_t n);
+/* Copies a tensor (dtype, ndim, shape, element strides, data at its first element) into the
+ * module's parameter or buffer called name, under NoGradGuard: the overlapping block when
+ * the shapes differ (equal ranks only), converted to the target's dtype and device. Only
+ * from a prepare function. */
+int wk_torch_state_copy(wk_torch_model_t *m, const char *name, wk_dtype_t dtype, int ndim,
+                        const int64_t *shape, const int64_t *strides, const void *data,
+                        wk_err_t *err);
 /* Names of forward()'s arguments after self, in order; valid while m lives. */
 size_t wk_torch_arg_count(const wk_torch_model_t *m);
 const char *wk_torch_arg_name(const wk_torch_model_t *m, size_t i);

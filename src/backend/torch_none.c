@@ -42,3 +42,24 @@ int wk_torch_integrated_gradients(wk_torch_model_t *m, const wk_tensor_t *x, int
   (void)f_base;
   return wk_err(err, WK_EUNSUPPORTED, "this wick was built without libtorch");
 }
+int wk_torch_state_list(wk_torch_model_t *m, wk_torch_state_t **out, size_t *n, wk_err_t *err) {
+  (void)m;
+  (void)out;
+  (void)n;
+  return wk_err(err, WK_EUNSUPPORTED, "this wick was built without libtorch");
+}
+void wk_torch_state_free(wk_torch_state_t *s, size_t n) {
+  (void)s;
+  (void)n;
+}
+int wk_torch_state_copy(wk_torch_model_t *m, const char *name, wk_dtype_t dtype, int ndim,
+                        const int64_t *shape, const int64_t *strides, const void *data,
+                        wk_err_t *err) {
+  (void)m;
+  (void)dtype;
+  (void)ndim;
+  (void)shape;
+  (void)strides;
+  (void)data;
+  return wk_err(err, WK_EUNSUPPORTED, "%s: this wick was built without libtorch", name);
+}

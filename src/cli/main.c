@@ -1,10 +1,11 @@
-/* The wick command: dispatches to serve, pack, inspect. */
+/* The wick command: dispatches to serve, pack, inspect, weights. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/inspect.h"
 #include "cli/pack.h"
 #include "cli/serve.h"
+#include "cli/weights.h"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -13,6 +14,7 @@ static void usage(FILE *f) {
           "  serve     serve models over HTTP (torchserve's flags)\n"
           "  pack      build a model archive (torch-model-archiver's flags)\n"
           "  inspect   show what an archive holds, without running it\n"
+          "  weights   transfer: copy a checkpoint into another layout (torch_liberator)\n"
           "\n"
           "wick COMMAND --help shows a command's options. wick --version prints the version.\n");
 }
@@ -26,6 +28,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "serve") == 0) return wk_cmd_serve(argc - 1, argv + 1);
   if (strcmp(cmd, "pack") == 0) return wk_cmd_pack(argc - 1, argv + 1);
   if (strcmp(cmd, "inspect") == 0) return wk_cmd_inspect(argc - 1, argv + 1);
+  if (strcmp(cmd, "weights") == 0) return wk_cmd_weights(argc - 1, argv + 1);
   if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
     printf("wick %s\n", WK_VERSION);
     return 0;

@@ -36,6 +36,10 @@
 #define WK_MAX_PT_TENSORS (1 << 20)             /* tensors in one checkpoint */
 #define WK_MAX_PT_DIMS 16                       /* rank of one checkpoint tensor */
 #define WK_MAX_PT_NAME 4096                     /* dotted path of one tensor or entry */
+/* Partial state transfer: the isomorphism/embedding searches fill a table of (nodes of
+ * one key tree) x (nodes of the other) cells, 5-10 bytes each. ResNet-50 into Faster
+ * R-CNN takes ~0.1M (isomorphism) or ~1M (embedding) cells. */
+#define WK_MAX_XFER_CELLS (1L << 25)
 
 /* explanations */
 #define WK_DEFAULT_IG_STEPS 50

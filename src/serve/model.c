@@ -26,6 +26,8 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "serve/pydeps.h"
+#include "weights/pt.h"
+#include "weights/transfer.h"
 
 /* ---- predictions ---- */
 
@@ -165,6 +167,133 @@ static int native_handler(const char *h) {
     return WK__H_TENSOR;
   if (strcmp(h, "image_classifier") == 0) return WK__H_IMAGE;
   return -1;
+}
+
+/* Appends up to 5 names to b, with how many more there were. */
+static void name_some(wk_buf_t *b, const char *what, const char *const *names, size_t n) {
+  if (n == 0) return;
+  wk_buf_printf(b, "; %s:", what);
+  for (size_t i = 0; i < n && i < 5; i++)
+    wk_buf_printf(b, " %s", names[i]);
+  if (n > 5) wk_buf_printf(b, " (and %zu more)", n - 5);
+}
+
+/* wk_torch_prepare_fn for wick.weights: reads the checkpoint with the safe reader,
+ * associates its keys with the module's parameters and buffers, and copies what fits.
+ * arg is the model. At load (main thread), and again for the explanations' unfrozen copy
+ * (an explanation's thread, under the backend's lock; the plan is the same, so only the
+ * first call logs). */
+static int load_weights(wk_torch_model_t *tm, void *arg, wk_err_t *err) {
+  wk_model_t *m = arg;
+  const char *path = m->weights_path;
+  bool quiet = m->weights_copied != 0;
+  const wk_model_config_t *c = &m->config;
+  const char *file = c->wick_weights_file;
+  wk_assoc_t assoc = WK_ASSOC_ISOMORPHISM;
+  bool mangle = c->wick_weights_mangle == 1, strict = c->wick_weights_strict == 1;
+  int rc;
+  if (c->wick_weights_association &&
+      (rc = wk_assoc_parse(c->wick_weights_association, &assoc, err)))
+    return rc;
+  if (!wk_fs_exists(path))
+    return wk_err(err, WK_ENOTFOUND,
+                  "wick.weights.file: '%s' is not in the archive: expected a .pt checkpoint "
+                  "beside the serialized file",
+                  file);
+  wk_pt_t *pt = NULL;
+  wk_torch_state_t *st = NULL;
+  size_t nst = 0;
+  wk_xfer_key_t *ko = NULL, *ks = NULL;
+  wk_xfer_t *x = NULL;
+  if ((rc = wk_pt_open(path, 0, &pt, err)) != 0) {
+    wk_err_prefix(err, "wick.weights.file '%s'", file);
+    return rc;
+  }
+  if ((rc = wk_torch_state_list(tm, &st, &nst, err)) != 0) goto out;
+  size_t no = wk_pt_count(pt);
+  ko = calloc(no + 1, sizeof *ko);
+  ks = calloc(nst + 1, sizeof *ks);
+  if (!ko || !ks) {
+    rc = wk_err(err, WK_ENOMEM, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < no; i++) {
+    const wk_pt_tensor_t *t = wk_pt_tensor(pt, i);
+    ko[i] = (wk_xfer_key_t){t->name, t->dtype, t->ndim, t->shape};
+  }
+  for (size_t i = 0; i < nst; i++)
+    ks[i] = (wk_xfer_key_t){st[i].name, st[i].dtype, st[i].ndim, st[i].shape};
+  if ((rc = wk_xfer_plan(ko, no, ks, nst, assoc, mangle, &x, err)) != 0) goto out;
+  char sum[256];
+  wk_xfer_summary(x, sum, sizeof sum);
+  if (!wk_xfer_perfect(x) && !quiet) {
+    /* the names that did not fit, for the log and for a strict failure */
+    wk_buf_t b = WK_BUF_INIT;
+    const char **unset = calloc(nst + 1, sizeof *unset);
+    const char **unused = calloc(no + 1, sizeof *unused);
+    size_t nu = 0, nx = 0;
+    bool *used = calloc(no + 1, sizeof *used);
+    if (!unset || !unused || !used) {
+      free(unset), free(unused), free(used);
+      rc = wk_err(err, WK_ENOMEM, "out of memory");
+      goto out;
+    }
+    for (size_t i = 0; i < nst; i++) {
+      long src;
+      wk_xfer_action(x, i, &src);
+      if (src < 0)
+        unset[nu++] = st[i].name;
+      else
+        used[src] = true;
+    }
+    for (size_t i = 0; i < no; i++)
+      if (!used[i]) unused[nx++] = ko[i].name;
+    wk_buf_printf(&b, "%s", sum);
+    name_some(&b, "model tensors not set", unset, nu);
+    name_some(&b, "checkpoint tensors not used", unused, nx);
+    char *report = wk_xfer_report_json(x, 0);
+    if (strict) {
+      wk_log_error("model %s %s: wick.weights %s: not a perfect fit (strict): %s", m->name,
+                   m->version, file, report ? report : "");
+      rc = wk_err(err, WK_EMODEL, "wick.weights.file '%s' does not fit the model (strict, %s): %s",
+                  file, wk_assoc_name(assoc), b.data ? b.data : sum);
+    } else {
+      wk_log_warn("model %s %s: wick.weights %s is a partial fit (%s%s): %s", m->name, m->version,
+                  file, wk_assoc_name(assoc), mangle ? ", mangle" : "", b.data ? b.data : sum);
+    }
+    free(report);
+    free(unset);
+    free(unused);
+    free(used);
+    wk_buf_destroy(&b);
+    if (rc) goto out;
+  }
+  for (size_t i = 0; i < nst; i++) {
+    long src;
+    wk_xfer_action(x, i, &src);
+    if (src < 0) continue;
+    const wk_pt_tensor_t *t = wk_pt_tensor(pt, (size_t)src);
+    if (t->numel == 0) continue; /* nothing to copy */
+    if (!t->data && t->numel > 0) {
+      rc = wk_err(err, WK_EUNSUPPORTED, "wick.weights.file '%s': tensor '%s' has no data", file,
+                  t->name);
+      goto out;
+    }
+    if ((rc = wk_torch_state_copy(tm, st[i].name, t->dtype, t->ndim, t->shape, t->strides, t->data,
+                                  err)) != 0)
+      goto out;
+  }
+  if (wk_xfer_perfect(x) && !quiet)
+    wk_log_info("model %s %s: wick.weights %s: %s (%s%s)", m->name, m->version, file, sum,
+                wk_assoc_name(assoc), mangle ? ", mangle" : "");
+  m->weights_copied = 1;
+out:
+  wk_xfer_free(x);
+  free(ko);
+  free(ks);
+  wk_torch_state_free(st, nst);
+  wk_pt_close(pt);
+  return rc;
 }
 
 /* Fills m->manifest for the torch_liberator deployment in m->model_dir: the built-in
@@ -478,6 +607,15 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   /* Freezing + optimize_for_inference at load: 1.4-2.8x faster forwards here
    * (MACHINE-NOTES); wick: {freeze: false} turns it off for modules that misbehave. */
   wk_torch_opts_t topts = {.freeze = m->config.wick_freeze != 0, .device = -1};
+  if (m->config.wick_weights_file) {
+    if (wk_fs_join(m->weights_path, sizeof m->weights_path, m->model_dir,
+                   m->config.wick_weights_file)) {
+      rc = wk_err(err, WK_ETOOBIG, "model '%s': wick.weights.file: path too long", m->name);
+      goto fail;
+    }
+    topts.prepare = load_weights;
+    topts.prepare_arg = m;
+  }
   int64_t t0 = wk_now_us();
   if ((rc = wk_torch_load(path, &topts, &m->torch, err)) != 0) {
     wk_err_prefix(err, "model '%s': %s", m->name, m->manifest.serialized_file);

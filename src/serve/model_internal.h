@@ -109,6 +109,8 @@ struct wk_model_s {
   char *handler;
   char model_dir[4096];
   char tmp_dir[4096]; /* our unpack directory, removed at free; empty for directories */
+  char weights_path[4096]; /* wick.weights: the checkpoint in model_dir; "" when none */
+  int weights_copied;      /* the checkpoint went into the module once (logged once) */
   wk_manifest_t manifest;
   wk_model_config_t config;
   wk_torch_model_t *torch;

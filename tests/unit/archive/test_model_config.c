@@ -127,6 +127,42 @@ static void test_wrong_types(void **state) {
   expect_error("a: 1\n---\nb: 2\n", WK_EUNSUPPORTED, "one YAML document");
 }
 
+/* wick.weights: a checkpoint copied into the native module at load. */
+static void test_wick_weights(void **state) {
+  (void)state;
+  wk_model_config_t c;
+  wk_err_t err;
+  wk_model_config_init(&c);
+  const char *s1 = "wick:\n  weights:\n    file: ckpt/best.pt\n    association: module-hack\n"
+                   "    mangle: true\n    strict: false\n";
+  assert_int_equal(wk_model_config_parse(s1, strlen(s1), &c, &err), 0);
+  assert_string_equal(c.wick_weights_file, "ckpt/best.pt");
+  assert_string_equal(c.wick_weights_association, "module-hack");
+  assert_int_equal(c.wick_weights_mangle, 1);
+  assert_int_equal(c.wick_weights_strict, 0);
+  wk_model_config_destroy(&c);
+  const char *s2 = "wick:\n  weights: {file: w.pt}\n";
+  assert_int_equal(wk_model_config_parse(s2, strlen(s2), &c, &err), 0);
+  assert_string_equal(c.wick_weights_file, "w.pt");
+  assert_null(c.wick_weights_association);
+  assert_int_equal(c.wick_weights_mangle, -1);
+  assert_int_equal(c.wick_weights_strict, -1);
+  wk_model_config_destroy(&c);
+
+  expect_error("wick:\n  weights: w.pt\n", WK_EINVAL, "wick.weights: expected a mapping");
+  expect_error("wick:\n  weights:\n    strict: true\n", WK_EINVAL, "wick.weights: expected a file");
+  expect_error("wick:\n  weights:\n    file: w.pt\n    association: isomorphic\n", WK_EINVAL,
+               "wick.weights.association: unknown association 'isomorphic'");
+  expect_error("wick:\n  weights:\n    file: w.pt\n    mangle: maybe\n", WK_EINVAL,
+               "wick.weights.mangle: expected true or false");
+  expect_error("wick:\n  weights:\n    file: ../../etc/w.pt\n", WK_EUNSAFE,
+               "leaves the model directory");
+  expect_error("wick:\n  weights:\n    file: /etc/w.pt\n", WK_EUNSAFE,
+               "leaves the model directory");
+  expect_error("wick:\n  weights:\n    file: a/../../w.pt\n", WK_EUNSAFE,
+               "leaves the model directory");
+}
+
 /* system: the handler_factory section (extraFiles as a string or a list, maxGPUMemory). */
 static void test_system_section(void **state) {
   (void)state;
@@ -266,10 +302,15 @@ static void test_scalar_readers(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_torchserve_example), cmocka_unit_test(test_unset_keys_are_minus_one),
-      cmocka_unit_test(test_wrong_types),        cmocka_unit_test(test_system_section),
-      cmocka_unit_test(test_alias_bomb_refused), cmocka_unit_test(test_aliases_within_limits),
-      cmocka_unit_test(test_depth_limit),        cmocka_unit_test(test_to_json_plain_vs_quoted),
+      cmocka_unit_test(test_torchserve_example),
+      cmocka_unit_test(test_unset_keys_are_minus_one),
+      cmocka_unit_test(test_wrong_types),
+      cmocka_unit_test(test_system_section),
+      cmocka_unit_test(test_wick_weights),
+      cmocka_unit_test(test_alias_bomb_refused),
+      cmocka_unit_test(test_aliases_within_limits),
+      cmocka_unit_test(test_depth_limit),
+      cmocka_unit_test(test_to_json_plain_vs_quoted),
       cmocka_unit_test(test_scalar_readers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
