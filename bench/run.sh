@@ -14,6 +14,8 @@
 #   5. bench/run_vision.sh: the image_classifier handler at c=16: ResNet-18 JPEGs (wick
 #      configurations vs a FastAPI + PIL + torchvision peer vs the raw in-process pipeline)
 #      and the fashion demo's 28x28 PNGs (wick vs the same peer)
+#   6. bench/run_weights.sh: wick weights transfer on torch_liberator's ResNet-50 cases vs
+#      the floor of the same file work in Python
 # and writes bench/RESULTS.md (bench/report.py). Servers run side by side, the
 # concurrencies interleaved, so drift on this noisy machine hits both alike.
 #
@@ -21,7 +23,8 @@
 # BENCH_FORWARD_ITERS (default 20000), PYTHON (default /usr/bin/python3),
 # BENCH_RESULTS (default bench/RESULTS.md), BENCH_WICK (default BUILD_DIR/wick),
 # BENCH_SERVING_ROUNDS (default 2; see run_serving.sh), BENCH_SERVING=0 skips part 4,
-# BENCH_VISION_DURATION, BENCH_VISION_ROUNDS (see run_vision.sh), BENCH_VISION=0 skips part 5.
+# BENCH_VISION_DURATION, BENCH_VISION_ROUNDS (see run_vision.sh), BENCH_VISION=0 skips part 5,
+# BENCH_WEIGHTS=0 skips part 6.
 set -euo pipefail
 
 if [ $# -lt 1 ]; then
@@ -231,6 +234,12 @@ if [ "${BENCH_VISION:-1}" != 0 ]; then
   else
     echo "bench: $WICK not built: vision sections will be n/a" >&2
   fi
+fi
+
+if [ "${BENCH_WEIGHTS:-1}" != 0 ]; then
+  echo "== weights transfer: torch_liberator's ResNet-50 cases"
+  BENCH_WICK=$WICK bash "$SRC/bench/run_weights.sh" "$BUILD" "$OUT" ||
+    echo "bench: bench/run_weights.sh failed; its section will be n/a" >&2
 fi
 
 "$PY" "$SRC/bench/report.py" --out-dir "$OUT" --results "$RESULTS" \
