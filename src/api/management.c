@@ -60,13 +60,7 @@ static void reply_status(wk_http_req_t *req, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  wk_buf_t b = WK_BUF_INIT;
-  wk_buf_puts(&b, "{\n  \"status\": ");
-  wk_buf_json_str(&b, msg);
-  wk_buf_puts(&b, "\n}\n");
-  size_t len;
-  char *body = wk_buf_steal(&b, &len);
-  wk_http_reply(req, code, "application/json", body, len);
+  wk_http_reply_field(req, code, "status", msg, 1);
 }
 
 static void reply_buf(wk_http_req_t *req, int status, wk_buf_t *b) {

@@ -64,6 +64,9 @@ void wk_http_reply_header(wk_http_req_t *r, const char *name, const char *value)
 /* Replies {"code": status, "type": type, "message": msg} as TorchServe does. */
 void wk_http_reply_error(wk_http_req_t *r, int status, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Replies {"key": msg}: on one line, or with pretty set as TorchServe indents its
+ * {"status": ...} replies. */
+void wk_http_reply_field(wk_http_req_t *r, int status, const char *key, const char *msg, int pretty);
 /* Replies {"error": msg} as KServe's v1 and v2 protocols do. */
 void wk_http_reply_kserve_error(wk_http_req_t *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
