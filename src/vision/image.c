@@ -71,8 +71,8 @@ static void png_read_mem(png_structp png, png_bytep out, size_t n) {
 }
 
 /* Converts one row as PIL does: 16-bit gray opens as mode "I" and clips to 0..255;
- * every other 16-bit mode keeps the high byte; palette indices past PLTE read PIL's
- * gray ramp; alpha is dropped. */
+ * every other 16-bit mode keeps the high byte; palette indices past PLTE read black, as
+ * in Pillow 13 (Pillow 9 read a gray ramp there); alpha is dropped. */
 static void png_convert_row(const png_ctx_t *c, int ct, int depth, const uint8_t *s, int w,
                             uint8_t *d, int channels) {
   int hi = depth == 16;
@@ -166,8 +166,7 @@ static int decode_png(const uint8_t *data, size_t len, int channels, long max_pi
   if (ct == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
   if (ct == PNG_COLOR_TYPE_PALETTE) {
     if (depth < 8) png_set_packing(png);
-    for (int i = 0; i < 256; i++)
-      c->pal[i][0] = c->pal[i][1] = c->pal[i][2] = (uint8_t)i;
+    memset(c->pal, 0, sizeof c->pal);
     png_colorp plte;
     int n = 0;
     if (png_get_PLTE(png, info, &plte, &n) != 0) {

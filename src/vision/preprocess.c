@@ -1,6 +1,7 @@
 /* torchvision's Resize/CenterCrop/ToTensor/Normalize on 8-bit images. The resize is PIL's
  * separable bilinear convolution (triangle filter widened by the downscale factor, 22-bit
- * fixed-point weights, horizontal pass then vertical, 8-bit rounding between), computed
+ * fixed-point weights, horizontal pass then vertical unless Pillow 13 would take the
+ * vertical first, 8-bit rounding between), computed
  * only over the region the crop keeps. No other filters, no decoding. */
 #include "vision/preprocess.h"
 
@@ -222,6 +223,33 @@ static void hpass_row(const axis_t *a, const uint8_t *s, size_t avail, int c, ui
   }
 }
 
+/* One output row of the vertical pass: rowlen bytes of d from the ay.cnt[j] rows that start
+ * at r (the row ay.lo[j]), stride bytes apart; acc has room for rowlen sums. */
+static void vpass_row(const axis_t *ay, int j, const uint8_t *r, size_t stride, size_t rowlen,
+                      int32_t *acc, uint8_t *d) {
+  const int32_t *k = ay->k + (size_t)j * (size_t)ay->ksize;
+  size_t i0 = 0;
+#ifdef WK_VISION_X86
+  if (have(1)) i0 = vpass_avx2(r, stride, k, ay->cnt[j], rowlen, d);
+#endif
+  for (size_t i = i0; i < rowlen; i++)
+    acc[i] = 1 << (PRECISION_BITS - 1);
+  for (int t = 0; t < ay->cnt[j]; t++, r += stride) {
+    int32_t kv = k[t];
+    for (size_t i = i0; i < rowlen; i++)
+      acc[i] += r[i] * kv;
+  }
+  for (size_t i = i0; i < rowlen; i++)
+    d[i] = clip8(acc[i]);
+}
+
+/* Pillow (from 13.0) runs the vertical pass first when the height shrinks by more than
+ * twice as many pixels as the width does; the 8-bit rounding between the passes makes the
+ * order visible in the result, so wick takes the same decision. */
+static int vertical_first(int w, int h, int dw, int dh) {
+  return h - dh > 0 && h - dh > (w - dw) * 2;
+}
+
 /* Computes rows [y0, y0+ny) x columns [x0, x0+nx) of src (w x h, c channels) resized to
  * dw x dh, into dst (ny rows of nx*c bytes). Each output pixel depends only on its own
  * weights, so the region equals the same region of the full resize. */
@@ -237,10 +265,32 @@ static int resize_region(const uint8_t *src, int w, int h, int c, int dw, int dh
   if (need_h && (rc = axis_init(&ax, w, dw, x0, nx)) != 0) goto done;
   if (need_v && (rc = axis_init(&ay, h, dh, y0, ny)) != 0) goto done;
   rc = WK_ENOMEM;
+  size_t rowlen = (size_t)nx * (size_t)c;
+  size_t srcstride = (size_t)w * (size_t)c;
+  if (need_h && need_v && vertical_first(w, h, dw, dh)) {
+    /* the source columns the horizontal pass reads: its windows only move forward */
+    int xlo = ax.lo[0], xhi = ax.lo[nx - 1] + ax.cnt[nx - 1];
+    size_t vlen = (size_t)(xhi - xlo) * (size_t)c;
+    if ((double)vlen * ny > WK_PREPROCESS_MAX_WORK) {
+      rc = WK_ETOOBIG;
+      goto done;
+    }
+    tmp = malloc(vlen * (size_t)ny);
+    acc = malloc(sizeof(int32_t) * vlen);
+    if (tmp == NULL || acc == NULL) goto done;
+    for (int j = 0; j < ny; j++)
+      vpass_row(&ay, j, src + (size_t)ay.lo[j] * srcstride + (size_t)xlo * (size_t)c, srcstride,
+                vlen, acc, tmp + (size_t)j * vlen);
+    for (int i = 0; i < nx; i++)
+      ax.lo[i] -= xlo; /* the intermediate rows start at column xlo */
+    for (int j = 0; j < ny; j++)
+      hpass_row(&ax, tmp + (size_t)j * vlen, vlen, c, dst + (size_t)j * rowlen);
+    rc = 0;
+    goto done;
+  }
   /* the source rows the vertical pass reads: its windows only move forward */
   int ylo = need_v ? ay.lo[0] : y0;
   int yhi = need_v ? ay.lo[ny - 1] + ay.cnt[ny - 1] : y0 + ny;
-  size_t rowlen = (size_t)nx * (size_t)c;
   if ((double)rowlen * (yhi - ylo) > WK_PREPROCESS_MAX_WORK) {
     rc = WK_ETOOBIG;
     goto done;
@@ -252,14 +302,14 @@ static int resize_region(const uint8_t *src, int w, int h, int c, int dw, int dh
     if (tmp == NULL) goto done;
     size_t srclen = (size_t)w * (size_t)h * (size_t)c;
     for (int y = ylo; y < yhi; y++) {
-      size_t off = (size_t)y * (size_t)w * (size_t)c;
+      size_t off = (size_t)y * srcstride;
       hpass_row(&ax, src + off, srclen - off, c, tmp + (size_t)(y - ylo) * rowlen);
     }
     rows = tmp;
     stride = rowlen;
   } else {
-    rows = src + (size_t)ylo * (size_t)w * (size_t)c + (size_t)x0 * (size_t)c;
-    stride = (size_t)w * (size_t)c;
+    rows = src + (size_t)ylo * srcstride + (size_t)x0 * (size_t)c;
+    stride = srcstride;
   }
   if (!need_v) {
     for (int j = 0; j < ny; j++)
@@ -269,24 +319,9 @@ static int resize_region(const uint8_t *src, int w, int h, int c, int dw, int dh
   }
   acc = malloc(sizeof(int32_t) * (rowlen > 0 ? rowlen : 1));
   if (acc == NULL) goto done;
-  for (int j = 0; j < ny; j++) {
-    const int32_t *k = ay.k + (size_t)j * (size_t)ay.ksize;
-    const uint8_t *r = rows + (size_t)(ay.lo[j] - ylo) * stride;
-    uint8_t *d = dst + (size_t)j * rowlen;
-    size_t i0 = 0;
-#ifdef WK_VISION_X86
-    if (have(1)) i0 = vpass_avx2(r, stride, k, ay.cnt[j], rowlen, d);
-#endif
-    for (size_t i = i0; i < rowlen; i++)
-      acc[i] = 1 << (PRECISION_BITS - 1);
-    for (int t = 0; t < ay.cnt[j]; t++, r += stride) {
-      int32_t kv = k[t];
-      for (size_t i = i0; i < rowlen; i++)
-        acc[i] += r[i] * kv;
-    }
-    for (size_t i = i0; i < rowlen; i++)
-      d[i] = clip8(acc[i]);
-  }
+  for (int j = 0; j < ny; j++)
+    vpass_row(&ay, j, rows + (size_t)(ay.lo[j] - ylo) * stride, stride, rowlen, acc,
+              dst + (size_t)j * rowlen);
   rc = 0;
 done:
   axis_destroy(&ax);
