@@ -49,11 +49,10 @@ def test_mlp_matches_torch_for_every_body_form(serve, store):
             assert r.status == 200, r
             assert r.headers["Content-Type"] == "application/json"
             close(r.json(), want)
-    # an explicit version, and float32 values that must read back exactly
+    # an explicit version
     r = s.infer("POST", "/predictions/mlp/1.0", {"data": rows})
     assert r.status == 200
-    got = torch.tensor(r.json(), dtype=torch.float32)
-    assert torch.equal(got, want), "floats must be printed so they read back to the same float32"
+    close(r.json(), want)
 
 
 def test_one_row_at_a_time_equals_batch(serve, store):
@@ -88,7 +87,12 @@ def test_int64_input(serve, store):
     idx = torch.tensor([[1, 2, 9], [0, 0, 3]])
     r = s.infer("POST", "/predictions/embed", {"data": idx.tolist(), "dtype": "int64"})
     assert r.status == 200, r
-    close(r.json(), models["embed"](idx))
+    # An embedding lookup copies float32 weights as they are, so the reply must read back
+    # to the very same float32 values. (A matmul would not do for this check: with torch
+    # 2.x's MKL, its last bits depend on the thread count, and freezing rewrites linear
+    # layers into matmul + add.)
+    got = torch.tensor(r.json(), dtype=torch.float32)
+    assert torch.equal(got, models["embed"](idx)), "floats must be printed so they read back to the same float32"
 
 
 def test_management_describe_and_list(serve, store):
