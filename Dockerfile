@@ -1,5 +1,7 @@
 # wick in a container: Debian 12, the same install script as a developer machine
-# (scripts/install-deps.sh --serve), a RelWithDebInfo build, and a non-root user.
+# (scripts/install-deps.sh --serve: Debian's C libraries, and a Python 3.11 venv with the
+# pinned torch of requirements/serve.txt, here in /opt/wick/venv), a RelWithDebInfo build
+# against that torch, and a non-root user.
 #
 #   docker build -t wick:0.1.0 .
 #   docker run --rm -p 8080-8082:8080-8082 -v "$PWD/model_store:/models:ro" wick:0.1.0
@@ -10,12 +12,16 @@
 # docs/deploy.md says what was and was not tested.
 FROM debian:bookworm
 
-COPY scripts/install-deps.sh /tmp/install-deps.sh
-RUN bash /tmp/install-deps.sh --serve && rm -rf /var/lib/apt/lists/* /tmp/install-deps.sh
+# Debian 12's python3 is 3.11, which the pinned torch wheel needs.
+COPY scripts/install-deps.sh /tmp/wick/scripts/install-deps.sh
+COPY requirements /tmp/wick/requirements
+RUN WICK_VENV=/opt/wick/venv bash /tmp/wick/scripts/install-deps.sh --serve \
+ && rm -rf /var/lib/apt/lists/* /tmp/wick /root/.cache/pip
 
 # Warnings stay errors in CI (WK_WERROR); an image build should not fail on one.
 COPY . /src/wick
 RUN cmake -S /src/wick -B /src/wick/build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWK_WERROR=OFF \
+          -DWK_PYTHON=/opt/wick/venv/bin/python \
  && cmake --build /src/wick/build -j "$(nproc)" --target wick \
  && install -m 0755 /src/wick/build/wick /usr/local/bin/wick \
  && mkdir -p /usr/local/lib/wick \
@@ -26,8 +32,7 @@ RUN cmake -S /src/wick -B /src/wick/build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWK
 
 # The Python worker runtime (the build bakes in the source path, which is gone).
 ENV WICK_PYTHON_PATH=/usr/local/lib/wick/python \
-    OPENBLAS_NUM_THREADS=1 \
-    ONEDNN_MAX_CPU_ISA=AVX2
+    OPENBLAS_NUM_THREADS=1
 
 USER wick
 WORKDIR /home/wick

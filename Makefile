@@ -5,11 +5,12 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
-PYTHON     ?= /usr/bin/python3
+PYTHON     ?= $(CURDIR)/.venv/bin/python
 DEMO       := $(BUILD)/demo
-# See MACHINE-NOTES: OpenBLAS threads busy-wait against torch's; oneDNN's AVX-512 kernels crawl.
+# See MACHINE-NOTES: OpenBLAS threads busy-wait against torch's (for a TORCH_DIR libtorch
+# on OpenBLAS; the pinned wheel uses MKL). oneDNN's ISA is left alone: with torch 2.14 its
+# AVX-512 kernels are faster here (docs/architecture.md).
 export OPENBLAS_NUM_THREADS ?= 1
-export ONEDNN_MAX_CPU_ISA ?= AVX2
 
 .PHONY: all deps build build-asan fuzz demo serve test test-unit test-asan test-e2e bench clean format
 
@@ -27,7 +28,7 @@ build-asan: deps
 	@cmake --build $(BUILD_ASAN) -j $(JOBS)
 
 fuzz: deps
-	@cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+	@cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 	  -DWK_FUZZ=ON -DWK_ASAN=ON -DWK_TORCH=OFF >/dev/null
 	@cmake --build $(BUILD_FUZZ) -j $(JOBS)
 	@echo "fuzz targets are in $(BUILD_FUZZ)/: e.g. $(BUILD_FUZZ)/fuzz_zip tests/fuzz/corpus/zip"

@@ -1,8 +1,8 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """The peer: what a user writes instead of a model server. FastAPI + uvicorn serving
 one TorchScript model, for `bench/run.sh` to compare wick against.
 
-    MLP_MODEL=build/bench/mlp.pt /usr/bin/python3 bench/fastapi_peer.py PORT [WORKERS]
+    MLP_MODEL=build/bench/mlp.pt .venv/bin/python bench/fastapi_peer.py PORT [WORKERS]
 
 which is `uvicorn fastapi_peer:app --workers 2 --port PORT` plus one fix: the listening
 socket gets TCP_NODELAY (accepted sockets inherit it on Linux). Without it, uvicorn here
@@ -22,7 +22,6 @@ import socket
 import sys
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 import torch  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402

@@ -1,9 +1,9 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """The vision peer: what a user writes instead of wick's image_classifier handler.
 FastAPI + uvicorn, PIL + torchvision transforms + a TorchScript forward, for
 `bench/run_vision.sh` to compare wick against.
 
-    PEER_MODEL=r18.pt /usr/bin/python3 bench/fastapi_vision_peer.py PORT [WORKERS] [MODE]
+    PEER_MODEL=r18.pt .venv/bin/python bench/fastapi_vision_peer.py PORT [WORKERS] [MODE]
 
 MODE (or $PEER_MODE):
   imagenet (default): PIL open -> convert("RGB") -> Resize(256) -> CenterCrop(224) ->
@@ -29,7 +29,6 @@ import socket
 import sys
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 import torch  # noqa: E402
 from fastapi import FastAPI, Request, Response  # noqa: E402

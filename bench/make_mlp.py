@@ -1,7 +1,7 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Builds the bench model: MLP Linear(16,64)-ReLU-Linear(64,4), fixed seed.
 
-    /usr/bin/python3 bench/make_mlp.py --out DIR
+    .venv/bin/python bench/make_mlp.py --out DIR
 
 Writes DIR/mlp.pt (torch.jit.script, eval mode) and DIR/mlp_request.json, a request
 body with one row: {"data": [[16 floats]]}. Both are written atomically.
@@ -12,7 +12,6 @@ import os
 import tempfile
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402

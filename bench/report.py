@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Turns the raw outputs of bench/run.sh into bench/RESULTS.md.
 
     report.py --out-dir BUILD/bench/out --results bench/RESULTS.md --command "..."
@@ -294,7 +294,7 @@ def serving_sections(sv, L, targets):
              "(torch threads: the server's default, ncpu / workers, at least 1), one server at "
              "a time. VmRSS (and Pss, from smaps_rollup) of the wick process 0.5 s after "
              "/ping answers, and after 2000 predictions (`bench/serving_tools.py requests`: 8 "
-             "keep-alive connections, the 8 images in rotation). The TorchServe-style baseline: N `/usr/bin/python3` processes "
+             "keep-alive connections, the 8 images in rotation). The TorchServe-style baseline: N `.venv/bin/python` processes "
              "that each `torch.jit.load` the same file (1 torch thread) and run 2000/N forwards "
              "(`bench/serving_tools.py torch-procs`), their VmRSS and Pss summed; Pss counts "
              "the shared libtorch pages once.\n")
@@ -450,7 +450,7 @@ def weights_section(out_dir, L, targets):
              "`module` holder; (c) resnet50 into Faster R-CNN (FrozenBatchNorm2d, FPN). Whole "
              "command = exec to exit (libtorch's start-up, reading A and B with the safe reader, "
              "mapping, copying, writing OUT.pt); mapping = wick's own \"mapped in N ms\" (the "
-             "planner alone). Floor: a fresh `/usr/bin/python3` that torch.loads A and B "
+             "planner alone). Floor: a fresh `.venv/bin/python` that torch.loads A and B "
              "(weights_only) and torch.saves B, the same file work with no mapping. Medians of "
              "the runs.\n")
     L.append("| case | association | whole command (ms) | mapping (ms) | Python load+save floor (ms) "
@@ -809,7 +809,7 @@ def main():
     L.append(f"- load: {tool_version(['wrk', '--version'])}; `wrk --latency -d {args.duration}`,"
              " -t1 at c=1, -t2 otherwise, keep-alive, 127.0.0.1; wrk shares the cores with the"
              " servers")
-    L.append("- environment: OPENBLAS_NUM_THREADS=1, ONEDNN_MAX_CPU_ISA=AVX2")
+    L.append("- environment: OPENBLAS_NUM_THREADS=1 (oneDNN at its default ISA)")
     L.append("- peers: nginx (worker_processes 2, static `return 200`), FastAPI + uvicorn "
              "(2 workers, torch 1 thread each, `bench/fastapi_peer.py`; for images "
              "`bench/fastapi_vision_peer.py`, PIL + torchvision)")

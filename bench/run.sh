@@ -20,7 +20,7 @@
 # concurrencies interleaved, so drift on this noisy machine hits both alike.
 #
 # Environment: BENCH_DURATION (wrk -d, default 10s), BENCH_CONNS (default "1 16 64"),
-# BENCH_FORWARD_ITERS (default 20000), PYTHON (default /usr/bin/python3),
+# BENCH_FORWARD_ITERS (default 20000), PYTHON (default .venv/bin/python),
 # BENCH_RESULTS (default bench/RESULTS.md), BENCH_WICK (default BUILD_DIR/wick),
 # BENCH_SERVING_ROUNDS (default 2; see run_serving.sh), BENCH_SERVING=0 skips part 4,
 # BENCH_VISION_DURATION, BENCH_VISION_ROUNDS (see run_vision.sh), BENCH_VISION=0 skips part 5,
@@ -34,14 +34,14 @@ fi
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "$1" && pwd)
 B=$BUILD/bench
-PY=${PYTHON:-/usr/bin/python3}
+PY=${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}
 DURATION=${BENCH_DURATION:-10s}
 CONNS=${BENCH_CONNS:-"1 16 64"}
 FWD_ITERS=${BENCH_FORWARD_ITERS:-20000}
 RESULTS=${BENCH_RESULTS:-$SRC/bench/RESULTS.md}
 WICK=${BENCH_WICK:-$BUILD/wick}
 FWD=$BUILD/forward_loop
-export OPENBLAS_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=AVX2
+export OPENBLAS_NUM_THREADS=1
 
 for tool in wrk nginx curl; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (make deps)" >&2; exit 1; }

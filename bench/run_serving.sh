@@ -24,7 +24,7 @@
 #      c=16, 2 workers, rounds interleaved
 #
 # Environment: BENCH_DURATION (wrk -d, default 10s), BENCH_SERVING_ROUNDS (default 2),
-# BENCH_WICK (default BUILD_DIR/wick), PYTHON (default /usr/bin/python3),
+# BENCH_WICK (default BUILD_DIR/wick), PYTHON (default .venv/bin/python),
 # BENCH_SERVING_PARTS (default "1 2 3 4 5 6": the parts above to run).
 set -euo pipefail
 
@@ -36,7 +36,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "$1" && pwd)
 mkdir -p "$2"
 OUT=$(cd "$2" && pwd)/serving
-PY=${PYTHON:-/usr/bin/python3}
+PY=${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}
 DURATION=${BENCH_DURATION:-10s}
 ROUNDS=${BENCH_SERVING_ROUNDS:-2}
 # Each variant gets BENCH_DURATION in all, split over the rounds (10s, 2 rounds: 2 x 5s).
@@ -50,7 +50,7 @@ LOGS=$BUILD/bench/logs/serving
 TOOLS=$SRC/bench/serving_tools.py
 PARTS=" ${BENCH_SERVING_PARTS:-1 2 3 4 5 6} "
 part() { [[ $PARTS == *" $1 "* ]]; }
-export OPENBLAS_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=AVX2
+export OPENBLAS_NUM_THREADS=1
 
 for f in "$WICK" "$DEMO/fashion.pt" "$DEMO/test_samples.json" "$DEMO/model_store/fashion_tensor.mar" \
     "$BUILD/bench/mlp.pt" "$BUILD/bench/mlp_request.json"; do

@@ -27,7 +27,7 @@
 # Environment: BENCH_VISION_DURATION (seconds per item in all, default BENCH_DURATION or
 # 12, split over the rounds), BENCH_VISION_ROUNDS (default 3: the load of other processes
 # on these machines comes in bursts; bench/report.py takes the median round), BENCH_WICK (default BUILD_DIR/wick),
-# PYTHON (default /usr/bin/python3), BENCH_VISION_PARTS (default "resnet fashion").
+# PYTHON (default .venv/bin/python), BENCH_VISION_PARTS (default "resnet fashion").
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -38,7 +38,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "$1" && pwd)
 mkdir -p "$2"
 OUT=$(cd "$2" && pwd)/vision
-PY=${PYTHON:-/usr/bin/python3}
+PY=${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}
 SECS=${BENCH_VISION_DURATION:-${BENCH_DURATION:-12}}
 SECS=${SECS%s}
 ROUNDS=${BENCH_VISION_ROUNDS:-3}
@@ -52,7 +52,7 @@ LOGS=$BUILD/bench/logs/vision
 TOOLS=$SRC/bench/vision_tools.py
 PORTS="$SRC/bench/serving_tools.py"
 IDX=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
-export OPENBLAS_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=AVX2
+export OPENBLAS_NUM_THREADS=1
 
 for f in "$WICK" "$BUILD/demo/fashion.pt" "$SRC/examples/fashion/index_to_name.json"; do
   [ -e "$f" ] || { echo "bench: $f is missing (make build demo)" >&2; exit 1; }

@@ -6,7 +6,7 @@
 #   bash bench/run_weights.sh BUILD_DIR OUT_DIR
 #
 # For each case (a: resnet50 into a holder of it as `module`; b: a `backbone` holder into a
-# `module` holder; c: resnet50 into Faster R-CNN, random weights from Debian's torchvision)
+# `module` holder; c: resnet50 into Faster R-CNN, random weights from torchvision)
 # and association (isomorphism, embedding): BENCH_WEIGHTS_RUNS runs (default 5) of the
 # whole command (exec, read A and B with the safe reader, map, copy, write OUT.pt), its own
 # "mapped in N ms" (the planner alone), and, as the floor, Python torch.load of A and B
@@ -21,7 +21,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "$1" && pwd)
 mkdir -p "$2"
 OUT=$(cd "$2" && pwd)/weights
-PY=${PYTHON:-/usr/bin/python3}
+PY=${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}
 WICK=${BENCH_WICK:-$BUILD/wick}
 RUNS=${BENCH_WEIGHTS_RUNS:-5}
 W=$BUILD/bench/weights

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Helpers of bench/run_serving.sh (no torch import except in `torch-procs` children).
 
     serving_tools.py ports N
@@ -254,7 +254,7 @@ def cmd_requests(a):
 
 
 def cmd_torch_procs(a):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", ONEDNN_MAX_CPU_ISA="AVX2")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     procs = []
     res = {"n": a.n, "forwards": a.forwards, "rss_kb": [], "pss_kb": [], "error": None}
     try:
@@ -333,7 +333,7 @@ def main():
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--forwards", type=int, default=500)
     p.add_argument("--out", required=True)
-    p.add_argument("--python", default="/usr/bin/python3")
+    p.add_argument("--python", default=sys.executable)
     p.set_defaults(fn=cmd_torch_procs)
     a = ap.parse_args()
     a.fn(a)

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Helpers of bench/run_vision.sh: the ResNet-18 model, the images, and the raw
 in-process limit. Nothing is downloaded: the JPEGs are synthetic, the PNGs come from
 Debian's dataset-fashion-mnist.

@@ -1,14 +1,14 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Trains wick's demo model: the small CNN of the PyTorch tour, on FashionMNIST.
 
-    /usr/bin/python3 examples/fashion/train.py --out build/demo [--epochs 1] [--seed 0]
+    .venv/bin/python examples/fashion/train.py --out build/demo [--epochs 1] [--seed 0]
 
 Writes, each atomically (temporary file + rename, so an interrupted run leaves nothing
 that make would mistake for a finished result):
 
   DIR/fashion.pt          TorchScript (torch.jit.script, eval mode, NOT frozen: wick
                           freezes and optimizes at load time; a module saved after
-                          optimize_for_inference does not load again in torch 1.13)
+                          optimize_for_inference does not load again, in torch 1.13 or 2.14)
   DIR/test_samples.json   the first 1000 test images, already normalized, as the
                           model takes them: {"images": [[1,28,28] nested lists],
                           "labels": [...], "classes": [...], "normalized": true,
@@ -33,9 +33,8 @@ import tempfile
 import time
 
 # Must be set before torch is imported (see MACHINE-NOTES): OpenBLAS's busy-waiting
-# threads fight torch's, and oneDNN's AVX-512 kernels are very slow on these CPUs.
+# threads fight torch's (a libtorch on OpenBLAS; the pinned wheel uses MKL).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

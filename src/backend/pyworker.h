@@ -12,7 +12,13 @@
 extern "C" {
 #endif
 
+/* The workers' interpreter unless the config names one: the build's WK_PYTHON (the
+ * venv holding the torch wick is built against; see CMakeLists.txt). */
+#ifdef WK_DEFAULT_PYTHON
+#define WK_PYWORKER_DEFAULT_PYTHON WK_DEFAULT_PYTHON
+#else
 #define WK_PYWORKER_DEFAULT_PYTHON "/usr/bin/python3"
+#endif
 #define WK_PYWORKER_TAIL_BYTES 2048 /* stderr kept for failure messages */
 
 typedef struct wk_pyworker_opts_s {

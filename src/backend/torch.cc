@@ -7,6 +7,9 @@
 #include <torch/cuda.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/script.h>
+#include <torch/version.h>
+
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <atomic>
@@ -250,6 +253,8 @@ extern "C" {
 
 int wk_torch_available(void) { return 1; }
 
+const char *wk_torch_version(void) { return TORCH_VERSION; }
+
 }  // extern "C"
 
 namespace {
@@ -277,11 +282,38 @@ void wk_torch_set_threads(int n) {
   }
 }
 
+}  // extern "C"
+
+namespace {
+// wick links libtorch's CPU libraries only (cmake/WickTorch.cmake). A CUDA build of
+// libtorch keeps its CUDA kernels in libtorch_cuda.so beside libtorch_cpu.so; loading it
+// registers them (and the CUDA hooks torch::cuda asks). Done once, on the first model that
+// asks for a GPU; a CPU-only libtorch has no such file and sees no GPU, as before.
+std::once_flag g_cuda_once;
+
+void load_cuda_kernels() {
+  std::call_once(g_cuda_once, [] {
+    Dl_info info;
+    if (dladdr(reinterpret_cast<void *>(&at::set_num_threads), &info) == 0 || !info.dli_fname)
+      return;
+    std::string dir(info.dli_fname);
+    size_t slash = dir.rfind('/');
+    if (slash == std::string::npos) return;
+    std::string lib = dir.substr(0, slash) + "/libtorch_cuda.so";
+    // RTLD_GLOBAL: its registrations and symbols serve the whole process; never closed.
+    (void)dlopen(lib.c_str(), RTLD_NOW | RTLD_GLOBAL);
+  });
+}
+}  // namespace
+
+extern "C" {
+
 int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_t **out,
                   wk_err_t *err) {
   try {
     auto m = std::make_unique<wk_torch_model_s>();
     if (opts && opts->device >= 0) {
+      load_cuda_kernels();
       if (!torch::cuda::is_available())
         return copy_err(err, WK_EUNSUPPORTED, "CUDA device " + std::to_string(opts->device) +
                                                   " requested but this libtorch sees no GPU");

@@ -43,6 +43,8 @@ typedef struct wk_torch_state_s {
 
 /* 1 if libtorch is compiled in. */
 int wk_torch_available(void);
+/* The libtorch version wick was built with ("2.14.1"), or "none"; static storage. */
+const char *wk_torch_version(void);
 /* Sets the intra-op thread count of this process (torch's pool is process-wide). */
 void wk_torch_set_threads(int n);
 /* Loads a TorchScript file. The caller frees the model with wk_torch_free. */

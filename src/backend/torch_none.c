@@ -2,6 +2,7 @@
 #include "backend/torch.h"
 
 int wk_torch_available(void) { return 0; }
+const char *wk_torch_version(void) { return "none"; }
 void wk_torch_set_threads(int n) { (void)n; }
 int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_t **out,
                   wk_err_t *err) {

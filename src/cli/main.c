@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backend/torch.h"
 #include "cli/inspect.h"
 #include "cli/pack.h"
 #include "cli/serve.h"
@@ -30,7 +31,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "inspect") == 0) return wk_cmd_inspect(argc - 1, argv + 1);
   if (strcmp(cmd, "weights") == 0) return wk_cmd_weights(argc - 1, argv + 1);
   if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-    printf("wick %s\n", WK_VERSION);
+    printf("wick %s (libtorch %s)\n", WK_VERSION, wk_torch_version());
     return 0;
   }
   if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {

@@ -4,6 +4,8 @@
  * pending and stops. --start/--stop (background) live in daemon.c. */
 #include "cli/serve.h"
 
+#include "backend/torch.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <dlfcn.h>
@@ -16,6 +18,7 @@
 
 #include "api/api.h"
 #include "archive/archive.h"
+#include "backend/torch.h"
 #include "cli/daemon.h"
 #include "core/fs.h"
 #include "core/limits.h"
@@ -437,6 +440,7 @@ int wk_cmd_serve(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  wk_log_info("wick %s, libtorch %s", WK_VERSION, wk_torch_version());
   wk_registry_t *reg = wk_registry_new();
   wk_api_t api;
   wk_api_init(&api, reg);

@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "backend/pyworker.h"
 #include "core/buf.h"
 #include "core/limits.h"
 
@@ -431,7 +432,7 @@ void wk_config_init(wk_config_t *c) {
   c->max_response_size = WK_DEFAULT_MAX_RESPONSE_SIZE;
   c->torch_threads = 0;
   c->worker_spin_us = WK_DEFAULT_WORKER_SPIN_US;
-  c->python = strdup("/usr/bin/python3");
+  c->python = strdup(WK_PYWORKER_DEFAULT_PYTHON);
   wk_props_init(&c->props);
 }
 

@@ -37,7 +37,7 @@ typedef struct wk_config_s {
   int torch_threads;             /* wick: intra-op threads per native worker; 0 = auto */
   int worker_spin_us;            /* wick: how long an idle native worker polls its queue
                                     before it sleeps (one worker per model at a time) */
-  char *python;                  /* wick: worker interpreter, "/usr/bin/python3" */
+  char *python;                  /* wick: worker interpreter, WK_PYWORKER_DEFAULT_PYTHON (the venv's) */
   wk_props_t props;              /* every key seen, known or not */
 } wk_config_t;
 

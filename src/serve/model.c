@@ -20,6 +20,7 @@
 #include "archive/manifest.h"
 #include "archive/model_config.h"
 #include "archive/zip.h"
+#include "backend/pyworker.h"
 #include "backend/torch.h"
 #include "core/buf.h"
 #include "core/fs.h"
@@ -547,7 +548,7 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
     goto fail;
   }
   m->kind = native ? (wk__handler_t)handler_kind : WK__H_PYTHON;
-  m->python = strdup(o->python && *o->python ? o->python : "/usr/bin/python3");
+  m->python = strdup(o->python && *o->python ? o->python : WK_PYWORKER_DEFAULT_PYTHON);
   m->startup_timeout_s = o->startup_timeout_s > 0 ? o->startup_timeout_s : WK_DEFAULT_STARTUP_TIMEOUT_S;
 
   /* 4. settings: a register request's overrides, then model-config.yaml, then the

@@ -24,7 +24,7 @@ typedef struct wk_model_load_opts_s {
   int torch_threads;          /* 0: auto */
   int worker_spin_us;         /* idle polling before a worker sleeps; 0: never poll */
   long max_image_pixels;      /* image handler: limit_max_image_pixels; <= 0: no limit */
-  const char *python;         /* Python handlers: the interpreter (NULL: /usr/bin/python3) */
+  const char *python;         /* Python handlers: the interpreter (NULL: WK_PYWORKER_DEFAULT_PYTHON) */
   int startup_timeout_s;      /* Python handlers: worker start + load; 0: the default */
   int install_py_deps;        /* Python handlers: pip-install the manifest's requirementsFile
                                  into a folder of this model (install_py_dep_per_model) */

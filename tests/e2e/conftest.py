@@ -1,5 +1,5 @@
 """Fixtures for wick's end-to-end tests: the real binary, on free loopback ports, with
-models that the tests build with Debian's torch. WICK_BIN picks the binary (an ASan build
+models that the tests build with the venv's torch. WICK_BIN picks the binary (an ASan build
 for the bad-input run); WICK_DEMO_DIR points at the trained demo model."""
 import http.client
 import json
@@ -19,7 +19,6 @@ DEMO_DIR = Path(os.environ.get("WICK_DEMO_DIR", str(ROOT / "build" / "demo")))
 SANITIZED = os.environ.get("WICK_SANITIZED") == "1"
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 
 def free_port():

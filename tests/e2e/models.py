@@ -1,5 +1,5 @@
-"""Models the end-to-end tests serve, built with Debian's torch (this pytest runs under
-/usr/bin/python3, which has it)."""
+"""Models the end-to-end tests serve, built with the venv's torch (this pytest runs under
+.venv/bin/python, the torch wick is built against)."""
 import torch
 
 

@@ -8,7 +8,7 @@ BUILD=${1:-build}
 BUILD_ASAN=${2:-}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
-PY=/usr/bin/python3
+PY=${PYTHON:-$ROOT/.venv/bin/python}
 
 run_pytest() {
   local rc=0

@@ -8,6 +8,7 @@ import hashlib
 import io
 import re
 import subprocess
+import sys
 import tarfile
 import textwrap
 import time
@@ -298,7 +299,7 @@ def test_requirements_installed_per_model(serve, tmp_path):
     assert r.json()["y"] == [3, 6]
     assert "-pydeps-" in r.json()["from"] and not r.json()["from"].startswith("/usr")
     # installed for that model only, never into the system's Python
-    check = subprocess.run(["/usr/bin/python3", "-c", "import wickfactorydep"], capture_output=True)
+    check = subprocess.run([sys.executable, "-c", "import wickfactorydep"], capture_output=True)
     assert check.returncode != 0
     # registration answers pip's message
     r = register(s, "bad.mar")

@@ -1,5 +1,5 @@
 """`wick weights transfer` and checkpoints at model load (issue 6 parts 4 and 5) against
-Debian's torch and torchvision: torch_liberator's published counts for ResNet-50 inside
+the venv's torch and torchvision: torch_liberator's published counts for ResNet-50 inside
 bigger models, the values that land where, mangling against a Python reference, the
 report, and bad input. Models are made here with random weights (weights=None)."""
 import json

@@ -1,4 +1,4 @@
-"""wick's safe .pt reader against Debian's torch: torch saves, wick reads (tests/tools/wkpt
+"""wick's safe .pt reader against the venv's torch: torch saves, wick reads (tests/tools/wkpt
 dumps every tensor's bytes), the values must be bit-exact. Malicious and malformed files
 made here must be refused with a clear message, without running anything.
 WICK_PT_TOOL picks the dump tool, else the wkpt beside WICK_BIN."""
@@ -10,6 +10,7 @@ import pickle
 import pickletools
 import re
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -163,7 +164,7 @@ def test_lightning_checkpoint_yields_its_state_dict(tmp_path):
     script = tmp_path / "make_ckpt.py"
     script.write_text(LIGHTNING_SCRIPT)
     ckpt, ref = tmp_path / "model.ckpt", tmp_path / "ref.pt"
-    subprocess.run(["/usr/bin/python3", str(script), str(ckpt), str(ref)], check=True,
+    subprocess.run([sys.executable, str(script), str(ckpt), str(ref)], check=True,
                    env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
     with pytest.raises(Exception):  # torch itself refuses the whole file
         torch.load(ckpt, weights_only=True)
@@ -424,7 +425,7 @@ def test_inspect_weights_table_and_json(tmp_path):
 def test_inspect_lightning_reports_opaque_entries(tmp_path):
     script = tmp_path / "make_ckpt.py"
     script.write_text(LIGHTNING_SCRIPT)
-    subprocess.run(["/usr/bin/python3", str(script), str(tmp_path / "l.ckpt"),
+    subprocess.run([sys.executable, str(script), str(tmp_path / "l.ckpt"),
                     str(tmp_path / "ref.pt")], check=True)
     text = run_wick("inspect", tmp_path / "l.ckpt").stdout
     assert "state_dict: state_dict" in text

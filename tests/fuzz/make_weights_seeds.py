@@ -1,5 +1,5 @@
 """Writes the curated seed corpus of fuzz_weights into tests/fuzz/corpus/weights/ (run with
-/usr/bin/python3, which has torch). Pickles reference storages "0" (256 bytes) and "1"
+.venv/bin/python, which has torch). Pickles reference storages "0" (256 bytes) and "1"
 (empty), the two the fuzz target provides; *.pt seeds are whole checkpoint files."""
 import collections
 import io

@@ -17,7 +17,7 @@ if PYDIR not in sys.path:
 
 from wick_worker import protocol  # noqa: E402
 
-PYTHON = "/usr/bin/python3"
+PYTHON = sys.executable  # the venv's, as wick's default for workers
 
 
 def make_model_dir(path, files=None, manifest_model=None, handler=None):

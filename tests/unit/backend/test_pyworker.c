@@ -1,4 +1,4 @@
-/* Unit tests for backend/pyworker with real /usr/bin/python3 workers (python/ of this
+/* Unit tests for backend/pyworker with real workers (the venv's python) (python/ of this
  * repository on PYTHONPATH) and handlers written by the test: a batch of 3, a handler
  * that raises (503), a worker killed mid-batch, a handler with a syntax error. */
 #include <setjmp.h>

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "backend/pyworker.h"
 #include "serve/config.h"
 
 static void parse_ok(const char *text, wk_props_t *p) {
@@ -134,7 +135,7 @@ static void test_config_defaults(void **state) {
   assert_int_equal(c.max_request_size, 6553500);
   assert_int_equal(c.max_response_size, 6553500);
   assert_int_equal(c.torch_threads, 0);
-  assert_string_equal(c.python, "/usr/bin/python3");
+  assert_string_equal(c.python, WK_PYWORKER_DEFAULT_PYTHON);
   assert_int_equal(c.props.count, 0);
   assert_true(wk_config_default_workers(&c, 2) == 2);
   assert_true(wk_config_default_workers(&c, 0) >= 1);
