@@ -809,6 +809,15 @@ def main():
     L.append(f"- load: {tool_version(['wrk', '--version'])}; `wrk --latency -d {args.duration}`,"
              " -t1 at c=1, -t2 otherwise, keep-alive, 127.0.0.1; wrk shares the cores with the"
              " servers")
+    wick_bin = os.environ.get("BENCH_WICK") or os.path.join(
+        os.path.dirname(os.path.abspath(args.out_dir)), "wick")
+    try:
+        from importlib.metadata import version as pkg_version
+        peer_libs = f"torch {pkg_version('torch')}, Pillow {pkg_version('pillow')}"
+    except Exception:  # noqa: BLE001 -- a report line, not worth failing the report
+        peer_libs = "unknown"
+    L.append(f"- torch: wick `{tool_version([wick_bin, '--version'])}`; the Python peers: "
+             f"{peer_libs} (the venv's)")
     L.append("- environment: OPENBLAS_NUM_THREADS=1 (oneDNN at its default ISA)")
     L.append("- peers: nginx (worker_processes 2, static `return 200`), FastAPI + uvicorn "
              "(2 workers, torch 1 thread each, `bench/fastapi_peer.py`; for images "

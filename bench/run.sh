@@ -242,7 +242,7 @@ if [ "${BENCH_WEIGHTS:-1}" != 0 ]; then
     echo "bench: bench/run_weights.sh failed; its section will be n/a" >&2
 fi
 
-"$PY" "$SRC/bench/report.py" --out-dir "$OUT" --results "$RESULTS" \
+BENCH_WICK=$WICK "$PY" "$SRC/bench/report.py" --out-dir "$OUT" --results "$RESULTS" \
   --command "make bench (bash bench/run.sh $1; BENCH_DURATION=$DURATION${BENCH_WICK:+; BENCH_WICK=$BENCH_WICK}${BENCH_SERVING_ROUNDS:+; BENCH_SERVING_ROUNDS=$BENCH_SERVING_ROUNDS}${BENCH_VISION:+; BENCH_VISION=$BENCH_VISION}${BENCH_VISION_DURATION:+; BENCH_VISION_DURATION=$BENCH_VISION_DURATION}${BENCH_VISION_ROUNDS:+; BENCH_VISION_ROUNDS=$BENCH_VISION_ROUNDS})" \
   --conns "$CONNS" --duration "$DURATION"
 echo "== wrote $RESULTS"
