@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -255,6 +256,10 @@ int wk_torch_available(void) { return 1; }
 
 const char *wk_torch_version(void) { return TORCH_VERSION; }
 
+const char *wk__torchvision_ops(void); /* torchvision_ops.cc */
+
+const char *wk_torch_builtin_ops(void) { return wk__torchvision_ops(); }
+
 }  // extern "C"
 
 namespace {
@@ -304,6 +309,37 @@ void load_cuda_kernels() {
     (void)dlopen(lib.c_str(), RTLD_NOW | RTLD_GLOBAL);
   });
 }
+// The message for a TorchScript file this libtorch cannot load. The usual causes get a
+// sentence that names what was found and what this wick has: an operator this libtorch
+// lacks (a newer torch's, or a library's such as torchvision::nms), a file written by a
+// newer torch.
+std::string load_error(const char *what) {
+  std::string s(what ? what : "");
+  const std::string lib = std::string("libtorch ") + TORCH_VERSION;
+  const char *unknown = "Unknown builtin op: ";
+  size_t p = s.find(unknown);
+  if (p != std::string::npos) {
+    size_t b = p + std::strlen(unknown), e = b;
+    while (e < s.size() && (std::isalnum((unsigned char)s[e]) || s[e] == '_' || s[e] == ':' ||
+                            s[e] == '.'))
+      e++;
+    std::string op = s.substr(b, e - b);
+    while (!op.empty() && op.back() == '.') op.pop_back();
+    std::string msg = "cannot load TorchScript: the model calls operator " + op + ", which " +
+                      lib + " does not have";
+    if (op.rfind("torchvision::", 0) == 0)
+      msg += std::string(" (torchvision's operators are not part of libtorch; wick has its "
+                         "own ") + wk__torchvision_ops() + ")";
+    else
+      msg += " (was the model saved by a newer torch, or does it need an operator library?)";
+    return msg;
+  }
+  // e.g. "... file with version 99, but the maximum supported version for reading is 11"
+  if (s.find("maximum supported version") != std::string::npos)
+    return "cannot load TorchScript: the file was written by a newer torch than " + lib +
+           " reads: " + summarize(what);
+  return "cannot load TorchScript with " + lib + ": " + summarize(what);
+}
 }  // namespace
 
 extern "C" {
@@ -343,9 +379,9 @@ int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_
     *out = m.release();
     return 0;
   } catch (const c10::Error &e) {
-    return copy_err(err, WK_EFORMAT, "cannot load TorchScript: " + summarize(e.what_without_backtrace()));
+    return copy_err(err, WK_EFORMAT, load_error(e.what_without_backtrace()));
   } catch (const std::exception &e) {
-    return copy_err(err, WK_EFORMAT, "cannot load TorchScript: " + summarize(e.what()));
+    return copy_err(err, WK_EFORMAT, load_error(e.what()));
   }
 }
 

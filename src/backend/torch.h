@@ -45,6 +45,9 @@ typedef struct wk_torch_state_s {
 int wk_torch_available(void);
 /* The libtorch version wick was built with ("2.14.1"), or "none"; static storage. */
 const char *wk_torch_version(void);
+/* The torchvision operators wick registers itself (backend/torchvision_ops.cc): scripted
+ * models that call them run natively. "" without libtorch. */
+const char *wk_torch_builtin_ops(void);
 /* Sets the intra-op thread count of this process (torch's pool is process-wide). */
 void wk_torch_set_threads(int n);
 /* Loads a TorchScript file. The caller frees the model with wk_torch_free. */

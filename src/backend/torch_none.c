@@ -3,6 +3,7 @@
 
 int wk_torch_available(void) { return 0; }
 const char *wk_torch_version(void) { return "none"; }
+const char *wk_torch_builtin_ops(void) { return ""; }
 void wk_torch_set_threads(int n) { (void)n; }
 int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_t **out,
                   wk_err_t *err) {

@@ -89,7 +89,14 @@ static int load_labels(wk_model_t *m, wk_err_t *err) {
 }
 
 int wk__image_configure(wk_model_t *m, long max_pixels, wk_err_t *err) {
-  wk_preprocess_opts_default(&m->pre);
+  wk_preprocess_opts_t dflt;
+  wk_preprocess_opts_default(&dflt);
+  return wk__image_configure_from(m, &dflt, max_pixels, err);
+}
+
+int wk__image_configure_from(wk_model_t *m, const wk_preprocess_opts_t *dflt, long max_pixels,
+                             wk_err_t *err) {
+  m->pre = *dflt;
   m->topk = 5;
   m->max_pixels = max_pixels;
   const wk_yaml_t *wick = m->config.root ? wk_yaml_get(m->config.root, "wick") : NULL;
@@ -219,7 +226,7 @@ int wk__image_job_init(wk_model_t *m, wk__job_t *j, wk_http_req_t *req, wk_err_t
 
 /* ---- running a batch ---- */
 
-static void print_float(wk_buf_t *b, float f) {
+void wk__print_float(wk_buf_t *b, float f) {
   wk_tensor_t t;
   memset(&t, 0, sizeof t);
   t.dtype = WK_DT_FLOAT32;
@@ -262,7 +269,7 @@ static char *classify_row(const wk_model_t *m, const float *logits, size_t k_cla
     wk_buf_puts(&b, i ? ", " : "");
     wk_buf_json_str(&b, c < m->n_labels && m->labels[c] ? m->labels[c] : idx);
     wk_buf_puts(&b, ": ");
-    print_float(&b, p[c]);
+    wk__print_float(&b, p[c]);
   }
   wk_buf_puts(&b, "}");
   free(p);

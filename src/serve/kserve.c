@@ -255,8 +255,8 @@ void wk_model_predict_v1(wk_model_t *m, wk_http_req_t *req, int explain) {
     j->envelope = WK__ENV_V1;
     unsigned char *bytes = NULL;
     size_t len = 0;
-    rc = instance_bytes(inst, m->kind == WK__H_IMAGE, &bytes, &len, &err);
-    if (m->kind == WK__H_IMAGE) {
+    rc = instance_bytes(inst, WK__TAKES_IMAGES(m->kind), &bytes, &len, &err);
+    if (WK__TAKES_IMAGES(m->kind)) {
       if (rc == 0)
         rc = wk_err(&err, WK_EINVAL,
                     "expected an image as {\"b64\": \"<base64 of a JPEG or PNG>\"} (or a base64 "
@@ -514,7 +514,7 @@ void wk_model_infer_v2(wk_model_t *m, wk_http_req_t *req) {
     v2_error(req, rc == WK_ENOMEM ? 500 : rc == WK_ETOOBIG ? 413 : 400, err.msg);
     return;
   }
-  if (m->kind == WK__H_IMAGE) {
+  if (WK__TAKES_IMAGES(m->kind)) {
     v2_images(m, req, r);
     wk_oip_request_destroy(r);
     free(r);

@@ -124,7 +124,7 @@ void wk__submit(wk_model_t *m, wk_http_req_t *req, int explain, int envelope) {
   j->envelope = envelope;
   if (m->kind == WK__H_PYTHON) {
     rc = wk__python_job_init(m, j, req, &err);
-  } else if (m->kind == WK__H_IMAGE) {
+  } else if (WK__TAKES_IMAGES(m->kind)) {
     rc = wk__image_job_init(m, j, req, &err);
   } else {
     size_t len;
@@ -167,6 +167,7 @@ static int native_handler(const char *h) {
   if (h == NULL || *h == '\0' || strcmp(h, "tensor") == 0 || strcmp(h, "base_handler") == 0)
     return WK__H_TENSOR;
   if (strcmp(h, "image_classifier") == 0) return WK__H_IMAGE;
+  if (strcmp(h, "object_detector") == 0) return WK__H_DETECT;
   return -1;
 }
 
@@ -580,6 +581,10 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   wk_torch_set_threads(threads);
 
   if (m->kind == WK__H_IMAGE && (rc = wk__image_configure(m, o->max_image_pixels, err)) != 0) {
+    wk_err_prefix(err, "model '%s'", m->name);
+    goto fail;
+  }
+  if (m->kind == WK__H_DETECT && (rc = wk__detect_configure(m, o->max_image_pixels, err)) != 0) {
     wk_err_prefix(err, "model '%s'", m->name);
     goto fail;
   }

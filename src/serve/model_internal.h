@@ -92,7 +92,11 @@ typedef struct wk__custom_metric_s {
 #define WK__MAX_CUSTOM_METRICS 1024
 
 /* The native built-in handlers. */
-typedef enum { WK__H_TENSOR = 0, WK__H_IMAGE, WK__H_PYTHON } wk__handler_t;
+typedef enum { WK__H_TENSOR = 0, WK__H_IMAGE, WK__H_PYTHON, WK__H_DETECT } wk__handler_t;
+
+/* 1 for the native handlers that take an image per request (image_classifier,
+ * object_detector): same bodies, same KServe instance handling. */
+#define WK__TAKES_IMAGES(kind) ((kind) == WK__H_IMAGE || (kind) == WK__H_DETECT)
 
 struct wk_model_s {
   wk__handler_t kind;
@@ -100,6 +104,7 @@ struct wk_model_s {
   wk_preprocess_opts_t pre;
   long max_pixels;
   int topk;
+  float threshold;   /* object_detector: the lowest score reported */
   int explain_batch; /* scaled inputs per backward pass in integrated gradients; 0: all */
   char **labels; /* index_to_name.json, by class index; NULL entries: no name */
   size_t n_labels;
@@ -180,6 +185,11 @@ extern const double wk__batch_bounds[WK__BATCH_BUCKETS];
 
 /* image_handler.c */
 int wk__image_configure(wk_model_t *m, long max_pixels, wk_err_t *err); /* at load */
+/* The same, starting from dflt instead of image_classifier's preprocessing. */
+int wk__image_configure_from(wk_model_t *m, const wk_preprocess_opts_t *dflt, long max_pixels,
+                             wk_err_t *err);
+/* Appends f as the shortest JSON number that reads back to the same float32. */
+void wk__print_float(wk_buf_t *b, float f);
 void wk__image_unconfigure(wk_model_t *m);
 /* Takes the image bytes out of req's body (raw, multipart, or JSON base64). HTTP thread. */
 int wk__image_job_init(wk_model_t *m, wk__job_t *j, wk_http_req_t *req, wk_err_t *err);
@@ -227,6 +237,10 @@ void wk__python_warm(wk_model_t *m, wk_pyworker_t **py, int index);
 int wk__job_reply_typed(wk_model_t *m, wk__job_t *j, int status, const char *content_type,
                         char *body, size_t len);
 
+/* detect_handler.c: the object_detector handler */
+int wk__detect_configure(wk_model_t *m, long max_pixels, wk_err_t *err); /* at load */
+void wk__detect_run(wk_model_t *m, wk__job_t **jobs, size_t n);          /* worker thread */
+
 /* native.c: runs one batch of jobs (n >= 1) through the TorchScript module and replies
  * to each job that is still unanswered. Worker thread. */
 void wk__native_run(wk_model_t *m, wk__job_t **jobs, size_t n);
@@ -234,6 +248,9 @@ void wk__native_run(wk_model_t *m, wk__job_t **jobs, size_t n);
  * batch size. Worker thread. */
 int wk__forward(wk_model_t *m, const wk_tensor_t *tensors, size_t count, size_t requests,
                 wk_value_t **out, wk_err_t *err);
+/* forward() on any argument values (a list of images, say); counted like wk__forward. */
+int wk__forward_values(wk_model_t *m, const wk_value_t *const *args, size_t nargs,
+                       size_t requests, wk_value_t **out, wk_err_t *err);
 /* 1 if a and b can share a batch (same inputs, dtypes and trailing shapes). */
 int wk__native_batchable(const wk__job_t *a, const wk__job_t *b);
 

@@ -106,6 +106,11 @@ int wk__forward(wk_model_t *m, const wk_tensor_t *tensors, size_t count, size_t 
     storage[i].tensor.owns_data = 0; /* the caller keeps it */
     args[i] = &storage[i];
   }
+  return wk__forward_values(m, args, count, requests, out, err);
+}
+
+int wk__forward_values(wk_model_t *m, const wk_value_t *const *args, size_t count,
+                       size_t requests, wk_value_t **out, wk_err_t *err) {
   int64_t start = wk_now_us();
   int rc = wk_torch_forward(m->torch, args, count, out, err);
   int64_t took = wk_now_us() - start;
@@ -214,8 +219,19 @@ void wk__native_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
     wk__hist_add(&m->queue_hist, wk__lat_bounds, WK__LAT_BUCKETS, (double)waited / 1e6,
                  (uint64_t)waited);
   }
+  if (jobs[0]->explain && m->kind == WK__H_DETECT) {
+    for (size_t i = 0; i < n; i++)
+      wk__job_reply_error(m, jobs[i], 501, "NotImplementedException",
+                          "object_detector models have no explanations (integrated gradients "
+                          "need one score per class; a detector gives a list of boxes)");
+    return;
+  }
   if (jobs[0]->explain) {
     for (size_t i = 0; i < n; i++) run_explain(m, jobs[i]);
+    return;
+  }
+  if (m->kind == WK__H_DETECT) {
+    wk__detect_run(m, jobs, n);
     return;
   }
   if (m->kind == WK__H_IMAGE) {
