@@ -234,6 +234,14 @@ static json_t *weights_json(const weights_t *w) {
     json_array_append_new(opq, jo);
   }
   json_object_set_new(o, "opaque", opq);
+  json_t *ent = json_array();
+  for (size_t i = 0; i < wk_pt_entry_count(pt); i++) {
+    json_t *je = json_object();
+    json_object_set_new(je, "key", jstr(wk_pt_entry(pt, i)->key));
+    json_object_set_new(je, "summary", jstr(wk_pt_entry(pt, i)->summary));
+    json_array_append_new(ent, je);
+  }
+  json_object_set_new(o, "entries", ent);
   return o;
 }
 
@@ -281,6 +289,17 @@ static void print_weights_text(const weights_t *w) {
   if (wk_pt_all_count(pt) > wk_pt_count(pt))
     printf("other tensors (outside the state_dict, e.g. optimizer state): %zu\n",
            wk_pt_all_count(pt) - wk_pt_count(pt));
+  if (wk_pt_entry_count(pt) > 0) {
+    printf("other entries of the checkpoint (read, not run):\n");
+    for (size_t i = 0; i < wk_pt_entry_count(pt); i++) {
+      const wk_pt_entry_t *e = wk_pt_entry(pt, i);
+      char *k = sanitize(e->key, strlen(e->key));
+      char *s = sanitize(e->summary, strlen(e->summary));
+      printf("  %s: %s\n", k ? k : "?", s ? s : "?");
+      free(k);
+      free(s);
+    }
+  }
   if (wk_pt_opaque_count(pt) > 0) {
     printf("opaque entries (objects outside the weights-only allowlist; not built, not run):\n");
     for (size_t i = 0; i < wk_pt_opaque_count(pt); i++) {

@@ -309,27 +309,76 @@ static int add_extra(plist_t *l, const char *list, wk_buf_t *names) {
   return 0;
 }
 
-/* --handler: a file (optionally "file.py:function") is packed and stored by basename;
- * anything else is a built-in handler name, stored as is. *stored is malloc'd. */
-static int add_handler(plist_t *l, const char *h, char **stored) {
+/* The handler names a worker knows without a file: wick's native handlers and the Python
+ * built-ins of python/wick_worker/loader.py (BUILTINS; keep the two lists in step). */
+static const char *const builtin_handlers[] = {
+    "tensor",          "base_handler",    "image_classifier", "object_detector", "image_segmenter",
+    "text_classifier", "v1_adapter",      "v1_noload",        "liberator",
+};
+
+static bool is_builtin_handler(const char *h, size_t n) {
+  for (size_t i = 0; i < sizeof builtin_handlers / sizeof *builtin_handlers; i++)
+    if (strlen(builtin_handlers[i]) == n && strncmp(builtin_handlers[i], h, n) == 0) return true;
+  return false;
+}
+
+/* 1 if one of the comma-separated extra files is called name (a handler module shipped
+ * among them). */
+static bool among_extras(const char *extras, const char *name) {
+  for (const char *p = extras; p && *p;) {
+    const char *e = strchr(p, ',');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    char one[PATH_BUF];
+    if (n < sizeof one) {
+      memcpy(one, p, n);
+      one[n] = '\0';
+      if (strcmp(base_name(one), name) == 0) return true;
+    }
+    p = e ? e + 1 : p + n;
+  }
+  return false;
+}
+
+/* --handler, resolved as torch-model-archiver does: a file ("path/h.py", optionally with
+ * ":function"), or a name that is a file once ".py" is added ("handler" -> ./handler.py),
+ * is packed and stored by basename; a built-in handler name, or a module shipped in
+ * --extra-files, is stored as is. Anything else fails here rather than at load. *stored is
+ * malloc'd. */
+static int add_handler(plist_t *l, const char *h, const char *extras, char **stored) {
   struct stat st;
   const char *colon = strrchr(h, ':');
+  size_t n = colon && colon > h ? (size_t)(colon - h) : strlen(h); /* the module part */
+  const char *fn = colon && colon > h ? colon + 1 : NULL;
   char file[PATH_BUF];
-  const char *fn = NULL;
-  if (stat(h, &st) == 0) {
+  file[0] = '\0';
+  if (stat(h, &st) == 0 && S_ISREG(st.st_mode)) {
     snprintf(file, sizeof file, "%s", h);
-  } else if (colon && colon > h && (size_t)(colon - h) < sizeof file) {
-    memcpy(file, h, (size_t)(colon - h));
-    file[colon - h] = '\0';
-    fn = colon + 1;
-    if (stat(file, &st) != 0) file[0] = '\0';
-  } else {
-    file[0] = '\0';
+    fn = NULL;
+  } else if (n + 4 < sizeof file) {
+    memcpy(file, h, n);
+    file[n] = '\0';
+    if (stat(file, &st) != 0 || !S_ISREG(st.st_mode)) {
+      /* "handler" or "handler:fn" -> handler.py */
+      bool has_py = n > 3 && strncmp(h + n - 3, ".py", 3) == 0;
+      if (!has_py) memcpy(file + n, ".py", 4);
+      if (has_py || stat(file, &st) != 0 || !S_ISREG(st.st_mode)) file[0] = '\0';
+    }
   }
   if (file[0] == '\0') {
-    size_t n = colon ? (size_t)(colon - h) : strlen(h);
+    char module_py[PATH_BUF];
+    snprintf(module_py, sizeof module_py, "%.*s.py", (int)n, h);
     if (strchr(h, '/') || (n > 3 && strncmp(h + n - 3, ".py", 3) == 0))
       return fail("handler file %.*s does not exist", (int)n, h);
+    if (!is_builtin_handler(h, n) && !among_extras(extras, module_py)) {
+      wk_buf_t names = WK_BUF_INIT;
+      for (size_t i = 0; i < sizeof builtin_handlers / sizeof *builtin_handlers; i++)
+        wk_buf_printf(&names, "%s%s", i ? ", " : "", builtin_handlers[i]);
+      int rc = fail("--handler %s: no file %.*s or %s here, no %s among --extra-files, and "
+                    "not a built-in handler (%s)",
+                    h, (int)n, h, module_py, module_py, names.data ? names.data : "");
+      wk_buf_destroy(&names);
+      return rc;
+    }
     *stored = strdup(h);
     return *stored ? 0 : fail("out of memory");
   }
@@ -565,7 +614,7 @@ static int pack_rest(const opts_t *po, const char *handler_opt, plist_t *pl, wk_
   int rc = 0;
   if (o.serialized_file) rc = add_named(&l, "serialized file", o.serialized_file);
   if (rc == 0 && o.model_file) rc = add_named(&l, "model file", o.model_file);
-  if (rc == 0 && handler_opt) rc = add_handler(&l, handler_opt, &handler);
+  if (rc == 0 && handler_opt) rc = add_handler(&l, handler_opt, o.extra_files, &handler);
   if (rc == 0 && o.requirements_file) rc = add_named(&l, "requirements file", o.requirements_file);
   if (rc == 0 && o.config_file) rc = add_named(&l, "config file", o.config_file);
   if (rc == 0 && o.extra_files) rc = add_extra(&l, o.extra_files, &extra);

@@ -89,6 +89,23 @@ static void load_one(wk_registry_t *reg, const wk_config_t *cfg, const char *spe
     wk_log_error("model %s: '%s' leaves the model store; not loaded", name[0] ? name : url, url);
     return;
   }
+  /* `--models machin-lern`, as torchserve takes it: the archive of that name in the store */
+  char with_ext[4096];
+  if (!wk_fs_exists(path) && strchr(url, '/') == NULL) {
+    static const char *const exts[] = {".mar", ".tar.gz"};
+    for (size_t i = 0; i < sizeof exts / sizeof *exts; i++) {
+      char cand[4200];
+      snprintf(cand, sizeof cand, "%s%s", path, exts[i]);
+      if (wk_fs_exists(cand) && strlen(cand) < sizeof path) {
+        snprintf(with_ext, sizeof with_ext, "%s%s", url, exts[i]);
+        wk_log_info("model %s: no %s in the model store; loading %s", name[0] ? name : url, url,
+                    with_ext);
+        snprintf(path, sizeof path, "%s", cand);
+        url = with_ext;
+        break;
+      }
+    }
+  }
   wk_model_load_opts_t o;
   wk_model_load_opts_init(&o);
   o.archive = path;
@@ -440,7 +457,8 @@ int wk_cmd_serve(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  wk_log_info("wick %s, libtorch %s", WK_VERSION, wk_torch_version());
+  wk_log_info("wick %s, libtorch %s (torchvision operators: %s)", WK_VERSION, wk_torch_version(),
+              wk_torch_builtin_ops());
   wk_registry_t *reg = wk_registry_new();
   wk_api_t api;
   wk_api_init(&api, reg);

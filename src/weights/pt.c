@@ -98,6 +98,8 @@ struct wk_pt_s {
   size_t nnamed, capnamed, nall, capall;
   wk_pt_opaque_t *opq;
   size_t nopq, capopq;
+  wk_pt_entry_t *ent; /* the root dict's other entries (checkpoints whose root is a dict) */
+  size_t nent, capent;
   map_t names; /* named[i].name -> i */
   void **bufs; /* inflated storages */
   size_t nbufs, capbufs;
@@ -143,6 +145,7 @@ void wk_pt_close(wk_pt_t *pt) {
   free(pt->named);
   free(pt->all);
   free(pt->opq);
+  free(pt->ent);
   free(pt->names.slots);
   free(pt);
 }
@@ -434,6 +437,66 @@ static const wk_pv_t *dict_get(const wk_pv_t *d, const char *key) {
   return found;
 }
 
+/* A line about v for inspect: its value when short, else its kind and size. */
+static void describe(wk_buf_t *b, const wk_pv_t *v, int depth) {
+  switch (v->kind) {
+  case WK_PV_NONE: wk_buf_puts(b, "None"); break;
+  case WK_PV_BOOL: wk_buf_puts(b, v->i ? "True" : "False"); break;
+  case WK_PV_INT: wk_buf_printf(b, "%lld", (long long)v->i); break;
+  case WK_PV_FLOAT: wk_buf_printf(b, "%.9g", v->f); break;
+  case WK_PV_STR:
+    if (v->len <= 60) wk_buf_printf(b, "'%s'", v->s);
+    else wk_buf_printf(b, "'%.57s...' (%zu bytes)", v->s, v->len);
+    break;
+  case WK_PV_TENSOR: {
+    char shape[128];
+    wk_shape_str(v->tensor->shape, v->tensor->ndim, shape, sizeof shape);
+    wk_buf_printf(b, "tensor %s %s", v->tensor->dtype_name ? v->tensor->dtype_name : "?", shape);
+    break;
+  }
+  case WK_PV_OPAQUE: wk_buf_printf(b, "opaque %s (not built)", v->s ? v->s : "?"); break;
+  case WK_PV_DICT:
+    wk_buf_printf(b, "dict of %zu", v->count);
+    if (depth == 0 && v->count > 0) { /* the keys say what it holds (callbacks by name) */
+      wk_buf_puts(b, ": ");
+      for (size_t i = 0; i < v->count && i < 4; i++) {
+        const wk_pv_t *k = v->items[2 * i];
+        if (i) wk_buf_puts(b, ", ");
+        if (k->kind == WK_PV_STR) wk_buf_printf(b, "%.80s", k->s);
+        else wk_buf_puts(b, wk_pv_kind_name(k->kind));
+      }
+      if (v->count > 4) wk_buf_printf(b, ", ... (%zu more)", v->count - 4);
+    }
+    break;
+  case WK_PV_LIST:
+  case WK_PV_TUPLE:
+    wk_buf_printf(b, "%s of %zu", wk_pv_kind_name(v->kind), v->count);
+    break;
+  default: wk_buf_puts(b, wk_pv_kind_name(v->kind)); break;
+  }
+}
+
+/* The root dict's entries other than the state_dict (epoch, callbacks, hyper-parameters,
+ * optimizer states...), described. */
+static int list_entries(wk_pt_t *pt, const wk_pv_t *root, const wk_pv_t *sd, wk_err_t *err) {
+  for (size_t i = 0; i < root->count; i++) {
+    const wk_pv_t *k = root->items[2 * i], *v = root->items[2 * i + 1];
+    if (v == sd) continue;
+    wk_buf_t b = WK_BUF_INIT;
+    describe(&b, v, 0);
+    char *key = own(pt, k->kind == WK_PV_STR ? k->s : wk_pv_kind_name(k->kind));
+    char *sum = b.data ? own(pt, b.data) : own(pt, "");
+    wk_buf_destroy(&b);
+    if (key == NULL || sum == NULL ||
+        grow((void **)&pt->ent, &pt->capent, pt->nent + 1, sizeof *pt->ent) != 0)
+      return wk_err(err, WK_ENOMEM, "out of memory");
+    pt->ent[pt->nent].key = key;
+    pt->ent[pt->nent].summary = sum;
+    pt->nent++;
+  }
+  return 0;
+}
+
 static int name_tensors(wk_pt_t *pt, wk_err_t *err) {
   src_t *src = &pt->src[0];
   walk_t w = {.pt = pt, .src = src, .mark = wk_pickle_new_walk(src->pk), .err = err};
@@ -487,6 +550,8 @@ static int name_tensors(wk_pt_t *pt, wk_err_t *err) {
       rc = add_named(pt, pt->all[i].name, &pt->all[i], err);
   }
   free(w.best_path);
+  if (rc == 0 && pt->kind == WK_PT_CHECKPOINT && root->kind == WK_PV_DICT && sd != root)
+    rc = list_entries(pt, root, sd, err);
   return rc;
 }
 
@@ -912,4 +977,10 @@ int wk_pt_write(const char *path, const wk_pt_tensor_t *tensors, size_t n, wk_er
   wk_buf_destroy(&pk);
   free(ts);
   return rc;
+}
+
+size_t wk_pt_entry_count(const wk_pt_t *pt) { return pt->nent; }
+
+const wk_pt_entry_t *wk_pt_entry(const wk_pt_t *pt, size_t i) {
+  return i < pt->nent ? &pt->ent[i] : NULL;
 }

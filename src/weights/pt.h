@@ -46,6 +46,12 @@ typedef struct wk_pt_opaque_s {
   const char *global; /* "module.name" of the class or function */
 } wk_pt_opaque_t;
 
+/* An entry of a checkpoint's root dict beside the state_dict, described, never run. */
+typedef struct wk_pt_entry_s {
+  const char *key;     /* "epoch", "callbacks", "hyper_parameters", ... */
+  const char *summary; /* "200", "dict of 1: ModelCheckpoint{...}", "opaque mod.Class" */
+} wk_pt_entry_t;
+
 typedef struct wk_pt_s wk_pt_t;
 
 enum {
@@ -95,6 +101,11 @@ const wk_pt_tensor_t *wk_pt_all_tensor(const wk_pt_t *pt, size_t i);
 /* The opaque entries, outermost first. */
 size_t wk_pt_opaque_count(const wk_pt_t *pt);
 const wk_pt_opaque_t *wk_pt_opaque(const wk_pt_t *pt, size_t i);
+
+/* The entries of a checkpoint whose root is a dict holding the state_dict (a Lightning
+ * checkpoint's epoch, callbacks, hyper_parameters, ...), in file order; none otherwise. */
+size_t wk_pt_entry_count(const wk_pt_t *pt);
+const wk_pt_entry_t *wk_pt_entry(const wk_pt_t *pt, size_t i);
 
 /* Copies t's elements into dst (row-major, t->nbytes bytes), following its strides. */
 void wk_pt_tensor_copy(const wk_pt_tensor_t *t, void *dst);

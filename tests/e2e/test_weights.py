@@ -430,6 +430,8 @@ def test_inspect_lightning_reports_opaque_entries(tmp_path):
     text = run_wick("inspect", tmp_path / "l.ckpt").stdout
     assert "state_dict: state_dict" in text
     assert "hyper_parameters: __main__.HParams" in text and "not built, not run" in text
+    # and among the checkpoint's other entries, described
+    assert "hyper_parameters: opaque __main__.HParams (not built)" in text, text
     got = json.loads(run_wick("inspect", "--json", tmp_path / "l.ckpt").stdout)["weights"]
     assert {"path": "hyper_parameters", "global": "__main__.HParams"} in got["opaque"]
 

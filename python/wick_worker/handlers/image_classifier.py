@@ -1,6 +1,7 @@
 """The built-in `image_classifier`: TorchServe's ImageNet preprocessing (Resize(256),
 CenterCrop(224), ToTensor, Normalize with ImageNet mean/std) on the image converted to
-RGB, softmax, and the top 5 classes as {label: probability} per image, labels from
+RGB (as the native handler does; a subclass with its own image_processing gets the image
+as PIL opened it, as in TorchServe, so a one-channel MNIST handler sees one channel), softmax, and the top 5 classes as {label: probability} per image, labels from
 index_to_name.json (the class index as a string when a label is missing). The same
 output as wick's native image_classifier, including its model-config keys:
 wick.topk and wick.image.{resize, crop, mean, std, channels}.
@@ -79,6 +80,8 @@ class ImageClassifier(VisionHandler):
             self.topk = max(1, k)
 
     def convert_image(self, image):
+        if type(self).image_processing is not ImageClassifier.image_processing:
+            return image  # the subclass's own transform: TorchServe converts nothing
         mode = "RGB" if self.channels == 3 else "L"
         return image if image.mode == mode else image.convert(mode)
 
