@@ -94,13 +94,14 @@ static void load_one(wk_registry_t *reg, const wk_config_t *cfg, const char *spe
   if (!wk_fs_exists(path) && strchr(url, '/') == NULL) {
     static const char *const exts[] = {".mar", ".tar.gz"};
     for (size_t i = 0; i < sizeof exts / sizeof *exts; i++) {
-      char cand[4200];
-      snprintf(cand, sizeof cand, "%s%s", path, exts[i]);
-      if (wk_fs_exists(cand) && strlen(cand) < sizeof path) {
-        snprintf(with_ext, sizeof with_ext, "%s%s", url, exts[i]);
+      char cand[sizeof path];
+      int n = snprintf(cand, sizeof cand, "%s%s", path, exts[i]);
+      int m = snprintf(with_ext, sizeof with_ext, "%s%s", url, exts[i]);
+      if (n < 0 || (size_t)n >= sizeof cand || m < 0 || (size_t)m >= sizeof with_ext) continue;
+      if (wk_fs_exists(cand)) {
         wk_log_info("model %s: no %s in the model store; loading %s", name[0] ? name : url, url,
                     with_ext);
-        snprintf(path, sizeof path, "%s", cand);
+        memcpy(path, cand, (size_t)n + 1);
         url = with_ext;
         break;
       }

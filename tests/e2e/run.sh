@@ -29,7 +29,7 @@ WICK_BIN="$ROOT/$BUILD/wick" run_pytest tests/e2e || exit 1
 if [ -n "$BUILD_ASAN" ]; then
   echo "e2e: bad-input tests against the ASan+UBSan build"
   WICK_BIN="$ROOT/$BUILD_ASAN/wick" WICK_SANITIZED=1 \
-    ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:suppressions=$ROOT/tests/e2e/lsan.supp" \
+    ASAN_OPTIONS="detect_leaks=1:abort_on_error=0" \
     LSAN_OPTIONS="suppressions=$ROOT/tests/e2e/lsan.supp" \
     UBSAN_OPTIONS="print_stacktrace=1:suppressions=$ROOT/tests/e2e/ubsan.supp" \
     run_pytest -m badinput tests/e2e || exit 1
