@@ -1,0 +1,404 @@
+/* Unit tests for serve/pool.c (queue, batcher, workers, timeouts, scaling, drain, stop)
+ * with no libtorch, no HTTP server and no handler: the handler, the reply functions and the
+ * request object are fakes defined here, and the linker takes them instead of native.c's,
+ * python_handler.c's, kserve.c's and http/server.c's (pool.c is the only member of the
+ * core library pulled in for them). A fake request records the reply it gets. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/log.h"
+#include "serve/model_internal.h"
+
+/* wk_now_us lives in http/server.c (it belongs in core/): defined here too, so that the
+ * linker does not pull server.c, whose reply functions the fakes below replace. */
+int64_t wk_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- the fake request: what wk_http_reply* would have sent ---- */
+
+struct wk_http_req_s {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int status; /* 0 until answered */
+  int replies;
+  char body[512];
+  char retry_after[16];
+  int64_t answered_us;
+};
+
+static void req_init(wk_http_req_t *r) {
+  memset(r, 0, sizeof *r);
+  pthread_mutex_init(&r->mu, NULL);
+  pthread_cond_init(&r->cv, NULL);
+}
+
+static void req_answer(wk_http_req_t *r, int status, const char *body) {
+  pthread_mutex_lock(&r->mu);
+  r->status = status;
+  r->replies++;
+  r->answered_us = wk_now_us();
+  snprintf(r->body, sizeof r->body, "%s", body ? body : "");
+  pthread_cond_broadcast(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+}
+
+/* Waits up to ms for r's reply; returns its status (0: none came). */
+static int req_wait(wk_http_req_t *r, int ms) {
+  int64_t until = wk_now_us() + (int64_t)ms * 1000;
+  pthread_mutex_lock(&r->mu);
+  while (r->status == 0 && wk_now_us() < until) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long ns = ts.tv_nsec + 5 * 1000000L;
+    ts.tv_sec += ns / 1000000000L;
+    ts.tv_nsec = ns % 1000000000L;
+    pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+  }
+  int s = r->status;
+  pthread_mutex_unlock(&r->mu);
+  return s;
+}
+
+void wk_http_reply(wk_http_req_t *r, int status, const char *content_type, char *body, size_t len) {
+  (void)content_type;
+  (void)len;
+  req_answer(r, status, body);
+  free(body);
+}
+
+void wk_http_reply_header(wk_http_req_t *r, const char *name, const char *value) {
+  if (strcmp(name, "Retry-After") == 0) snprintf(r->retry_after, sizeof r->retry_after, "%s", value);
+}
+
+void wk_http_reply_error(wk_http_req_t *r, int status, const char *type, const char *fmt, ...) {
+  (void)type;
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  req_answer(r, status, msg);
+}
+
+void wk_http_reply_kserve_error(wk_http_req_t *r, int status, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  req_answer(r, status, msg);
+}
+
+int wk_http_stream_begin(wk_http_req_t *r, int status, const char *content_type) {
+  (void)content_type;
+  req_answer(r, status, "stream");
+  return 0;
+}
+
+/* KServe groups and v2 replies are not exercised here. */
+void wk__group_put(wk__group_t *g, size_t slot, int status, const char *content_type, char *body,
+                   size_t len, const char *msg) {
+  (void)g, (void)slot, (void)status, (void)content_type, (void)len, (void)msg;
+  free(body);
+  fail_msg("no KServe group in these tests");
+}
+
+void wk__v2_reply_python(wk_model_t *m, wk__job_t *j, int status, char *body, size_t len) {
+  (void)m, (void)j, (void)status, (void)len;
+  free(body);
+  fail_msg("no v2 request in these tests");
+}
+
+/* ---- the fake handler ---- */
+
+/* A job's batching key is its `target` field (the tensor handler's is its shape). */
+int wk__native_batchable(const wk__job_t *a, const wk__job_t *b) { return a->target == b->target; }
+
+static struct {
+  pthread_mutex_t mu;
+  int batches;
+  size_t sizes[64];
+  int mixed;         /* a batch held two keys */
+  int hold;          /* 1: runs wait until released */
+  int slow_ms;       /* each run sleeps this long (after hold) */
+  int running;
+} g_fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+void wk__native_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
+  pthread_mutex_lock(&g_fake.mu);
+  if (g_fake.batches < 64) g_fake.sizes[g_fake.batches] = n;
+  g_fake.batches++;
+  for (size_t i = 1; i < n; i++) g_fake.mixed |= jobs[i]->target != jobs[0]->target;
+  g_fake.running++;
+  pthread_mutex_unlock(&g_fake.mu);
+  for (;;) {
+    pthread_mutex_lock(&g_fake.mu);
+    int hold = g_fake.hold;
+    pthread_mutex_unlock(&g_fake.mu);
+    if (!hold) break;
+    usleep(2000);
+  }
+  if (g_fake.slow_ms > 0) usleep((useconds_t)g_fake.slow_ms * 1000);
+  for (size_t i = 0; i < n; i++) {
+    char *body = malloc(32);
+    int len = snprintf(body, 32, "{\"batch\": %zu}", n);
+    wk__job_reply(m, jobs[i], 200, body, (size_t)len);
+  }
+  pthread_mutex_lock(&g_fake.mu);
+  g_fake.running--;
+  pthread_mutex_unlock(&g_fake.mu);
+}
+
+void wk__python_run(wk_model_t *m, wk_pyworker_t **py, int index, wk__job_t **jobs, size_t n) {
+  (void)py, (void)index;
+  wk__native_run(m, jobs, n);
+}
+
+void wk__python_warm(wk_model_t *m, wk_pyworker_t **py, int index) { (void)m, (void)py, (void)index; }
+
+/* ---- a model and its jobs ---- */
+
+static wk_model_t *model_new(int batch_size, int delay_ms, int timeout_s, int queue_cap) {
+  wk_model_t *m = calloc(1, sizeof *m);
+  m->name = strdup("m");
+  m->version = strdup("1.0");
+  m->kind = WK__H_TENSOR;
+  m->batch_size = batch_size;
+  m->max_batch_delay_ms = delay_ms;
+  m->response_timeout_s = timeout_s;
+  m->queue_cap = queue_cap;
+  pthread_mutex_init(&m->lock, NULL);
+  pthread_cond_init(&m->fill_cond, NULL);
+  pthread_cond_init(&m->idle_cond, NULL);
+  pthread_cond_init(&m->state_cond, NULL);
+  pthread_cond_init(&m->mon_cond, NULL);
+  g_fake.batches = 0;
+  g_fake.mixed = 0;
+  g_fake.hold = 0;
+  g_fake.slow_ms = 0;
+  g_fake.running = 0;
+  return m;
+}
+
+static void model_free(wk_model_t *m) {
+  wk__pool_stop(m);
+  assert_true(wk__pool_all_exited(m));
+  free(m->name);
+  free(m->version);
+  free(m);
+}
+
+/* Queues a job with batching key `key` for req. */
+static void submit(wk_model_t *m, wk_http_req_t *req, int64_t key) {
+  wk__job_t *j = calloc(1, sizeof *j);
+  j->req = req;
+  j->target = key;
+  j->envelope = WK__ENV_TS;
+  j->enqueued_us = wk_now_us();
+  j->deadline_us = j->enqueued_us + (int64_t)m->response_timeout_s * 1000000;
+  wk__pool_submit(m, j);
+}
+
+static void hold(int on) {
+  pthread_mutex_lock(&g_fake.mu);
+  g_fake.hold = on;
+  pthread_mutex_unlock(&g_fake.mu);
+}
+
+static int running(void) {
+  pthread_mutex_lock(&g_fake.mu);
+  int r = g_fake.running;
+  pthread_mutex_unlock(&g_fake.mu);
+  return r;
+}
+
+static void wait_running(int n) {
+  for (int i = 0; i < 2000 && running() != n; i++) usleep(1000);
+  assert_int_equal(running(), n);
+}
+
+/* ---- tests ---- */
+
+static void test_batches_hold_one_key_and_at_most_batch_size(void **state) {
+  (void)state;
+  wk_model_t *m = model_new(4, 200, 30, 100);
+  wk_err_t err = {{0}};
+  m->target_workers = 1; /* accept jobs before the worker starts: all are queued at once */
+  wk_http_req_t req[8];
+  const int64_t keys[8] = {1, 1, 2, 1, 1, 2, 1, 1};
+  for (int i = 0; i < 8; i++) {
+    req_init(&req[i]);
+    submit(m, &req[i], keys[i]);
+  }
+  assert_int_equal(wk__pool_start(m, 1, &err), 0);
+  for (int i = 0; i < 8; i++) assert_int_equal(req_wait(&req[i], 5000), 200);
+  assert_false(g_fake.mixed);
+  assert_int_equal(g_fake.batches, 3); /* key 1: 4 then 2; key 2: 2 */
+  size_t total = 0;
+  for (int b = 0; b < g_fake.batches; b++) {
+    assert_true(g_fake.sizes[b] <= 4);
+    total += g_fake.sizes[b];
+  }
+  assert_int_equal(total, 8);
+  assert_int_equal(g_fake.sizes[0], 4);
+  for (int i = 0; i < 8; i++) assert_int_equal(req[i].replies, 1);
+  model_free(m);
+}
+
+static void test_a_lone_job_waits_max_batch_delay_then_runs(void **state) {
+  (void)state;
+  wk_model_t *m = model_new(8, 150, 30, 100);
+  wk_err_t err = {{0}};
+  assert_int_equal(wk__pool_start(m, 1, &err), 0);
+  usleep(50000); /* the worker is idle */
+  wk_http_req_t r;
+  req_init(&r);
+  int64_t t0 = wk_now_us();
+  submit(m, &r, 1);
+  assert_int_equal(req_wait(&r, 5000), 200);
+  int64_t took = r.answered_us - t0;
+  assert_true(took >= 140000);  /* it waited for company... */
+  assert_true(took < 3000000);  /* ...a bounded time (a wide bound: not a speed check) */
+  assert_string_equal(r.body, "{\"batch\": 1}");
+  model_free(m);
+}
+
+static void test_full_queue_is_503_with_retry_after(void **state) {
+  (void)state;
+  wk_model_t *m = model_new(1, 0, 30, 2);
+  wk_err_t err = {{0}};
+  hold(1);
+  assert_int_equal(wk__pool_start(m, 1, &err), 0);
+  wk_http_req_t r[4];
+  for (int i = 0; i < 4; i++) req_init(&r[i]);
+  submit(m, &r[0], 1);
+  wait_running(1); /* r[0] runs, the queue is empty */
+  submit(m, &r[1], 1);
+  submit(m, &r[2], 1);
+  submit(m, &r[3], 1); /* the queue holds 2 */
+  assert_int_equal(req_wait(&r[3], 1000), 503);
+  assert_string_equal(r[3].retry_after, "1");
+  assert_non_null(strstr(r[3].body, "job queue is full"));
+  hold(0);
+  for (int i = 0; i < 3; i++) assert_int_equal(req_wait(&r[i], 5000), 200);
+  model_free(m);
+}
+
+static void test_timeout_is_504_and_the_stuck_worker_is_replaced(void **state) {
+  (void)state;
+  wk_model_t *m = model_new(1, 0, 1, 10);
+  wk_err_t err = {{0}};
+  hold(1);
+  assert_int_equal(wk__pool_start(m, 1, &err), 0);
+  wk_http_req_t stuck, next;
+  req_init(&stuck);
+  req_init(&next);
+  int64_t t0 = wk_now_us();
+  submit(m, &stuck, 1);
+  wait_running(1);
+  assert_int_equal(req_wait(&stuck, 5000), 504);
+  assert_true(stuck.answered_us - t0 >= 900000 && stuck.answered_us - t0 < 4000000);
+  assert_non_null(strstr(stuck.body, "response timeout"));
+  pthread_mutex_lock(&m->lock);
+  assert_int_equal(m->abandoned, 1);
+  assert_int_equal(m->workers, 1); /* a replacement took its place */
+  pthread_mutex_unlock(&m->lock);
+  /* the replacement is held too; let both go: the stuck one's late result is dropped */
+  hold(0);
+  submit(m, &next, 1);
+  assert_int_equal(req_wait(&next, 5000), 200);
+  for (int i = 0; i < 500; i++) {
+    pthread_mutex_lock(&m->lock);
+    int left = m->abandoned;
+    pthread_mutex_unlock(&m->lock);
+    if (left == 0) break;
+    usleep(10000);
+  }
+  assert_int_equal(m->abandoned, 0);
+  assert_int_equal(stuck.replies, 1); /* answered once: 504, never 200 */
+  model_free(m);
+}
+
+static void test_scaling_up_and_down(void **state) {
+  (void)state;
+  wk_model_t *m = model_new(1, 0, 5, 10);
+  wk_err_t err = {{0}};
+  assert_int_equal(wk__pool_start(m, 1, &err), 0);
+  assert_int_equal(wk_model_scale(m, 3, 3, 1, &err), 0);
+  assert_int_equal(m->workers, 3);
+  assert_int_equal(wk_model_scale(m, 1, 2, 1, &err), 0);
+  assert_int_equal(m->workers, 1);
+  assert_int_equal(wk_model_scale(m, 2, 1, 1, &err), WK_EINVAL);
+  assert_non_null(strstr(err.msg, "min_worker"));
+  wk_http_req_t r;
+  req_init(&r);
+  submit(m, &r, 1);
+  assert_int_equal(req_wait(&r, 5000), 200);
+  /* no worker: answered 503 at once, not queued */
+  assert_int_equal(wk_model_scale(m, 0, 0, 1, &err), 0);
+  wk_http_req_t none;
+  req_init(&none);
+  submit(m, &none, 1);
+  assert_int_equal(req_wait(&none, 1000), 503);
+  assert_non_null(strstr(none.body, "no worker"));
+  model_free(m);
+}
+
+static void test_drain_waits_for_queued_jobs(void **state) {
+  (void)state;
+  wk_model_t *m = model_new(1, 0, 30, 10);
+  wk_err_t err = {{0}};
+  g_fake.slow_ms = 50;
+  assert_int_equal(wk__pool_start(m, 1, &err), 0);
+  wk_http_req_t r[4];
+  for (int i = 0; i < 4; i++) {
+    req_init(&r[i]);
+    submit(m, &r[i], 1);
+  }
+  assert_int_equal(wk_model_drain(m, wk_now_us() + 10 * 1000000), 0);
+  for (int i = 0; i < 4; i++) assert_int_equal(r[i].status, 200);
+  model_free(m);
+}
+
+static void test_stop_answers_queued_jobs_503_and_running_ones_finish(void **state) {
+  (void)state;
+  wk_model_t *m = model_new(1, 0, 30, 10);
+  wk_err_t err = {{0}};
+  g_fake.slow_ms = 300;
+  assert_int_equal(wk__pool_start(m, 1, &err), 0);
+  wk_http_req_t run, queued;
+  req_init(&run);
+  req_init(&queued);
+  submit(m, &run, 1);
+  wait_running(1);
+  submit(m, &queued, 1);
+  model_free(m); /* stops: the queued job is refused, the running one completes */
+  assert_int_equal(queued.status, 503);
+  assert_non_null(strstr(queued.body, "unloaded"));
+  assert_int_equal(run.status, 200);
+}
+
+int main(void) {
+  wk_log_set_level(WK_LOG_ERROR);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_batches_hold_one_key_and_at_most_batch_size),
+      cmocka_unit_test(test_a_lone_job_waits_max_batch_delay_then_runs),
+      cmocka_unit_test(test_full_queue_is_503_with_retry_after),
+      cmocka_unit_test(test_timeout_is_504_and_the_stuck_worker_is_replaced),
+      cmocka_unit_test(test_scaling_up_and_down),
+      cmocka_unit_test(test_drain_waits_for_queued_jobs),
+      cmocka_unit_test(test_stop_answers_queued_jobs_503_and_running_ones_finish),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
