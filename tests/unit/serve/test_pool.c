@@ -160,12 +160,19 @@ void wk__native_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
   pthread_mutex_unlock(&g_fake.mu);
 }
 
+static _Atomic int g_python_runs, g_python_warm_mask;
+
 void wk__python_run(wk_model_t *m, wk_pyworker_t **py, int index, wk__job_t **jobs, size_t n) {
   (void)py, (void)index;
+  atomic_fetch_add(&g_python_runs, 1);
   wk__native_run(m, jobs, n);
 }
 
-void wk__python_warm(wk_model_t *m, wk_pyworker_t **py, int index) { (void)m, (void)py, (void)index; }
+/* Each worker thread of a Python model starts its process before its first batch. */
+void wk__python_warm(wk_model_t *m, wk_pyworker_t **py, int index) {
+  (void)m, (void)py;
+  atomic_fetch_or(&g_python_warm_mask, 1 << index);
+}
 
 /* ---- a model and its jobs ---- */
 
@@ -199,16 +206,19 @@ static void model_free(wk_model_t *m) {
   free(m);
 }
 
-/* Queues a job with batching key `key` for req. */
-static void submit(wk_model_t *m, wk_http_req_t *req, int64_t key) {
+/* Queues a job with batching key `key` for req, due within timeout_us (0: the model's). */
+static void submit_due(wk_model_t *m, wk_http_req_t *req, int64_t key, int64_t timeout_us) {
   wk__job_t *j = calloc(1, sizeof *j);
   j->req = req;
   j->target = key;
   j->envelope = WK__ENV_TS;
   j->enqueued_us = wk_now_us();
-  j->deadline_us = j->enqueued_us + (int64_t)m->response_timeout_s * 1000000;
+  j->deadline_us =
+      j->enqueued_us + (timeout_us > 0 ? timeout_us : (int64_t)m->response_timeout_s * 1000000);
   wk__pool_submit(m, j);
 }
+
+static void submit(wk_model_t *m, wk_http_req_t *req, int64_t key) { submit_due(m, req, key, 0); }
 
 static void hold(int on) {
   pthread_mutex_lock(&g_fake.mu);
@@ -389,6 +399,60 @@ static void test_stop_answers_queued_jobs_503_and_running_ones_finish(void **sta
   assert_int_equal(run.status, 200);
 }
 
+static void test_python_workers_warm_up_each_and_run_batches(void **state) {
+  (void)state;
+  wk_model_t *m = model_new(2, 0, 30, 10);
+  m->kind = WK__H_PYTHON;
+  atomic_store(&g_python_runs, 0);
+  atomic_store(&g_python_warm_mask, 0);
+  wk_err_t err = {{0}};
+  assert_int_equal(wk__pool_start(m, 3, &err), 0);
+  for (int i = 0; i < 500 && atomic_load(&g_python_warm_mask) != 7; i++) usleep(1000);
+  assert_int_equal(atomic_load(&g_python_warm_mask), 7); /* workers 0, 1, 2, before any job */
+  wk_http_req_t r;
+  req_init(&r);
+  submit(m, &r, 1);
+  assert_int_equal(req_wait(&r, 5000), 200);
+  assert_int_equal(atomic_load(&g_python_runs), 1);
+  model_free(m);
+}
+
+static void test_a_job_that_times_out_in_the_queue_never_runs(void **state) {
+  (void)state;
+  wk_model_t *m = model_new(1, 0, 2, 10);
+  wk_err_t err = {{0}};
+  g_fake.slow_ms = 1000; /* the only worker is busy past the next job's deadline */
+  assert_int_equal(wk__pool_start(m, 1, &err), 0);
+  wk_http_req_t first, waiting;
+  req_init(&first);
+  req_init(&waiting);
+  submit(m, &first, 1);
+  wait_running(1);
+  submit_due(m, &waiting, 1, 300000); /* due in 0.3 s, while `first` runs for 1 s */
+  assert_int_equal(req_wait(&waiting, 5000), 504);
+  assert_non_null(strstr(waiting.body, "response timeout"));
+  assert_int_equal(req_wait(&first, 5000), 200); /* within its own 2 s */
+  assert_int_equal(g_fake.batches, 1); /* the queued job was answered, not run */
+  assert_int_equal(waiting.replies, 1);
+  model_free(m);
+}
+
+static void test_synchronous_scale_down_waits_for_the_running_batch(void **state) {
+  (void)state;
+  wk_model_t *m = model_new(1, 0, 30, 10);
+  wk_err_t err = {{0}};
+  g_fake.slow_ms = 300;
+  assert_int_equal(wk__pool_start(m, 2, &err), 0);
+  wk_http_req_t r;
+  req_init(&r);
+  submit(m, &r, 1);
+  wait_running(1);
+  assert_int_equal(wk_model_scale(m, 0, 0, 1, &err), 0);
+  assert_int_equal(r.status, 200); /* answered before the worker retired */
+  assert_int_equal(m->workers, 0);
+  model_free(m);
+}
+
 int main(void) {
   wk_log_set_level(WK_LOG_ERROR);
   const struct CMUnitTest tests[] = {
@@ -399,6 +463,9 @@ int main(void) {
       cmocka_unit_test(test_scaling_up_and_down),
       cmocka_unit_test(test_drain_waits_for_queued_jobs),
       cmocka_unit_test(test_stop_answers_queued_jobs_503_and_running_ones_finish),
+      cmocka_unit_test(test_python_workers_warm_up_each_and_run_batches),
+      cmocka_unit_test(test_a_job_that_times_out_in_the_queue_never_runs),
+      cmocka_unit_test(test_synchronous_scale_down_waits_for_the_running_batch),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
