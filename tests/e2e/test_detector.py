@@ -2,6 +2,7 @@
 roi_align kernels against torchvision's in Python, and the native object_detector handler
 on torchvision's fasterrcnn_mobilenet_v3_large_320_fpn (random weights, scripted) against
 the same scripted model run in Python."""
+import base64
 import concurrent.futures as cf
 import io
 import json
@@ -165,6 +166,14 @@ def test_object_detector_matches_the_model_in_python(serve, tmp_path):
     r = s.infer("POST", "/predictions/det", other)
     assert r.status == 200, r
     check_reply(r.json(), expected(model, other, 0.6, labels))
+    # KServe v1: images as b64 instances, one prediction (a list of detections) each
+    body = {"instances": [{"b64": base64.b64encode(d).decode()} for d in images[:2]]}
+    r = s.infer("POST", "/v1/models/det:predict", body)
+    assert r.status == 200, r
+    preds = r.json()["predictions"]
+    assert len(preds) == 2
+    for got, want in zip(preds, wants[:2]):
+        check_reply(got, want)
 
 
 @pytest.mark.badinput
