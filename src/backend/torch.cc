@@ -309,6 +309,7 @@ void load_cuda_kernels() {
     (void)dlopen(lib.c_str(), RTLD_NOW | RTLD_GLOBAL);
   });
 }
+
 // The message for a TorchScript file this libtorch cannot load. The usual causes get a
 // sentence that names what was found and what this wick has: an operator this libtorch
 // lacks (a newer torch's, or a library's such as torchvision::nms), a file written by a
