@@ -20,6 +20,7 @@
 #include "archive/archive.h"
 #include "backend/torch.h"
 #include "cli/daemon.h"
+#include "core/clock.h"
 #include "core/fs.h"
 #include "core/limits.h"
 #include "core/log.h"

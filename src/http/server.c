@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/buf.h"
 #include "core/log.h"
 
@@ -62,12 +63,6 @@ struct wk_http_req_s {
   wk_buf_t pending;
   size_t pending_off;
 };
-
-int64_t wk_now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void req_unref(wk_http_req_t *r) {
   pthread_mutex_lock(&r->lock);

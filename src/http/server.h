@@ -84,9 +84,6 @@ int wk_http_stream_begin(wk_http_req_t *r, int status, const char *content_type)
 int wk_http_stream_write(wk_http_req_t *r, const void *data, size_t len);
 void wk_http_stream_end(wk_http_req_t *r, int failed);
 
-/* Monotonic clock in microseconds. */
-int64_t wk_now_us(void);
-
 /* Per-server counts of replies by status class, for /metrics. */
 typedef struct wk_http_stats_s {
   uint64_t by_status[6]; /* index status/100: [2]=2xx ... [5]=5xx */

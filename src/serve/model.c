@@ -22,6 +22,7 @@
 #include "archive/zip.h"
 #include "backend/pyworker.h"
 #include "backend/torch.h"
+#include "core/clock.h"
 #include "core/buf.h"
 #include "core/fs.h"
 #include "core/limits.h"

@@ -10,6 +10,7 @@
 
 #include "backend/otf.h"
 #include "backend/pyworker.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "http/multipart.h"
 #include "serve/model_internal.h"

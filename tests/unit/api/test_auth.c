@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "api/auth.h"
+#include "core/clock.h"
 #include "core/fs.h"
 
 typedef struct {

@@ -14,16 +14,9 @@
 
 #include <cmocka.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "serve/model_internal.h"
-
-/* wk_now_us lives in http/server.c (it belongs in core/): defined here too, so that the
- * linker does not pull server.c, whose reply functions the fakes below replace. */
-int64_t wk_now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* ---- the fake request: what wk_http_reply* would have sent ---- */
 
