@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/bridge.h"
 #include "api/management.h"
 #include "api/openapi.h"
 #include "core/buf.h"
@@ -143,6 +144,29 @@ void wk_api_metrics(wk_http_req_t *req, void *ud) {
   gate_leave(ud);
 }
 
+/* ---- predictions ---- */
+
+typedef enum { PREDICT, EXPLAIN, PREDICT_V1, EXPLAIN_V1, INFER_V2 } entry_t;
+
+/* Hands req to m's queue as serve/'s plain request, with a sink that replies to req. */
+static void submit(wk_model_t *m, wk_http_req_t *req, wk_api_errors_t errors, entry_t entry) {
+  wk_sink_t *sink = wk_api_sink_new(req, errors);
+  if (sink == NULL) {
+    if (errors == WK_API_ERRORS_KSERVE) wk_http_reply_kserve_error(req, 500, "out of memory");
+    else wk_http_reply_error(req, 500, "InternalServerException", "out of memory");
+    return;
+  }
+  wk_api_request_t r;
+  wk_api_request_from_http(req, &r);
+  switch (entry) {
+  case PREDICT: wk_model_predict(m, &r.r, sink, 0); break;
+  case EXPLAIN: wk_model_predict(m, &r.r, sink, 1); break;
+  case PREDICT_V1: wk_model_predict_v1(m, &r.r, sink, 0); break;
+  case EXPLAIN_V1: wk_model_predict_v1(m, &r.r, sink, 1); break;
+  case INFER_V2: wk_model_infer_v2(m, &r.r, sink); break;
+  }
+}
+
 /* ---- KServe v1 (inference port) ---- */
 
 
@@ -189,7 +213,7 @@ static void kserve_v1(wk_api_t *api, wk_http_req_t *req, char **seg, int n) {
     return;
   }
   if (verb) {
-    wk_model_predict_v1(m, req, strcmp(verb, "explain") == 0);
+    submit(m, req, WK_API_ERRORS_KSERVE, strcmp(verb, "explain") == 0 ? EXPLAIN_V1 : PREDICT_V1);
   } else {
     char why[256];
     int ready = wk_model_healthy(m, why, sizeof why);
@@ -270,7 +294,7 @@ static void kserve_v2(wk_api_t *api, wk_http_req_t *req, char **seg, int n) {
     return;
   }
   if (infer) {
-    wk_model_infer_v2(m, req);
+    submit(m, req, WK_API_ERRORS_KSERVE, INFER_V2);
   } else if (verb) {
     char why[256];
     int ready = wk_model_healthy(m, why, sizeof why);
@@ -311,8 +335,7 @@ static void inference(wk_api_t *api, wk_http_req_t *req) {
       model_not_found(req, seg[1], version);
       return;
     }
-    if (explain) wk_model_explain(m, req);
-    else wk_model_predict(m, req);
+    submit(m, req, WK_API_ERRORS_TS, explain ? EXPLAIN : PREDICT);
     wk_registry_release(api->registry, m);
     return;
   }

@@ -36,6 +36,9 @@ struct wk_torch_model_s {
   wk_torch_prepare_fn prepare = nullptr;
   void *prepare_arg = nullptr;
   torch::jit::Module *target = nullptr;
+  // Whether freezing was asked for and done; why not, when it failed.
+  bool frozen = false;
+  std::string freeze_error;
 };
 
 namespace {
@@ -78,8 +81,26 @@ c10::ScalarType to_torch(wk_dtype_t dt) {
   case WK_DT_INT64: return torch::kInt64;
   case WK_DT_UINT8: return torch::kUInt8;
   case WK_DT_BOOL: return torch::kBool;
-  default: return torch::kFloat32;
+  default: break;
   }
+  // A dtype wick's tensors can hold but libtorch cannot be told: never guess one.
+  throw std::invalid_argument(std::string("dtype ") + wk_dtype_name(dt) +
+                              " has no libtorch equivalent here");
+}
+
+// 1 if a libtorch error says an allocation failed (CUDA's OutOfMemoryError, or the CPU
+// allocator's "not enough memory" / "can't allocate memory").
+// The TorchScript interpreter rethrows an operator's error as its own exception, so the
+// message is what tells.
+bool is_oom_message(const std::string &w) {
+  return w.find("can't allocate memory") != std::string::npos ||
+         w.find("not enough memory") != std::string::npos ||
+         w.find("out of memory") != std::string::npos;
+}
+
+bool is_oom(const c10::Error &e) {
+  return dynamic_cast<const c10::OutOfMemoryError *>(&e) != nullptr ||
+         is_oom_message(e.what_without_backtrace());
 }
 
 bool from_torch(c10::ScalarType st, wk_dtype_t *out) {
@@ -369,9 +390,13 @@ int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_
       try {
         torch::jit::Module frozen = torch::jit::freeze(m->module);
         m->module = torch::jit::optimize_for_inference(frozen);
-      } catch (const std::exception &) {
+        m->frozen = true;
+      } catch (const c10::Error &e) {
         // Some scripted modules cannot be frozen (e.g. they mutate attributes): serve
-        // them as they are.
+        // them as they are, and say so (wk_torch_frozen).
+        m->freeze_error = summarize(e.what_without_backtrace());
+      } catch (const std::exception &e) {
+        m->freeze_error = summarize(e.what());
       }
     }
     const auto &schema = m->module.get_method("forward").function().getSchema();
@@ -482,10 +507,23 @@ int wk_torch_forward(wk_torch_model_t *m, const wk_value_t *const *args, size_t 
     *out = v;
     return 0;
   } catch (const c10::Error &e) {
+    if (is_oom(e))
+      return copy_err(err, WK_ENOMEM, "out of memory in forward(): " + summarize(e.what_without_backtrace()));
     return copy_err(err, WK_EMODEL, "model rejected the input: " + summarize(e.what_without_backtrace()));
+  } catch (const std::bad_alloc &) {
+    return copy_err(err, WK_ENOMEM, "out of memory in forward()");
+  } catch (const std::invalid_argument &e) {
+    return copy_err(err, WK_EUNSUPPORTED, e.what());
   } catch (const std::exception &e) {
+    if (is_oom_message(e.what()))
+      return copy_err(err, WK_ENOMEM, "out of memory in forward(): " + summarize(e.what()));
     return copy_err(err, WK_EMODEL, "model rejected the input: " + summarize(e.what()));
   }
+}
+
+int wk_torch_frozen(const wk_torch_model_t *m, const char **why) {
+  if (why) *why = m->freeze_error.empty() ? nullptr : m->freeze_error.c_str();
+  return m->frozen ? 1 : 0;
 }
 
 }  // extern "C"
@@ -697,7 +735,7 @@ int wk_torch_integrated_gradients(wk_torch_model_t *m, const wk_tensor_t *x, int
                                 f_base, err);
   } catch (const c10::Error &e) {
     std::string what = summarize(e.what_without_backtrace());
-    if (what.find("can't allocate memory") != std::string::npos)
+    if (is_oom(e))
       return copy_err(err, WK_ENOMEM,
                       "out of memory computing the explanation (" + what +
                           "): use fewer steps per backward pass");

@@ -53,6 +53,9 @@ void wk_torch_set_threads(int n);
 /* Loads a TorchScript file. The caller frees the model with wk_torch_free. */
 int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_t **out,
                   wk_err_t *err);
+/* 1 if the module was frozen at load; 0 if not (not asked, or it failed: then *why, when
+ * why is given, is libtorch's reason, else NULL). Any thread. */
+int wk_torch_frozen(const wk_torch_model_t *m, const char **why);
 void wk_torch_free(wk_torch_model_t *m);
 /* The module's parameters and buffers in state_dict order (each module's parameters, its
  * buffers, then its submodules'). On success *out is an array of *n entries that the caller

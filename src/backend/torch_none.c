@@ -12,6 +12,11 @@ int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_
   return wk_err(err, WK_EUNSUPPORTED, "%s: this wick was built without libtorch", path);
 }
 void wk_torch_free(wk_torch_model_t *m) { (void)m; }
+int wk_torch_frozen(const wk_torch_model_t *m, const char **why) {
+  (void)m;
+  if (why) *why = NULL;
+  return 0;
+}
 size_t wk_torch_arg_count(const wk_torch_model_t *m) {
   (void)m;
   return 0;

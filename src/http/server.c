@@ -384,6 +384,12 @@ int wk_http_req_each_header(wk_http_req_t *r, int (*fn)(void *ud, const char *na
   return MHD_get_connection_values(r->conn, MHD_HEADER_KIND, each_header, &e);
 }
 
+int wk_http_req_each_arg(wk_http_req_t *r, int (*fn)(void *ud, const char *name, const char *value),
+                         void *ud) {
+  each_header_t e = {fn, ud};
+  return MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, each_header, &e);
+}
+
 const char *wk_http_req_body(const wk_http_req_t *r, size_t *len) {
   *len = r->body.len;
   return r->body.data ? r->body.data : "";

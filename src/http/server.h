@@ -50,6 +50,9 @@ const char *wk_http_req_body(const wk_http_req_t *r, size_t *len);
  * number of headers visited. Call from the handler only (HTTP thread). */
 int wk_http_req_each_header(wk_http_req_t *r, int (*fn)(void *ud, const char *name, const char *value),
                             void *ud);
+/* The same for the query arguments (a key without "=value" has value ""). */
+int wk_http_req_each_arg(wk_http_req_t *r, int (*fn)(void *ud, const char *name, const char *value),
+                         void *ud);
 /* Monotonic microseconds when the request line arrived. */
 int64_t wk_http_req_start_us(const wk_http_req_t *r);
 const char *wk_http_req_server_name(const wk_http_req_t *r);

@@ -10,23 +10,30 @@
 
 #include "core/buf.h"
 #include "core/log.h"
-#include "serve/model_internal.h"
+#include "serve/image.h"
 
-int wk__detect_configure(wk_model_t *m, long max_pixels, wk_err_t *err) {
+typedef struct {
+  wk__image_t image; /* first: WK__IMAGE */
+  float threshold;   /* the lowest score reported */
+} state_t;
+
+static int init(wk_model_t *m, const wk_model_load_opts_t *o, wk_err_t *err) {
   wk_preprocess_opts_t dflt;
   memset(&dflt, 0, sizeof dflt);
   dflt.channels = 3;
   for (int c = 0; c < 3; c++) dflt.std[c] = 1.0f; /* ToTensor only: x / 255 */
-  int rc = wk__image_configure_from(m, &dflt, max_pixels, err);
+  int rc = wk__image_init(m, o, &dflt, sizeof(state_t), err);
   if (rc != 0) return rc;
-  m->threshold = 0.5f;
+  state_t *st = m->hstate;
+  st->threshold = 0.5f;
   const wk_yaml_t *wick = m->config.root ? wk_yaml_get(m->config.root, "wick") : NULL;
   const wk_yaml_t *t = wick ? wk_yaml_get(wick, "threshold") : NULL;
   if (t != NULL) {
     double d;
     if (wk_yaml_as_double(t, &d) != 0 || !(d >= 0.0 && d <= 1.0))
-      return wk_err(err, WK_EINVAL, "wick.threshold: expected a score between 0 and 1");
-    m->threshold = (float)d;
+      return wk_err(err, WK_EINVAL, "model '%s': wick.threshold: expected a score between 0 and 1",
+                    m->name);
+    st->threshold = (float)d;
   }
   return 0;
 }
@@ -51,7 +58,7 @@ static const wk_tensor_t *field(const wk_value_t *d, const char *key) {
 
 /* One image's reply from its {boxes [K,4] float32, labels [K] int64, scores [K] float32};
  * NULL with msg set when the dict is not shaped so. */
-static char *format_detections(const wk_model_t *m, const wk_value_t *d, size_t *len, char *msg,
+static char *format_detections(const state_t *st, const wk_value_t *d, size_t *len, char *msg,
                                size_t msglen) {
   const wk_tensor_t *boxes = field(d, "boxes"), *labels = field(d, "labels"), *scores = field(d, "scores");
   if (boxes == NULL || labels == NULL || scores == NULL || boxes->dtype != WK_DT_FLOAT32 ||
@@ -70,12 +77,12 @@ static char *format_detections(const wk_model_t *m, const wk_value_t *d, size_t 
   int bad = wk_buf_putc(&out, '[');
   int first = 1;
   for (int64_t k = 0; k < boxes->shape[0]; k++) {
-    if (!(s[k] >= m->threshold)) continue;
+    if (!(s[k] >= st->threshold)) continue;
     if (!first) bad |= wk_buf_puts(&out, ", ");
     first = 0;
     char idx[32];
     const char *name = NULL;
-    if (l[k] >= 0 && (uint64_t)l[k] < m->n_labels) name = m->labels[l[k]];
+    if (l[k] >= 0 && (uint64_t)l[k] < st->image.n_labels) name = st->image.labels[l[k]];
     if (name == NULL) {
       snprintf(idx, sizeof idx, "%lld", (long long)l[k]);
       name = idx;
@@ -100,12 +107,13 @@ static char *format_detections(const wk_model_t *m, const wk_value_t *d, size_t 
   return wk_buf_steal(&out, len);
 }
 
-void wk__detect_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
+static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_t n) {
+  (void)wstate, (void)index;
   wk_value_t *list = wk_value_new(WK_V_LIST);
   size_t *member = calloc(n, sizeof *member); /* jobs[member[k]] is image k of the list */
   size_t g = 0;
   if (list == NULL || member == NULL) {
-    for (size_t i = 0; i < n; i++) wk__job_reply_error(m, jobs[i], 500, "InternalServerException", "out of memory");
+    for (size_t i = 0; i < n; i++) wk__job_fail(m, jobs[i], WK_ENOMEM, "out of memory");
     wk_value_free(list);
     free(member);
     return;
@@ -120,7 +128,7 @@ void wk__detect_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
     if (item == NULL || wk_value_append(list, NULL, item) != 0) {
       wk_value_free(item);
       wk_tensor_destroy(&t);
-      wk__job_reply_error(m, jobs[i], 500, "InternalServerException", "out of memory");
+      wk__job_fail(m, jobs[i], WK_ENOMEM, "out of memory");
       continue;
     }
     item->tensor = t;
@@ -130,7 +138,7 @@ void wk__detect_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
     const wk_value_t *args[1] = {list};
     wk_value_t *out = NULL;
     wk_err_t err = {{0}};
-    int rc = wk__forward_values(m, args, 1, g, &out, &err);
+    int rc = wk__forward_values(m, args, 1, &out, &err);
     const wk_value_t *dets = rc == 0 ? detections_of(out, g) : NULL;
     if (rc == 0 && dets == NULL) {
       rc = WK_EINTERNAL;
@@ -141,13 +149,12 @@ void wk__detect_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
     for (size_t k = 0; k < g; k++) {
       wk__job_t *j = jobs[member[k]];
       if (rc != 0) {
-        wk__job_reply_error(m, j, rc == WK_EMODEL ? 400 : 500,
-                            rc == WK_EMODEL ? "BadRequestException" : "InternalServerException", err.msg);
+        wk__job_fail(m, j, rc, err.msg);
         continue;
       }
       size_t len;
       char msg[256];
-      char *body = format_detections(m, dets->items[k], &len, msg, sizeof msg);
+      char *body = format_detections(m->hstate, dets->items[k], &len, msg, sizeof msg);
       if (body == NULL) wk__job_reply_error(m, j, 500, "InternalServerException", msg);
       else wk__job_reply(m, j, 200, body, len);
     }
@@ -156,3 +163,23 @@ void wk__detect_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
   wk_value_free(list);
   free(member);
 }
+
+static void explain(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_t n) {
+  (void)wstate, (void)index;
+  for (size_t i = 0; i < n; i++)
+    wk__job_reply_error(m, jobs[i], 501, "NotImplementedException",
+                        "object_detector models have no explanations (integrated gradients "
+                        "need one score per class; a detector gives a list of boxes)");
+}
+
+const wk_handler_t wk__handler_detect = {
+    .name = "object_detector",
+    .flags = WK__HF_NATIVE | WK__HF_IMAGES,
+    .platform = "pytorch_libtorch",
+    .output_datatype = "BYTES",
+    .init = init,
+    .free = wk__image_free,
+    .parse = wk__image_parse,
+    .run = run,
+    .explain = explain,
+};

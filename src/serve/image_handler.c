@@ -12,8 +12,8 @@
 #include "core/fs.h"
 #include "core/limits.h"
 #include "core/log.h"
-#include "http/multipart.h"
-#include "serve/model_internal.h"
+#include "core/multipart.h"
+#include "serve/image.h"
 
 /* ---- configuration ---- */
 
@@ -48,7 +48,7 @@ bad:
 }
 
 /* index_to_name.json: {"0": "name"} or {"0": ["n01440764", "name"]} (the last element). */
-static int load_labels(wk_model_t *m, wk_err_t *err) {
+static int load_labels(wk_model_t *m, wk__image_t *st, wk_err_t *err) {
   char path[4200];
   wk_fs_join(path, sizeof path, m->model_dir, "index_to_name.json");
   if (!wk_fs_exists(path)) return 0;
@@ -71,8 +71,12 @@ static int load_labels(wk_model_t *m, wk_err_t *err) {
     }
     if ((size_t)idx + 1 > max) max = (size_t)idx + 1;
   }
-  m->labels = calloc(max ? max : 1, sizeof *m->labels);
-  m->n_labels = max;
+  st->labels = calloc(max ? max : 1, sizeof *st->labels);
+  if (st->labels == NULL) {
+    json_decref(root);
+    return wk_err(err, WK_ENOMEM, "out of memory");
+  }
+  st->n_labels = max;
   json_object_foreach(root, key, val) {
     size_t idx = (size_t)strtol(key, NULL, 10);
     json_t *name = json_is_array(val) ? json_array_get(val, json_array_size(val) - 1) : val;
@@ -82,91 +86,80 @@ static int load_labels(wk_model_t *m, wk_err_t *err) {
                     "index_to_name.json: the value of '%s' must be a string or a list ending in one",
                     key);
     }
-    m->labels[idx] = strdup(json_string_value(name));
+    st->labels[idx] = strdup(json_string_value(name));
   }
   json_decref(root);
   return 0;
 }
 
-int wk__image_configure(wk_model_t *m, long max_pixels, wk_err_t *err) {
-  wk_preprocess_opts_t dflt;
-  wk_preprocess_opts_default(&dflt);
-  return wk__image_configure_from(m, &dflt, max_pixels, err);
-}
-
-int wk__image_configure_from(wk_model_t *m, const wk_preprocess_opts_t *dflt, long max_pixels,
-                             wk_err_t *err) {
-  m->pre = *dflt;
-  m->topk = 5;
-  m->max_pixels = max_pixels;
+/* Reads wick.image and wick.topk over dflt, and the labels. */
+static int configure(wk_model_t *m, wk__image_t *st, const wk_preprocess_opts_t *dflt,
+                     long max_pixels, wk_err_t *err) {
+  st->pre = *dflt;
+  st->topk = 5;
+  st->max_pixels = max_pixels;
   const wk_yaml_t *wick = m->config.root ? wk_yaml_get(m->config.root, "wick") : NULL;
   const wk_yaml_t *img = wick ? wk_yaml_get(wick, "image") : NULL;
   int rc;
   int max_px = 0;
-  if ((rc = yaml_int(img, "resize", &m->pre.resize, err)) != 0 ||
-      (rc = yaml_int(img, "crop", &m->pre.crop_h, err)) != 0 ||
-      (rc = yaml_int(img, "channels", &m->pre.channels, err)) != 0 ||
+  if ((rc = yaml_int(img, "resize", &st->pre.resize, err)) != 0 ||
+      (rc = yaml_int(img, "crop", &st->pre.crop_h, err)) != 0 ||
+      (rc = yaml_int(img, "channels", &st->pre.channels, err)) != 0 ||
       (rc = yaml_int(img, "max_pixels", &max_px, err)) != 0 ||
-      (rc = yaml_triple(img, "mean", m->pre.mean, err)) != 0 ||
-      (rc = yaml_triple(img, "std", m->pre.std, err)) != 0 ||
-      (rc = yaml_int(wick, "topk", &m->topk, err)) != 0 ||
-      (rc = yaml_int(wick, "explain_batch", &m->explain_batch, err)) != 0)
+      (rc = yaml_triple(img, "mean", st->pre.mean, err)) != 0 ||
+      (rc = yaml_triple(img, "std", st->pre.std, err)) != 0 ||
+      (rc = yaml_int(wick, "topk", &st->topk, err)) != 0 ||
+      0)
     return rc;
-  m->pre.crop_w = m->pre.crop_h;
-  if (m->pre.channels != 1 && m->pre.channels != 3)
+  st->pre.crop_w = st->pre.crop_h;
+  if (st->pre.channels != 1 && st->pre.channels != 3)
     return wk_err(err, WK_EINVAL, "wick.image.channels: expected 1 (gray) or 3 (RGB), got %d",
-                  m->pre.channels);
+                  st->pre.channels);
   for (int c = 0; c < 3; c++)
-    if (m->pre.std[c] == 0.0f) return wk_err(err, WK_EINVAL, "wick.image.std: must not be 0");
-  if (max_px > 0 && (m->max_pixels <= 0 || max_px < m->max_pixels)) m->max_pixels = max_px;
-  if (m->topk < 1) m->topk = 1;
-  return load_labels(m, err);
+    if (st->pre.std[c] == 0.0f) return wk_err(err, WK_EINVAL, "wick.image.std: must not be 0");
+  if (max_px > 0 && (st->max_pixels <= 0 || max_px < st->max_pixels)) st->max_pixels = max_px;
+  if (st->topk < 1) st->topk = 1;
+  return load_labels(m, st, err);
 }
 
-void wk__image_unconfigure(wk_model_t *m) {
-  for (size_t i = 0; i < m->n_labels; i++) free(m->labels[i]);
-  free(m->labels);
-  m->labels = NULL;
-  m->n_labels = 0;
+int wk__image_init(wk_model_t *m, const wk_model_load_opts_t *o, const wk_preprocess_opts_t *dflt,
+                   size_t state_size, wk_err_t *err) {
+  wk__image_t *st = calloc(1, state_size);
+  if (st == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  m->hstate = st;
+  int rc = configure(m, st, dflt, o->max_image_pixels, err);
+  if (rc != 0) {
+    wk_err_prefix(err, "model '%s'", m->name);
+    return rc;
+  }
+  return wk__native_load(m, o, &st->native, err);
 }
+
+void wk__image_free(wk_model_t *m) {
+  wk__image_t *st = m->hstate;
+  if (st == NULL) return;
+  wk__native_unload(&st->native);
+  for (size_t i = 0; i < st->n_labels; i++) free(st->labels[i]);
+  free(st->labels);
+  free(st);
+  m->hstate = NULL;
+}
+
 
 /* ---- request bodies ---- */
 
 static int take_bytes(wk__job_t *j, const void *p, size_t len) {
-  j->image = malloc(len ? len : 1);
-  if (j->image == NULL) return WK_ENOMEM;
-  memcpy(j->image, p, len);
-  j->image_len = len;
+  j->data = malloc(len ? len : 1);
+  if (j->data == NULL) return WK_ENOMEM;
+  memcpy(j->data, p, len);
+  j->data_len = len;
   return 0;
 }
 
-/* Applies an explanation parameter (target, n_steps) given as text; other names are
- * ignored. Only for /explanations requests. */
-static int explain_param(wk__job_t *j, const char *name, const char *text, size_t len,
-                         wk_err_t *err) {
-  if (!j->explain || (strcmp(name, "target") != 0 && strcmp(name, "n_steps") != 0)) return 0;
-  char buf[32];
-  if (len == 0 || len >= sizeof buf)
-    return wk_err(err, WK_EINVAL, "%s: expected a non-negative integer", name);
-  memcpy(buf, text, len);
-  buf[len] = '\0';
-  char *end;
-  long long v = strtoll(buf, &end, 10);
-  if (*end || v < 0 || (strcmp(name, "n_steps") == 0 && (v < 1 || v > WK_MAX_IG_STEPS)))
-    return wk_err(err, WK_EINVAL, "%s: expected %s, got '%s'", name,
-                  strcmp(name, "n_steps") == 0 ? "an integer from 1 to " WK_STR(WK_MAX_IG_STEPS)
-                                                : "a non-negative class index",
-                  buf);
-  if (strcmp(name, "target") == 0) j->target = v;
-  else j->n_steps = (int)v;
-  return 0;
-}
-
-int wk__image_job_init(wk_model_t *m, wk__job_t *j, wk_http_req_t *req, wk_err_t *err) {
+int wk__image_parse(wk_model_t *m, wk__job_t *j, const wk_request_t *r, wk_err_t *err) {
   (void)m;
-  size_t len;
-  const char *body = wk_http_req_body(req, &len);
-  const char *ct = wk_http_req_header(req, "Content-Type");
+  size_t len = r->body_len;
+  const char *body = r->body, *ct = r->content_type;
   if (len == 0) return wk_err(err, WK_EINVAL, "empty body: expected a JPEG or PNG image");
   if (wk_multipart_is(ct)) {
     wk_multipart_part_t parts[WK_MULTIPART_MAX_PARTS];
@@ -180,7 +173,7 @@ int wk__image_job_init(wk_model_t *m, wk__job_t *j, wk_http_req_t *req, wk_err_t
       if (parts[i].len) pick = i;
     for (int i = 0; i < n; i++) {
       if (i == pick || parts[i].filename[0]) continue;
-      int rc = explain_param(j, parts[i].name, parts[i].data, parts[i].len, err);
+      int rc = wk__job_explain_param(j, parts[i].name, parts[i].data, parts[i].len, err);
       if (rc != 0) return rc;
     }
     if (pick < 0)
@@ -210,15 +203,15 @@ int wk__image_job_init(wk_model_t *m, wk__job_t *j, wk_http_req_t *req, wk_err_t
       if (json_is_integer(v)) snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));
       else if (json_is_string(v)) snprintf(text, sizeof text, "%s", json_string_value(v));
       else snprintf(text, sizeof text, "?");
-      rc = explain_param(j, names[k], text, strlen(text), err);
+      rc = wk__job_explain_param(j, names[k], text, strlen(text), err);
     }
     unsigned char *bytes = NULL;
     size_t n = 0;
     if (rc == 0) rc = wk_base64_decode(json_string_value(data), json_string_length(data), &bytes, &n, err);
     json_decref(root);
     if (rc != 0) return rc;
-    j->image = bytes;
-    j->image_len = n;
+    j->data = bytes;
+    j->data_len = n;
     return 0;
   }
   return take_bytes(j, body, len);
@@ -237,7 +230,7 @@ void wk__print_float(wk_buf_t *b, float f) {
 }
 
 /* Softmax over one row of logits, then the top k as {"label": p, ...}, best first. */
-static char *classify_row(const wk_model_t *m, const float *logits, size_t k_classes, size_t *len) {
+static char *classify_row(const wk__image_t *st, const float *logits, size_t k_classes, size_t *len) {
   float *p = malloc(sizeof(float) * k_classes);
   size_t *order = malloc(sizeof(size_t) * k_classes);
   if (p == NULL || order == NULL) {
@@ -250,7 +243,7 @@ static char *classify_row(const wk_model_t *m, const float *logits, size_t k_cla
   double sum = 0;
   for (size_t i = 0; i < k_classes; i++) sum += exp((double)(logits[i] - mx));
   for (size_t i = 0; i < k_classes; i++) p[i] = (float)(exp((double)(logits[i] - mx)) / sum);
-  size_t k = (size_t)m->topk < k_classes ? (size_t)m->topk : k_classes;
+  size_t k = (size_t)st->topk < k_classes ? (size_t)st->topk : k_classes;
   for (size_t i = 0; i < k_classes; i++) order[i] = i;
   for (size_t i = 0; i < k; i++) { /* partial selection sort: k is small */
     size_t best = i;
@@ -267,7 +260,7 @@ static char *classify_row(const wk_model_t *m, const float *logits, size_t k_cla
     char idx[32];
     snprintf(idx, sizeof idx, "%zu", c);
     wk_buf_puts(&b, i ? ", " : "");
-    wk_buf_json_str(&b, c < m->n_labels && m->labels[c] ? m->labels[c] : idx);
+    wk_buf_json_str(&b, c < st->n_labels && st->labels[c] ? st->labels[c] : idx);
     wk_buf_puts(&b, ": ");
     wk__print_float(&b, p[c]);
   }
@@ -278,32 +271,32 @@ static char *classify_row(const wk_model_t *m, const float *logits, size_t k_cla
 }
 
 int wk__image_prepare(wk_model_t *m, wk__job_t *j, wk_tensor_t *t) {
+  const wk__image_t *st = WK__IMAGE(m);
   wk_image_t img;
   wk_err_t err = {{0}};
-  int rc = wk_image_decode(j->image, j->image_len, m->pre.channels, m->max_pixels, &img, &err);
+  int rc = wk_image_decode(j->data, j->data_len, st->pre.channels, st->max_pixels, &img, &err);
   int decoded = rc == 0;
   int c = 0, h = 0, w = 0;
-  if (rc == 0) rc = wk_preprocess_shape(&m->pre, img.width, img.height, &c, &h, &w, &err);
+  if (rc == 0) rc = wk_preprocess_shape(&st->pre, img.width, img.height, &c, &h, &w, &err);
   if (rc == 0) {
     int64_t shape[4] = {1, c, h, w};
     rc = wk_tensor_alloc(t, WK_DT_FLOAT32, 4, shape);
-    if (rc == 0) rc = wk_preprocess(&img, &m->pre, t->data, (size_t)c * h * w, &err);
+    if (rc == 0) rc = wk_preprocess(&img, &st->pre, t->data, (size_t)c * h * w, &err);
     if (rc != 0) wk_tensor_destroy(t);
   }
   if (decoded) wk_image_destroy(&img);
   if (rc != 0) {
-    int status = rc == WK_ETOOBIG ? 413 : rc == WK_ENOMEM ? 500 : 400;
-    wk__job_reply_error(m, j, status, status == 413 ? "PayloadTooLargeException" : "BadRequestException",
-                        err.msg[0] ? err.msg : wk_strerror(rc));
+    wk__job_fail(m, j, rc, err.msg);
   }
   return rc;
 }
 
-void wk__image_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
+static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_t n) {
+  (void)wstate, (void)index;
   wk_tensor_t *in = calloc(n, sizeof *in);
   int *ok = calloc(n, sizeof *ok);
   if (in == NULL || ok == NULL) {
-    for (size_t i = 0; i < n; i++) wk__job_reply_error(m, jobs[i], 500, "InternalServerException", "out of memory");
+    for (size_t i = 0; i < n; i++) wk__job_fail(m, jobs[i], WK_ENOMEM, "out of memory");
     free(in);
     free(ok);
     return;
@@ -326,7 +319,7 @@ void wk__image_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
     if (rc == 0) {
       for (size_t k = 0; k < g; k++)
         memcpy((char *)batch.data + k * in[group[k]].nbytes, in[group[k]].data, in[group[k]].nbytes);
-      rc = wk__forward(m, &batch, 1, g, &out, &err);
+      rc = wk__forward(m, &batch, 1, &out, &err);
       wk_tensor_destroy(&batch);
     } else {
       wk_err(&err, rc, "cannot allocate the batch");
@@ -342,13 +335,12 @@ void wk__image_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
     for (size_t k = 0; k < g; k++) {
       wk__job_t *j = jobs[group[k]];
       if (rc != 0) {
-        wk__job_reply_error(m, j, rc == WK_EMODEL ? 400 : 500,
-                            rc == WK_EMODEL ? "BadRequestException" : "InternalServerException", err.msg);
+        wk__job_fail(m, j, rc, err.msg);
         continue;
       }
       size_t classes = (size_t)logits->shape[1], len;
-      char *body = classify_row(m, (const float *)logits->data + k * classes, classes, &len);
-      if (body == NULL) wk__job_reply_error(m, j, 500, "InternalServerException", "out of memory");
+      char *body = classify_row(WK__IMAGE(m), (const float *)logits->data + k * classes, classes, &len);
+      if (body == NULL) wk__job_fail(m, j, WK_ENOMEM, "out of memory");
       else wk__job_reply(m, j, 200, body, len);
     }
     wk_value_free(out);
@@ -357,3 +349,33 @@ void wk__image_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
   free(in);
   free(ok);
 }
+
+/* Integrated gradients of the class score with respect to the preprocessed image. */
+static void explain(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_t n) {
+  (void)wstate, (void)index;
+  for (size_t i = 0; i < n; i++) {
+    wk_tensor_t x;
+    memset(&x, 0, sizeof x);
+    if (wk__image_prepare(m, jobs[i], &x) != 0) continue; /* answered */
+    wk__native_explain(m, jobs[i], &x);
+    wk_tensor_destroy(&x);
+  }
+}
+
+static int init(wk_model_t *m, const wk_model_load_opts_t *o, wk_err_t *err) {
+  wk_preprocess_opts_t dflt;
+  wk_preprocess_opts_default(&dflt);
+  return wk__image_init(m, o, &dflt, sizeof(wk__image_t), err);
+}
+
+const wk_handler_t wk__handler_image = {
+    .name = "image_classifier",
+    .flags = WK__HF_NATIVE | WK__HF_IMAGES,
+    .platform = "pytorch_libtorch",
+    .output_datatype = "BYTES",
+    .init = init,
+    .free = wk__image_free,
+    .parse = wk__image_parse,
+    .run = run,
+    .explain = explain,
+};

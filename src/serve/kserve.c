@@ -1,55 +1,50 @@
-/* KServe's v1 protocol on top of the model's own handler.
+/* KServe's v1 and v2 protocols on top of the model's own handler.
  *
- * The tensor handler takes `instances` (rows) and `inputs` itself: one job, its output
- * rows become `predictions`. Every other handler (images, Python) sees one request per
- * instance, as TorchServe's own handlers expect: each instance becomes a job of a group,
- * the jobs go through the queue and the batcher like any others (so a v1 request of 8
- * instances fills a batch of 8, and instances of several v1 requests batch together),
- * and the last job to finish assembles the one reply. Any failed instance fails the
- * request with its status and {"error": "..."}. */
+ * The tensor handler (WK__HF_ROWS) takes v1 `instances` (rows) and `inputs` itself: one
+ * job, its output rows become `predictions`; v2 inputs go to its parse_v2. Every other
+ * handler (images, Python) sees one request per instance, as TorchServe's own handlers
+ * expect: each instance becomes a job of a group, whose sink is one slot of the group; the
+ * jobs go through the queue and the batcher like any others (so a v1 request of 8
+ * instances fills a batch of 8, and instances of several requests batch together), and the
+ * last job to finish assembles the one answer for the request's own sink. Any failed
+ * instance fails the request with its status and message. */
 #include <jansson.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/base64.h"
 #include "core/limits.h"
 #include "serve/model_internal.h"
+#include "serve/v2_encode.h"
 #include "tensor/oip.h"
 
+typedef struct group_s group_t;
+
+/* One instance's answer, and the sink its job answers to. */
 typedef struct {
+  wk_sink_t sink; /* first: the job's sink */
+  group_t *g;
   int status;
   char *content_type;
   char *body; /* the answer, or the error message */
   size_t len;
 } slot_t;
 
-struct wk__group_s {
-  wk_http_req_t *req;
+struct group_s {
+  wk_sink_t *parent; /* the request's own sink */
   int explain;
   pthread_mutex_t lock;
   size_t n, left;
   slot_t *slots;
-  /* v2: the reply is one BYTES output with an element per slot */
+  /* v2: the answer is one BYTES output with an element per slot */
   int v2, binary;
   char *id, *model, *version;
 };
 
-static wk__group_t *group_new(wk_http_req_t *req, int explain, size_t n) {
-  wk__group_t *g = calloc(1, sizeof *g);
-  if (g) g->slots = calloc(n, sizeof *g->slots);
-  if (g == NULL || g->slots == NULL) {
-    free(g);
-    return NULL;
-  }
-  g->req = req;
-  g->explain = explain;
-  g->n = g->left = n;
-  pthread_mutex_init(&g->lock, NULL);
-  return g;
-}
-
-static void group_free(wk__group_t *g) {
+static void group_free(group_t *g) {
   free(g->id);
   free(g->model);
   free(g->version);
@@ -89,73 +84,68 @@ static void put_value(wk_buf_t *b, const slot_t *s) {
   }
 }
 
-static void reply_error(wk_http_req_t *req, int status, const char *msg) {
-  wk_http_reply_kserve_error(req, status, "%s", msg);
-}
-
-static void send_v2(wk_http_req_t *req, wk_buf_t *b, size_t json_len) {
+/* Sends a v2 response in b to sink: JSON, or JSON followed by binary data. */
+static void send_v2(wk_sink_t *sink, wk_buf_t *b, size_t json_len) {
   size_t len;
   char *body = wk_buf_steal(b, &len);
   if (json_len < len) {
     char hdr[32];
     snprintf(hdr, sizeof hdr, "%zu", json_len);
-    wk_http_reply_header(req, "Inference-Header-Content-Length", hdr);
-    wk_http_reply(req, 200, "application/octet-stream", body, len);
+    if (sink->ops->header) sink->ops->header(sink, "Inference-Header-Content-Length", hdr);
+    sink->ops->reply(sink, 200, "application/octet-stream", body, len);
   } else {
-    wk_http_reply(req, 200, "application/json", body, len);
+    sink->ops->reply(sink, 200, "application/json", body, len);
   }
 }
 
-static void group_reply(wk__group_t *g) {
-  wk_buf_t b = WK_BUF_INIT;
-  const slot_t *failed = NULL;
-  for (size_t i = 0; i < g->n && failed == NULL; i++)
-    if (g->slots[i].status >= 400) failed = &g->slots[i];
-  int status = 200;
-  if (failed) {
-    status = failed->status;
-    char *msg = strndup(failed->body ? failed->body : "failed", failed->body ? failed->len : 6);
-    wk_buf_puts(&b, "{\"error\": ");
-    wk_buf_json_str(&b, msg ? msg : "failed");
-    wk_buf_puts(&b, "}\n");
+static void group_reply(group_t *g) {
+  wk_sink_t *parent = g->parent;
+  for (size_t i = 0; i < g->n; i++) {
+    const slot_t *s = &g->slots[i];
+    if (s->status < 400) continue;
+    char *msg = strndup(s->body ? s->body : "failed", s->body ? s->len : 6);
+    parent->ops->error(parent, s->status, "PredictionException", msg ? msg : "failed");
     free(msg);
-  } else if (g->v2) {
+    return;
+  }
+  wk_buf_t b = WK_BUF_INIT;
+  if (g->v2) {
     const char **elems = calloc(g->n, sizeof *elems);
     size_t *lens = calloc(g->n, sizeof *lens);
-    if (elems == NULL || lens == NULL) {
-      free(elems);
-      free(lens);
-      wk_buf_destroy(&b);
-      reply_error(g->req, 500, "out of memory");
-      return;
-    }
-    for (size_t i = 0; i < g->n; i++) {
+    size_t json_len = 0;
+    int rc = elems && lens ? 0 : WK_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < g->n; i++) {
       elems[i] = g->slots[i].body ? g->slots[i].body : "";
       lens[i] = g->slots[i].len;
     }
     wk_oip_output_t o = {"OUTPUT__0", NULL, g->n, elems, lens, g->binary};
-    size_t json_len;
-    wk_oip_write_response(&b, g->model, g->version, g->id, &o, 1, &json_len);
+    if (rc == 0) rc = wk_oip_write_response(&b, g->model, g->version, g->id, &o, 1, &json_len);
     free(elems);
     free(lens);
-    send_v2(g->req, &b, json_len);
-    return;
-  } else {
-    wk_buf_puts(&b, g->explain ? "{\"explanations\": [" : "{\"predictions\": [");
-    for (size_t i = 0; i < g->n; i++) {
-      if (i) wk_buf_puts(&b, ", ");
-      put_value(&b, &g->slots[i]);
+    if (rc != 0) {
+      wk_buf_destroy(&b);
+      parent->ops->error(parent, 500, "InternalServerException", "out of memory");
+      return;
     }
-    wk_buf_puts(&b, "]}\n");
+    send_v2(parent, &b, json_len);
+    return;
   }
+  wk_buf_puts(&b, g->explain ? "{\"explanations\": [" : "{\"predictions\": [");
+  for (size_t i = 0; i < g->n; i++) {
+    if (i) wk_buf_puts(&b, ", ");
+    put_value(&b, &g->slots[i]);
+  }
+  wk_buf_puts(&b, "]}\n");
   size_t len;
   char *body = wk_buf_steal(&b, &len);
-  wk_http_reply(g->req, status, "application/json", body, len);
+  parent->ops->reply(parent, 200, "application/json", body, len);
 }
 
-void wk__group_put(wk__group_t *g, size_t slot, int status, const char *content_type, char *body,
-                   size_t len, const char *msg) {
-  slot_t *s = &g->slots[slot];
+/* Records slot s's answer (body taken, may be NULL; msg for errors); the last one answers
+ * the request and frees the group. */
+static void slot_put(slot_t *s, int status, const char *content_type, char *body, size_t len,
+                     const char *msg) {
+  group_t *g = s->g;
   pthread_mutex_lock(&g->lock);
   s->status = status;
   if (msg != NULL) {
@@ -173,6 +163,62 @@ void wk__group_put(wk__group_t *g, size_t slot, int status, const char *content_
   group_reply(g);
   group_free(g);
 }
+
+static void slot_reply(wk_sink_t *sink, int status, const char *content_type, char *body,
+                       size_t len) {
+  slot_put((slot_t *)sink, status, content_type, body, len, NULL);
+}
+
+static void slot_error(wk_sink_t *sink, int status, const char *type, const char *msg) {
+  (void)type;
+  slot_put((slot_t *)sink, status, NULL, NULL, 0, msg ? msg : "failed");
+}
+
+/* An instance's answer is a part of one reply: no headers of its own, no streams. */
+static const wk_sink_ops_t slot_ops = {.reply = slot_reply, .error = slot_error};
+
+static group_t *group_new(wk_sink_t *parent, int explain, size_t n) {
+  group_t *g = calloc(1, sizeof *g);
+  if (g) g->slots = calloc(n, sizeof *g->slots);
+  if (g == NULL || g->slots == NULL) {
+    free(g);
+    return NULL;
+  }
+  g->parent = parent;
+  g->explain = explain;
+  g->n = g->left = n;
+  for (size_t i = 0; i < n; i++) {
+    g->slots[i].sink.ops = &slot_ops;
+    g->slots[i].g = g;
+  }
+  pthread_mutex_init(&g->lock, NULL);
+  return g;
+}
+
+/* A job for instance k of g, or NULL when it could not be made (the slot is answered). */
+static wk__job_t *instance_job(wk_model_t *m, group_t *g, size_t k, const wk_request_t *r,
+                               int explain) {
+  wk_err_t err = {{0}};
+  wk__job_t *j = NULL;
+  int rc = wk__job_new(m, &g->slots[k].sink, r, explain, WK__ENV_TS, &j, &err);
+  if (rc != 0) {
+    slot_put(&g->slots[k], wk__error_status(rc, NULL), NULL, NULL, 0, err.msg);
+    return NULL;
+  }
+  return j;
+}
+
+/* The same request with another body (an instance's), for the handler's parse. */
+static wk_request_t sub_request(const wk_request_t *r, const void *body, size_t len,
+                                const char *content_type) {
+  wk_request_t s = *r;
+  s.body = body;
+  s.body_len = len;
+  s.content_type = content_type;
+  return s;
+}
+
+/* ==== KServe v1 ==== */
 
 /* The bytes of a binary instance: {"b64": "..."}, or {"data"|"body": "<base64>" or
  * {"b64": ...}}, or a plain base64 string. 1 and *out (malloc'd) when inst is one, 0 when
@@ -196,15 +242,14 @@ static int instance_bytes(json_t *inst, int strings_are_b64, unsigned char **out
   return rc == 0 ? 1 : rc;
 }
 
-void wk_model_predict_v1(wk_model_t *m, wk_http_req_t *req, int explain) {
-  if (m->kind == WK__H_TENSOR) {
-    wk__submit(m, req, explain, WK__ENV_V1); /* rows in, rows out */
+void wk_model_predict_v1(wk_model_t *m, const wk_request_t *r, wk_sink_t *sink, int explain) {
+  if (m->h->flags & WK__HF_ROWS) {
+    wk__submit(m, r, sink, explain, WK__ENV_V1); /* rows in, rows out */
     return;
   }
-  size_t blen;
-  const char *btext = wk_http_req_body(req, &blen);
+  int images = (m->h->flags & WK__HF_IMAGES) != 0;
   json_error_t je;
-  json_t *root = json_loadb(btext, blen, 0, &je);
+  json_t *root = json_loadb(r->body, r->body_len, 0, &je);
   if (!json_is_object(root)) {
     char msg[300];
     if (root == NULL)
@@ -212,7 +257,7 @@ void wk_model_predict_v1(wk_model_t *m, wk_http_req_t *req, int explain) {
     else
       snprintf(msg, sizeof msg, "expected a JSON object with \"instances\" (a list) or \"inputs\"");
     json_decref(root);
-    reply_error(req, 400, msg);
+    sink->ops->error(sink, 400, "BadRequestException", msg);
     return;
   }
   json_t *list = json_object_get(root, "instances");
@@ -223,8 +268,9 @@ void wk_model_predict_v1(wk_model_t *m, wk_http_req_t *req, int explain) {
   }
   if (list == NULL || (strcmp(field, "instances") == 0 && !json_is_array(list))) {
     json_decref(root);
-    reply_error(req, 400, list == NULL ? "expected \"instances\" (a list) or \"inputs\" in the body"
-                                       : "\"instances\" must be a list, one element per instance");
+    sink->ops->error(sink, 400, "BadRequestException",
+                     list == NULL ? "expected \"instances\" (a list) or \"inputs\" in the body"
+                                  : "\"instances\" must be a list, one element per instance");
     return;
   }
   size_t n = json_is_array(list) ? json_array_size(list) : 1;
@@ -232,52 +278,46 @@ void wk_model_predict_v1(wk_model_t *m, wk_http_req_t *req, int explain) {
     char msg[160];
     snprintf(msg, sizeof msg, "\"%s\" has %zu elements; expected 1 to %d", field, n, WK_MAX_V1_INSTANCES);
     json_decref(root);
-    reply_error(req, 400, msg);
+    sink->ops->error(sink, 400, "BadRequestException", msg);
     return;
   }
-  wk__group_t *g = group_new(req, explain, n);
+  group_t *g = group_new(sink, explain, n);
   if (g == NULL) {
     json_decref(root);
-    reply_error(req, 500, "out of memory");
+    sink->ops->error(sink, 500, "InternalServerException", "out of memory");
     return;
   }
   for (size_t k = 0; k < n; k++) {
     json_t *inst = json_is_array(list) ? json_array_get(list, k) : list;
+    wk__job_t *j = instance_job(m, g, k, r, explain);
+    if (j == NULL) continue;
     wk_err_t err = {{0}};
-    wk__job_t *j = NULL;
-    int rc = wk__job_new(m, req, explain, &j, &err);
-    if (rc != 0) {
-      wk__group_put(g, k, rc == WK_ENOMEM ? 500 : 400, NULL, NULL, 0, err.msg);
-      continue;
-    }
-    j->group = g;
-    j->slot = k;
-    j->envelope = WK__ENV_V1;
     unsigned char *bytes = NULL;
     size_t len = 0;
-    rc = instance_bytes(inst, WK__TAKES_IMAGES(m->kind), &bytes, &len, &err);
-    if (WK__TAKES_IMAGES(m->kind)) {
+    int rc = instance_bytes(inst, images, &bytes, &len, &err);
+    if (images) {
       if (rc == 0)
         rc = wk_err(&err, WK_EINVAL,
                     "expected an image as {\"b64\": \"<base64 of a JPEG or PNG>\"} (or a base64 "
                     "string, or {\"data\": ...})");
       else if (rc == 1) {
-        j->image = bytes;
-        j->image_len = len;
+        j->data = bytes;
+        j->data_len = len;
         rc = 0;
       }
     } else if (rc == 1) {
-      rc = wk__python_job_set_body(j, req, bytes, len, "application/octet-stream", &err);
+      wk_request_t sub = sub_request(r, bytes, len, "application/octet-stream");
+      rc = m->h->parse(m, j, &sub, &err);
       free(bytes);
     } else if (rc == 0) {
       char *text = json_dumps(inst, JSON_COMPACT | JSON_ENCODE_ANY);
-      rc = text ? wk__python_job_set_body(j, req, text, strlen(text), "application/json", &err)
-                : wk_err(&err, WK_ENOMEM, "out of memory");
+      wk_request_t sub = sub_request(r, text ? text : "", text ? strlen(text) : 0, "application/json");
+      rc = text ? m->h->parse(m, j, &sub, &err) : wk_err(&err, WK_ENOMEM, "out of memory");
       free(text);
     }
     if (rc != 0) {
       if (rc != WK_ENOMEM) wk_err_prefix(&err, "instance %zu", k);
-      wk__job_reply_error(m, j, rc == WK_ENOMEM ? 500 : 400, "BadRequestException", err.msg);
+      wk__job_fail(m, j, rc, err.msg);
       wk__job_free(j);
       continue;
     }
@@ -288,156 +328,11 @@ void wk_model_predict_v1(wk_model_t *m, wk_http_req_t *req, int explain) {
 
 /* ==== KServe v2 (Open Inference Protocol) ==== */
 
-static void v2_error(wk_http_req_t *req, int status, const char *msg) { reply_error(req, status, msg); }
-
-/* The name of item k of wick.<key> (inputs/outputs declared in the model config), or NULL. */
-static const char *declared_name(const wk_model_t *m, const char *key, size_t k) {
-  const wk_yaml_t *list = wk_yaml_get(wk_yaml_get(m->config.root, "wick"), key);
-  if (list == NULL || list->kind != WK_YAML_SEQ || k >= list->count) return NULL;
-  const wk_yaml_t *n = wk_yaml_get(list->items[k], "name");
-  return n && n->kind == WK_YAML_SCALAR ? n->scalar : NULL;
-}
-
-/* forward()'s argument index for an input name: the TorchScript argument name, a name
- * declared in wick.inputs, or INPUT__k. -1 if none. */
-static int arg_index(const wk_model_t *m, const char *name) {
-  size_t nargs = wk_torch_arg_count(m->torch);
-  for (size_t a = 0; a < nargs; a++) {
-    const char *d = declared_name(m, "inputs", a);
-    if (strcmp(wk_torch_arg_name(m->torch, a), name) == 0 || (d && strcmp(d, name) == 0)) return (int)a;
-  }
-  unsigned k;
-  char tail;
-  if (sscanf(name, "INPUT__%u%c", &k, &tail) == 1 && k < nargs) return (int)k;
-  return -1;
-}
-
-static void arg_names(const wk_model_t *m, char *out, size_t cap) {
-  size_t n = 0;
-  out[0] = '\0';
-  for (size_t a = 0; a < wk_torch_arg_count(m->torch) && n < cap; a++)
-    n += (size_t)snprintf(out + n, cap - n, "%s'%s' (INPUT__%zu)", a ? ", " : "", wk_torch_arg_name(m->torch, a), a);
-}
-
-/* One output of the model's answer: a tensor with its name. */
-typedef struct {
-  char name[128];
-  const wk_tensor_t *t;
-} named_t;
-
-static int collect_outputs(const wk_model_t *m, const wk_value_t *v, named_t *out, size_t cap, size_t *n,
-                           wk_err_t *err) {
-  *n = 0;
-  if (v && v->kind == WK_V_TENSOR) {
-    const char *d = declared_name(m, "outputs", 0);
-    snprintf(out[0].name, sizeof out[0].name, "%s", d ? d : "OUTPUT__0");
-    out[0].t = &v->tensor;
-    *n = 1;
-    return 0;
-  }
-  if (v && (v->kind == WK_V_LIST || v->kind == WK_V_DICT)) {
-    for (size_t i = 0; i < v->count && i < cap; i++) {
-      const wk_value_t *it = v->items[i];
-      if (it == NULL || it->kind != WK_V_TENSOR)
-        return wk_err(err, WK_EUNSUPPORTED,
-                      "output %zu of the model is not a tensor; the v2 protocol carries tensors only "
-                      "(use /predictions for other outputs)",
-                      i);
-      const char *d = declared_name(m, "outputs", i);
-      if (v->kind == WK_V_DICT) snprintf(out[i].name, sizeof out[i].name, "%s", v->keys[i]);
-      else if (d) snprintf(out[i].name, sizeof out[i].name, "%s", d);
-      else snprintf(out[i].name, sizeof out[i].name, "OUTPUT__%zu", i);
-      out[i].t = &it->tensor;
-      (*n)++;
-    }
-    return 0;
-  }
-  return wk_err(err, WK_EUNSUPPORTED,
-                "the model's output is not a tensor, a list of tensors or a dict of tensors; the v2 "
-                "protocol carries tensors only (use /predictions for other outputs)");
-}
-
-void wk__v2_reply_value(wk_model_t *m, wk__job_t *j, const wk_value_t *v) {
-  named_t outs[WK_OIP_MAX_TENSORS];
-  size_t n;
-  wk_err_t err = {{0}};
-  if (collect_outputs(m, v, outs, WK_OIP_MAX_TENSORS, &n, &err) != 0) {
-    wk__job_reply_error(m, j, 500, "InternalServerException", err.msg);
-    return;
-  }
-  const wk_oip_request_t *r = j->v2;
-  wk_oip_output_t sel[WK_OIP_MAX_TENSORS];
-  size_t ns = 0;
-  if (r->n_outputs == 0) {
-    for (size_t i = 0; i < n; i++)
-      sel[ns++] = (wk_oip_output_t){outs[i].name, outs[i].t, 0, NULL, NULL, r->binary_output};
-  } else {
-    for (size_t k = 0; k < r->n_outputs; k++) {
-      size_t i = 0;
-      while (i < n && strcmp(outs[i].name, r->outputs[k].name) != 0) i++;
-      if (i == n) {
-        char names[512];
-        size_t off = 0;
-        names[0] = '\0';
-        for (size_t q = 0; q < n && off < sizeof names; q++)
-          off += (size_t)snprintf(names + off, sizeof names - off, "%s'%s'", q ? ", " : "", outs[q].name);
-        char msg[800];
-        snprintf(msg, sizeof msg, "outputs[%zu]: the model has no output '%.100s'; its outputs are %s", k,
-                 r->outputs[k].name, names);
-        wk__job_reply_error(m, j, 400, "BadRequestException", msg);
-        return;
-      }
-      int bin = r->outputs[k].binary >= 0 ? r->outputs[k].binary : r->binary_output;
-      sel[ns++] = (wk_oip_output_t){outs[i].name, outs[i].t, 0, NULL, NULL, bin};
-    }
-  }
-  wk_buf_t b = WK_BUF_INIT;
-  size_t json_len;
-  if (wk_oip_write_response(&b, m->name, m->version, r->id, sel, ns, &json_len) != 0) {
-    wk_buf_destroy(&b);
-    wk__job_reply_error(m, j, 500, "InternalServerException", "cannot encode the model's output");
-    return;
-  }
-  int expected = 0;
-  if (!atomic_compare_exchange_strong(&j->answered, &expected, 1)) {
-    wk_buf_destroy(&b);
-    return;
-  }
-  atomic_fetch_add(&m->req_ok, 1);
-  send_v2(j->req, &b, json_len);
-}
-
-void wk__v2_reply_python(wk_model_t *m, wk__job_t *j, int status, char *body, size_t len) {
-  (void)status;
-  json_t *root = json_loadb(body ? body : "", body ? len : 0, 0, NULL);
-  wk_buf_t b = WK_BUF_INIT;
-  if (json_is_object(root) && json_is_array(json_object_get(root, "outputs"))) {
-    json_object_set_new(root, "model_name", json_string(m->name));
-    json_object_set_new(root, "model_version", json_string(m->version));
-    if (j->v2 && j->v2->id) json_object_set_new(root, "id", json_string(j->v2->id));
-    char *text = json_dumps(root, JSON_COMPACT);
-    if (text) wk_buf_puts(&b, text);
-    free(text);
-  } else {
-    const char *elems[1] = {body ? body : ""};
-    size_t lens[1] = {body ? len : 0};
-    wk_oip_output_t o = {"OUTPUT__0", NULL, 1, elems, lens, j->v2 ? j->v2->binary_output : 0};
-    size_t json_len;
-    wk_oip_write_response(&b, m->name, m->version, j->v2 ? j->v2->id : NULL, &o, 1, &json_len);
-    json_decref(root);
-    free(body);
-    send_v2(j->req, &b, json_len);
-    return;
-  }
-  json_decref(root);
-  free(body);
-  send_v2(j->req, &b, b.len);
-}
-
-/* Image handler: one job per BYTES element (base64 text in JSON, raw bytes in binary). */
-static void v2_images(wk_model_t *m, wk_http_req_t *req, wk_oip_request_t *r) {
+/* Image handlers: one job per BYTES element (base64 text in JSON, raw bytes in binary). */
+static void v2_images(wk_model_t *m, const wk_request_t *req, wk_sink_t *sink, wk_oip_request_t *r) {
   if (r->n_inputs != 1 || !r->inputs[0].is_bytes) {
-    v2_error(req, 400, "the image handler takes one BYTES input whose elements are JPEG or PNG images");
+    sink->ops->error(sink, 400, "BadRequestException",
+                     "the image handler takes one BYTES input whose elements are JPEG or PNG images");
     return;
   }
   wk_oip_input_t *in = &r->inputs[0];
@@ -445,12 +340,12 @@ static void v2_images(wk_model_t *m, wk_http_req_t *req, wk_oip_request_t *r) {
   if (n == 0 || n > WK_MAX_V1_INSTANCES) {
     char msg[160];
     snprintf(msg, sizeof msg, "inputs[0] '%.60s': %zu images; expected 1 to %d", in->name, n, WK_MAX_V1_INSTANCES);
-    v2_error(req, 400, msg);
+    sink->ops->error(sink, 400, "BadRequestException", msg);
     return;
   }
-  wk__group_t *g = group_new(req, 0, n);
+  group_t *g = group_new(sink, 0, n);
   if (g == NULL) {
-    v2_error(req, 500, "out of memory");
+    sink->ops->error(sink, 500, "InternalServerException", "out of memory");
     return;
   }
   g->v2 = 1;
@@ -459,22 +354,15 @@ static void v2_images(wk_model_t *m, wk_http_req_t *req, wk_oip_request_t *r) {
   g->version = strdup(m->version);
   g->binary = r->n_outputs && r->outputs[0].binary >= 0 ? r->outputs[0].binary : r->binary_output;
   for (size_t k = 0; k < n; k++) {
-    wk_err_t err = {{0}};
-    wk__job_t *j = NULL;
-    int rc = wk__job_new(m, req, 0, &j, &err);
-    if (rc != 0) {
-      wk__group_put(g, k, rc == WK_ENOMEM ? 500 : 400, NULL, NULL, 0, err.msg);
-      continue;
-    }
-    j->group = g;
-    j->slot = k;
-    j->envelope = WK__ENV_V2;
+    wk__job_t *j = instance_job(m, g, k, req, 0);
+    if (j == NULL) continue;
     if (in->binary) {
-      j->image = in->elems[k];
-      j->image_len = in->elem_lens[k];
+      j->data = in->elems[k];
+      j->data_len = in->elem_lens[k];
       in->elems[k] = NULL;
     } else {
-      rc = wk_base64_decode((const char *)in->elems[k], in->elem_lens[k], &j->image, &j->image_len, &err);
+      wk_err_t err = {{0}};
+      int rc = wk_base64_decode((const char *)in->elems[k], in->elem_lens[k], &j->data, &j->data_len, &err);
       if (rc != 0) {
         wk_err_prefix(&err, "inputs[0] '%.60s' element %zu (base64 of an image in JSON)", in->name, k);
         wk__job_reply_error(m, j, 400, "BadRequestException", err.msg);
@@ -486,22 +374,22 @@ static void v2_images(wk_model_t *m, wk_http_req_t *req, wk_oip_request_t *r) {
   }
 }
 
-void wk_model_infer_v2(wk_model_t *m, wk_http_req_t *req) {
-  size_t len;
-  const char *body = wk_http_req_body(req, &len);
+void wk_model_infer_v2(wk_model_t *m, const wk_request_t *req, wk_sink_t *sink) {
+  size_t len = req->body_len;
+  const char *body = req->body;
   size_t json_len = len;
-  const char *h = wk_http_req_header(req, "Inference-Header-Content-Length");
+  const char *h = wk_request_header(req, "Inference-Header-Content-Length");
   if (h != NULL) {
     char *end;
     unsigned long long v = strtoull(h, &end, 10);
     if (*h == '\0' || *end != '\0' || *h == '-') {
-      v2_error(req, 400, "Inference-Header-Content-Length must be a byte count");
+      sink->ops->error(sink, 400, "BadRequestException", "Inference-Header-Content-Length must be a byte count");
       return;
     }
     if (v > len) {
       char msg[200];
       snprintf(msg, sizeof msg, "Inference-Header-Content-Length is %llu, larger than the body's %zu bytes", v, len);
-      v2_error(req, 400, msg);
+      sink->ops->error(sink, 400, "BadRequestException", msg);
       return;
     }
     json_len = (size_t)v;
@@ -511,64 +399,36 @@ void wk_model_infer_v2(wk_model_t *m, wk_http_req_t *req) {
   int rc = r ? wk_oip_parse_request(body, len, json_len, r, &err) : wk_err(&err, WK_ENOMEM, "out of memory");
   if (rc != 0) {
     free(r);
-    v2_error(req, rc == WK_ENOMEM ? 500 : rc == WK_ETOOBIG ? 413 : 400, err.msg);
+    const char *type;
+    int status = wk__error_status(rc, &type);
+    sink->ops->error(sink, status, type, err.msg);
     return;
   }
-  if (WK__TAKES_IMAGES(m->kind)) {
-    v2_images(m, req, r);
+  if (m->h->parse_v2 == NULL && (m->h->flags & WK__HF_IMAGES)) {
+    v2_images(m, req, sink, r);
     wk_oip_request_destroy(r);
     free(r);
     return;
   }
   wk__job_t *j = NULL;
-  if ((rc = wk__job_new(m, req, 0, &j, &err)) != 0) {
+  if ((rc = wk__job_new(m, sink, req, 0, WK__ENV_V2, &j, &err)) != 0) {
     wk_oip_request_destroy(r);
     free(r);
-    v2_error(req, 500, err.msg);
+    sink->ops->error(sink, 500, "InternalServerException", err.msg);
     return;
   }
-  j->envelope = WK__ENV_V2;
   j->v2 = r;
-  if (m->kind == WK__H_PYTHON) {
-    if (json_len != len)
-      rc = wk_err(&err, WK_EUNSUPPORTED,
-                  "binary tensor data is not passed to Python handlers; send the tensors as JSON \"data\"");
-    else
-      rc = wk__python_job_set_body(j, req, body, json_len, "application/json", &err);
+  if (m->h->parse_v2) {
+    rc = m->h->parse_v2(m, j, r, &err);
+  } else if (json_len != len) {
+    rc = wk_err(&err, WK_EUNSUPPORTED,
+                "binary tensor data is not passed to Python handlers; send the tensors as JSON \"data\"");
   } else {
-    size_t nargs = wk_torch_arg_count(m->torch);
-    char given[WK_MAX_NAMED_INPUTS] = {0};
-    if (nargs > WK_MAX_NAMED_INPUTS)
-      rc = wk_err(&err, WK_EUNSUPPORTED, "forward() takes %zu tensors; wick passes at most %d", nargs,
-                  WK_MAX_NAMED_INPUTS);
-    for (size_t i = 0; i < r->n_inputs && rc == 0; i++) {
-      wk_oip_input_t *in = &r->inputs[i];
-      int a = arg_index(m, in->name);
-      char names[600];
-      if (a < 0) {
-        arg_names(m, names, sizeof names);
-        rc = wk_err(&err, WK_EINVAL, "inputs[%zu] '%.100s': the model has no such input; its inputs are %s", i,
-                    in->name, names);
-      } else if (in->is_bytes) {
-        rc = wk_err(&err, WK_EINVAL, "inputs[%zu] '%.100s': BYTES inputs need the image or a Python handler; "
-                    "this model takes tensors", i, in->name);
-      } else if (given[a]) {
-        rc = wk_err(&err, WK_EINVAL, "inputs[%zu] '%.100s': forward() argument %d is given twice", i, in->name, a);
-      } else {
-        j->inputs.tensors[a] = in->tensor;
-        memset(&in->tensor, 0, sizeof in->tensor);
-        given[a] = 1;
-      }
-    }
-    for (size_t a = 0; a < nargs && rc == 0; a++)
-      if (!given[a])
-        rc = wk_err(&err, WK_EINVAL, "no input for forward() argument '%s' (INPUT__%zu)",
-                    wk_torch_arg_name(m->torch, a), a);
-    j->inputs.count = nargs <= WK_MAX_NAMED_INPUTS ? nargs : 0; /* freed with the job */
+    wk_request_t sub = sub_request(req, body, json_len, "application/json");
+    rc = m->h->parse(m, j, &sub, &err);
   }
   if (rc != 0) {
-    wk__job_reply_error(m, j, rc == WK_ENOMEM ? 500 : rc == WK_EUNSUPPORTED ? 501 : 400, "BadRequestException",
-                        err.msg);
+    wk__job_fail(m, j, rc, err.msg);
     wk__job_free(j);
     return;
   }
@@ -601,20 +461,18 @@ void wk_model_v2_metadata(const wk_model_t *m, wk_buf_t *out) {
   json_t *root = json_object();
   json_object_set_new(root, "name", json_string(m->name));
   json_object_set_new(root, "versions", json_pack("[s]", m->version));
-  json_object_set_new(root, "platform", json_string(m->kind == WK__H_PYTHON ? "python" : "pytorch_libtorch"));
+  json_object_set_new(root, "platform", json_string(m->h->platform));
   json_t *ins = declared(m, "inputs"), *outs = declared(m, "outputs");
   if (ins == NULL) {
     ins = json_array();
-    if (m->kind == WK__H_TENSOR) {
-      for (size_t a = 0; a < wk_torch_arg_count(m->torch); a++)
-        json_array_append_new(ins, tensor_meta(wk_torch_arg_name(m->torch, a), "FP32"));
-    } else {
-      json_array_append_new(ins, tensor_meta("INPUT__0", "BYTES"));
-    }
+    wk__io_t io[WK_MAX_NAMED_INPUTS];
+    size_t n = m->h->inputs ? m->h->inputs(m, io, WK_MAX_NAMED_INPUTS) : 0;
+    if (m->h->inputs == NULL) io[n++] = (wk__io_t){"INPUT__0", "BYTES"};
+    for (size_t i = 0; i < n; i++) json_array_append_new(ins, tensor_meta(io[i].name, io[i].datatype));
   }
   if (outs == NULL) {
     outs = json_array();
-    json_array_append_new(outs, tensor_meta("OUTPUT__0", m->kind == WK__H_TENSOR ? "FP32" : "BYTES"));
+    json_array_append_new(outs, tensor_meta("OUTPUT__0", m->h->output_datatype));
   }
   json_object_set_new(root, "inputs", ins);
   json_object_set_new(root, "outputs", outs);

@@ -1,6 +1,7 @@
-/* A loaded model version: its archive unpacked, its settings, its runtime (native
- * TorchScript for now), its bounded job queue and its worker threads. Registry and HTTP
- * routing live elsewhere; this module owns what happens between submit and reply. */
+/* A loaded model version: its archive unpacked, its settings, its handler kind (native
+ * TorchScript or Python workers), its bounded job queue and its worker threads. Registry
+ * and routing live elsewhere; this module owns what happens between a transport handing it
+ * a request (serve/sink.h) and the answer going to that request's sink. */
 #ifndef WK_SERVE_MODEL_H
 #define WK_SERVE_MODEL_H
 
@@ -9,7 +10,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
-#include "http/server.h"
+#include "serve/sink.h"
 #include "tensor/numjson.h"
 
 typedef struct wk_model_s wk_model_t;
@@ -64,21 +65,19 @@ const char *wk_model_name(const wk_model_t *m);
 const char *wk_model_version(const wk_model_t *m);
 const char *wk_model_url(const wk_model_t *m);
 
-/* Parses the body of a prediction request (on the HTTP thread, so bad input is answered
- * at once) and queues it. Always replies to req, now or later. */
-void wk_model_predict(wk_model_t *m, wk_http_req_t *req);
+/* The entry points of requests. Each parses r on the calling (transport) thread, so bad
+ * input is answered at once, and queues the job; the answer always goes to sink, now or
+ * later, from any thread. r is read only during the call. */
 
-/* As wk_model_predict, for /explanations: integrated gradients of the model's output for
- * `target` (query, multipart field or JSON field; default the predicted class) with
- * `n_steps` quadrature points (default 50). */
-void wk_model_explain(wk_model_t *m, wk_http_req_t *req);
-
+/* TorchServe's /predictions (explain 0) and /explanations (explain 1: integrated gradients
+ * of the model's output for `target` (query, multipart field or JSON field; default the
+ * predicted class) with `n_steps` quadrature points (default 50)). */
+void wk_model_predict(wk_model_t *m, const wk_request_t *r, wk_sink_t *sink, int explain);
 /* KServe v1 :predict / :explain: {"instances": [...]} or {"inputs": ...} in,
- * {"predictions": [...]} (or "explanations") or {"error": "..."} out (serve/kserve.c). */
-void wk_model_predict_v1(wk_model_t *m, wk_http_req_t *req, int explain);
-/* KServe v2 /infer: JSON and binary tensor data in and out (tensor/oip.h); errors as
- * {"error": "..."}. */
-void wk_model_infer_v2(wk_model_t *m, wk_http_req_t *req);
+ * {"predictions": [...]} (or "explanations") out (serve/kserve.c). */
+void wk_model_predict_v1(wk_model_t *m, const wk_request_t *r, wk_sink_t *sink, int explain);
+/* KServe v2 /infer: JSON and binary tensor data in and out (tensor/oip.h). */
+void wk_model_infer_v2(wk_model_t *m, const wk_request_t *r, wk_sink_t *sink);
 /* Appends the v2 model metadata object: name, versions, platform, inputs, outputs (from
  * wick: {inputs, outputs} in the model config, else the forward() argument names, FP32,
  * shape [-1]). */

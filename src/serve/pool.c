@@ -11,113 +11,9 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "serve/model_internal.h"
-#include "tensor/oip.h"
-
-const double wk__lat_bounds[WK__LAT_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                                0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
-                                                1,      2.5,     5,      10};
-const double wk__batch_bounds[WK__BATCH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
 
 /* How often the monitor looks for expired requests when nothing wakes it sooner. */
 #define MONITOR_TICK_US 20000
-
-void wk__hist_add(wk__hist_t *h, const double *bounds, size_t nb, double value, uint64_t sum) {
-  size_t i = 0;
-  while (i < nb && value > bounds[i]) i++;
-  atomic_fetch_add(&h->counts[i], 1);
-  atomic_fetch_add(&h->sum, sum);
-  atomic_fetch_add(&h->n, 1);
-}
-
-void wk__job_free(wk__job_t *j) {
-  wk_json_inputs_destroy(&j->inputs);
-  free(j->image);
-  free(j->content_type);
-  for (size_t i = 0; i < j->n_fields; i++) {
-    free(j->field_names[i]);
-    free(j->field_types[i]);
-  }
-  if (j->v2) {
-    wk_oip_request_destroy(j->v2);
-    free(j->v2);
-  }
-  for (size_t i = 0; i < 2 * j->n_headers; i++) free(j->headers[i]);
-  free(j->headers);
-  free(j);
-}
-
-static void count_reply(wk_model_t *m, int status) {
-  if (status < 400) atomic_fetch_add(&m->req_ok, 1);
-  else if (status < 500) atomic_fetch_add(&m->req_client_err, 1);
-  else atomic_fetch_add(&m->req_server_err, 1);
-}
-
-int wk__job_reply_error(wk_model_t *m, wk__job_t *j, int status, const char *type,
-                        const char *msg) {
-  int expected = 0;
-  if (!atomic_compare_exchange_strong(&j->answered, &expected, 1)) return 0;
-  count_reply(m, status);
-  if (j->group) wk__group_put(j->group, j->slot, status, NULL, NULL, 0, msg);
-  else if (j->envelope != WK__ENV_TS) wk_http_reply_kserve_error(j->req, status, "%s", msg);
-  else wk_http_reply_error(j->req, status, type, "%s", msg);
-  return 1;
-}
-
-int wk__job_reply_typed(wk_model_t *m, wk__job_t *j, int status, const char *content_type,
-                        char *body, size_t len) {
-  int expected = 0;
-  if (!atomic_compare_exchange_strong(&j->answered, &expected, 1)) {
-    free(body);
-    return 0;
-  }
-  count_reply(m, status);
-  if (j->group) {
-    wk__group_put(j->group, j->slot, status, content_type, body, len, NULL);
-  } else if (j->envelope == WK__ENV_V2 && status < 400) {
-    wk__v2_reply_python(m, j, status, body, len);
-  } else if (j->envelope != WK__ENV_TS) {
-    /* the tensor handler's rows become the predictions; its errors are TorchServe
-     * objects with a "message" */
-    wk_buf_t b = WK_BUF_INIT;
-    if (status < 400) {
-      wk_buf_puts(&b, j->explain ? "{\"explanations\": " : "{\"predictions\": ");
-      wk_buf_append(&b, body ? body : "null", body ? len : 4);
-      wk_buf_puts(&b, "}\n");
-      size_t n;
-      char *out = wk_buf_steal(&b, &n);
-      wk_http_reply(j->req, status, "application/json", out, n);
-    } else {
-      char *msg = strndup(body ? body : "error", body ? len : 5); /* v1 and v2 errors */
-      wk_http_reply_kserve_error(j->req, status, "%s", msg ? msg : "error");
-      free(msg);
-    }
-    free(body);
-  } else {
-    wk_http_reply(j->req, status, content_type, body, len);
-  }
-  return 1;
-}
-
-void wk__job_header(wk__job_t *j, const char *name, const char *value) {
-  if (j->group == NULL) wk_http_reply_header(j->req, name, value);
-}
-
-int wk__job_stream_begin(wk_model_t *m, wk__job_t *j, int status, const char *content_type) {
-  if (j->group || j->envelope != WK__ENV_TS) {
-    wk__job_reply_error(m, j, 501, "InternalServerException",
-                        "this handler streams its reply, which the KServe APIs cannot carry; use "
-                        "/predictions");
-    return 0;
-  }
-  int expected = 0;
-  if (!atomic_compare_exchange_strong(&j->answered, &expected, 1)) return 0;
-  count_reply(m, status);
-  return wk_http_stream_begin(j->req, status, content_type) == 0;
-}
-
-int wk__job_reply(wk_model_t *m, wk__job_t *j, int status, char *body, size_t len) {
-  return wk__job_reply_typed(m, j, status, "application/json", body, len);
-}
 
 /* ---- submit ---- */
 
@@ -158,6 +54,12 @@ void wk__pool_submit(wk_model_t *m, wk__job_t *j) {
   pthread_mutex_unlock(&m->lock);
 }
 
+void wk__job_enqueue(wk_model_t *m, wk__job_t *j) {
+  j->enqueued_us = wk_now_us();
+  j->deadline_us = j->enqueued_us + (int64_t)m->response_timeout_s * 1000000;
+  wk__pool_submit(m, j);
+}
+
 /* ---- batching ---- */
 
 static void unlink_job(wk_model_t *m, wk__job_t *prev, wk__job_t *j) {
@@ -169,12 +71,18 @@ static void unlink_job(wk_model_t *m, wk__job_t *prev, wk__job_t *j) {
   atomic_fetch_sub(&m->nqueued, 1);
 }
 
+/* 1 if b may join a's batch: explanations run alone; the handler decides the rest. */
+static int batchable(const wk_model_t *m, const wk__job_t *a, const wk__job_t *b) {
+  if (a->explain || b->explain) return 0;
+  return m->h->batchable == NULL || m->h->batchable(a, b);
+}
+
 /* Moves queued jobs that can join batch[0]'s batch into batch, up to cap. Lock held. */
 static void gather(wk_model_t *m, wk__job_t **batch, size_t *n, size_t cap) {
   wk__job_t *prev = NULL, *j = m->head;
   while (j && *n < cap) {
     wk__job_t *next = j->next;
-    if (*n == 0 || wk__native_batchable(batch[0], j)) {
+    if (*n == 0 || batchable(m, batch[0], j)) {
       unlink_job(m, prev, j);
       batch[(*n)++] = j;
     } else {
@@ -247,12 +155,30 @@ static size_t next_batch(wk_model_t *m, wk__job_t **batch, size_t cap) {
 
 /* ---- workers ---- */
 
+/* Runs one batch through the handler, recording how long each job waited and how long
+ * the batch ran. */
+static void run_batch(wk_model_t *m, wk__worker_t *w, int index, wk__job_t **batch, size_t n) {
+  int64_t start = wk_now_us();
+  for (size_t i = 0; i < n; i++) wk__metrics_queued(m, start - batch[i]->enqueued_us);
+  if (batch[0]->explain && m->h->explain == NULL) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s models have no explanations", m->h->name);
+    for (size_t i = 0; i < n; i++)
+      wk__job_reply_error(m, batch[i], 501, "NotImplementedException", msg);
+    return;
+  }
+  if (batch[0]->explain) m->h->explain(m, &w->hstate, index, batch, n);
+  else m->h->run(m, &w->hstate, index, batch, n);
+  wk__metrics_ran(m, wk_now_us() - start, n);
+}
+
 static void *worker_main(void *arg) {
   wk__worker_t *w = arg;
   wk_model_t *m = w->model;
   size_t cap = (size_t)(m->batch_size > 0 ? m->batch_size : 1);
   wk__job_t **batch = calloc(cap, sizeof *batch);
-  if (m->kind == WK__H_PYTHON) wk__python_warm(m, &w->py, w->id - 9000);
+  int index = w->id - WK__WORKER_ID_BASE;
+  if (m->h->warm) m->h->warm(m, &w->hstate, index);
   for (size_t n; batch && (n = next_batch(m, batch, cap)) > 0;) {
     /* Requests whose time ran out while they waited are answered now, not run. */
     size_t kept = 0;
@@ -287,8 +213,7 @@ static void *worker_main(void *arg) {
     w->batch_deadline_us = deadline;
     pthread_mutex_unlock(&m->lock);
 
-    if (m->kind == WK__H_PYTHON) wk__python_run(m, &w->py, w->id - 9000, batch, n);
-    else wk__native_run(m, batch, n);
+    run_batch(m, w, index, batch, n);
 
     pthread_mutex_lock(&m->lock);
     int abandoned = w->state == WK__W_ABANDONED;
@@ -300,7 +225,7 @@ static void *worker_main(void *arg) {
     if (abandoned) break; /* the late result was dropped; a replacement already runs */
   }
   free(batch);
-  if (w->py) wk_pyworker_stop(w->py);
+  if (m->h->worker_exit) m->h->worker_exit(m, w->hstate);
   pthread_mutex_lock(&m->lock);
   if (w->state == WK__W_ABANDONED) m->abandoned--;
   else m->workers--;
@@ -322,12 +247,11 @@ static int spawn_worker(wk_model_t *m, wk_err_t *err) {
   wk__worker_t *w = calloc(1, sizeof *w);
   if (w == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
   w->model = m;
-  w->id = 9000 + m->next_worker_id++;
+  w->id = WK__WORKER_ID_BASE + m->next_worker_id++;
   w->start_time = time(NULL);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  w->py = m->first_py; /* the process started at load goes to the first worker */
   int rc = pthread_create(&w->thread, &attr, worker_main, w);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
@@ -335,7 +259,6 @@ static int spawn_worker(wk_model_t *m, wk_err_t *err) {
     return wk_err(err, WK_EINTERNAL, "model '%s': cannot start a worker thread: %s", m->name,
                   strerror(rc));
   }
-  m->first_py = NULL;
   w->next = m->worker_list;
   m->worker_list = w;
   m->workers++;

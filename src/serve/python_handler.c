@@ -8,19 +8,37 @@
 #include <string.h>
 #include <strings.h>
 
+#include <dirent.h>
+#include <pthread.h>
+
+#include "archive/archive.h"
 #include "backend/otf.h"
 #include "backend/pyworker.h"
 #include "core/clock.h"
+#include "core/fs.h"
+#include "core/limits.h"
 #include "core/log.h"
-#include "http/multipart.h"
+#include "core/multipart.h"
 #include "serve/model_internal.h"
+#include "serve/pydeps.h"
+
+typedef struct {
+  char *python;            /* the interpreter */
+  int startup_timeout_s;   /* spawn + load */
+  char *pythonpath;        /* wick's python/ plus the model's pip folder */
+  char deps_dir[4096];     /* its requirements' pip --target, removed at free */
+  int gpu_ids[16];         /* worker i gets gpu_ids[i % n_gpu_ids] */
+  int n_gpu_ids;           /* 0: every worker runs on the CPU (gpu id -1) */
+  pthread_mutex_t lock;    /* guards first_py */
+  wk_pyworker_t *first_py; /* started at load to check the model; worker 0 takes it */
+} state_t;
 
 static _Atomic uint64_t g_request_ids;
 /* per worker thread: when its process may be started again after a failed start */
 static _Thread_local int64_t t_next_start_us;
 static _Thread_local int t_backoff_ms;
 
-const char *wk__python_dir(void) {
+static const char *python_dir(void) {
   const char *env = getenv("WICK_PYTHON_PATH");
   return env && *env ? env : WK_PYTHON_DIR;
 }
@@ -59,46 +77,31 @@ static void on_metric(void *ud, const char *text, size_t len) {
     wk_buf_json_str(&labels, json_string_value(v));
   }
   int counter = type != NULL && strcmp(type, "counter") == 0;
-  double x = json_number_value(value);
-  pthread_mutex_lock(&m->custom_lock);
-  size_t i = 0;
-  const char *lab = labels.data ? labels.data : "";
-  while (i < m->n_custom && (strcmp(m->custom[i].name, metric) != 0 || strcmp(m->custom[i].labels, lab) != 0))
-    i++;
-  if (i == m->n_custom && m->n_custom < WK__MAX_CUSTOM_METRICS) {
-    wk__custom_metric_t *grown = realloc(m->custom, sizeof *grown * (m->n_custom + 1));
-    if (grown != NULL) {
-      m->custom = grown;
-      grown[i] = (wk__custom_metric_t){strdup(metric), strdup(lab), counter, 0};
-      m->n_custom++;
-    }
-  }
-  if (i < m->n_custom) m->custom[i].value = counter ? m->custom[i].value + x : x;
-  pthread_mutex_unlock(&m->custom_lock);
+  wk__metrics_custom(m, metric, labels.data ? labels.data : "", counter, json_number_value(value));
   wk_buf_destroy(&labels);
   json_decref(root);
 }
 
-int wk__python_start(wk_model_t *m, int index, wk_pyworker_t **out, wk_err_t *err) {
+static int start_process(wk_model_t *m, int index, wk_pyworker_t **out, wk_err_t *err) {
+  const state_t *st = m->hstate;
   wk_pyworker_opts_t o;
   memset(&o, 0, sizeof o);
-  o.python = m->python;
-  o.pythonpath = m->pythonpath ? m->pythonpath : wk__python_dir();
+  o.python = st->python;
+  o.pythonpath = st->pythonpath ? st->pythonpath : python_dir();
   o.model_name = m->name;
   o.model_dir = m->model_dir;
   o.handler = m->handler;
   o.batch_size = m->batch_size;
-  o.gpu_id = m->n_gpu_ids > 0 ? m->gpu_ids[index % m->n_gpu_ids] : -1;
+  o.gpu_id = st->n_gpu_ids > 0 ? st->gpu_ids[index % st->n_gpu_ids] : -1;
   o.worker_index = index;
-  o.startup_timeout_ms = m->startup_timeout_s * 1000;
+  o.startup_timeout_ms = st->startup_timeout_s * 1000;
   o.on_metric = on_metric;
   o.metric_ud = m;
   return wk_pyworker_start(&o, out, err);
 }
 
 /* Copies one request header into the job (context.get_request_header reads them). */
-static int keep_header(void *ud, const char *name, const char *value) {
-  wk__job_t *j = ud;
+static int keep_header(wk__job_t *j, const char *name, const char *value) {
   if (j->n_headers >= WK_MAX_FORWARDED_HEADERS) return 1;
   char *n = strdup(name), *v = strdup(value);
   if (n == NULL || v == NULL) {
@@ -112,35 +115,29 @@ static int keep_header(void *ud, const char *name, const char *value) {
   return 0;
 }
 
-int wk__python_job_set_body(wk__job_t *j, wk_http_req_t *req, const void *data, size_t len,
-                            const char *content_type, wk_err_t *err) {
+static int parse(wk_model_t *m, wk__job_t *j, const wk_request_t *r, wk_err_t *err) {
+  (void)m;
   j->headers = calloc(2 * WK_MAX_FORWARDED_HEADERS, sizeof *j->headers);
-  j->image = malloc(len ? len : 1);
-  j->content_type = strdup(content_type ? content_type : "");
-  if (j->headers == NULL || j->image == NULL || j->content_type == NULL)
+  j->data = malloc(r->body_len ? r->body_len : 1);
+  j->content_type = strdup(r->content_type ? r->content_type : "");
+  if (j->headers == NULL || j->data == NULL || j->content_type == NULL)
     return wk_err(err, WK_ENOMEM, "out of memory");
-  wk_http_req_each_header(req, keep_header, j);
-  if (len) memcpy(j->image, data, len);
-  j->image_len = len;
+  for (size_t h = 0; h < r->n_headers && !keep_header(j, r->headers[h].name, r->headers[h].value); h++) {
+  }
+  if (r->body_len) memcpy(j->data, r->body, r->body_len);
+  j->data_len = r->body_len;
   snprintf(j->id, sizeof j->id, "%016llx", (unsigned long long)atomic_fetch_add(&g_request_ids, 1));
   return 0;
-}
-
-int wk__python_job_init(wk_model_t *m, wk__job_t *j, wk_http_req_t *req, wk_err_t *err) {
-  (void)m;
-  size_t len;
-  const char *body = wk_http_req_body(req, &len);
-  return wk__python_job_set_body(j, req, body, len, wk_http_req_header(req, "Content-Type"), err);
 }
 
 /* The params of one request: the form fields of a multipart body, else the body. */
 static int request_params(wk__job_t *j, wk_otf_param_t *params, size_t cap, wk_err_t *err) {
   if (wk_multipart_is(j->content_type)) {
     wk_multipart_part_t parts[WK_MULTIPART_MAX_PARTS];
-    int n = wk_multipart_parse(j->content_type, (const char *)j->image, j->image_len, parts,
+    int n = wk_multipart_parse(j->content_type, (const char *)j->data, j->data_len, parts,
                                WK_MULTIPART_MAX_PARTS, err);
     if (n < 0) return n;
-    /* the part descriptors point into j->image; names are copied into the job */
+    /* the part descriptors point into j->data; names are copied into the job */
     size_t k = 0;
     for (int i = 0; i < n && k < cap; i++, k++) {
       j->field_names[k] = strdup(parts[i].name[0] ? parts[i].name : "body");
@@ -155,8 +152,8 @@ static int request_params(wk__job_t *j, wk_otf_param_t *params, size_t cap, wk_e
   }
   params[0].name = "body";
   params[0].content_type = j->content_type;
-  params[0].value = j->image;
-  params[0].value_len = j->image_len;
+  params[0].value = j->data;
+  params[0].value_len = j->data_len;
   return 1;
 }
 
@@ -185,7 +182,7 @@ static int stream_batch(wk_model_t *m, wk_pyworker_t *py, int index, wk__job_t *
   int rc = 0, failed = 0;
   if (open == NULL) {
     wk_otf_response_destroy(resp);
-    for (size_t i = 0; i < n; i++) wk__job_reply_error(m, sent[i], 500, "InternalServerException", "out of memory");
+    for (size_t i = 0; i < n; i++) wk__job_fail(m, sent[i], WK_ENOMEM, "out of memory");
     return 0;
   }
   for (size_t i = 0; i < n; i++) {
@@ -198,7 +195,7 @@ static int stream_batch(wk_model_t *m, wk_pyworker_t *py, int index, wk__job_t *
     add_headers(sent[i], p);
     open[i] = (char)wk__job_stream_begin(m, sent[i], p->status ? p->status : 200,
                                          p->content_type[0] ? p->content_type : "application/json");
-    if (open[i]) wk_http_stream_write(sent[i]->req, p->body, p->body_len);
+    if (open[i]) sent[i]->sink->ops->stream_write(sent[i]->sink, p->body, p->body_len);
   }
   while (wk_otf_response_streams(resp)) {
     wk_otf_response_destroy(resp);
@@ -218,12 +215,12 @@ static int stream_batch(wk_model_t *m, wk_pyworker_t *py, int index, wk__job_t *
     }
     for (size_t i = 0; i < n; i++) {
       const wk_otf_prediction_t *p = open[i] ? find_pred(resp, sent[i]) : NULL;
-      if (p) wk_http_stream_write(sent[i]->req, p->body, p->body_len);
+      if (p) sent[i]->sink->ops->stream_write(sent[i]->sink, p->body, p->body_len);
     }
   }
   if (rc == 0) wk_otf_response_destroy(resp);
   for (size_t i = 0; i < n; i++)
-    if (open[i]) wk_http_stream_end(sent[i]->req, failed);
+    if (open[i]) sent[i]->sink->ops->stream_end(sent[i]->sink, failed);
   free(open);
   return rc;
 }
@@ -235,7 +232,7 @@ static int start_with_backoff(wk_model_t *m, wk_pyworker_t **py, int index, wk_e
   if (now < t_next_start_us)
     return wk_err(err, WK_EBUSY, "model '%s': its Python worker failed to start; next attempt in %lld ms",
                   m->name, (long long)((t_next_start_us - now) / 1000));
-  int rc = wk__python_start(m, index, py, err);
+  int rc = start_process(m, index, py, err);
   if (rc != 0) {
     t_backoff_ms = t_backoff_ms ? (t_backoff_ms * 2 > 30000 ? 30000 : t_backoff_ms * 2) : 1000;
     t_next_start_us = wk_now_us() + (int64_t)t_backoff_ms * 1000;
@@ -245,7 +242,18 @@ static int start_with_backoff(wk_model_t *m, wk_pyworker_t **py, int index, wk_e
   return 0;
 }
 
-void wk__python_warm(wk_model_t *m, wk_pyworker_t **py, int index) {
+/* Starts a worker thread's process when it has none, so that every worker is ready (and
+ * has its GPU) before its first batch; worker 0 takes the process started at load. A
+ * failure is logged and retried at that batch. */
+static void warm(wk_model_t *m, void **wstate, int index) {
+  wk_pyworker_t **py = (wk_pyworker_t **)wstate;
+  state_t *st = m->hstate;
+  if (*py == NULL && index == 0) {
+    pthread_mutex_lock(&st->lock);
+    *py = st->first_py;
+    st->first_py = NULL;
+    pthread_mutex_unlock(&st->lock);
+  }
   if (*py != NULL) return;
   wk_err_t err = {{0}};
   if (start_with_backoff(m, py, index, &err) != 0)
@@ -253,21 +261,22 @@ void wk__python_warm(wk_model_t *m, wk_pyworker_t **py, int index) {
                  index, err.msg);
 }
 
-void wk__python_run(wk_model_t *m, wk_pyworker_t **py, int index, wk__job_t **jobs, size_t n) {
+static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_t n) {
+  wk_pyworker_t **py = (wk_pyworker_t **)wstate;
   wk_otf_request_t *reqs = calloc(n, sizeof *reqs);
   wk_otf_param_t(*params)[WK_MULTIPART_MAX_PARTS] = calloc(n, sizeof *params);
   wk_otf_kv_t(*hdrs)[WK_MAX_FORWARDED_HEADERS + 2] = calloc(n, sizeof *hdrs);
   size_t live = 0;
   wk__job_t **sent = calloc(n, sizeof *sent);
   if (reqs == NULL || params == NULL || hdrs == NULL || sent == NULL) {
-    for (size_t i = 0; i < n; i++) wk__job_reply_error(m, jobs[i], 500, "InternalServerException", "out of memory");
+    for (size_t i = 0; i < n; i++) wk__job_fail(m, jobs[i], WK_ENOMEM, "out of memory");
     goto done;
   }
   for (size_t i = 0; i < n; i++) {
     wk_err_t err = {{0}};
     int np = request_params(jobs[i], params[live], WK_MULTIPART_MAX_PARTS, &err);
     if (np < 0) {
-      wk__job_reply_error(m, jobs[i], 400, "BadRequestException", err.msg);
+      wk__job_fail(m, jobs[i], np, err.msg);
       continue;
     }
     size_t nh = 0;
@@ -289,17 +298,10 @@ void wk__python_run(wk_model_t *m, wk_pyworker_t **py, int index, wk__job_t **jo
       goto done;
     }
   }
-  int64_t t0 = wk_now_us();
   wk_otf_response_t resp;
   wk_err_t err = {{0}};
   int timeout_ms = m->response_timeout_s * 1000 + 1000;
   int rc = wk_pyworker_infer(*py, reqs, live, &resp, timeout_ms, &err);
-  int64_t took = wk_now_us() - t0;
-  for (size_t i = 0; i < live; i++) {
-    atomic_fetch_add(&m->inference_us_total, (uint64_t)took);
-    wk__hist_add(&m->inference_hist, wk__lat_bounds, WK__LAT_BUCKETS, (double)took / 1e6, (uint64_t)took);
-  }
-  wk__hist_add(&m->batch_hist, wk__batch_bounds, WK__BATCH_BUCKETS, (double)live, live);
   if (rc != 0) {
     wk_log_error("model %s: Python worker %d: %s; restarting it", m->name, index, err.msg);
     for (size_t i = 0; i < live; i++)
@@ -341,3 +343,144 @@ done:
   free(hdrs);
   free(sent);
 }
+
+/* ---- loading ---- */
+
+/* GPUs the NVIDIA driver lists (/proc/driver/nvidia/gpus/<bus id>/); 0 without one. */
+static int count_gpus(void) {
+  DIR *d = opendir("/proc/driver/nvidia/gpus");
+  if (d == NULL) return 0;
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
+}
+
+/* Which GPU each Python worker gets: deviceType gpu (or no deviceType on a machine with
+ * GPUs) spreads the workers round-robin over deviceIds (default: every GPU); deviceType
+ * cpu, or no GPU, gives none. The worker's handler falls back to the CPU when CUDA is
+ * absent from its Python. */
+static int assign_gpus(wk_model_t *m, state_t *st, wk_err_t *err) {
+  const char *dt = m->config.device_type;
+  if (dt != NULL && strcmp(dt, "cpu") != 0 && strcmp(dt, "gpu") != 0)
+    return wk_err(err, WK_EINVAL, "model '%s': deviceType: expected cpu or gpu, got '%s'", m->name,
+                  dt);
+  int ngpu = count_gpus();
+  st->n_gpu_ids = 0;
+  if (dt != NULL ? strcmp(dt, "gpu") != 0 : ngpu == 0) return 0;
+  if (m->config.n_device_ids > 0) {
+    for (int i = 0; i < m->config.n_device_ids; i++) {
+      int id = m->config.device_ids[i];
+      if (ngpu > 0 && id >= ngpu)
+        return wk_err(err, WK_EINVAL,
+            "model '%s': deviceIds[%d] is %d, but this machine has %d GPU(s) (ids 0 to %d)",
+            m->name, i, id, ngpu, ngpu - 1);
+      st->gpu_ids[i] = id;
+    }
+    st->n_gpu_ids = m->config.n_device_ids;
+  } else if (ngpu > 0) {
+    int max = (int)(sizeof st->gpu_ids / sizeof st->gpu_ids[0]);
+    for (int i = 0; i < ngpu && i < max; i++)
+      st->gpu_ids[i] = i;
+    st->n_gpu_ids = ngpu < max ? ngpu : max;
+  } else {
+    wk_log_warn("model %s: deviceType is gpu, but no GPU was found (no /proc/driver/nvidia/gpus) "
+                "and no deviceIds are given; its workers run on the CPU",
+                m->name);
+  }
+  return 0;
+}
+
+/* With install_py_deps, pip-installs the manifest's requirementsFile into a private
+ * folder of this model (st->deps_dir); then sets the workers' PYTHONPATH. */
+static int python_requirements(wk_model_t *m, state_t *st, int install, wk_err_t *err) {
+  const char *req = m->manifest.requirements_file;
+  wk_buf_t pp = WK_BUF_INIT;
+  if (req != NULL && !install) {
+    wk_log_info("model %s: requirementsFile %s is not installed (install_py_dep_per_model is "
+                "false)",
+                m->name, req);
+  } else if (req != NULL) {
+    char path[4096];
+    int rc = wk_archive_check_name(req, strlen(req), err);
+    if (rc == 0 && wk_fs_join(path, sizeof path, m->model_dir, req) != 0)
+      rc = wk_err(err, WK_ETOOBIG, "path too long");
+    if (rc == 0 && !wk_fs_exists(path))
+      rc = wk_err(err, WK_ENOTFOUND, "the archive has no such file");
+    if (rc == 0) rc = wk_fs_mkdtemp("pydeps", st->deps_dir, sizeof st->deps_dir, err);
+    int64_t t0 = wk_now_us();
+    if (rc == 0)
+      rc = wk_pydeps_install(st->python, path, st->deps_dir, m->model_dir, WK_PIP_TIMEOUT_S, err);
+    if (rc != 0) {
+      wk_err_prefix(err, "model '%s': requirementsFile %s", m->name, req);
+      return rc;
+    }
+    wk_log_info("model %s: requirements installed into %s in %lld ms", m->name, st->deps_dir,
+                (long long)((wk_now_us() - t0) / 1000));
+  }
+  wk_buf_puts(&pp, python_dir());
+  if (st->deps_dir[0]) wk_buf_printf(&pp, ":%s", st->deps_dir);
+  if (pp.data == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  st->pythonpath = wk_buf_steal(&pp, NULL);
+  return 0;
+}
+
+static int init(wk_model_t *m, const wk_model_load_opts_t *o, wk_err_t *err) {
+  state_t *st = calloc(1, sizeof *st);
+  if (st == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  pthread_mutex_init(&st->lock, NULL);
+  m->hstate = st;
+  st->python = strdup(o->python && *o->python ? o->python : WK_PYWORKER_DEFAULT_PYTHON);
+  st->startup_timeout_s = o->startup_timeout_s > 0 ? o->startup_timeout_s : WK_DEFAULT_STARTUP_TIMEOUT_S;
+  if (st->python == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  int rc;
+  if ((rc = assign_gpus(m, st, err)) != 0 ||
+      (rc = python_requirements(m, st, o->install_py_deps, err)) != 0)
+    return rc;
+  /* Start one worker process now, so that a handler that cannot load fails the load with
+   * its traceback; worker 0 takes this process over. */
+  int64_t t0 = wk_now_us();
+  if ((rc = start_process(m, 0, &st->first_py, err)) != 0) {
+    wk_err_prefix(err, "model '%s'", m->name);
+    return rc;
+  }
+  wk_log_info("model %s %s: handler %s loaded in a Python worker in %lld ms (python, %d "
+              "workers, batch size %d)",
+              m->name, m->version, m->handler, (long long)((wk_now_us() - t0) / 1000),
+              m->min_workers, m->batch_size);
+  return 0;
+}
+
+static void free_state(wk_model_t *m) {
+  state_t *st = m->hstate;
+  if (st == NULL) return;
+  if (st->first_py) wk_pyworker_stop(st->first_py);
+  free(st->python);
+  free(st->pythonpath);
+  if (st->deps_dir[0]) wk_fs_rmtree(st->deps_dir);
+  pthread_mutex_destroy(&st->lock);
+  free(st);
+  m->hstate = NULL;
+}
+
+static void worker_exit(wk_model_t *m, void *wstate) {
+  (void)m;
+  if (wstate) wk_pyworker_stop(wstate);
+}
+
+/* Python handlers batch as they like: any two requests may share a batch; explanations
+ * reach the handler as requests with an explain header. */
+const wk_handler_t wk__handler_python = {
+    .name = "python",
+    .flags = 0,
+    .platform = "python",
+    .output_datatype = "BYTES",
+    .init = init,
+    .free = free_state,
+    .parse = parse,
+    .run = run,
+    .explain = run,
+    .warm = warm,
+    .worker_exit = worker_exit,
+};

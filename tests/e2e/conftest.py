@@ -21,10 +21,20 @@ SANITIZED = os.environ.get("WICK_SANITIZED") == "1"
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+_given_ports = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port not handed out before in this run: the kernel may give a port
+    it just released to the next bind, so two calls in a row can return the same one."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
+    raise RuntimeError("no free port not given out before")
 
 
 class Reply:

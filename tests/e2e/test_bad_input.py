@@ -8,7 +8,7 @@ import zipfile
 import pytest
 import torch
 
-from conftest import pack
+from conftest import SANITIZED, pack
 from models import MLP, save_script
 
 pytestmark = pytest.mark.badinput
@@ -136,3 +136,29 @@ def test_many_bad_requests_then_good_ones(server):
         assert 400 <= r.status < 500, (b, r)
         assert "message" in r.json()
     still_serves(server)
+
+
+class Greedy(torch.nn.Module):
+    """Asks for 2**30 floats times its input's first value: 65536 of them is 256 TB."""
+
+    def forward(self, x):
+        n = int(x[0, 0].item())
+        return x + torch.zeros([n, 1 << 30]).sum()
+
+
+@pytest.mark.skipif(SANITIZED, reason="ASan aborts on an allocation this large, by design")
+def test_out_of_memory_in_forward_is_507_and_the_model_keeps_serving(serve, tmp_path):
+    torch.jit.script(Greedy().eval()).save(str(tmp_path / "greedy.pt"))
+    store = tmp_path / "store"
+    store.mkdir()
+    pack(store, "greedy", tmp_path / "greedy.pt")
+    s = serve("--model-store", store, "--models", "greedy=greedy.mar")
+    r = s.infer("POST", "/predictions/greedy", [[65536.0]])
+    msg = assert_error(r, 507, "out of memory in forward()")
+    assert r.json()["type"] == "OutOfMemoryException"
+    assert "can't allocate memory" in msg or "not enough memory" in msg, msg
+    r = s.infer("POST", "/predictions/greedy", [[0.0]])
+    assert r.status == 200 and r.json() == [[0.0]], r
+    # the same map on the KServe routes: v1 and v2 carry the status with {"error": ...}
+    r = s.infer("POST", "/v1/models/greedy:predict", {"instances": [[65536.0]]})
+    assert r.status == 507 and "out of memory" in r.json()["error"], r

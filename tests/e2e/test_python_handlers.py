@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+from test_serve import metric_values
 from conftest import pack, run_wick
 
 MODEL_PY = '''
@@ -136,6 +137,17 @@ def test_function_handler_batches_and_errors(serve, tmp_path):
     assert float(lines[0].rsplit(" ", 1)[1]) >= 4  # the first four requests at least (the log
     # reader thread may still be on the latest lines)
     assert "# TYPE EchoRequests counter" in text and "# TYPE EchoBatchTime gauge" in text
+    # the worker loop measured the Python model as it does native ones: queue time, run
+    # time and batch sizes (these stayed empty for Python models before [8])
+    v = metric_values(text)
+    lab = 'model_name="echo",model_version="1.0"'
+    n = v[f"wick_queue_seconds_count{{{lab}}}"]
+    assert n >= 8, n  # every answered request, errors included
+    assert v[f"wick_inference_seconds_count{{{lab}}}"] == n
+    assert v[f"ts_queue_latency_microseconds{{{lab}}}"] > 0
+    assert v[f"ts_inference_latency_microseconds{{{lab}}}"] > 0
+    assert v[f"wick_batch_size_sum{{{lab}}}"] == n
+    assert v[f"wick_batch_size_count{{{lab}}}"] < n  # some requests shared a batch
 
 
 @pytest.mark.badinput

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "core/base64.h"
-#include "http/multipart.h"
+#include "core/multipart.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *p = (const char *)data;

@@ -1,8 +1,7 @@
 /* Unit tests for serve/pool.c (queue, batcher, workers, timeouts, scaling, drain, stop)
- * with no libtorch, no HTTP server and no handler: the handler, the reply functions and the
- * request object are fakes defined here, and the linker takes them instead of native.c's,
- * python_handler.c's, kserve.c's and http/server.c's (pool.c is the only member of the
- * core library pulled in for them). A fake request records the reply it gets. */
+ * with no libtorch, no HTTP server and no real handler: a fake handler table runs the
+ * batches and a capturing sink records the answer each job gets. The job and reply code
+ * (serve/job.c) and the metrics (serve/metrics.c) are the real ones. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,36 +17,58 @@
 #include "core/log.h"
 #include "serve/model_internal.h"
 
-/* ---- the fake request: what wk_http_reply* would have sent ---- */
+/* ---- the capturing sink: what a transport would have sent ---- */
 
-struct wk_http_req_s {
+typedef struct {
+  wk_sink_t sink; /* first */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int status; /* 0 until answered */
   int replies;
   char body[512];
+  char type[64];
   char retry_after[16];
   int64_t answered_us;
-};
+} cap_t;
 
-static void req_init(wk_http_req_t *r) {
-  memset(r, 0, sizeof *r);
-  pthread_mutex_init(&r->mu, NULL);
-  pthread_cond_init(&r->cv, NULL);
-}
-
-static void req_answer(wk_http_req_t *r, int status, const char *body) {
+static void answer(wk_sink_t *s, int status, const char *type, const char *body) {
+  cap_t *r = (cap_t *)s;
   pthread_mutex_lock(&r->mu);
   r->status = status;
   r->replies++;
   r->answered_us = wk_now_us();
   snprintf(r->body, sizeof r->body, "%s", body ? body : "");
+  snprintf(r->type, sizeof r->type, "%s", type ? type : "");
   pthread_cond_broadcast(&r->cv);
   pthread_mutex_unlock(&r->mu);
 }
 
-/* Waits up to ms for r's reply; returns its status (0: none came). */
-static int req_wait(wk_http_req_t *r, int ms) {
+static void cap_reply(wk_sink_t *s, int status, const char *content_type, char *body, size_t len) {
+  (void)content_type, (void)len;
+  answer(s, status, NULL, body);
+  free(body);
+}
+
+static void cap_error(wk_sink_t *s, int status, const char *type, const char *msg) {
+  answer(s, status, type, msg);
+}
+
+static void cap_header(wk_sink_t *s, const char *name, const char *value) {
+  cap_t *r = (cap_t *)s;
+  if (strcmp(name, "Retry-After") == 0) snprintf(r->retry_after, sizeof r->retry_after, "%s", value);
+}
+
+static const wk_sink_ops_t cap_ops = {.reply = cap_reply, .error = cap_error, .header = cap_header};
+
+static void req_init(cap_t *r) {
+  memset(r, 0, sizeof *r);
+  r->sink.ops = &cap_ops;
+  pthread_mutex_init(&r->mu, NULL);
+  pthread_cond_init(&r->cv, NULL);
+}
+
+/* Waits up to ms for r's answer; returns its status (0: none came). */
+static int req_wait(cap_t *r, int ms) {
   int64_t until = wk_now_us() + (int64_t)ms * 1000;
   pthread_mutex_lock(&r->mu);
   while (r->status == 0 && wk_now_us() < until) {
@@ -63,60 +84,10 @@ static int req_wait(wk_http_req_t *r, int ms) {
   return s;
 }
 
-void wk_http_reply(wk_http_req_t *r, int status, const char *content_type, char *body, size_t len) {
-  (void)content_type;
-  (void)len;
-  req_answer(r, status, body);
-  free(body);
-}
-
-void wk_http_reply_header(wk_http_req_t *r, const char *name, const char *value) {
-  if (strcmp(name, "Retry-After") == 0) snprintf(r->retry_after, sizeof r->retry_after, "%s", value);
-}
-
-void wk_http_reply_error(wk_http_req_t *r, int status, const char *type, const char *fmt, ...) {
-  (void)type;
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  req_answer(r, status, msg);
-}
-
-void wk_http_reply_kserve_error(wk_http_req_t *r, int status, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  req_answer(r, status, msg);
-}
-
-int wk_http_stream_begin(wk_http_req_t *r, int status, const char *content_type) {
-  (void)content_type;
-  req_answer(r, status, "stream");
-  return 0;
-}
-
-/* KServe groups and v2 replies are not exercised here. */
-void wk__group_put(wk__group_t *g, size_t slot, int status, const char *content_type, char *body,
-                   size_t len, const char *msg) {
-  (void)g, (void)slot, (void)status, (void)content_type, (void)len, (void)msg;
-  free(body);
-  fail_msg("no KServe group in these tests");
-}
-
-void wk__v2_reply_python(wk_model_t *m, wk__job_t *j, int status, char *body, size_t len) {
-  (void)m, (void)j, (void)status, (void)len;
-  free(body);
-  fail_msg("no v2 request in these tests");
-}
-
 /* ---- the fake handler ---- */
 
 /* A job's batching key is its `target` field (the tensor handler's is its shape). */
-int wk__native_batchable(const wk__job_t *a, const wk__job_t *b) { return a->target == b->target; }
+static int fake_batchable(const wk__job_t *a, const wk__job_t *b) { return a->target == b->target; }
 
 static struct {
   pthread_mutex_t mu;
@@ -128,7 +99,8 @@ static struct {
   int running;
 } g_fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-void wk__native_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
+static void fake_run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_t n) {
+  (void)wstate, (void)index;
   pthread_mutex_lock(&g_fake.mu);
   if (g_fake.batches < 64) g_fake.sizes[g_fake.batches] = n;
   g_fake.batches++;
@@ -153,19 +125,42 @@ void wk__native_run(wk_model_t *m, wk__job_t **jobs, size_t n) {
   pthread_mutex_unlock(&g_fake.mu);
 }
 
-static _Atomic int g_python_runs, g_python_warm_mask;
+static const wk_handler_t fake_handler = {
+    .name = "fake",
+    .flags = WK__HF_NATIVE,
+    .batchable = fake_batchable,
+    .run = fake_run,
+};
 
-void wk__python_run(wk_model_t *m, wk_pyworker_t **py, int index, wk__job_t **jobs, size_t n) {
-  (void)py, (void)index;
-  atomic_fetch_add(&g_python_runs, 1);
-  wk__native_run(m, jobs, n);
+/* A kind whose workers have state of their own, made before the first batch and handed
+ * back when the worker exits (as the Python kind's processes). */
+static _Atomic int g_py_runs, g_py_warm_mask, g_py_exits;
+
+static void py_run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_t n) {
+  assert_non_null(*wstate); /* warmed before its first batch */
+  atomic_fetch_add(&g_py_runs, 1);
+  fake_run(m, wstate, index, jobs, n);
 }
 
-/* Each worker thread of a Python model starts its process before its first batch. */
-void wk__python_warm(wk_model_t *m, wk_pyworker_t **py, int index) {
-  (void)m, (void)py;
-  atomic_fetch_or(&g_python_warm_mask, 1 << index);
+static void py_warm(wk_model_t *m, void **wstate, int index) {
+  (void)m;
+  *wstate = malloc(1);
+  atomic_fetch_or(&g_py_warm_mask, 1 << index);
 }
+
+static void py_exit(wk_model_t *m, void *wstate) {
+  (void)m;
+  free(wstate);
+  atomic_fetch_add(&g_py_exits, 1);
+}
+
+static const wk_handler_t fake_python = {
+    .name = "fake python",
+    .run = py_run,
+    .explain = py_run,
+    .warm = py_warm,
+    .worker_exit = py_exit,
+};
 
 /* ---- a model and its jobs ---- */
 
@@ -173,7 +168,7 @@ static wk_model_t *model_new(int batch_size, int delay_ms, int timeout_s, int qu
   wk_model_t *m = calloc(1, sizeof *m);
   m->name = strdup("m");
   m->version = strdup("1.0");
-  m->kind = WK__H_TENSOR;
+  m->h = &fake_handler;
   m->batch_size = batch_size;
   m->max_batch_delay_ms = delay_ms;
   m->response_timeout_s = timeout_s;
@@ -183,6 +178,7 @@ static wk_model_t *model_new(int batch_size, int delay_ms, int timeout_s, int qu
   pthread_cond_init(&m->idle_cond, NULL);
   pthread_cond_init(&m->state_cond, NULL);
   pthread_cond_init(&m->mon_cond, NULL);
+  pthread_mutex_init(&m->custom_lock, NULL);
   g_fake.batches = 0;
   g_fake.mixed = 0;
   g_fake.hold = 0;
@@ -200,9 +196,9 @@ static void model_free(wk_model_t *m) {
 }
 
 /* Queues a job with batching key `key` for req, due within timeout_us (0: the model's). */
-static void submit_due(wk_model_t *m, wk_http_req_t *req, int64_t key, int64_t timeout_us) {
+static void submit_due(wk_model_t *m, cap_t *req, int64_t key, int64_t timeout_us) {
   wk__job_t *j = calloc(1, sizeof *j);
-  j->req = req;
+  j->sink = &req->sink;
   j->target = key;
   j->envelope = WK__ENV_TS;
   j->enqueued_us = wk_now_us();
@@ -211,7 +207,7 @@ static void submit_due(wk_model_t *m, wk_http_req_t *req, int64_t key, int64_t t
   wk__pool_submit(m, j);
 }
 
-static void submit(wk_model_t *m, wk_http_req_t *req, int64_t key) { submit_due(m, req, key, 0); }
+static void submit(wk_model_t *m, cap_t *req, int64_t key) { submit_due(m, req, key, 0); }
 
 static void hold(int on) {
   pthread_mutex_lock(&g_fake.mu);
@@ -238,7 +234,7 @@ static void test_batches_hold_one_key_and_at_most_batch_size(void **state) {
   wk_model_t *m = model_new(4, 200, 30, 100);
   wk_err_t err = {{0}};
   m->target_workers = 1; /* accept jobs before the worker starts: all are queued at once */
-  wk_http_req_t req[8];
+  cap_t req[8];
   const int64_t keys[8] = {1, 1, 2, 1, 1, 2, 1, 1};
   for (int i = 0; i < 8; i++) {
     req_init(&req[i]);
@@ -265,7 +261,7 @@ static void test_a_lone_job_waits_max_batch_delay_then_runs(void **state) {
   wk_err_t err = {{0}};
   assert_int_equal(wk__pool_start(m, 1, &err), 0);
   usleep(50000); /* the worker is idle */
-  wk_http_req_t r;
+  cap_t r;
   req_init(&r);
   int64_t t0 = wk_now_us();
   submit(m, &r, 1);
@@ -283,7 +279,7 @@ static void test_full_queue_is_503_with_retry_after(void **state) {
   wk_err_t err = {{0}};
   hold(1);
   assert_int_equal(wk__pool_start(m, 1, &err), 0);
-  wk_http_req_t r[4];
+  cap_t r[4];
   for (int i = 0; i < 4; i++) req_init(&r[i]);
   submit(m, &r[0], 1);
   wait_running(1); /* r[0] runs, the queue is empty */
@@ -304,7 +300,7 @@ static void test_timeout_is_504_and_the_stuck_worker_is_replaced(void **state) {
   wk_err_t err = {{0}};
   hold(1);
   assert_int_equal(wk__pool_start(m, 1, &err), 0);
-  wk_http_req_t stuck, next;
+  cap_t stuck, next;
   req_init(&stuck);
   req_init(&next);
   int64_t t0 = wk_now_us();
@@ -344,13 +340,13 @@ static void test_scaling_up_and_down(void **state) {
   assert_int_equal(m->workers, 1);
   assert_int_equal(wk_model_scale(m, 2, 1, 1, &err), WK_EINVAL);
   assert_non_null(strstr(err.msg, "min_worker"));
-  wk_http_req_t r;
+  cap_t r;
   req_init(&r);
   submit(m, &r, 1);
   assert_int_equal(req_wait(&r, 5000), 200);
   /* no worker: answered 503 at once, not queued */
   assert_int_equal(wk_model_scale(m, 0, 0, 1, &err), 0);
-  wk_http_req_t none;
+  cap_t none;
   req_init(&none);
   submit(m, &none, 1);
   assert_int_equal(req_wait(&none, 1000), 503);
@@ -364,7 +360,7 @@ static void test_drain_waits_for_queued_jobs(void **state) {
   wk_err_t err = {{0}};
   g_fake.slow_ms = 50;
   assert_int_equal(wk__pool_start(m, 1, &err), 0);
-  wk_http_req_t r[4];
+  cap_t r[4];
   for (int i = 0; i < 4; i++) {
     req_init(&r[i]);
     submit(m, &r[i], 1);
@@ -380,7 +376,7 @@ static void test_stop_answers_queued_jobs_503_and_running_ones_finish(void **sta
   wk_err_t err = {{0}};
   g_fake.slow_ms = 300;
   assert_int_equal(wk__pool_start(m, 1, &err), 0);
-  wk_http_req_t run, queued;
+  cap_t run, queued;
   req_init(&run);
   req_init(&queued);
   submit(m, &run, 1);
@@ -395,18 +391,87 @@ static void test_stop_answers_queued_jobs_503_and_running_ones_finish(void **sta
 static void test_python_workers_warm_up_each_and_run_batches(void **state) {
   (void)state;
   wk_model_t *m = model_new(2, 0, 30, 10);
-  m->kind = WK__H_PYTHON;
-  atomic_store(&g_python_runs, 0);
-  atomic_store(&g_python_warm_mask, 0);
+  m->h = &fake_python;
+  atomic_store(&g_py_runs, 0);
+  atomic_store(&g_py_warm_mask, 0);
+  atomic_store(&g_py_exits, 0);
   wk_err_t err = {{0}};
   assert_int_equal(wk__pool_start(m, 3, &err), 0);
-  for (int i = 0; i < 500 && atomic_load(&g_python_warm_mask) != 7; i++) usleep(1000);
-  assert_int_equal(atomic_load(&g_python_warm_mask), 7); /* workers 0, 1, 2, before any job */
-  wk_http_req_t r;
+  for (int i = 0; i < 500 && atomic_load(&g_py_warm_mask) != 7; i++) usleep(1000);
+  assert_int_equal(atomic_load(&g_py_warm_mask), 7); /* workers 0, 1, 2, before any job */
+  cap_t r;
   req_init(&r);
   submit(m, &r, 1);
   assert_int_equal(req_wait(&r, 5000), 200);
-  assert_int_equal(atomic_load(&g_python_runs), 1);
+  assert_int_equal(atomic_load(&g_py_runs), 1);
+  model_free(m);
+  assert_int_equal(atomic_load(&g_py_exits), 3); /* each worker handed its state back */
+}
+
+/* An explanation runs alone, never batched with predictions; a kind without explanations
+ * answers 501 without running anything. */
+static void test_explanations_run_alone_or_get_501(void **state) {
+  (void)state;
+  wk_model_t *m = model_new(8, 100, 30, 100);
+  m->h = &fake_python;
+  wk_err_t err = {{0}};
+  m->target_workers = 1;
+  cap_t r[3];
+  for (int i = 0; i < 3; i++) req_init(&r[i]);
+  submit(m, &r[0], 1);
+  wk__job_t *x = calloc(1, sizeof *x);
+  x->sink = &r[1].sink;
+  x->explain = 1;
+  x->target = 1;
+  wk__job_enqueue(m, x);
+  submit(m, &r[2], 1);
+  assert_int_equal(wk__pool_start(m, 1, &err), 0);
+  for (int i = 0; i < 3; i++) assert_int_equal(req_wait(&r[i], 5000), 200);
+  assert_string_equal(r[1].body, "{\"batch\": 1}");
+  assert_string_equal(r[0].body, "{\"batch\": 2}");
+  model_free(m);
+
+  m = model_new(1, 0, 30, 10);
+  assert_int_equal(wk__pool_start(m, 1, &err), 0);
+  cap_t e;
+  req_init(&e);
+  x = calloc(1, sizeof *x);
+  x->sink = &e.sink;
+  x->explain = 1;
+  wk__job_enqueue(m, x);
+  assert_int_equal(req_wait(&e, 5000), 501);
+  assert_string_equal(e.type, "NotImplementedException");
+  assert_non_null(strstr(e.body, "fake models have no explanations"));
+  assert_int_equal(g_fake.batches, 0);
+  model_free(m);
+}
+
+/* The worker loop records every kind's queue time, run time and batch size. */
+static void test_metrics_are_recorded_around_each_batch(void **state) {
+  (void)state;
+  wk_model_t *m = model_new(4, 200, 30, 100);
+  m->h = &fake_python;
+  wk_err_t err = {{0}};
+  g_fake.slow_ms = 20;
+  m->target_workers = 1;
+  cap_t r[4];
+  for (int i = 0; i < 4; i++) {
+    req_init(&r[i]);
+    submit(m, &r[i], 1);
+  }
+  assert_int_equal(wk__pool_start(m, 1, &err), 0);
+  for (int i = 0; i < 4; i++) assert_int_equal(req_wait(&r[i], 5000), 200);
+  assert_int_equal(atomic_load(&m->queue_hist.n), 4);
+  assert_int_equal(atomic_load(&m->inference_hist.n), 4);
+  assert_int_equal(atomic_load(&m->batch_hist.n), 1);
+  assert_int_equal(atomic_load(&m->batch_hist.sum), 4);
+  assert_true(atomic_load(&m->inference_us_total) >= 4 * 20000); /* each counts the run */
+  assert_int_equal(atomic_load(&m->req_ok), 4);
+  wk_buf_t b = WK_BUF_INIT;
+  wk_models_metrics(&m, 1, &b);
+  assert_non_null(strstr(b.data, "wick_queue_seconds_count{model_name=\"m\",model_version=\"1.0\"} 4"));
+  assert_non_null(strstr(b.data, "wick_batch_size_bucket{model_name=\"m\",model_version=\"1.0\",le=\"4\"} 1"));
+  wk_buf_destroy(&b);
   model_free(m);
 }
 
@@ -416,7 +481,7 @@ static void test_a_job_that_times_out_in_the_queue_never_runs(void **state) {
   wk_err_t err = {{0}};
   g_fake.slow_ms = 1000; /* the only worker is busy past the next job's deadline */
   assert_int_equal(wk__pool_start(m, 1, &err), 0);
-  wk_http_req_t first, waiting;
+  cap_t first, waiting;
   req_init(&first);
   req_init(&waiting);
   submit(m, &first, 1);
@@ -436,7 +501,7 @@ static void test_synchronous_scale_down_waits_for_the_running_batch(void **state
   wk_err_t err = {{0}};
   g_fake.slow_ms = 300;
   assert_int_equal(wk__pool_start(m, 2, &err), 0);
-  wk_http_req_t r;
+  cap_t r;
   req_init(&r);
   submit(m, &r, 1);
   wait_running(1);
@@ -459,6 +524,8 @@ int main(void) {
       cmocka_unit_test(test_python_workers_warm_up_each_and_run_batches),
       cmocka_unit_test(test_a_job_that_times_out_in_the_queue_never_runs),
       cmocka_unit_test(test_synchronous_scale_down_waits_for_the_running_batch),
+      cmocka_unit_test(test_explanations_run_alone_or_get_501),
+      cmocka_unit_test(test_metrics_are_recorded_around_each_batch),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /* multipart/form-data parsing: boundary from the Content-Type, part headers
  * (Content-Disposition name/filename, Content-Type), data as pointers into the body. */
-#include "http/multipart.h"
+#include "core/multipart.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "core/base64.h"
-#include "http/multipart.h"
+#include "core/multipart.h"
 
 #define CT "multipart/form-data; boundary=XyZ"
 

@@ -1,7 +1,7 @@
 /* multipart/form-data bodies (RFC 7578): split into parts without copying. Used for
  * images and form fields sent with `curl -F`. */
-#ifndef WK_HTTP_MULTIPART_H
-#define WK_HTTP_MULTIPART_H
+#ifndef WK_CORE_MULTIPART_H
+#define WK_CORE_MULTIPART_H
 
 #include <stddef.h>
 
