@@ -28,7 +28,8 @@ void wk_api_init(wk_api_t *api, wk_registry_t *registry);
 void wk_api_shutdown(wk_api_t *api);
 void wk_api_destroy(wk_api_t *api);
 
-/* Handlers for wk_http_opts_t.handler, with the wk_api_t as ud. */
+/* Handlers for wk_http_opts_t.handler, with the wk_api_t as ud: the routers of the three
+ * ports (routes.c). */
 void wk_api_inference(wk_http_req_t *req, void *api);
 void wk_api_management(wk_http_req_t *req, void *api);
 void wk_api_metrics(wk_http_req_t *req, void *api);

@@ -199,13 +199,6 @@ const char *wk_auth_key_file(const wk_auth_t *a) {
   return a->path;
 }
 
-int wk_auth_is_public(wk_auth_kind_t kind, const char *path) {
-  /* The API description, as TorchServe answers it before its token check. */
-  if (strcmp(path, "/") == 0 || strcmp(path, "/api-description") == 0) return 1;
-  if (kind != WK_AUTH_INFERENCE) return 0;
-  return strcmp(path, "/ping") == 0 || strncmp(path, "/v2/health/", 11) == 0;
-}
-
 /* Equal contents, in a time that depends on the lengths only. */
 static int same_key(const char *tok, size_t toklen, const char *key, size_t keylen) {
   volatile unsigned diff = (unsigned)(toklen ^ keylen);

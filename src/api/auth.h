@@ -31,10 +31,6 @@ int wk_auth_new(const wk_auth_opts_t *o, wk_auth_t **out, wk_err_t *err);
 void wk_auth_free(wk_auth_t *a);
 const char *wk_auth_key_file(const wk_auth_t *a);
 
-/* 1 when path needs no token on that API: health probes (/ping, /v2/health/...) on the
- * inference API, and the API description (OPTIONS /, /api-description) on both. */
-int wk_auth_is_public(wk_auth_kind_t kind, const char *path);
-
 /* Checks an Authorization header value (NULL: none) against kind's key at monotonic time
  * now_us. Returns 0 when it matches and has not expired; otherwise a negative WK_E* code
  * with err saying why (the message never contains a key). Any thread. */

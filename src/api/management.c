@@ -2,7 +2,7 @@
  * (a file or directory in the model store, or an http(s) URL that allowed_urls names),
  * loads the version and adds it to the registry; unregistering waits for the requests that
  * hold the version, then frees it. Worker scaling and loading are serve/model.c's. */
-#include "api/management.h"
+#include "api/handlers.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -21,35 +21,6 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "serve/download.h"
-
-#define MAX_SEGS 5
-
-/* Splits "/a/b/c" into segments (in place in buf). Returns the count, or -1 if too many. */
-static int split_path(const char *path, char *buf, size_t buflen, char **segs) {
-  snprintf(buf, buflen, "%s", path);
-  int n = 0;
-  for (char *p = buf; *p;) {
-    while (*p == '/')
-      p++;
-    if (!*p) break;
-    if (n == MAX_SEGS) return -1;
-    segs[n++] = p;
-    while (*p && *p != '/')
-      p++;
-    if (*p) *p++ = '\0';
-  }
-  return n;
-}
-
-static int is(const char *method, const char *m) {
-  return strcmp(method, m) == 0;
-}
-
-static void bad_method(wk_http_req_t *req, const char *allowed) {
-  wk_http_reply_header(req, "Allow", allowed);
-  wk_http_reply_error(req, 405, "MethodNotAllowedException", "%s %s is not supported; use %s",
-                      wk_http_req_method(req), wk_http_req_path(req), allowed);
-}
 
 /* Replies TorchServe's {"status": "..."}. */
 static void reply_status(wk_http_req_t *req, int code, const char *fmt, ...)
@@ -675,44 +646,28 @@ static void describe(wk_api_t *api, wk_http_req_t *req, const char *name, const 
   reply_buf(req, 200, &c.b);
 }
 
-void wk_management_handle(wk_api_t *api, wk_http_req_t *req) {
-  const char *method = wk_http_req_method(req);
-  char buf[WK_MAX_URL_PATH];
-  char *seg[MAX_SEGS];
-  int n = split_path(wk_http_req_path(req), buf, sizeof buf, seg);
-  if (n < 1 || strcmp(seg[0], "models") != 0) {
-    wk_http_reply_error(req, 404, "ResourceNotFoundException",
-                        "Requested resource is not found, please refer to API document.");
-    return;
-  }
-  if (n == 1) {
-    if (is(method, "GET"))
-      list_models(api, req);
-    else if (is(method, "POST"))
-      register_model(api, req);
-    else
-      bad_method(req, "GET, POST");
-    return;
-  }
-  if (n == 2 || n == 3) {
-    const char *version = n == 3 ? seg[2] : NULL;
-    if (is(method, "GET"))
-      describe(api, req, seg[1], version);
-    else if (is(method, "PUT"))
-      scale_model(api, req, seg[1], version);
-    else if (is(method, "DELETE"))
-      unregister_model(api, req, seg[1], version);
-    else
-      bad_method(req, "GET, PUT, DELETE");
-    return;
-  }
-  if (n == 4 && strcmp(seg[3], "set-default") == 0) {
-    if (is(method, "PUT"))
-      set_default(api, req, seg[1], seg[2]);
-    else
-      bad_method(req, "PUT");
-    return;
-  }
-  wk_http_reply_error(req, 404, "ResourceNotFoundException",
-                      "Requested resource is not found, please refer to API document.");
+void wk_mgmt_list(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  (void)a;
+  list_models(api, req);
+}
+
+void wk_mgmt_register(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  (void)a;
+  register_model(api, req);
+}
+
+void wk_mgmt_describe(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  describe(api, req, a->model_name, a->model_version);
+}
+
+void wk_mgmt_scale(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  scale_model(api, req, a->model_name, a->model_version);
+}
+
+void wk_mgmt_unregister(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  unregister_model(api, req, a->model_name, a->model_version);
+}
+
+void wk_mgmt_set_default(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  set_default(api, req, a->model_name, a->model_version);
 }

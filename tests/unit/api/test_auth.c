@@ -129,21 +129,6 @@ static void test_expiry(void **state) {
   assert_int_equal(wk_auth_verify(f->auth, h, WK_AUTH_TOKEN_API, later * 1000, &err), 0);
 }
 
-static void test_public_paths(void **state) {
-  (void)state;
-  assert_true(wk_auth_is_public(WK_AUTH_INFERENCE, "/ping"));
-  assert_true(wk_auth_is_public(WK_AUTH_INFERENCE, "/v2/health/live"));
-  assert_true(wk_auth_is_public(WK_AUTH_INFERENCE, "/v2/health/ready"));
-  assert_false(wk_auth_is_public(WK_AUTH_INFERENCE, "/predictions/m"));
-  assert_false(wk_auth_is_public(WK_AUTH_INFERENCE, "/pingx"));
-  assert_false(wk_auth_is_public(WK_AUTH_MANAGEMENT, "/ping"));
-  assert_true(wk_auth_is_public(WK_AUTH_INFERENCE, "/api-description"));
-  assert_true(wk_auth_is_public(WK_AUTH_MANAGEMENT, "/api-description"));
-  assert_true(wk_auth_is_public(WK_AUTH_MANAGEMENT, "/"));
-  assert_false(wk_auth_is_public(WK_AUTH_MANAGEMENT, "/api-description/x"));
-  assert_false(wk_auth_is_public(WK_AUTH_MANAGEMENT, "/models"));
-}
-
 static void test_free_removes_key_file(void **state) {
   (void)state;
   char dir[512], path[600];
@@ -171,7 +156,6 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_key_file, setup, teardown),
       cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
       cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
-      cmocka_unit_test(test_public_paths),
       cmocka_unit_test(test_free_removes_key_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
