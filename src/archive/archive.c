@@ -17,23 +17,14 @@
 #include "core/buf.h"
 #include "core/fs.h"
 #include "core/limits.h"
+#include "core/text.h"
 
 #define PATH_BUF 4096
 #define DIR_DEPTH_MAX 32
 
-/* A printable, bounded copy of a name for messages (control bytes become '?'). */
+/* A printable, bounded copy of a name for messages. */
 static const char *show(const char *name, size_t len, char out[216]) {
-  size_t n = 0;
-  for (size_t i = 0; i < len && n < 200; i++) {
-    unsigned char c = (unsigned char)name[i];
-    out[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-  }
-  if (len > 200) {
-    memcpy(out + n, "...", 3);
-    n += 3;
-  }
-  out[n] = '\0';
-  return out;
+  return wk_text_shown(name, len, out, 216);
 }
 
 int wk_archive_kind(const char *path) {

@@ -17,6 +17,7 @@
 
 #include "core/buf.h"
 #include "core/limits.h"
+#include "core/text.h"
 
 #define SIG_LOCAL 0x04034b50u
 #define SIG_CENTRAL 0x02014b50u
@@ -61,17 +62,7 @@ static uint64_t rd64(const uint8_t *p) {
 
 /* A printable, bounded copy of an entry name for error messages. */
 static const char *shown(const char *name, size_t len, char out[160]) {
-  size_t n = 0;
-  for (size_t i = 0; i < len && n < 150; i++) {
-    unsigned char c = (unsigned char)name[i];
-    out[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-  }
-  if (len > 150) {
-    memcpy(out + n, "...", 3);
-    n += 3;
-  }
-  out[n] = '\0';
-  return out;
+  return wk_text_shown(name, len, out, 160);
 }
 
 static void free_entries(zent_t *e, size_t n) {

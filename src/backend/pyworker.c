@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/limits.h"
 #include "core/log.h"
 
@@ -104,13 +105,7 @@ static void *reader_main(void *arg) {
 /* Waits up to ms for the reader to reach EOF, so that the tail is complete. */
 static void wait_reader(wk_pyworker_t *w, int ms) {
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  wk_realtime_in((int64_t)ms * 1000, &ts);
   pthread_mutex_lock(&w->mu);
   while (!w->reader_done)
     if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0) break;

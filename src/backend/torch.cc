@@ -1,12 +1,11 @@
 // The libtorch backend: TorchScript load, forward under InferenceMode, conversion between
-// wick's value trees and IValues, integrated gradients with autograd. The only C++ in
-// wick; every exception stops here.
+// wick's value trees and IValues, a module's parameters and buffers. Integrated gradients
+// are in torch_ig.cc. Every C entry point runs its body in wk_torch::guard, so no
+// exception leaves this file.
 #include "backend/torch.h"
 
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
-#include <torch/csrc/autograd/autograd.h>
-#include <torch/script.h>
 #include <torch/version.h>
 
 #include <dlfcn.h>
@@ -14,34 +13,37 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
-#include <string>
-#include <vector>
 
-struct wk_torch_model_s {
-  torch::jit::Module module;
-  std::vector<std::string> arg_names;
-  torch::Device device{torch::kCPU};
-  // Explanations differentiate a second copy of the module, loaded from path on the
-  // first one: the frozen, optimized module may hold ops that have no gradient.
-  std::string path;
-  std::mutex grad_mu; // guards grad_loaded and grad_module
-  bool grad_loaded = false;
-  torch::jit::Module grad_module;
-  // The load's prepare function (a checkpoint copied in), run again on the explanations'
-  // copy, which is loaded from path; while it runs there, target points at that copy.
-  wk_torch_prepare_fn prepare = nullptr;
-  void *prepare_arg = nullptr;
-  torch::jit::Module *target = nullptr;
-  // Whether freezing was asked for and done; why not, when it failed.
-  bool frozen = false;
-  std::string freeze_error;
-};
+#include "backend/torch_internal.hh"
+
+using namespace wk_torch;
+
+extern "C" const char *wk__torchvision_ops(void); /* torchvision_ops.cc */
+
+/* ---- what torch_ig.cc shares (torch_internal.hh) ---- */
 
 namespace {
+
+// 1 if a libtorch error says an allocation failed (CUDA's OutOfMemoryError, or the CPU
+// allocator's "not enough memory" / "can't allocate memory").
+// The TorchScript interpreter rethrows an operator's error as its own exception, so the
+// message is what tells.
+bool is_oom_message(const std::string &w) {
+  return w.find("can't allocate memory") != std::string::npos ||
+         w.find("not enough memory") != std::string::npos ||
+         w.find("out of memory") != std::string::npos;
+}
+
+bool is_oom(const c10::Error &e) {
+  return dynamic_cast<const c10::OutOfMemoryError *>(&e) != nullptr ||
+         is_oom_message(e.what_without_backtrace());
+}
+
+}  // namespace
+
+namespace wk_torch {
 
 int copy_err(wk_err_t *err, int code, const std::string &what) {
   if (err != nullptr) {
@@ -86,21 +88,6 @@ c10::ScalarType to_torch(wk_dtype_t dt) {
   // A dtype wick's tensors can hold but libtorch cannot be told: never guess one.
   throw std::invalid_argument(std::string("dtype ") + wk_dtype_name(dt) +
                               " has no libtorch equivalent here");
-}
-
-// 1 if a libtorch error says an allocation failed (CUDA's OutOfMemoryError, or the CPU
-// allocator's "not enough memory" / "can't allocate memory").
-// The TorchScript interpreter rethrows an operator's error as its own exception, so the
-// message is what tells.
-bool is_oom_message(const std::string &w) {
-  return w.find("can't allocate memory") != std::string::npos ||
-         w.find("not enough memory") != std::string::npos ||
-         w.find("out of memory") != std::string::npos;
-}
-
-bool is_oom(const c10::Error &e) {
-  return dynamic_cast<const c10::OutOfMemoryError *>(&e) != nullptr ||
-         is_oom_message(e.what_without_backtrace());
 }
 
 bool from_torch(c10::ScalarType st, wk_dtype_t *out) {
@@ -238,6 +225,52 @@ wk_value_t *from_ivalue(const c10::IValue &iv, std::string *msg) {
   return v;
 }
 
+int guard(wk_err_t *err, const std::string &where, int code,
+          const std::function<std::string(const std::string &)> &describe,
+          const std::function<int()> &body) {
+  try {
+    return body();
+  } catch (const c10::Error &e) {
+    std::string what = e.what_without_backtrace();
+    if (is_oom(e)) return copy_err(err, WK_ENOMEM, "out of memory in " + where + ": " + summarize(what.c_str()));
+    return copy_err(err, code, describe(what));
+  } catch (const std::bad_alloc &) {
+    return copy_err(err, WK_ENOMEM, "out of memory in " + where);
+  } catch (const std::invalid_argument &e) {
+    return copy_err(err, WK_EUNSUPPORTED, e.what());
+  } catch (const std::exception &e) {
+    if (is_oom_message(e.what()))
+      return copy_err(err, WK_ENOMEM, "out of memory in " + where + ": " + summarize(e.what()));
+    return copy_err(err, code, describe(e.what()));
+  }
+}
+
+std::function<std::string(const std::string &)> prefixed(const std::string &prefix) {
+  return [prefix](const std::string &what) { return prefix + ": " + summarize(what.c_str()); };
+}
+
+}  // namespace wk_torch
+
+/* ---- this file's own helpers ---- */
+
+// at::set_num_threads records the count but sets OpenMP's only for the calling thread;
+// OpenMP keeps that setting per thread, so each thread that runs forward() re-applies
+// the count when it changed since its last forward.
+namespace {
+std::atomic<int> g_threads_gen{0};
+thread_local int t_threads_gen = -1;
+
+}  // namespace
+
+void wk_torch::apply_threads_here() {
+  int gen = g_threads_gen.load(std::memory_order_acquire);
+  if (t_threads_gen != gen) {
+    at::init_num_threads();
+    t_threads_gen = gen;
+  }
+}
+namespace {
+
 // The parameter or buffer at a dotted state_dict path, as a tensor sharing its storage.
 bool find_state(const torch::jit::Module &root, const std::string &name, at::Tensor *out) {
   torch::jit::Module mod = root;
@@ -269,48 +302,6 @@ void list_state(const torch::jit::Module &mod, const std::string &prefix,
     list_state(c.value, prefix + c.name + ".", out);
 }
 
-}  // namespace
-
-extern "C" {
-
-int wk_torch_available(void) { return 1; }
-
-const char *wk_torch_version(void) { return TORCH_VERSION; }
-
-const char *wk__torchvision_ops(void); /* torchvision_ops.cc */
-
-const char *wk_torch_builtin_ops(void) { return wk__torchvision_ops(); }
-
-}  // extern "C"
-
-namespace {
-// at::set_num_threads records the count but sets OpenMP's only for the calling thread;
-// OpenMP keeps that setting per thread, so each thread that runs forward() re-applies
-// the count when it changed since its last forward.
-std::atomic<int> g_threads_gen{0};
-thread_local int t_threads_gen = -1;
-
-void apply_threads_here() {
-  int gen = g_threads_gen.load(std::memory_order_acquire);
-  if (t_threads_gen != gen) {
-    at::init_num_threads();
-    t_threads_gen = gen;
-  }
-}
-}  // namespace
-
-extern "C" {
-
-void wk_torch_set_threads(int n) {
-  if (n > 0) {
-    at::set_num_threads(n);
-    g_threads_gen.fetch_add(1, std::memory_order_release);
-  }
-}
-
-}  // extern "C"
-
-namespace {
 // wick links libtorch's CPU libraries only (cmake/WickTorch.cmake). A CUDA build of
 // libtorch keeps its CUDA kernels in libtorch_cuda.so beside libtorch_cpu.so; loading it
 // registers them (and the CUDA hooks torch::cuda asks). Done once, on the first model that
@@ -364,11 +355,26 @@ std::string load_error(const char *what) {
 }
 }  // namespace
 
+/* ---- the C API (torch.h) ---- */
+
 extern "C" {
+
+int wk_torch_available(void) { return 1; }
+
+const char *wk_torch_version(void) { return TORCH_VERSION; }
+
+const char *wk_torch_builtin_ops(void) { return wk__torchvision_ops(); }
+
+void wk_torch_set_threads(int n) {
+  if (n > 0) {
+    at::set_num_threads(n);
+    g_threads_gen.fetch_add(1, std::memory_order_release);
+  }
+}
 
 int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_t **out,
                   wk_err_t *err) {
-  try {
+  return guard(err, "loading TorchScript", WK_EFORMAT, [](const std::string &what) { return load_error(what.c_str()); }, [&] {
     auto m = std::make_unique<wk_torch_model_s>();
     if (opts && opts->device >= 0) {
       load_cuda_kernels();
@@ -387,34 +393,36 @@ int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_
       m->prepare_arg = opts->prepare_arg;
     }
     if (opts && opts->freeze) {
-      try {
-        torch::jit::Module frozen = torch::jit::freeze(m->module);
-        m->module = torch::jit::optimize_for_inference(frozen);
+      // Not an entry point's failure: a module that cannot be frozen (it mutates
+      // attributes, say) is served as it is, and wk_torch_frozen says why.
+      wk_err_t ferr = {{0}};
+      if (guard(&ferr, "freezing", WK_EMODEL, prefixed("freezing failed"), [&] {
+            torch::jit::Module frozen = torch::jit::freeze(m->module);
+            m->module = torch::jit::optimize_for_inference(frozen);
+            return 0;
+          }) == 0)
         m->frozen = true;
-      } catch (const c10::Error &e) {
-        // Some scripted modules cannot be frozen (e.g. they mutate attributes): serve
-        // them as they are, and say so (wk_torch_frozen).
-        m->freeze_error = summarize(e.what_without_backtrace());
-      } catch (const std::exception &e) {
-        m->freeze_error = summarize(e.what());
-      }
+      else
+        m->freeze_error = ferr.msg;
     }
     const auto &schema = m->module.get_method("forward").function().getSchema();
     const auto &args = schema.arguments();
     for (size_t i = 1; i < args.size(); i++) m->arg_names.push_back(args[i].name());
     *out = m.release();
     return 0;
-  } catch (const c10::Error &e) {
-    return copy_err(err, WK_EFORMAT, load_error(e.what_without_backtrace()));
-  } catch (const std::exception &e) {
-    return copy_err(err, WK_EFORMAT, load_error(e.what()));
-  }
+  });
 }
 
 void wk_torch_free(wk_torch_model_t *m) { delete m; }
 
+int wk_torch_frozen(const wk_torch_model_t *m, const char **why) {
+  if (why) *why = m->freeze_error.empty() ? nullptr : m->freeze_error.c_str();
+  return m->frozen ? 1 : 0;
+}
+
 int wk_torch_state_list(wk_torch_model_t *m, wk_torch_state_t **out, size_t *n, wk_err_t *err) {
-  try {
+  return guard(err, "listing the model's tensors", WK_EINTERNAL,
+               prefixed("cannot list the model's tensors"), [&] {
     std::vector<std::pair<std::string, at::Tensor>> all;
     list_state(m->target ? *m->target : m->module, "", &all);
     auto *s =
@@ -441,9 +449,7 @@ int wk_torch_state_list(wk_torch_model_t *m, wk_torch_state_t **out, size_t *n, 
     *out = s;
     *n = all.size();
     return 0;
-  } catch (const std::exception &e) {
-    return copy_err(err, WK_EINTERNAL, "cannot list the model's tensors: " + summarize(e.what()));
-  }
+  });
 }
 
 void wk_torch_state_free(wk_torch_state_t *s, size_t n) {
@@ -456,7 +462,8 @@ void wk_torch_state_free(wk_torch_state_t *s, size_t n) {
 int wk_torch_state_copy(wk_torch_model_t *m, const char *name, wk_dtype_t dtype, int ndim,
                         const int64_t *shape, const int64_t *strides, const void *data,
                         wk_err_t *err) {
-  try {
+  std::string where = std::string("copying into '") + name + "'";
+  return guard(err, where, WK_EMODEL, prefixed(std::string("cannot copy into '") + name + "'"), [&] {
     at::Tensor dst;
     if (!find_state(m->target ? *m->target : m->module, name, &dst))
       return copy_err(err, WK_ENOTFOUND, std::string("the model has no tensor '") + name + "'");
@@ -476,14 +483,7 @@ int wk_torch_state_copy(wk_torch_model_t *m, const char *name, wk_dtype_t dtype,
     }
     d.copy_(s);
     return 0;
-  } catch (const c10::Error &e) {
-    return copy_err(err, WK_EMODEL,
-                    std::string("cannot copy into '") + name +
-                        "': " + summarize(e.what_without_backtrace()));
-  } catch (const std::exception &e) {
-    return copy_err(err, WK_EMODEL,
-                    std::string("cannot copy into '") + name + "': " + summarize(e.what()));
-  }
+  });
 }
 
 size_t wk_torch_arg_count(const wk_torch_model_t *m) { return m->arg_names.size(); }
@@ -494,9 +494,9 @@ const char *wk_torch_arg_name(const wk_torch_model_t *m, size_t i) {
 
 int wk_torch_forward(wk_torch_model_t *m, const wk_value_t *const *args, size_t nargs,
                      wk_value_t **out, wk_err_t *err) {
-  try {
+  return guard(err, "forward()", WK_EMODEL, prefixed("model rejected the input"), [&] {
     apply_threads_here();
-    c10::InferenceMode guard;
+    c10::InferenceMode guard_mode;
     std::vector<c10::IValue> inputs;
     inputs.reserve(nargs);
     for (size_t i = 0; i < nargs; i++) inputs.push_back(to_ivalue(args[i], m->device));
@@ -506,245 +506,7 @@ int wk_torch_forward(wk_torch_model_t *m, const wk_value_t *const *args, size_t 
     if (v == nullptr) return copy_err(err, WK_EINTERNAL, msg.empty() ? "out of memory" : msg);
     *out = v;
     return 0;
-  } catch (const c10::Error &e) {
-    if (is_oom(e))
-      return copy_err(err, WK_ENOMEM, "out of memory in forward(): " + summarize(e.what_without_backtrace()));
-    return copy_err(err, WK_EMODEL, "model rejected the input: " + summarize(e.what_without_backtrace()));
-  } catch (const std::bad_alloc &) {
-    return copy_err(err, WK_ENOMEM, "out of memory in forward()");
-  } catch (const std::invalid_argument &e) {
-    return copy_err(err, WK_EUNSUPPORTED, e.what());
-  } catch (const std::exception &e) {
-    if (is_oom_message(e.what()))
-      return copy_err(err, WK_ENOMEM, "out of memory in forward(): " + summarize(e.what()));
-    return copy_err(err, WK_EMODEL, "model rejected the input: " + summarize(e.what()));
-  }
-}
-
-int wk_torch_frozen(const wk_torch_model_t *m, const char **why) {
-  if (why) *why = m->freeze_error.empty() ? nullptr : m->freeze_error.c_str();
-  return m->frozen ? 1 : 0;
-}
-
-}  // extern "C"
-
-namespace {
-
-// Nodes (ascending) and weights of n-point Gauss-Legendre quadrature on [-1, 1]: the
-// nodes are the roots of the Legendre polynomial P_n, found by Newton's method from
-// Chebyshev-like guesses; the weights are 2 / ((1 - z^2) P_n'(z)^2).
-void gauss_legendre(int n, std::vector<double> *nodes, std::vector<double> *weights) {
-  const double pi = 3.14159265358979323846;
-  nodes->assign(n, 0.0);
-  weights->assign(n, 0.0);
-  for (int i = 0; i < (n + 1) / 2; i++) {
-    double z = std::cos(pi * (i + 0.75) / (n + 0.5));
-    double dp = 1.0;
-    for (int iter = 0; iter < 100; iter++) {
-      double p_prev = 1.0, p = z; // P_0, P_1; then the three-term recurrence up to P_n
-      for (int k = 2; k <= n; k++) {
-        double p_next = ((2.0 * k - 1.0) * z * p - (k - 1.0) * p_prev) / k;
-        p_prev = p;
-        p = p_next;
-      }
-      dp = n * (z * p - p_prev) / (z * z - 1.0);
-      double dz = p / dp;
-      z -= dz;
-      if (std::fabs(dz) <= 1e-16) break;
-    }
-    double w = 2.0 / ((1.0 - z * z) * dp * dp);
-    (*nodes)[i] = -z;
-    (*nodes)[n - 1 - i] = z;
-    (*weights)[i] = w;
-    (*weights)[n - 1 - i] = w;
-  }
-}
-
-// The module that explanations differentiate, loaded on the first call: eval mode, not
-// frozen, parameters without requires_grad (only the input's gradient is needed).
-int grad_module(wk_torch_model_s *m, torch::jit::Module *out, wk_err_t *err) {
-  std::lock_guard<std::mutex> lock(m->grad_mu);
-  if (!m->grad_loaded) {
-    torch::jit::Module g;
-    try {
-      g = torch::jit::load(m->path, m->device);
-    } catch (const c10::Error &e) {
-      return copy_err(err, WK_EFORMAT,
-                      "cannot load the model for explanations: " +
-                          summarize(e.what_without_backtrace()));
-    } catch (const std::exception &e) {
-      return copy_err(err, WK_EFORMAT,
-                      "cannot load the model for explanations: " + summarize(e.what()));
-    }
-    g.eval();
-    for (at::Tensor p : g.parameters()) p.requires_grad_(false);
-    if (m->prepare) {
-      m->target = &g;
-      int rc = m->prepare(m, m->prepare_arg, err);
-      m->target = nullptr;
-      if (rc != 0) {
-        wk_err_prefix(err, "cannot prepare the model for explanations");
-        return rc;
-      }
-    }
-    m->grad_module = g;
-    m->grad_loaded = true;
-  }
-  *out = m->grad_module; // a handle: copies share the module
-  return 0;
-}
-
-// The scores of forward()'s result as [n, K]: its first element when it returns a tuple
-// or list; [K] is accepted for a single input. Sets *msg and returns an undefined tensor
-// when the result has another form.
-at::Tensor scores_of(const c10::IValue &result, int64_t n, std::string *msg) {
-  c10::IValue v = result;
-  if (v.isTuple() && !v.toTupleRef().elements().empty())
-    v = v.toTupleRef().elements()[0];
-  else if (v.isList() && !v.toListRef().empty())
-    v = v.toListRef()[0];
-  if (!v.isTensor()) {
-    *msg = "explanations need a model that returns a tensor of scores; it returned " + v.tagKind();
-    return at::Tensor();
-  }
-  at::Tensor t = v.toTensor();
-  if (t.dim() == 1 && n == 1) t = t.unsqueeze(0);
-  if (t.dim() != 2 || t.size(0) != n) {
-    *msg = "explanations need a model that returns scores of shape [N, K]; for " +
-           std::to_string(n) + " input(s) it returned " + c10::str(t.sizes());
-    return at::Tensor();
-  }
-  if (!t.is_floating_point()) {
-    *msg = std::string("explanations need floating-point scores; the model returned ") +
-           c10::toString(t.scalar_type());
-    return at::Tensor();
-  }
-  return t;
-}
-
-int integrated_gradients(wk_torch_model_t *m, const wk_tensor_t *x, int64_t target, int n_steps,
-                         int internal_batch, wk_tensor_t *attr, int64_t *target_used, double *f_x,
-                         double *f_base, wk_err_t *err) {
-  char shape_str[128];
-  wk_shape_str(x->shape, x->ndim, shape_str, sizeof shape_str);
-  if (x->dtype != WK_DT_FLOAT32)
-    return copy_err(err, WK_EINVAL,
-                    std::string("explanations take a float32 input, got ") +
-                        wk_dtype_name(x->dtype));
-  if (x->ndim < 1 || x->shape[0] != 1 || wk_tensor_numel(x) == 0)
-    return copy_err(err, WK_EINVAL,
-                    std::string("explanations take one input of shape [1, ...], got ") + shape_str);
-  if (n_steps < 1 || n_steps > WK_MAX_IG_STEPS)
-    return copy_err(err, WK_EINVAL,
-                    "n_steps must be between 1 and " + std::to_string(WK_MAX_IG_STEPS) + ", got " +
-                        std::to_string(n_steps));
-  if (internal_batch < 0)
-    return copy_err(err, WK_EINVAL,
-                    "internal_batch must be 0 (all steps at once) or positive, got " +
-                        std::to_string(internal_batch));
-  torch::jit::Module module;
-  int rc = grad_module(m, &module, err);
-  if (rc != 0) return rc;
-
-  apply_threads_here();
-  c10::InferenceMode no_inference(false);
-  c10::AutoGradMode grad_on(true);
-  std::vector<int64_t> shape(x->shape, x->shape + x->ndim);
-  auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
-  // A copy, so that a model that writes into its input cannot touch x.
-  at::Tensor input = torch::from_blob(x->data, shape, f32).to(m->device, false, /*copy=*/true);
-  at::Tensor baseline = torch::zeros_like(input);
-  at::Tensor diff = input - baseline;
-
-  // f(x) and f(baseline): the target class and the completeness check.
-  std::string msg;
-  at::Tensor s_x, s_base;
-  {
-    torch::NoGradGuard no_grad;
-    s_x = scores_of(module.forward({input}), 1, &msg);
-    if (!s_x.defined()) return copy_err(err, WK_EMODEL, msg);
-    s_base = scores_of(module.forward({baseline}), 1, &msg);
-    if (!s_base.defined()) return copy_err(err, WK_EMODEL, msg);
-  }
-  int64_t classes = s_x.size(1);
-  if (target < 0) target = s_x[0].argmax().item<int64_t>();
-  if (target >= classes)
-    return copy_err(err, WK_EINVAL,
-                    "target " + std::to_string(target) + " is out of range: the model has " +
-                        std::to_string(classes) + " classes");
-
-  // attr = (x - baseline) * sum_i w_i grad f(baseline + alpha_i (x - baseline)), with
-  // alpha_i = (node_i + 1) / 2 and w_i = weight_i / 2; gradients summed in float64.
-  std::vector<double> nodes, weights;
-  gauss_legendre(n_steps, &nodes, &weights);
-  int chunk = internal_batch > 0 ? std::min(internal_batch, n_steps) : n_steps;
-  std::vector<int64_t> step_shape(shape.size(), 1); // [b, 1, ...] broadcasts over x
-  at::Tensor total =
-      torch::zeros(shape, torch::TensorOptions().dtype(torch::kFloat64).device(m->device));
-  for (int start = 0; start < n_steps; start += chunk) {
-    int b = std::min(chunk, n_steps - start);
-    std::vector<float> alphas(b);
-    std::vector<double> w(b);
-    for (int i = 0; i < b; i++) {
-      alphas[i] = (float)((nodes[start + i] + 1.0) / 2.0);
-      w[i] = weights[start + i] / 2.0;
-    }
-    step_shape[0] = b;
-    at::Tensor alpha = torch::from_blob(alphas.data(), step_shape, f32).to(m->device);
-    at::Tensor scaled = (baseline + alpha * diff).detach().requires_grad_(true);
-    at::Tensor s = scores_of(module.forward({scaled}), b, &msg);
-    if (!s.defined()) return copy_err(err, WK_EMODEL, msg);
-    at::Tensor f = s.select(1, target).sum();
-    if (!f.requires_grad())
-      return copy_err(err, WK_EMODEL,
-                      "the model's scores do not depend differentiably on its input: "
-                      "explanations need gradients");
-    at::Tensor g = torch::autograd::grad({f}, {scaled}, {}, false, false, true)[0];
-    if (!g.defined()) continue; // the scores do not depend on the input: zero gradient
-    at::Tensor wt =
-        torch::from_blob(w.data(), step_shape, torch::TensorOptions().dtype(torch::kFloat64))
-            .to(m->device);
-    total += (g.to(torch::kFloat64) * wt).sum(0, true);
-  }
-  at::Tensor a =
-      (diff.to(torch::kFloat64) * total).to(torch::kFloat32).to(torch::kCPU).contiguous();
-  double fx = s_x[0][target].item<double>();
-  double fb = s_base[0][target].item<double>();
-
-  wk_tensor_t out;
-  if (wk_tensor_alloc(&out, WK_DT_FLOAT32, x->ndim, x->shape) != 0)
-    return copy_err(err, WK_ENOMEM, "out of memory for the attributions");
-  std::memcpy(out.data, a.data_ptr<float>(), out.nbytes);
-  *attr = out;
-  *target_used = target;
-  *f_x = fx;
-  *f_base = fb;
-  return 0;
-}
-
-}  // namespace
-
-extern "C" {
-
-int wk_torch_integrated_gradients(wk_torch_model_t *m, const wk_tensor_t *x, int64_t target,
-                                  int n_steps, int internal_batch, wk_tensor_t *attr,
-                                  int64_t *target_used, double *f_x, double *f_base,
-                                  wk_err_t *err) {
-  try {
-    return integrated_gradients(m, x, target, n_steps, internal_batch, attr, target_used, f_x,
-                                f_base, err);
-  } catch (const c10::Error &e) {
-    std::string what = summarize(e.what_without_backtrace());
-    if (is_oom(e))
-      return copy_err(err, WK_ENOMEM,
-                      "out of memory computing the explanation (" + what +
-                          "): use fewer steps per backward pass");
-    return copy_err(err, WK_EMODEL, "model rejected the input: " + what);
-  } catch (const std::bad_alloc &) {
-    return copy_err(err, WK_ENOMEM, "out of memory computing the explanation");
-  } catch (const std::exception &e) {
-    return copy_err(err, WK_EMODEL, "model rejected the input: " + summarize(e.what()));
-  }
+  });
 }
 
 }  // extern "C"

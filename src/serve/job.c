@@ -121,17 +121,16 @@ int wk__job_fail(wk_model_t *m, wk__job_t *j, int code, const char *msg) {
   return wk__job_reply_error(m, j, status, type, msg && *msg ? msg : wk_strerror(code));
 }
 
-/* Sends a v2 response in b: JSON, or JSON followed by binary data. */
-static void send_v2(wk__job_t *j, wk_buf_t *b, size_t json_len) {
+void wk__sink_reply_v2(wk_sink_t *sink, wk_buf_t *b, size_t json_len) {
   size_t len;
   char *body = wk_buf_steal(b, &len);
   if (json_len < len) {
     char hdr[32];
     snprintf(hdr, sizeof hdr, "%zu", json_len);
-    wk__job_header(j, "Inference-Header-Content-Length", hdr);
-    j->sink->ops->reply(j->sink, 200, "application/octet-stream", body, len);
+    if (sink->ops->header) sink->ops->header(sink, "Inference-Header-Content-Length", hdr);
+    sink->ops->reply(sink, 200, "application/octet-stream", body, len);
   } else {
-    j->sink->ops->reply(j->sink, 200, "application/json", body, len);
+    sink->ops->reply(sink, 200, "application/json", body, len);
   }
 }
 
@@ -162,7 +161,7 @@ int wk__job_reply_typed(wk_model_t *m, wk__job_t *j, int status, const char *con
       j->sink->ops->error(j->sink, 500, "InternalServerException", "out of memory");
       return 1;
     }
-    send_v2(j, &b, json_len);
+    wk__sink_reply_v2(j->sink, &b, json_len);
     return 1;
   }
   /* v1: the handler's answer inside {"predictions": ...} */
@@ -196,7 +195,7 @@ int wk__job_reply_value(wk_model_t *m, wk__job_t *j, const wk_value_t *v) {
       wk_buf_destroy(&b);
       return 0;
     }
-    send_v2(j, &b, json_len);
+    wk__sink_reply_v2(j->sink, &b, json_len);
     return 1;
   }
   if (wk_json_print_value(&b, v) != 0) {

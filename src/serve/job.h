@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "core/multipart.h"
 #include "serve/sink.h"
@@ -79,6 +80,9 @@ int wk__job_reply_typed(wk_model_t *m, wk__job_t *j, int status, const char *con
 int wk__job_reply(wk_model_t *m, wk__job_t *j, int status, char *body, size_t len);
 /* A native handler's output value: JSON for TorchServe and v1, named tensors for v2. */
 int wk__job_reply_value(wk_model_t *m, wk__job_t *j, const struct wk_value_s *v);
+/* Sends a KServe v2 response held in b (taken) to sink: JSON, or JSON followed by binary
+ * data (json_len < b->len, with Inference-Header-Content-Length). */
+void wk__sink_reply_v2(wk_sink_t *sink, wk_buf_t *b, size_t json_len);
 /* A header for j's answer (dropped by sinks that carry none, e.g. a v1 instance). */
 void wk__job_header(wk__job_t *j, const char *name, const char *value);
 /* Starts a streamed answer; 1 if this call answered j. When j's envelope or sink cannot

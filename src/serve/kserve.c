@@ -84,20 +84,6 @@ static void put_value(wk_buf_t *b, const slot_t *s) {
   }
 }
 
-/* Sends a v2 response in b to sink: JSON, or JSON followed by binary data. */
-static void send_v2(wk_sink_t *sink, wk_buf_t *b, size_t json_len) {
-  size_t len;
-  char *body = wk_buf_steal(b, &len);
-  if (json_len < len) {
-    char hdr[32];
-    snprintf(hdr, sizeof hdr, "%zu", json_len);
-    if (sink->ops->header) sink->ops->header(sink, "Inference-Header-Content-Length", hdr);
-    sink->ops->reply(sink, 200, "application/octet-stream", body, len);
-  } else {
-    sink->ops->reply(sink, 200, "application/json", body, len);
-  }
-}
-
 static void group_reply(group_t *g) {
   wk_sink_t *parent = g->parent;
   for (size_t i = 0; i < g->n; i++) {
@@ -127,7 +113,7 @@ static void group_reply(group_t *g) {
       parent->ops->error(parent, 500, "InternalServerException", "out of memory");
       return;
     }
-    send_v2(parent, &b, json_len);
+    wk__sink_reply_v2(parent, &b, json_len);
     return;
   }
   wk_buf_puts(&b, g->explain ? "{\"explanations\": [" : "{\"predictions\": [");

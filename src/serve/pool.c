@@ -134,11 +134,7 @@ static size_t next_batch(wk_model_t *m, wk__job_t **batch, size_t cap) {
         if (n == cap || m->stopping) break;
         int64_t now = wk_now_us();
         if (now >= deadline) break;
-        /* condition variables use CLOCK_REALTIME by default: convert the delay */
-        clock_gettime(CLOCK_REALTIME, &until);
-        int64_t ns = until.tv_nsec + (deadline - now) * 1000;
-        until.tv_sec += ns / 1000000000;
-        until.tv_nsec = ns % 1000000000;
+        wk_realtime_in(deadline - now, &until);
         pthread_cond_timedwait(&m->fill_cond, &m->lock, &until);
       }
     }
@@ -294,10 +290,7 @@ static void *monitor_main(void *arg) {
   pthread_mutex_lock(&m->lock);
   while (!m->stopping) {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    int64_t ns = until.tv_nsec + (int64_t)MONITOR_TICK_US * 1000;
-    until.tv_sec += ns / 1000000000;
-    until.tv_nsec = ns % 1000000000;
+    wk_realtime_in(MONITOR_TICK_US, &until);
     pthread_cond_timedwait(&m->mon_cond, &m->lock, &until);
     if (m->stopping) break;
     int64_t now = wk_now_us();
@@ -378,8 +371,7 @@ int wk_model_scale(wk_model_t *m, int min_workers, int max_workers, int synchron
     int64_t give_up = wk_now_us() + (int64_t)(m->response_timeout_s + 5) * 1000000;
     while (m->workers != m->target_workers && !m->stopping && wk_now_us() < give_up) {
       struct timespec until;
-      clock_gettime(CLOCK_REALTIME, &until);
-      until.tv_sec += 1;
+      wk_realtime_in(1000000, &until);
       pthread_cond_timedwait(&m->state_cond, &m->lock, &until);
     }
     if (m->workers != m->target_workers)
@@ -398,10 +390,7 @@ int wk_model_drain(wk_model_t *m, int64_t deadline_us) {
     if ((m->queued == 0 && !busy && m->gathered == 0) || m->target_workers == 0) break;
     if (wk_now_us() >= deadline_us) break;
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    long ns = until.tv_nsec + 20 * 1000000L; /* re-check every 20 ms */
-    until.tv_sec += ns / 1000000000L;
-    until.tv_nsec = ns % 1000000000L;
+    wk_realtime_in(20000, &until); /* re-check every 20 ms */
     pthread_cond_timedwait(&m->state_cond, &m->lock, &until);
   }
   int left = m->queued;
@@ -434,8 +423,7 @@ void wk__pool_stop(wk_model_t *m) {
   int64_t give_up = wk_now_us() + 5 * 1000000;
   while (m->threads > 0 && (m->threads > m->abandoned || wk_now_us() < give_up)) {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 1;
+    wk_realtime_in(1000000, &until);
     pthread_cond_timedwait(&m->state_cond, &m->lock, &until);
   }
   pthread_mutex_unlock(&m->lock);

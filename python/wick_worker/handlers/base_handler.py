@@ -18,6 +18,7 @@ import zipfile
 
 import torch
 
+from ..device import select_device
 from ..util import list_classes_from_module, load_label_mapping
 from .timer import timed
 
@@ -59,6 +60,13 @@ def load_state_dict(path, map_location):
     return obj
 
 
+
+def _gpu_id(properties):
+    """The worker's GPU from its system properties, or None."""
+    gpu_id = properties.get("gpu_id")
+    return None if gpu_id is None else int(gpu_id)
+
+
 class BaseHandler(abc.ABC):
     """Base class for handlers; subclasses override preprocess/inference/postprocess."""
 
@@ -80,13 +88,8 @@ class BaseHandler(abc.ABC):
         self.context = context
         self.model_yaml_config = getattr(context, "model_yaml_config", None) or {}
         properties = context.system_properties
-        gpu_id = properties.get("gpu_id")
-        if torch.cuda.is_available() and gpu_id is not None:
-            self.map_location = "cuda"
-            self.device = torch.device("cuda:%d" % int(gpu_id))
-        else:
-            self.map_location = "cpu"
-            self.device = torch.device("cpu")
+        self.device = select_device(_gpu_id(properties), getattr(context, "model_name", ""))
+        self.map_location = self.device.type
 
         self.manifest = context.manifest
         if not self.manifest or not isinstance(self.manifest.get("model"), dict):

@@ -19,7 +19,8 @@ import sys
 import torch
 
 from ..util import PredictionException
-from .base_handler import load_state_dict
+from ..device import select_device
+from .base_handler import _gpu_id, load_state_dict
 from .tensor_handler import TensorHandler
 
 logger = logging.getLogger("wick_worker")
@@ -121,11 +122,7 @@ class LiberatorHandler(TensorHandler):
     def initialize(self, context):
         self.context = context
         properties = context.system_properties
-        gpu_id = properties.get("gpu_id")
-        if torch.cuda.is_available() and gpu_id is not None:
-            self.device = torch.device("cuda:%d" % int(gpu_id))
-        else:
-            self.device = torch.device("cpu")
+        self.device = select_device(_gpu_id(properties), getattr(context, "model_name", ""))
         self.map_location = self.device
         self.manifest = context.manifest
         model_dir = properties.get("model_dir")

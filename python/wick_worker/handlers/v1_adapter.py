@@ -28,7 +28,8 @@ import zipfile
 
 import torch
 
-from .base_handler import BaseHandler, is_torchscript, load_state_dict
+from ..device import select_device
+from .base_handler import BaseHandler, _gpu_id, is_torchscript, load_state_dict
 
 logger = logging.getLogger("wick_worker")
 
@@ -308,11 +309,7 @@ class V1Adapter(BaseHandler):
     def initialize(self, context):
         self.context = context
         properties = context.system_properties
-        gpu_id = properties.get("gpu_id")
-        if torch.cuda.is_available() and gpu_id is not None:
-            self.device = torch.device("cuda:%d" % int(gpu_id))
-        else:
-            self.device = torch.device("cpu")
+        self.device = select_device(_gpu_id(properties), getattr(context, "model_name", ""))
         self.map_location = self.device
         model_dir = properties.get("model_dir")
         self.manifest = context.manifest or {}
