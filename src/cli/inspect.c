@@ -492,18 +492,8 @@ static void print_text(const char *path, const wk_manifest_t *m, bool has_manife
     free(nm);
   }
   if (config) {
-    char *c = sanitize(config, config_len);
     printf("config (%s):\n", m->config_file);
-    if (c) {
-      const char *p = c;
-      while (*p) {
-        const char *nl = strchr(p, '\n');
-        int n = nl ? (int)(nl - p) : (int)strlen(p);
-        printf("  %.*s\n", n, p);
-        p += n + (nl != NULL);
-      }
-    }
-    free(c);
+    print_indented(config, config_len);
   }
   if (lib->found && lib->train_info) {
     char *ti = sanitize(lib->d.train_info, strlen(lib->d.train_info));
