@@ -13,7 +13,6 @@
 
 #include "core/buf.h"
 #include "core/limits.h"
-#include "weights/transfer.h"
 
 /* Nodes in one document, aliases' copies included: far above any real model config, far
  * below what a "billion laughs" document asks for. */
@@ -832,7 +831,8 @@ static int get_bool(const wk_yaml_t *map, const char *where, const char *key, in
 }
 
 /* wick.weights: {file, association, mangle, strict}. The file must stay inside the model
- * directory; the association must be one weights/transfer.h knows. */
+ * directory. The association's name is checked by the model's load (serve/model.c), which
+ * knows weights/: archive/ sits below it. */
 static int get_wick_weights(const wk_yaml_t *w, wk_model_config_t *c, wk_err_t *err) {
   const wk_yaml_t *n = wk_yaml_get(w, "weights");
   if (n == NULL || wk_yaml_is_null(n)) return 0;
@@ -857,12 +857,6 @@ static int get_wick_weights(const wk_yaml_t *w, wk_model_config_t *c, wk_err_t *
                   "wick.weights.file: '%s' leaves the model directory: expected a path inside "
                   "the archive",
                   f);
-  wk_assoc_t a;
-  if (c->wick_weights_association != NULL &&
-      (rc = wk_assoc_parse(c->wick_weights_association, &a, err)) != 0) {
-    wk_err_prefix(err, "wick.weights.association");
-    return rc;
-  }
   return 0;
 }
 

@@ -24,6 +24,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "serve/model_internal.h"
+#include "weights/transfer.h"
 #include "vision/image.h"
 
 /* ---- predictions ---- */
@@ -197,6 +198,13 @@ static int read_manifest(wk_model_t *m, const wk_model_load_opts_t *o, const cha
       wk_err_prefix(err, "model '%s': %s", what, m->manifest.config_file);
       return rc;
     }
+  }
+  const char *assoc = m->config.wick_weights_association;
+  wk_assoc_t a;
+  if (assoc != NULL && (rc = wk_assoc_parse(assoc, &a, err)) != 0) {
+    wk_err_prefix(err, "model '%s': %s: wick.weights.association", what,
+                  m->manifest.config_file ? m->manifest.config_file : "model config");
+    return rc;
   }
   return unpack_extra_files(m, what, err);
 }

@@ -151,8 +151,6 @@ static void test_wick_weights(void **state) {
 
   expect_error("wick:\n  weights: w.pt\n", WK_EINVAL, "wick.weights: expected a mapping");
   expect_error("wick:\n  weights:\n    strict: true\n", WK_EINVAL, "wick.weights: expected a file");
-  expect_error("wick:\n  weights:\n    file: w.pt\n    association: isomorphic\n", WK_EINVAL,
-               "wick.weights.association: unknown association 'isomorphic'");
   expect_error("wick:\n  weights:\n    file: w.pt\n    mangle: maybe\n", WK_EINVAL,
                "wick.weights.mangle: expected true or false");
   expect_error("wick:\n  weights:\n    file: ../../etc/w.pt\n", WK_EUNSAFE,
