@@ -28,6 +28,15 @@ typedef int (*wk_torch_prepare_fn)(wk_torch_model_t *m, void *arg, wk_err_t *err
 typedef struct wk_torch_opts_s {
   int freeze;   /* torch.jit.freeze + optimize_for_inference at load (eval mode models) */
   int device;   /* -1: CPU; >= 0: CUDA device index */
+  int aoti;     /* 1: path is an AOTInductor package (.pt2), not TorchScript: native code
+                   compiled by torch._inductor that this call loads and runs (the package's
+                   shared library); freeze and prepare do not apply */
+  int runners;  /* AOTInductor: how many forwards may run at once (the workers); they share
+                   one set of constants. <= 0: 1 */
+  int aoti_inputs; /* AOTInductor: its flat inputs (INPUT__0...); 0: count the call spec's */
+  long long aoti_batch_min; /* AOTInductor: the range of dimension 0 its inputs share (the */
+  long long aoti_batch_max; /* batch; max -1: unbounded): fewer rows are padded, more are
+                   split into runs. min 0: no shared batch dimension, inputs run as given */
   wk_torch_prepare_fn prepare; /* NULL: none */
   void *prepare_arg;
 } wk_torch_opts_t;

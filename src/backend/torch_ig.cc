@@ -208,6 +208,11 @@ extern "C" int wk_torch_integrated_gradients(wk_torch_model_t *m, const wk_tenso
                                              double *f_x, double *f_base, wk_err_t *err) {
   return guard(err, "the explanation (use fewer steps per backward pass: wick.explain_batch)",
                WK_EMODEL, prefixed("model rejected the input"), [&] {
+                 if (m->aoti)
+                   return copy_err(err, WK_EUNSUPPORTED,
+                                   "explanations need autograd, and an AOTInductor package "
+                                   "(.pt2) has none: integrated gradients run on TorchScript "
+                                   "models");
                  return integrated_gradients(m, x, target, n_steps, internal_batch, attr,
                                              target_used, f_x, f_base, err);
                });

@@ -5,6 +5,7 @@
 #ifndef WK_BACKEND_TORCH_INTERNAL_HH
 #define WK_BACKEND_TORCH_INTERNAL_HH
 
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/script.h>
 
 #include <functional>
@@ -29,6 +30,11 @@ struct wk_torch_model_s {
   wk_torch_prepare_fn prepare = nullptr;
   void *prepare_arg = nullptr;
   torch::jit::Module *target = nullptr;
+  // An AOTInductor package instead of a TorchScript module (torch_aoti.cc); its flat
+  // inputs are named INPUT__k in arg_names.
+  std::unique_ptr<torch::inductor::AOTIModelPackageLoader> aoti;
+  std::string aoti_device; // the package's AOTI_DEVICE_KEY: "cpu", "cuda"
+  int64_t aoti_batch_min = 0, aoti_batch_max = -1; // see wk_torch_opts_t
   // Whether freezing was asked for and done; why not, when it failed.
   bool frozen = false;
   std::string freeze_error;
@@ -58,6 +64,12 @@ void apply_threads_here();
 int guard(wk_err_t *err, const std::string &where, int code,
           const std::function<std::string(const std::string &)> &describe,
           const std::function<int()> &body);
+
+// torch_aoti.cc: loads path as an AOTInductor package into m (inside wk_torch_load's
+// guard), and runs it on flat tensor arguments.
+int aoti_load(wk_torch_model_s *m, const char *path, const wk_torch_opts_t *opts, wk_err_t *err);
+int aoti_forward(wk_torch_model_s *m, const wk_value_t *const *args, size_t nargs,
+                 wk_value_t **out, wk_err_t *err);
 
 // describe for guard: "<prefix>: <libtorch's message, summarized>".
 std::function<std::string(const std::string &)> prefixed(const std::string &prefix);

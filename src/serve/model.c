@@ -17,6 +17,7 @@
 #include "archive/liberator.h"
 #include "archive/manifest.h"
 #include "archive/model_config.h"
+#include "archive/pt2.h"
 #include "archive/zip.h"
 #include "core/buf.h"
 #include "core/clock.h"
@@ -210,8 +211,9 @@ static int read_manifest(wk_model_t *m, const wk_model_load_opts_t *o, const cha
 }
 
 /* Step 3: the handler kind. Native when the handler is one of the native kinds and the
- * serialized file is TorchScript with no model file (or wick.runtime says native); every
- * other model runs its handler in Python worker processes. */
+ * serialized file is TorchScript or an AOTInductor package, with no model file (or
+ * wick.runtime says native); every other model runs its handler in Python worker
+ * processes. (A package wick refuses goes the native way, whose load says why.) */
 static int choose_handler(wk_model_t *m, const wk_model_load_opts_t *o, wk_err_t *err) {
   const char *ser = m->manifest.serialized_file;
   char path[4096] = "";
@@ -221,7 +223,8 @@ static int choose_handler(wk_model_t *m, const wk_model_load_opts_t *o, wk_err_t
   int forced_python = runtime && strcmp(runtime, "python") == 0;
   const wk_handler_t *h = wk__handler_find(o->handler ? o->handler : m->manifest.handler);
   int native = !forced_python && h != NULL && (h->flags & WK__HF_NATIVE) && ser != NULL &&
-               (forced_native || (m->manifest.model_file == NULL && is_torchscript(path)));
+               (forced_native || (m->manifest.model_file == NULL &&
+                                  (is_torchscript(path) || wk_pt2_check(path, NULL) != 0)));
   if (forced_native && !native)
     return wk_err(err, WK_EINVAL, "model '%s': wick.runtime is native, but %s", m->name,
                   ser == NULL ? "the manifest names no serializedFile"

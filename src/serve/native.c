@@ -7,9 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "archive/pt2.h"
 #include "core/clock.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "tensor/tensor.h"
 #include "weights/pt.h"
 #include "weights/transfer.h"
 
@@ -141,6 +143,28 @@ out:
   return rc;
 }
 
+/* A package's batch range bounds the requests a batch gathers (each brings at least one
+ * row); the backend splits a batch with more rows than its maximum and pads one with fewer
+ * than its minimum. Logs the inputs it expects. */
+static void bound_batch(wk_model_t *m, const wk_pt2_spec_t *spec) {
+  for (size_t i = 0; i < spec->ninputs; i++) {
+    char want[256];
+    wk_pt2_input_describe(&spec->inputs[i], want, sizeof want);
+    wk_log_info("model %s %s: INPUT__%zu is %s", m->name, m->version, i, want);
+  }
+  if (spec->ninputs == 0)
+    wk_log_warn("model %s %s: the package keeps no generated source to read its input specs "
+                "from; libtorch checks the inputs, and batches are not bounded by its shapes",
+                m->name, m->version);
+  if (spec->batch_max > 0 && m->batch_size > spec->batch_max) {
+    wk_log_warn("model %s %s: batchSize %d is more than the package's batch dimension allows "
+                "(%lld..%lld): batches gather at most %lld requests",
+                m->name, m->version, m->batch_size, (long long)spec->batch_min,
+                (long long)spec->batch_max, (long long)spec->batch_max);
+    m->batch_size = (int)spec->batch_max;
+  }
+}
+
 int wk__native_load(wk_model_t *m, const wk_model_load_opts_t *o, wk__native_t *n,
                     wk_err_t *err) {
   const wk_model_config_t *c = &m->config;
@@ -158,23 +182,50 @@ int wk__native_load(wk_model_t *m, const wk_model_load_opts_t *o, wk__native_t *
     threads = ncpu / per > 0 ? (int)(ncpu / per) : 1;
   }
   wk_torch_set_threads(threads);
+  char path[4096];
+  if (wk_fs_join(path, sizeof path, m->model_dir, m->manifest.serialized_file) != 0)
+    return wk_err(err, WK_ETOOBIG, "model '%s': serializedFile: path too long", m->name);
+  int rc, pt2 = wk_pt2_check(path, err);
+  if (pt2 < 0) {
+    wk_err_prefix(err, "model '%s': %s", m->name, m->manifest.serialized_file);
+    return pt2;
+  }
   /* Freezing + optimize_for_inference at load: 1.4-2.8x faster forwards here
-   * (MACHINE-NOTES); wick: {freeze: false} turns it off for modules that misbehave. */
-  wk_torch_opts_t topts = {.freeze = c->wick_freeze != 0, .device = -1};
+   * (MACHINE-NOTES); wick: {freeze: false} turns it off for modules that misbehave. An
+   * AOTInductor package is compiled already; its runners (one per worker that may run at
+   * once) share one set of constants. */
+  wk_torch_opts_t topts = {.freeze = !pt2 && c->wick_freeze != 0, .device = -1, .aoti = pt2,
+                           .runners = m->max_workers > 0 ? m->max_workers : 1};
+  if (pt2) {
+    if ((n->pt2 = calloc(1, sizeof *n->pt2)) == NULL) return wk_err(err, WK_ENOMEM, NULL);
+    if ((rc = wk_pt2_read_spec(path, n->pt2, err)) != 0) {
+      wk_err_prefix(err, "model '%s': %s", m->name, m->manifest.serialized_file);
+      return rc;
+    }
+    topts.aoti_inputs = (int)n->pt2->ninputs;
+    topts.aoti_batch_min = n->pt2->batch_min;
+    topts.aoti_batch_max = n->pt2->batch_max;
+    bound_batch(m, n->pt2);
+  }
   if (c->wick_weights_file) {
     if (wk_fs_join(n->weights_path, sizeof n->weights_path, m->model_dir, c->wick_weights_file))
       return wk_err(err, WK_ETOOBIG, "model '%s': wick.weights.file: path too long", m->name);
     topts.prepare = load_weights;
     topts.prepare_arg = m;
   }
-  char path[4096];
-  if (wk_fs_join(path, sizeof path, m->model_dir, m->manifest.serialized_file) != 0)
-    return wk_err(err, WK_ETOOBIG, "model '%s': serializedFile: path too long", m->name);
   int64_t t0 = wk_now_us();
-  int rc = wk_torch_load(path, &topts, &n->torch, err);
+  rc = wk_torch_load(path, &topts, &n->torch, err);
   if (rc != 0) {
     wk_err_prefix(err, "model '%s': %s", m->name, m->manifest.serialized_file);
     return rc;
+  }
+  if (pt2) {
+    wk_log_info("model %s %s: AOTInductor package %s loaded in %lld ms (native code compiled "
+                "by torch._inductor, %d workers sharing its constants, batch size %d, %d torch "
+                "threads)",
+                m->name, m->version, m->manifest.serialized_file,
+                (long long)((wk_now_us() - t0) / 1000), topts.runners, m->batch_size, threads);
+    return 0;
   }
   const char *why = NULL;
   int frozen = wk_torch_frozen(n->torch, &why);
@@ -194,6 +245,8 @@ int wk__native_load(wk_model_t *m, const wk_model_load_opts_t *o, wk__native_t *
 void wk__native_unload(wk__native_t *n) {
   if (n->torch) wk_torch_free(n->torch);
   n->torch = NULL;
+  free(n->pt2);
+  n->pt2 = NULL;
 }
 
 int wk__forward(wk_model_t *m, const wk_tensor_t *tensors, size_t count, wk_value_t **out,
@@ -210,9 +263,54 @@ int wk__forward(wk_model_t *m, const wk_tensor_t *tensors, size_t count, wk_valu
   return wk__forward_values(m, args, count, out, err);
 }
 
+/* Whether a request's tensor fits what a package's compiled code checks (its dimension 0
+ * aside when the package has a batch range: the backend pads and splits that). NULL or
+ * what does not fit. */
+static const char *misfit(const wk_pt2_input_t *want, const wk_tensor_t *t, int batched,
+                          char *buf, size_t cap) {
+  if (want->dtype[0] && strcmp(want->dtype, wk_dtype_name(t->dtype)) != 0) return "its dtype";
+  if (want->ndim == 0) return NULL;
+  if (t->ndim != want->ndim) return "its number of dimensions";
+  for (int d = batched ? 1 : 0; d < t->ndim; d++)
+    if (t->shape[d] < want->min[d] || (want->max[d] >= 0 && t->shape[d] > want->max[d])) {
+      snprintf(buf, cap, "dimension %d", d);
+      return buf;
+    }
+  return NULL;
+}
+
+/* Checks a package's inputs before its compiled code does, to say in the input's terms
+ * what it expects. */
+static int check_pt2_inputs(const wk_pt2_spec_t *spec, const wk_value_t *const *args,
+                            size_t count, wk_err_t *err) {
+  if (spec->ninputs > 0 && count != spec->ninputs)
+    return wk_err(err, WK_EMODEL, "the package takes %zu input(s) (INPUT__0...), got %zu",
+                  spec->ninputs, count);
+  for (size_t i = 0; i < count && i < spec->ninputs; i++) {
+    if (args[i]->kind != WK_V_TENSOR)
+      return wk_err(err, WK_EMODEL, "INPUT__%zu: the package takes tensors only", i);
+    char dim[32], want[256], got[256];
+    const wk_tensor_t *t = &args[i]->tensor;
+    const char *bad = misfit(&spec->inputs[i], t, spec->batch_min > 0, dim, sizeof dim);
+    if (bad == NULL) continue;
+    wk_pt2_input_describe(&spec->inputs[i], want, sizeof want);
+    size_t o = (size_t)snprintf(got, sizeof got, "%s [", wk_dtype_name(t->dtype));
+    for (int d = 0; d < t->ndim && o < sizeof got; d++)
+      o += (size_t)snprintf(got + o, sizeof got - o, "%s%lld", d ? ", " : "",
+                            (long long)t->shape[d]);
+    if (o < sizeof got) snprintf(got + o, sizeof got - o, "]");
+    return wk_err(err, WK_EMODEL, "INPUT__%zu: the package expects %s, got %s (%s does not fit)",
+                  i, want, got, bad);
+  }
+  return 0;
+}
+
 int wk__forward_values(wk_model_t *m, const wk_value_t *const *args, size_t count,
                        wk_value_t **out, wk_err_t *err) {
-  return wk_torch_forward(WK__NATIVE(m)->torch, args, count, out, err);
+  wk__native_t *n = WK__NATIVE(m);
+  int rc = n->pt2 != NULL ? check_pt2_inputs(n->pt2, args, count, err) : 0;
+  if (rc != 0) return rc;
+  return wk_torch_forward(n->torch, args, count, out, err);
 }
 
 void wk__native_explain(wk_model_t *m, wk__job_t *j, const wk_tensor_t *x) {

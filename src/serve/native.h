@@ -14,6 +14,7 @@ typedef struct wk__native_s {
   int explain_batch;       /* scaled inputs per backward pass in integrated gradients; 0: all */
   char weights_path[4096]; /* wick.weights: the checkpoint in the model dir; "" when none */
   int weights_copied;      /* it went into the module once (logged once) */
+  struct wk_pt2_spec_s *pt2; /* an AOTInductor package's input specs; NULL for TorchScript */
 } wk__native_t;
 
 #define WK__NATIVE(m) ((wk__native_t *)(m)->hstate)

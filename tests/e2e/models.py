@@ -86,3 +86,32 @@ class SumImages(torch.nn.Module):
 
     def forward(self, x):
         return x.sum(dim=(1, 2, 3))
+
+
+class TwoHeads(torch.nn.Module):
+    """forward(a, b) -> (a @ w + b, (a * b).sum(-1)): two inputs sharing the batch
+    dimension, two outputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(6, 6))
+
+    def forward(self, a, b):
+        return a @ self.w + b, (a * b).sum(dim=-1)
+
+
+def compile_pt2(module, example_args, path, batch=(1, 8)):
+    """AOTInductor-compiles module (eval mode) into the package at path: dimension 0 of
+    every input dynamic within batch=(min, max), or every shape static when batch is None.
+    Takes tens of seconds on two cores."""
+    import os
+    os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+    module.eval()
+    dynamic = None
+    if batch is not None:
+        dim = torch.export.Dim("batch", min=batch[0], max=batch[1])
+        dynamic = tuple({0: dim} for _ in example_args)
+    with torch.no_grad():
+        ep = torch.export.export(module, tuple(example_args), dynamic_shapes=dynamic)
+        torch._inductor.aoti_compile_and_package(ep, package_path=str(path))
+    return path
