@@ -17,14 +17,8 @@ static int ends_with(const char *s, size_t n, const char *tail) {
   return n >= k && memcmp(s + n - k, tail, k) == 0;
 }
 
-int wk_pt2_check(const char *path, wk_err_t *err) {
-  wk_zip_t *z = NULL;
-  wk_err_t why = {{0}};
-  if (wk_zip_open(path, &z, &why) != 0) {
-    /* Not a zip: not a package, unless its name says it should be one. */
-    if (!ends_with(path, strlen(path), ".pt2")) return 0;
-    return wk_err(err, WK_EFORMAT, "not an AOTInductor package: %s", why.msg);
-  }
+/* wk_pt2_check on an open zip. */
+static int check_zip(wk_zip_t *z, wk_err_t *err) {
   int model = 0, library = 0, rc = 0;
   for (size_t i = 0; i < wk_zip_count(z); i++) {
     const wk_zip_entry_t *e = wk_zip_entry(z, i);
@@ -42,7 +36,6 @@ int wk_pt2_check(const char *path, wk_err_t *err) {
     else if (wk_archive_check_name(e->name, e->name_len, err) != 0)
       rc = WK_EUNSAFE;
   }
-  wk_zip_close(z);
   if (rc != 0) return rc;
   if (model && !library)
     return wk_err(err, WK_EUNSUPPORTED,
@@ -50,6 +43,32 @@ int wk_pt2_check(const char *path, wk_err_t *err) {
                   "sources: wick does not run a compiler at load; package it with "
                   "aoti_compile_and_package on this platform");
   return model;
+}
+
+/* Opens path (or data, when given) as a zip. 0 when it is one; else 0 with *z NULL when it
+ * is not one and is not named *.pt2 (name: the file's name), or WK_EFORMAT. */
+static int open_zip(const char *name, const void *data, size_t len, wk_zip_t **z, wk_err_t *err) {
+  wk_err_t why = {{0}};
+  *z = NULL;
+  int rc = data ? wk_zip_open_mem(data, len, z, &why) : wk_zip_open(name, z, &why);
+  if (rc == 0) return 0;
+  *z = NULL;
+  /* Not a zip: not a package, unless its name says it should be one. */
+  if (!ends_with(name, strlen(name), ".pt2")) return 0;
+  return wk_err(err, WK_EFORMAT, "not an AOTInductor package: %s", why.msg);
+}
+
+int wk_pt2_check(const char *path, wk_err_t *err) {
+  return wk_pt2_check_mem(path, NULL, 0, err);
+}
+
+int wk_pt2_check_mem(const char *name, const void *data, size_t len, wk_err_t *err) {
+  wk_zip_t *z;
+  int rc = open_zip(name, data, len, &z, err);
+  if (rc != 0 || z == NULL) return rc;
+  rc = check_zip(z, err);
+  wk_zip_close(z);
+  return rc;
 }
 
 /* torch's c10 ScalarType names as the generated checks print them ("(at::kFloat)"), and
@@ -179,22 +198,57 @@ size_t wk_pt2_parse_wrapper(const char *text, size_t len, wk_pt2_spec_t *spec) {
   return n;
 }
 
+/* Text from the package, kept printable: control and non-ASCII bytes become '?'. */
+static void copy_printable(char *out, size_t cap, const char *s, size_t n) {
+  size_t j = 0;
+  for (size_t i = 0; i < n && j + 1 < cap; i++)
+    out[j++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+  if (cap) out[j] = '\0';
+}
+
 /* A top-level string of the package's metadata JSON, copied into out. */
 static void meta_string(json_t *root, const char *key, char *out, size_t cap) {
   const char *s = json_string_value(json_object_get(root, key));
-  if (s) snprintf(out, cap, "%s", s);
+  if (s) copy_printable(out, cap, s, strlen(s));
+}
+
+/* Adds the model folder of an entry "<dir>/data/aotinductor/<model>/..." to spec->models. */
+static void note_model(wk_pt2_spec_t *spec, const char *name) {
+  static const char DIR[] = "/data/aotinductor/";
+  const char *slash = strchr(name, '/');
+  if (slash == NULL || strncmp(slash, DIR, sizeof DIR - 1) != 0) return;
+  const char *m = slash + sizeof DIR - 1, *end = strchr(m, '/');
+  if (end == NULL || end == m) return;
+  char one[64];
+  copy_printable(one, sizeof one, m, (size_t)(end - m));
+  size_t have = strlen(spec->models), k = strlen(one);
+  for (const char *p = spec->models; (p = strstr(p, one)) != NULL; p += k)
+    if ((p == spec->models || p[-1] == ' ') && (p[k] == ' ' || p[k] == '\0')) return;
+  if (have + k + 2 < sizeof spec->models)
+    snprintf(spec->models + have, sizeof spec->models - have, "%s%s", have ? " " : "", one);
 }
 
 int wk_pt2_read_spec(const char *path, wk_pt2_spec_t *spec, wk_err_t *err) {
+  return wk_pt2_read_spec_mem(path, NULL, 0, spec, err);
+}
+
+int wk_pt2_read_spec_mem(const char *name, const void *bytes, size_t size, wk_pt2_spec_t *spec,
+                         wk_err_t *err) {
   memset(spec, 0, sizeof *spec);
   wk_zip_t *z = NULL;
-  int rc = wk_zip_open(path, &z, err);
+  int rc = open_zip(name, bytes, size, &z, err);
   if (rc != 0) return rc;
+  if (z == NULL) return wk_err(err, WK_EFORMAT, "%s is not an AOTInductor package", name);
   size_t wrapper = (size_t)-1, meta = (size_t)-1;
   for (size_t i = 0; i < wk_zip_count(z); i++) {
     const wk_zip_entry_t *e = wk_zip_entry(z, i);
+    note_model(spec, e->name);
     const char *slash = strchr(e->name, '/');
     if (!slash || strncmp(slash, AOTI_DIR, strlen(AOTI_DIR)) != 0) continue;
+    if (ends_with(e->name, e->name_len, ".so") && spec->library[0] == '\0') {
+      copy_printable(spec->library, sizeof spec->library, e->name, strlen(e->name));
+      spec->library_size = e->size;
+    }
     if (ends_with(e->name, e->name_len, ".wrapper.cpp") ||
         (wrapper == (size_t)-1 && ends_with(e->name, e->name_len, ".cpp") &&
          !ends_with(e->name, e->name_len, ".kernel.cpp")))
@@ -240,4 +294,42 @@ void wk_pt2_input_describe(const wk_pt2_input_t *in, char *out, size_t cap) {
                             (long long)in->max[d]);
   }
   if (in->ndim > 0 && o < cap) snprintf(out + o, cap - o, "]");
+}
+
+/* CPU features of this machine, for the ISA names AOTInductor records (AOTI_CPU_ISA). Only
+ * the vector ISA the kernels are compiled for (-mavx2 / -mavx512f...) is checked; an
+ * extension it lists beside it (AVX512_VNNI) or a name wick does not know counts as
+ * present: wick refuses only what it knows this CPU lacks. */
+static int cpu_has(const char *isa, size_t n) {
+#define IS(s) (n == sizeof(s) - 1 && memcmp(isa, s, n) == 0)
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (IS("AVX2")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (IS("AVX512"))
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  if (IS("NEON") || IS("ASIMD") || IS("SVE") || IS("SVE256") || IS("VSX") || IS("ZVECTOR"))
+    return 0; /* another architecture's */
+#elif defined(__aarch64__)
+  if (IS("AVX2") || IS("AVX512") || IS("VSX") || IS("ZVECTOR")) return 0;
+#endif
+#undef IS
+  (void)isa;
+  (void)n;
+  return 1;
+}
+
+size_t wk_pt2_cpu_missing(const char *isa, char *out, size_t cap) {
+  size_t missing = 0, o = 0;
+  if (cap) out[0] = '\0';
+  for (const char *p = isa; *p;) {
+    while (*p == ' ' || *p == ',') p++;
+    size_t n = strcspn(p, " ,");
+    if (n > 0 && !cpu_has(p, n)) {
+      missing++;
+      if (o < cap) o += (size_t)snprintf(out + o, cap - o, "%s%.*s", o ? " " : "", (int)n, p);
+    }
+    p += n;
+  }
+  return missing;
 }

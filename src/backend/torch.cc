@@ -169,6 +169,7 @@ int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_
       m->device = torch::Device(torch::kCUDA, (c10::DeviceIndex)opts->device);
     }
     m->path = path;
+    m->grad_path = opts && opts->explain_path ? opts->explain_path : path;
     m->module = torch::jit::load(path, m->device);
     m->module.eval();
     if (opts && opts->prepare) {

@@ -37,6 +37,9 @@ typedef struct wk_torch_opts_s {
   long long aoti_batch_min; /* AOTInductor: the range of dimension 0 its inputs share (the */
   long long aoti_batch_max; /* batch; max -1: unbounded): fewer rows are padded, more are
                    split into runs. min 0: no shared batch dimension, inputs run as given */
+  const char *explain_path; /* the TorchScript file explanations differentiate instead of
+                   path: an AOTInductor package has no autograd. NULL: path itself (a
+                   package without it answers explanations with WK_EUNSUPPORTED) */
   wk_torch_prepare_fn prepare; /* NULL: none */
   void *prepare_arg;
 } wk_torch_opts_t;

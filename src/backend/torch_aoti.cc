@@ -128,6 +128,7 @@ int aoti_load(wk_torch_model_s *m, const char *path, const wk_torch_opts_t *opts
   }
   for (size_t i = 0; i < n; i++) m->arg_names.push_back("INPUT__" + std::to_string(i));
   m->path = path;
+  m->grad_path = opts->explain_path ? opts->explain_path : "";
   return 0;
 }
 

@@ -50,7 +50,7 @@ int grad_module(wk_torch_model_s *m, torch::jit::Module *out, wk_err_t *err) {
     torch::jit::Module g;
     int rc = guard(err, "loading the model for explanations", WK_EFORMAT,
                    prefixed("cannot load the model for explanations"), [&] {
-                     g = torch::jit::load(m->path, m->device);
+                     g = torch::jit::load(m->grad_path, m->device);
                      return 0;
                    });
     if (rc != 0) return rc;
@@ -208,11 +208,12 @@ extern "C" int wk_torch_integrated_gradients(wk_torch_model_t *m, const wk_tenso
                                              double *f_x, double *f_base, wk_err_t *err) {
   return guard(err, "the explanation (use fewer steps per backward pass: wick.explain_batch)",
                WK_EMODEL, prefixed("model rejected the input"), [&] {
-                 if (m->aoti)
+                 if (m->grad_path.empty())
                    return copy_err(err, WK_EUNSUPPORTED,
                                    "explanations need autograd, and an AOTInductor package "
-                                   "(.pt2) has none: integrated gradients run on TorchScript "
-                                   "models");
+                                   "(.pt2) has none: integrated gradients run on TorchScript; "
+                                   "name a TorchScript copy of the model in the archive with "
+                                   "wick: {explain: {model: FILE}} in its model config");
                  return integrated_gradients(m, x, target, n_steps, internal_batch, attr,
                                              target_used, f_x, f_base, err);
                });

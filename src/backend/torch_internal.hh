@@ -22,6 +22,8 @@ struct wk_torch_model_s {
   // Explanations differentiate a second copy of the module, loaded from path on the
   // first one: the frozen, optimized module may hold ops that have no gradient.
   std::string path;
+  std::string grad_path; // what explanations load: path, or the TorchScript copy named for a
+                         // .pt2 (wk_torch_opts_t.explain_path); "" for a .pt2 without one
   std::mutex grad_mu; // guards grad_loaded and grad_module
   bool grad_loaded = false;
   torch::jit::Module grad_module;

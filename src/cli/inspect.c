@@ -1,6 +1,7 @@
 /* `wick inspect`: reads a .mar/.zip, .tar.gz or model directory and prints its manifest,
  * its file list, its config file, its handler kind and the tensors of its serialized file;
- * or reads a .pt file and prints its tensors. Text, or one JSON object (--json). It only
+ * or reads a .pt file and prints its tensors, or a .pt2 AOTInductor package and prints its
+ * specs (inspect_pt2.c). Text, or one JSON object (--json). It only
  * reads: no handler, model or pickle from the archive is run (weights/pt.h). */
 #include "cli/inspect.h"
 
@@ -15,7 +16,9 @@
 #include "archive/liberator.h"
 #include "archive/manifest.h"
 #include "archive/model_config.h"
+#include "archive/pt2.h"
 #include "archive/zip.h"
+#include "cli/inspect_pt2.h"
 #include "core/buf.h"
 #include "core/limits.h"
 #include "weights/pt.h"
@@ -156,10 +159,12 @@ typedef struct weights_s {
   wk_pt_t *pt;      /* NULL when it could not be read */
   char error[sizeof(((wk_err_t *)0)->msg)];
   char *bytes; /* the file read out of an archive: pt points into it */
+  wk__pt2_view_t *pt2; /* an AOTInductor package instead of weights */
 } weights_t;
 
 static void weights_destroy(weights_t *w) {
   wk_pt_close(w->pt);
+  wk__pt2_view_free(w->pt2);
   free(w->bytes);
 }
 
@@ -343,6 +348,7 @@ static void load_serialized(const char *path, const char *ser, weights_t *w) {
   size_t len;
   w->name = ser;
   int rc = wk_archive_read_file(path, ser, &w->bytes, &len, &err);
+  if (rc == 0 && (w->pt2 = wk__pt2_view(ser, w->bytes, len)) != NULL) return;
   if (rc == 0) rc = wk_pt_open_mem(w->bytes, len, 0, &w->pt, &err);
   if (rc != 0) snprintf(w->error, sizeof w->error, "%s", err.msg);
 }
@@ -355,7 +361,8 @@ static bool handler_is_native(const wk_manifest_t *m, const char *runtime, const
   if (runtime && strcmp(runtime, "python") == 0) return false;
   if (!builtin || m->serialized_file == NULL) return false;
   if (runtime && strcmp(runtime, "native") == 0) return true;
-  return m->model_file == NULL && w->pt && wk_pt_kind(w->pt) == WK_PT_TORCHSCRIPT;
+  return m->model_file == NULL &&
+         (w->pt2 != NULL || (w->pt && wk_pt_kind(w->pt) == WK_PT_TORCHSCRIPT));
 }
 
 static const char *handler_warning(const wk_manifest_t *m) {
@@ -426,7 +433,9 @@ static int print_json(const wk_manifest_t *m, bool has_manifest, const items_t *
     if (!native) json_object_set_new(jh, "warning", json_string(handler_warning(m)));
     json_object_set_new(root, "handler", jh);
   }
-  json_object_set_new(root, "weights", w && w->name ? weights_json(w) : json_null());
+  json_object_set_new(root, "weights",
+                      w && w->name && !w->pt2 ? weights_json(w) : json_null());
+  if (w && w->pt2) json_object_set_new(root, "aotinductor", wk__pt2_json(w->pt2));
   char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(root);
   if (text == NULL) return fail("out of memory");
@@ -462,7 +471,10 @@ static void print_text(const char *path, const wk_manifest_t *m, bool has_manife
       printf("  %-17s %s\n", f[i].key, v ? v : "?");
       free(v);
     }
-    if (native == 1)
+    if (native == 1 && w && w->pt2)
+      printf("handler kind: native (runs in C and libtorch, and the package's compiled "
+             "library; no Python)\n");
+    else if (native == 1)
       printf("handler kind: native (runs in C and libtorch; no Python)\n");
     else if (native == 0)
       printf("handler kind: Python\n  warning: %s\n", handler_warning(m));
@@ -510,7 +522,10 @@ static void print_text(const char *path, const wk_manifest_t *m, bool has_manife
   } else if (lib->found) {
     printf("train info: none (no %s beside the snapshot)\n", WK_LIBERATOR_TRAIN_INFO);
   }
-  if (w && w->name) print_weights_text(w);
+  if (w && w->pt2)
+    wk__pt2_print(w->pt2);
+  else if (w && w->name)
+    print_weights_text(w);
 }
 
 static int inspect_weights(const char *path, bool as_json) {
@@ -556,6 +571,7 @@ int wk_cmd_inspect(int argc, char **argv) {
     usage(stderr);
     return 1;
   }
+  if (wk_pt2_check(path, NULL) != 0) return wk__inspect_pt2_file(path, as_json);
   if (is_weights_file(path)) return inspect_weights(path, as_json);
   wk_err_t err;
   items_t files = {NULL, 0, 0};

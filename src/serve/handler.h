@@ -38,6 +38,8 @@ enum {
 typedef struct wk__io_s {
   const char *name;
   const char *datatype; /* "FP32", "BYTES", ... */
+  int ndim;             /* 0: shape unknown, shown as [-1] */
+  int64_t shape[8];     /* -1: any size */
 } wk__io_t;
 
 typedef struct wk_handler_s {

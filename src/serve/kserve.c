@@ -435,11 +435,13 @@ static json_t *declared(const wk_model_t *m, const char *key) {
   return j;
 }
 
-static json_t *tensor_meta(const char *name, const char *datatype) {
-  json_t *o = json_object();
-  json_object_set_new(o, "name", json_string(name));
-  json_object_set_new(o, "datatype", json_string(datatype));
-  json_object_set_new(o, "shape", json_pack("[i]", -1));
+static json_t *tensor_meta(const wk__io_t *io) {
+  json_t *o = json_object(), *shape = json_array();
+  json_object_set_new(o, "name", json_string(io->name));
+  json_object_set_new(o, "datatype", json_string(io->datatype));
+  for (int d = 0; d < io->ndim; d++) json_array_append_new(shape, json_integer(io->shape[d]));
+  if (io->ndim == 0) json_array_append_new(shape, json_integer(-1));
+  json_object_set_new(o, "shape", shape);
   return o;
 }
 
@@ -453,12 +455,13 @@ void wk_model_v2_metadata(const wk_model_t *m, wk_buf_t *out) {
     ins = json_array();
     wk__io_t io[WK_MAX_NAMED_INPUTS];
     size_t n = m->h->inputs ? m->h->inputs(m, io, WK_MAX_NAMED_INPUTS) : 0;
-    if (m->h->inputs == NULL) io[n++] = (wk__io_t){"INPUT__0", "BYTES"};
-    for (size_t i = 0; i < n; i++) json_array_append_new(ins, tensor_meta(io[i].name, io[i].datatype));
+    if (m->h->inputs == NULL) io[n++] = (wk__io_t){.name = "INPUT__0", .datatype = "BYTES"};
+    for (size_t i = 0; i < n; i++) json_array_append_new(ins, tensor_meta(&io[i]));
   }
   if (outs == NULL) {
     outs = json_array();
-    json_array_append_new(outs, tensor_meta("OUTPUT__0", m->h->output_datatype));
+    wk__io_t o = {.name = "OUTPUT__0", .datatype = m->h->output_datatype};
+    json_array_append_new(outs, tensor_meta(&o));
   }
   json_object_set_new(root, "inputs", ins);
   json_object_set_new(root, "outputs", outs);

@@ -7,10 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "archive/archive.h"
 #include "archive/pt2.h"
 #include "core/clock.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "tensor/oip.h"
 #include "tensor/tensor.h"
 #include "weights/pt.h"
 #include "weights/transfer.h"
@@ -165,6 +167,34 @@ static void bound_batch(wk_model_t *m, const wk_pt2_spec_t *spec) {
   }
 }
 
+/* wick: {explain: {model: FILE}}: a TorchScript copy of a package's model in the archive,
+ * which explanations differentiate (a package has no autograd). */
+static int explain_copy(wk_model_t *m, const wk_yaml_t *wick, wk__native_t *n, wk_err_t *err) {
+  const wk_yaml_t *e = wick ? wk_yaml_get(wick, "explain") : NULL;
+  const wk_yaml_t *f = e ? wk_yaml_get(e, "model") : NULL;
+  n->explain_path[0] = '\0';
+  if (f == NULL) return 0;
+  if (f->kind != WK_YAML_SCALAR || f->scalar == NULL || f->scalar[0] == '\0')
+    return wk_err(err, WK_EINVAL, "model '%s': wick.explain.model: expected a file name", m->name);
+  if (wk_archive_check_name(f->scalar, strlen(f->scalar), err) != 0) {
+    wk_err_prefix(err, "model '%s': wick.explain.model", m->name);
+    return WK_EUNSAFE;
+  }
+  if (wk_fs_join(n->explain_path, sizeof n->explain_path, m->model_dir, f->scalar) != 0)
+    return wk_err(err, WK_ETOOBIG, "model '%s': wick.explain.model: path too long", m->name);
+  if (!wk_fs_exists(n->explain_path))
+    return wk_err(err, WK_ENOTFOUND,
+                  "model '%s': wick.explain.model: the archive holds no file '%s' (add it with "
+                  "wick pack --extra-files)", m->name, f->scalar);
+  if (wk_pt2_check(n->explain_path, NULL) != 0)
+    return wk_err(err, WK_EINVAL,
+                  "model '%s': wick.explain.model: '%s' is an AOTInductor package; explanations "
+                  "need a TorchScript copy of the model", m->name, f->scalar);
+  wk_log_info("model %s %s: explanations differentiate %s, a TorchScript copy of the package's "
+              "model", m->name, m->version, f->scalar);
+  return 0;
+}
+
 int wk__native_load(wk_model_t *m, const wk_model_load_opts_t *o, wk__native_t *n,
                     wk_err_t *err) {
   const wk_model_config_t *c = &m->config;
@@ -202,6 +232,16 @@ int wk__native_load(wk_model_t *m, const wk_model_load_opts_t *o, wk__native_t *
       wk_err_prefix(err, "model '%s': %s", m->name, m->manifest.serialized_file);
       return rc;
     }
+    char missing[64];
+    if (strcmp(n->pt2->device, "cpu") == 0 &&
+        wk_pt2_cpu_missing(n->pt2->cpu_isa, missing, sizeof missing) > 0)
+      return wk_err(err, WK_EUNSUPPORTED,
+                    "model '%s': %s was compiled for a CPU with %s (AOTI_CPU_ISA \"%s\"), which "
+                    "this CPU lacks: its kernels would die of an illegal instruction; compile "
+                    "it on (or for) a machine like this one",
+                    m->name, m->manifest.serialized_file, missing, n->pt2->cpu_isa);
+    if ((rc = explain_copy(m, wick, n, err)) != 0) return rc;
+    if (n->explain_path[0]) topts.explain_path = n->explain_path;
     topts.aoti_inputs = (int)n->pt2->ninputs;
     topts.aoti_batch_min = n->pt2->batch_min;
     topts.aoti_batch_max = n->pt2->batch_max;
@@ -261,6 +301,16 @@ int wk__forward(wk_model_t *m, const wk_tensor_t *tensors, size_t count, wk_valu
     args[i] = &storage[i];
   }
   return wk__forward_values(m, args, count, out, err);
+}
+
+void wk__native_io(const wk_model_t *m, size_t i, wk__io_t *io) {
+  const wk_pt2_spec_t *spec = WK__NATIVE(m)->pt2;
+  if (spec == NULL || i >= spec->ninputs) return;
+  const wk_pt2_input_t *in = &spec->inputs[i];
+  wk_dtype_t dt;
+  if (in->dtype[0] && wk_dtype_parse(in->dtype, &dt) == 0) io->datatype = wk_oip_datatype(dt);
+  io->ndim = in->ndim < 8 ? in->ndim : 8;
+  for (int d = 0; d < io->ndim; d++) io->shape[d] = in->min[d] == in->max[d] ? in->min[d] : -1;
 }
 
 /* Whether a request's tensor fits what a package's compiled code checks (its dimension 0

@@ -15,6 +15,7 @@ typedef struct wk__native_s {
   char weights_path[4096]; /* wick.weights: the checkpoint in the model dir; "" when none */
   int weights_copied;      /* it went into the module once (logged once) */
   struct wk_pt2_spec_s *pt2; /* an AOTInductor package's input specs; NULL for TorchScript */
+  char explain_path[4096];   /* a package's TorchScript copy for explanations; "" when none */
 } wk__native_t;
 
 #define WK__NATIVE(m) ((wk__native_t *)(m)->hstate)
@@ -24,6 +25,10 @@ typedef struct wk__native_s {
  * thread. */
 int wk__native_load(wk_model_t *m, const wk_model_load_opts_t *o, wk__native_t *n, wk_err_t *err);
 void wk__native_unload(wk__native_t *n);
+
+/* Fills io's datatype and shape from an AOTInductor package's spec of input i (a dynamic
+ * dimension is -1); leaves io as it is for TorchScript. */
+void wk__native_io(const wk_model_t *m, size_t i, wk__io_t *io);
 
 /* forward() on tensors (the caller keeps them), or on any argument values. Worker thread. */
 int wk__forward(wk_model_t *m, const wk_tensor_t *tensors, size_t count, wk_value_t **out,

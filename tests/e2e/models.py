@@ -100,10 +100,14 @@ class TwoHeads(torch.nn.Module):
         return a @ self.w + b, (a * b).sum(dim=-1)
 
 
-def compile_pt2(module, example_args, path, batch=(1, 8)):
+def compile_pt2(module, example_args, path, batch=(1, 8), size_oblivious=False):
     """AOTInductor-compiles module (eval mode) into the package at path: dimension 0 of
     every input dynamic within batch=(min, max), or every shape static when batch is None.
+    torch.export and AOTInductor raise a dynamic dimension's minimum to 2 (they specialise
+    sizes 0 and 1); size_oblivious (torch's backed_size_oblivious, for both steps) keeps
+    the minimum as given for some models (an MLP), not all (a CNN's stays 2).
     Takes tens of seconds on two cores."""
+    import contextlib
     import os
     os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
     module.eval()
@@ -111,7 +115,11 @@ def compile_pt2(module, example_args, path, batch=(1, 8)):
     if batch is not None:
         dim = torch.export.Dim("batch", min=batch[0], max=batch[1])
         dynamic = tuple({0: dim} for _ in example_args)
-    with torch.no_grad():
+    ctx = contextlib.nullcontext()
+    if size_oblivious:
+        import torch.fx.experimental._config as fx_config
+        ctx = fx_config.patch(backed_size_oblivious=True)
+    with torch.no_grad(), ctx:
         ep = torch.export.export(module, tuple(example_args), dynamic_shapes=dynamic)
         torch._inductor.aoti_compile_and_package(ep, package_path=str(path))
     return path

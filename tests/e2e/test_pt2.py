@@ -4,14 +4,13 @@ this process, batching within the package's batch range (padding below its minim
 splitting above its maximum), bad inputs and broken packages."""
 import concurrent.futures as cf
 import importlib.util
-import io
-import sys
+import json
 import zipfile
 
 import pytest
 import torch
 
-from conftest import DEMO_DIR, ROOT, SANITIZED, pack
+from conftest import DEMO_DIR, ROOT, SANITIZED, pack, run_wick
 from models import MLP, TwoHeads, compile_pt2
 from test_serve import metric_values
 
@@ -36,6 +35,8 @@ def pkgs(tmp_path_factory):
         "dir": d,
         "mlp": compile_pt2(mlp, [torch.randn(4, 16)], d / "mlp.pt2", batch=(1, 8)),
         "mlp1": compile_pt2(mlp, [torch.randn(1, 16)], d / "mlp1.pt2", batch=None),
+        "mlp_so": compile_pt2(mlp, [torch.randn(4, 16)], d / "mlp_so.pt2", batch=(1, 8),
+                              size_oblivious=True),
         "two": compile_pt2(TwoHeads(), [torch.randn(3, 6), torch.randn(3, 6)], d / "two.pt2",
                            batch=(1, 32)),
     }
@@ -45,7 +46,8 @@ def pkgs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def python_loaded(pkgs):
     """The packages as torch runs them in Python: the reference answers."""
-    return {k: torch._inductor.aoti_load_package(str(pkgs[k])) for k in ("mlp", "mlp1", "two")}
+    return {k: torch._inductor.aoti_load_package(str(pkgs[k]))
+            for k in ("mlp", "mlp1", "mlp_so", "two")}
 
 
 def store_with(tmp_path, name, package, config="minWorkers: 1\n", handler="tensor", extra=()):
@@ -115,6 +117,43 @@ def test_pt2_static_batch_of_one_runs_requests_one_at_a_time(serve, tmp_path, pk
         assert r.status == 200, r
         want = torch.cat([python_loaded["mlp1"](x[i:i + 1]) for i in range(x.shape[0])])
         assert torch.allclose(torch.tensor(r.json()), want, atol=1e-5)
+
+
+def test_pt2_exported_size_oblivious_runs_single_rows_unpadded(serve, tmp_path, pkgs,
+                                                               python_loaded):
+    store = store_with(tmp_path, "so", pkgs["mlp_so"], "minWorkers: 1\nbatchSize: 8\n")
+    s = serve("--model-store", store, "--models", "so=so.mar")
+    assert "INPUT__0 is float32 [1..8, 16]" in s.logs(), s.logs()[-3000:]
+    x = torch.randn(1, 16)
+    r = s.infer("POST", "/predictions/so", {"data": x.tolist()})
+    assert r.status == 200, r
+    assert torch.allclose(torch.tensor(r.json()), python_loaded["mlp_so"](x), atol=1e-5)
+    # v2 metadata from the package's spec: dynamic dimension 0, fixed width
+    meta = s.infer("GET", "/v2/models/so").json()
+    assert meta["inputs"] == [{"name": "INPUT__0", "datatype": "FP32", "shape": [-1, 16]}], meta
+
+
+def test_inspect_shows_a_package_and_says_it_is_native_code(tmp_path, pkgs):
+    r = run_wick("inspect", pkgs["mlp"])
+    out = r.stdout
+    assert "AOTInductor package" in out and "native code" in out, out
+    assert "INPUT__0    float32 [2..8, 16]" in out, out
+    assert "compiled for   cpu" in out, out
+    assert "2..8 rows per run" in out, out
+    store = store_with(tmp_path, "mlp", pkgs["mlp"])
+    out = run_wick("inspect", store / "mlp.mar").stdout
+    assert "handler kind: native" in out and "AOTInductor package: mlp.pt2" in out, out
+    j = json.loads(run_wick("inspect", "--json", store / "mlp.mar").stdout)
+    a = j["aotinductor"]
+    assert a["native_code"] is True and a["device"] == "cpu" and a["refused"] is None, a
+    assert a["inputs"] == [{"name": "INPUT__0", "dtype": "float32", "shape": [-1, 16],
+                            "min": [2, 16], "max": [8, 16]}], a
+    assert a["batch"] == {"min": 2, "max": 8} and a["outputs"] == 1, a
+    assert j["handler"]["kind"] == "native" and j["weights"] is None, j
+    # a refused package: inspect shows it and says why
+    src = without_library(pkgs["mlp"], tmp_path / "sources.pt2")
+    out = run_wick("inspect", src).stdout
+    assert "refused: wick will not load it" in out and "no compiled library" in out, out
 
 
 def test_pt2_two_inputs_two_outputs_by_name(serve, tmp_path, pkgs, python_loaded):
@@ -189,7 +228,17 @@ def test_pt2_broken_packages_are_refused_and_others_keep_serving(serve, tmp_path
     data = pkgs["mlp"].read_bytes()
     (d / "trunc.pt2").write_bytes(data[: len(data) // 2])
     (d / "notzip.pt2").write_bytes(b"this is not a package\n" * 10)
+    isa = tmp_path / "isa.pt2"
+    with zipfile.ZipFile(pkgs["mlp"]) as zin, zipfile.ZipFile(isa, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item)
+            if item.filename.endswith("_metadata.json"):
+                meta = json.loads(data)
+                meta["AOTI_CPU_ISA"] = "NEON"  # an ARM package
+                data = json.dumps(meta).encode()
+            zout.writestr(item, data)
     broken = {
+        "isa": (isa, "compiled for a CPU with NEON"),
         "sources": (without_library(pkgs["mlp"], d / "sources.pt2"), "no compiled library"),
         "escape": (with_entry(pkgs["mlp"], d / "escape.pt2",
                               "mlp/data/aotinductor/model/../../../../x"), ".."),
@@ -243,3 +292,40 @@ def test_pt2_image_classifier_answers_as_torchscript_does(serve, tmp_path):
             assert ja[k] == pytest.approx(jb[k], abs=1e-5), (ja, jb)
     r = s.infer("POST", "/explanations/fpt2", images[0])
     assert r.status == 501, r
+    assert "wick: {explain: {model: FILE}}" in r.json()["message"], r.json()
+
+
+@pytest.mark.skipif(SANITIZED, reason="compiles the fashion CNN: the release run covers it")
+def test_pt2_explanations_run_on_the_torchscript_copy_the_config_names(serve, tmp_path):
+    net = load_fashion_cnn()
+    pt2 = compile_pt2(net, [torch.randn(2, 1, 28, 28)], tmp_path / "fashion.pt2", batch=(1, 4))
+    image = "  image: {channels: 1, resize: 0, crop: 0, mean: [0.2860], std: [0.3530]}\n"
+    names = ROOT / "examples/fashion/index_to_name.json"
+    store = store_with(tmp_path, "fexp", pt2,
+                       "minWorkers: 1\nwick:\n" + image + "  explain: {model: fashion.pt}\n",
+                       handler="image_classifier", extra=[names, DEMO_DIR / "fashion.pt"])
+    cfg = tmp_path / "ts.yaml"
+    cfg.write_text("minWorkers: 1\nwick:\n" + image)
+    pack(store, "fts", DEMO_DIR / "fashion.pt", handler="image_classifier", extra=[names],
+         config=cfg)
+    for name, key in (("missing", "nothere.pt"), ("escape", "../../fashion.pt"),
+                      ("itself", "fashion.pt2")):
+        c = tmp_path / f"{name}.yaml"
+        c.write_text("minWorkers: 1\nwick:\n" + image + f"  explain: {{model: '{key}'}}\n")
+        pack(store, name, pt2, handler="image_classifier", extra=[names], config=c)
+    s = serve("--model-store", store, "--models", "fexp=fexp.mar", "fts=fts.mar",
+              "--enable_model_api", "true")
+    assert "explanations differentiate fashion.pt" in s.logs(), s.logs()[-2000:]
+    from test_vision_handler import fashion_test_images
+    images, _ = fashion_test_images(2)
+    for png in images:
+        a = s.infer("POST", "/explanations/fexp", png)
+        b = s.infer("POST", "/explanations/fts", png)
+        assert a.status == 200 and b.status == 200, (a, b)
+        assert a.headers["X-Wick-Target"] == b.headers["X-Wick-Target"]
+        assert torch.allclose(torch.tensor(a.json()), torch.tensor(b.json()), atol=1e-6)
+        assert s.infer("POST", "/predictions/fexp", png).status == 200
+    for name, why in (("missing", "holds no file 'nothere.pt'"), ("escape", ".."),
+                      ("itself", "need a TorchScript copy")):
+        r = s.mgmt("POST", f"/models?url={name}.mar&initial_workers=1&synchronous=true")
+        assert r.status >= 400 and why in r.json()["message"], (name, r.json())

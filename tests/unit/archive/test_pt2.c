@@ -185,6 +185,21 @@ static void test_check_packages(void **state) {
   assert_int_equal(wk_pt2_check(tpath("junk.pt"), &err), 0); /* not named as a package */
 }
 
+static void test_cpu_features(void **state) {
+  (void)state;
+  char missing[64];
+  assert_int_equal(wk_pt2_cpu_missing("", missing, sizeof missing), 0);
+  assert_int_equal(wk_pt2_cpu_missing("SOMETHING_NEW", missing, sizeof missing), 0);
+#if defined(__x86_64__)
+  /* another architecture's vector ISA is never here */
+  assert_int_equal(wk_pt2_cpu_missing("NEON SVE256", missing, sizeof missing), 2);
+  assert_string_equal(missing, "NEON SVE256");
+  __builtin_cpu_init();
+  size_t want = !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+  assert_int_equal(wk_pt2_cpu_missing("AVX2", missing, sizeof missing), want);
+#endif
+}
+
 static int setup(void **state) {
   (void)state;
   snprintf(g_dir, sizeof g_dir, "%s/pt2", WK_TEST_DATA_DIR);
@@ -199,6 +214,7 @@ int main(void) {
       cmocka_unit_test(test_static_batch_and_no_shared_batch),
       cmocka_unit_test(test_text_without_checks_gives_nothing),
       cmocka_unit_test(test_check_packages),
+      cmocka_unit_test(test_cpu_features),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }
