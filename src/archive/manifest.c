@@ -33,6 +33,7 @@ static const field_t model_fields[] = {
     FIELD("model", "requirementsFile", requirements_file),
     FIELD("model", "configFile", config_file),
     FIELD("model", "modelClass", model_class),
+    FIELD("model", "compiledWithTorch", compiled_with_torch),
 };
 static const field_t tail_fields[] = {
     FIELD(NULL, "archiverVersion", archiver_version),
@@ -63,6 +64,7 @@ void wk_manifest_destroy(wk_manifest_t *m) {
   free(m->requirements_file);
   free(m->config_file);
   free(m->model_class);
+  free(m->compiled_with_torch);
   free(m->archiver_version);
   free(m->created_on);
   wk_manifest_init(m);

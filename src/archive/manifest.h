@@ -21,6 +21,9 @@ typedef struct wk_manifest_s {
   char *config_file;      /* model.configFile */
   char *model_class;      /* model.modelClass: MODEL_CLASS of the V1 adapter handlers (wick's
                            * own field; TorchServe ignores it) */
+  char *compiled_with_torch; /* model.compiledWithTorch (wick's): the torch version that
+                               compiled serializedFile, an AOTInductor package, when wick pack
+                               --aot-compile made it (a package records none) */
   char *archiver_version; /* archiverVersion */
   char *created_on;       /* createdOn, "dd/mm/YYYY HH:MM:SS" */
 } wk_manifest_t;

@@ -333,3 +333,19 @@ size_t wk_pt2_cpu_missing(const char *isa, char *out, size_t cap) {
   }
   return missing;
 }
+
+int wk_pt2_is_exported(const char *path) {
+  wk_zip_t *z = NULL;
+  if (wk_zip_open(path, &z, NULL) != 0) return 0;
+  int exported = 0, compiled = 0;
+  for (size_t i = 0; i < wk_zip_count(z); i++) {
+    const wk_zip_entry_t *e = wk_zip_entry(z, i);
+    const char *slash = strchr(e->name, '/');
+    if (slash == NULL) continue;
+    if (strncmp(slash, "/models/", 8) == 0 && ends_with(e->name, e->name_len, ".json"))
+      exported = 1;
+    if (strncmp(slash, "/data/aotinductor/", 18) == 0) compiled = 1;
+  }
+  wk_zip_close(z);
+  return exported && !compiled;
+}

@@ -23,6 +23,11 @@ int wk_pt2_check(const char *path, wk_err_t *err);
 /* The same for a package in memory (read out of an archive); name is its file name. */
 int wk_pt2_check_mem(const char *name, const void *data, size_t len, wk_err_t *err);
 
+/* 1 if path is a torch.export.save'd ExportedProgram (a zip with <folder>/models/<name>.json and
+ * no compiled model): a graph that runs in Python, natively once compiled (wick pack
+ * --aot-compile). Any thread. */
+int wk_pt2_is_exported(const char *path);
+
 enum { WK_PT2_MAX_DIMS = 8, WK_PT2_MAX_INPUTS = 32 };
 
 /* What the package's model accepts for one input, as its compiled code checks it. */

@@ -123,7 +123,7 @@ typedef struct mfield_s {
   const char *val;
 } mfield_t;
 
-static size_t manifest_fields(const wk_manifest_t *m, mfield_t f[12]) {
+static size_t manifest_fields(const wk_manifest_t *m, mfield_t f[13]) {
   const mfield_t all[] = {
       {"modelName", m->model_name},
       {"modelVersion", m->model_version},
@@ -135,6 +135,7 @@ static size_t manifest_fields(const wk_manifest_t *m, mfield_t f[12]) {
       {"requirementsFile", m->requirements_file},
       {"configFile", m->config_file},
       {"modelClass", m->model_class},
+      {"compiledWithTorch", m->compiled_with_torch},
       {"archiverVersion", m->archiver_version},
       {"createdOn", m->created_on},
   };
@@ -379,7 +380,7 @@ static int print_json(const wk_manifest_t *m, bool has_manifest, const items_t *
                       const lib_t *lib) {
   json_t *root = json_object(), *jm = has_manifest ? json_object() : json_null();
   json_t *jf = json_array();
-  mfield_t f[12];
+  mfield_t f[13];
   size_t nf = has_manifest ? manifest_fields(m, f) : 0;
   for (size_t i = 0; i < nf; i++)
     json_object_set_new(jm, f[i].key, jstr(f[i].val));
@@ -464,7 +465,7 @@ static void print_text(const char *path, const wk_manifest_t *m, bool has_manife
   printf("archive: %s\n", path);
   if (has_manifest) {
     printf("manifest:\n");
-    mfield_t f[12];
+    mfield_t f[13];
     size_t nf = manifest_fields(m, f);
     for (size_t i = 0; i < nf; i++) {
       char *v = sanitize(f[i].val, strlen(f[i].val));

@@ -22,6 +22,7 @@
 #include "archive/manifest.h"
 #include "archive/tar.h"
 #include "archive/zip.h"
+#include "cli/pack_aot.h"
 #include "core/buf.h"
 #include "core/fs.h"
 #include "core/limits.h"
@@ -33,8 +34,8 @@
 typedef struct opts_s {
   const char *model_name, *version, *serialized_file, *model_file, *handler, *extra_files;
   const char *requirements_file, *config_file, *export_path, *archive_format, *runtime;
-  const char *v1_model_class, *liberator_zip;
-  bool force, help, v1_no_load;
+  const char *v1_model_class, *liberator_zip, *example_inputs;
+  bool force, help, v1_no_load, aot_compile;
 } opts_t;
 
 typedef struct pfile_s {
@@ -58,7 +59,16 @@ static void usage(FILE *out) {
           "  --model-name NAME         archive and model name ([A-Za-z0-9_.-]; required,\n"
           "                            except with --liberator-zip)\n"
           "  -v, --version VERSION     model version\n"
-          "  --serialized-file PATH    weights or TorchScript file (.pt, .pth, ...)\n"
+          "  --serialized-file PATH    weights or TorchScript file (.pt, .pth, ...), or an\n"
+          "                            AOTInductor package (.pt2)\n"
+          "  --aot-compile             the serialized file is a torch.export.save'd\n"
+          "                            ExportedProgram: compile it into an AOTInductor\n"
+          "                            package with the venv's torch (WICK_PYTHON overrides\n"
+          "                            the interpreter), dimension 0 dynamic up to the\n"
+          "                            config's batchSize, and pack that instead\n"
+          "  --example-inputs PATH     with --aot-compile: a tensor or a tuple of tensors\n"
+          "                            (torch.save) to export with; default: the program's\n"
+          "                            saved sample inputs\n"
           "  --model-file PATH         Python file defining the model class\n"
           "  --handler NAME|PATH       built-in handler name, or a handler .py file\n"
           "                            (PATH:function keeps the function name)\n"
@@ -114,6 +124,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
       {"--runtime", NULL, offsetof(opts_t, runtime)},
       {"--v1-model-class", NULL, offsetof(opts_t, v1_model_class)},
       {"--liberator-zip", NULL, offsetof(opts_t, liberator_zip)},
+      {"--example-inputs", NULL, offsetof(opts_t, example_inputs)},
   };
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -127,6 +138,10 @@ static int parse_args(int argc, char **argv, opts_t *o) {
     }
     if (strcmp(a, "--v1-no-load") == 0) {
       o->v1_no_load = true;
+      continue;
+    }
+    if (strcmp(a, "--aot-compile") == 0) {
+      o->aot_compile = true;
       continue;
     }
     const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
@@ -585,7 +600,8 @@ static int add_liberator(plist_t *l, const char *zip, char *tmp, size_t tmplen, 
  * files, the manifest and the archive. lib_ser/lib_py name the liberator files already in
  * l (NULL otherwise). */
 static int pack_rest(const opts_t *po, const char *handler_opt, plist_t *pl, wk_buf_t *pextra,
-                     wk_buf_t *pjson, const char *lib_ser, const char *lib_py) {
+                     wk_buf_t *pjson, const char *lib_ser, const char *lib_py,
+                     const char *compiled_with) {
   const opts_t o = *po;
   plist_t l = *pl;
   wk_buf_t extra = *pextra, json = *pjson;
@@ -639,6 +655,7 @@ static int pack_rest(const opts_t *po, const char *handler_opt, plist_t *pl, wk_
     handler = NULL;
     m.model_file = dup_or_null(lib_py ? lib_py : o.model_file ? base_name(o.model_file) : NULL);
     m.model_class = dup_or_null(o.v1_model_class);
+    m.compiled_with_torch = dup_or_null(compiled_with);
     m.extra_files = dup_or_null(extra.len ? extra.data : NULL);
     m.requirements_file = dup_or_null(o.requirements_file ? base_name(o.requirements_file) : NULL);
     m.config_file = dup_or_null(o.config_file ? base_name(o.config_file) : NULL);
@@ -695,6 +712,7 @@ int wk_cmd_pack(int argc, char **argv) {
   char *lib_ser = NULL, *lib_py = NULL, *lib_name = NULL;
   plist_t l = {NULL, 0, 0};
   wk_buf_t extra = WK_BUF_INIT, json = WK_BUF_INIT;
+  wk__aot_t aot = {0};
   int rc = 0;
   if (o.liberator_zip) {
     if (v1_handler == NULL) v1_handler = "liberator";
@@ -709,8 +727,27 @@ int wk_cmd_pack(int argc, char **argv) {
     }
     if (rc) goto done;
   }
-  rc = pack_rest(&o, v1_handler, &l, &extra, &json, lib_ser, lib_py);
+  if (o.example_inputs && !o.aot_compile) {
+    rc = fail("--example-inputs goes with --aot-compile");
+    goto done;
+  }
+  if (o.aot_compile) {
+    wk_err_t err;
+    if (o.serialized_file == NULL || o.liberator_zip || o.model_file) {
+      rc = fail("--aot-compile needs --serialized-file (a torch.export.save'd program) and no "
+                "--model-file or --liberator-zip");
+      goto done;
+    }
+    if (wk__aot_compile(o.serialized_file, o.example_inputs, o.config_file, &aot, &err) != 0) {
+      rc = fail("%s", err.msg);
+      goto done;
+    }
+    o.serialized_file = aot.package;
+  }
+  rc = pack_rest(&o, v1_handler, &l, &extra, &json, lib_ser, lib_py,
+                 aot.torch_version[0] ? aot.torch_version : NULL);
 done:
+  wk__aot_done(&aot);
   if (lib_tmp[0]) wk_fs_rmtree(lib_tmp);
   free(lib_ser);
   free(lib_py);

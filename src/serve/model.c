@@ -231,6 +231,11 @@ static int choose_handler(wk_model_t *m, const wk_model_load_opts_t *o, wk_err_t
                               : "its handler is not a native one (tensor, base_handler, "
                                 "image_classifier, object_detector)");
   m->h = native ? h : &wk__handler_python;
+  if (!native && ser != NULL && wk_pt2_is_exported(path))
+    wk_log_info("model %s %s: %s is a torch.export ExportedProgram, not compiled: it runs in "
+                "Python workers (torch.export.load); wick runs it natively once compiled into "
+                "an AOTInductor package (wick pack --aot-compile)",
+                m->name, m->version ? m->version : "", ser);
   return 0;
 }
 

@@ -254,9 +254,19 @@ int wk__native_load(wk_model_t *m, const wk_model_load_opts_t *o, wk__native_t *
     topts.prepare_arg = m;
   }
   int64_t t0 = wk_now_us();
+  const char *compiled_with = pt2 ? m->manifest.compiled_with_torch : NULL;
+  int other_torch = compiled_with && strcmp(compiled_with, wk_torch_version()) != 0;
+  if (other_torch)
+    wk_log_warn("model %s %s: %s was compiled by torch %s; this wick has libtorch %s",
+                m->name, m->version, m->manifest.serialized_file, compiled_with,
+                wk_torch_version());
   rc = wk_torch_load(path, &topts, &n->torch, err);
   if (rc != 0) {
-    wk_err_prefix(err, "model '%s': %s", m->name, m->manifest.serialized_file);
+    if (other_torch)
+      wk_err_prefix(err, "model '%s': %s (compiled by torch %s; this wick has libtorch %s)",
+                    m->name, m->manifest.serialized_file, compiled_with, wk_torch_version());
+    else
+      wk_err_prefix(err, "model '%s': %s", m->name, m->manifest.serialized_file);
     return rc;
   }
   if (pt2) {

@@ -329,3 +329,51 @@ def test_pt2_explanations_run_on_the_torchscript_copy_the_config_names(serve, tm
                       ("itself", "need a TorchScript copy")):
         r = s.mgmt("POST", f"/models?url={name}.mar&initial_workers=1&synchronous=true")
         assert r.status >= 400 and why in r.json()["message"], (name, r.json())
+
+
+def test_pack_aot_compile_serves_an_exported_program_natively(serve, tmp_path):
+    torch.manual_seed(5)
+    mlp = MLP().eval()
+    # exported with a static batch of 2, as a user often does; --aot-compile makes dim 0
+    # dynamic up to the config's batchSize
+    torch.export.save(torch.export.export(mlp, (torch.randn(2, 16),)), str(tmp_path / "ep.pt2"))
+    store = tmp_path / "store"
+    store.mkdir()
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("minWorkers: 1\nbatchSize: 4\nmaxBatchDelay: 50\n")
+    r = run_wick("pack", "--model-name", "aot", "--version", "1", "--serialized-file",
+                 tmp_path / "ep.pt2", "--aot-compile", "--handler", "tensor", "--config-file", cfg,
+                 "--export-path", store)
+    assert "compiling" in r.stderr, r.stderr
+    out = run_wick("inspect", store / "aot.mar").stdout
+    assert "compiledWithTorch " + torch.__version__.split("+")[0] in out, out
+    assert "INPUT__0    float32 [1..4, 16]" in out, out
+    # the same program packed as it is runs in Python workers, and says how to go native
+    pack(store, "eager", tmp_path / "ep.pt2", config=cfg)
+    s = serve("--model-store", store, "--models", "aot=aot.mar", "eager=eager.mar")
+    assert "not compiled: it runs in Python workers" in s.logs(), s.logs()[-3000:]
+    assert s.mgmt("GET", "/models/aot").json()[0]["runtime"] == "native"
+    assert s.mgmt("GET", "/models/eager").json()[0]["runtime"] == "python"
+    for rows in (1, 2, 3, 6):
+        x = torch.randn(rows, 16)
+        want = mlp(x)
+        # the saved program's module checks its inputs against the batch of 2 it was
+        # exported with: in Python it takes 2 rows only
+        for name in ("aot", "eager") if rows == 2 else ("aot",):
+            r = s.infer("POST", f"/predictions/{name}", {"data": x.tolist()})
+            assert r.status == 200, (name, r)
+            assert torch.allclose(torch.tensor(r.json()), want, atol=1e-5), (name, rows)
+
+
+@pytest.mark.badinput
+def test_pack_aot_compile_refuses_what_it_cannot_compile(tmp_path, pkgs):
+    cases = [(pkgs["dir"] / "mlp.pt", "not a torch.export.save'd ExportedProgram"),
+             (pkgs["mlp"], "not a torch.export.save'd ExportedProgram"),
+             (tmp_path / "missing.pt2", "no such file")]
+    for path, why in cases:
+        r = run_wick("pack", "--model-name", "x", "--serialized-file", path, "--aot-compile",
+                     "--export-path", tmp_path, check=False)
+        assert r.returncode != 0 and why in r.stderr, (path, r.stderr)
+    r = run_wick("pack", "--model-name", "x", "--serialized-file", pkgs["mlp"],
+                 "--example-inputs", tmp_path / "x.pt", "--export-path", tmp_path, check=False)
+    assert r.returncode != 0 and "--example-inputs goes with --aot-compile" in r.stderr, r.stderr

@@ -2,10 +2,15 @@
 the device (cuda:<gpu_id> when CUDA is present and a GPU was assigned, else CPU) and
 loads the model: the manifest's modelFile (a .py defining exactly one nn.Module class)
 plus serializedFile as its state_dict (torch.load with weights_only=True where torch has
-it), or, without modelFile, serializedFile as TorchScript. handle() runs preprocess ->
-inference (under torch.inference_mode) -> postprocess, or explain_handle when the
-request header `explain` is "True". It does not compile models (no torch.compile,
-ONNX, TensorRT or IPEX paths).
+it), or, without modelFile, serializedFile as TorchScript, as an AOTInductor package
+(.pt2 from aoti_compile_and_package: torch._inductor.aoti_load_package), as a
+torch.export.save'd ExportedProgram (torch.export.load(...).module()), or, as TorchServe
+0.12 does with `pt2: {export: {aot_compile: true}}`, as a .so from torch._export.aot_compile.
+The model config's `pt2` key compiles the model as TorchServe 0.12 does: `pt2: {compile:
+{enable: true, backend: ..., mode: ...}}`, or the older `pt2: "inductor"` / `pt2: {backend:
+...}`; a compile that fails is logged and the model runs uncompiled. handle() runs
+preprocess -> inference (under torch.inference_mode) -> postprocess, or explain_handle
+when the request header `explain` is "True". No ONNX, TensorRT or IPEX paths.
 """
 
 import abc
@@ -37,6 +42,42 @@ def is_torchscript(path):
             if len(parts) >= 2 and (parts[1] == "code" or parts[-1] == "constants.pkl"):
                 return True
     return False
+
+
+def pt2_kind(path):
+    """"aoti" for an AOTInductor package, "exported" for a torch.export.save'd
+    ExportedProgram, None for anything else."""
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+    parts = [n.split("/") for n in names]
+    if any(len(p) > 3 and p[1:3] == ["data", "aotinductor"] for p in parts):
+        return "aoti"
+    if any(len(p) > 2 and p[1] == "models" and p[-1].endswith(".json") for p in parts):
+        return "exported"
+    return None
+
+
+def compile_options(pt2_value):
+    """torch.compile's keyword arguments from a model config's `pt2` value, as TorchServe
+    0.12 reads it, or None when it asks for no compile."""
+    if isinstance(pt2_value, dict) and "compile" in pt2_value:
+        options = dict(pt2_value["compile"] or {})
+        if options.pop("enable", False) is not True:
+            return None
+        return options
+    if isinstance(pt2_value, dict) and "export" in pt2_value:
+        return None
+    if isinstance(pt2_value, str):
+        logger.warning("pt2: \"%s\" is TorchServe's older form; use pt2: {compile: {enable: "
+                       "true, backend: %s}}", pt2_value, pt2_value)
+        return {"backend": pt2_value}
+    if isinstance(pt2_value, dict):
+        logger.warning("pt2: {backend: ...} is TorchServe's older form; use pt2: {compile: "
+                       "{enable: true, ...}}")
+        return dict(pt2_value)
+    raise ValueError("pt2 should be a string or a mapping, got %r" % (pt2_value,))
 
 
 def load_state_dict(path, map_location):
@@ -111,6 +152,19 @@ class BaseHandler(abc.ABC):
         elif self.model_pt_path and is_torchscript(self.model_pt_path):
             self.model = self._load_torchscript_model(self.model_pt_path)
             self.model.eval()
+        elif self.model_pt_path and pt2_kind(self.model_pt_path) == "aoti":
+            self.model = torch._inductor.aoti_load_package(self.model_pt_path)
+            logger.info("loaded the AOTInductor package %s", serialized)
+        elif self.model_pt_path and pt2_kind(self.model_pt_path) == "exported":
+            self.model = torch.export.load(self.model_pt_path).module()
+            logger.info(
+                "loaded the ExportedProgram %s into Python; wick serves it natively once "
+                "compiled: wick pack --aot-compile", serialized)
+        elif self.model_pt_path and self.model_pt_path.endswith(".so") and self._aot_compile():
+            # TorchServe 0.12: a .so from torch._export.aot_compile
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.device)
+            self.model = torch._export.aot_load(self.model_pt_path, self.device.type)
         elif self.model_pt_path:
             raise RuntimeError(
                 "serializedFile %r is not TorchScript, and the manifest names no modelFile: an eager "
@@ -119,8 +173,35 @@ class BaseHandler(abc.ABC):
         else:
             raise RuntimeError("no model to load: the manifest names neither serializedFile nor modelFile")
 
+        self._compile()
         self.mapping = load_label_mapping(os.path.join(model_dir, "index_to_name.json"))
         self.initialized = True
+
+    def _aot_compile(self):
+        """Whether the model config says pt2: {export: {aot_compile: true}}."""
+        pt2_value = self.model_yaml_config.get("pt2")
+        export = pt2_value.get("export") if isinstance(pt2_value, dict) else None
+        return isinstance(export, dict) and export.get("aot_compile") is True
+
+    def _compile(self):
+        """torch.compile as the model config's pt2 key asks; on failure the model runs as it is."""
+        if "pt2" not in self.model_yaml_config:
+            return
+        options = compile_options(self.model_yaml_config["pt2"])
+        if options is None:
+            return
+        backend = options.get("backend")
+        if backend is not None and backend not in torch._dynamo.list_backends(exclude_tags=()):
+            logger.warning("pt2: backend %r is not one of this torch's (%s): not compiled",
+                           backend, ", ".join(torch._dynamo.list_backends()))
+            return
+        described = ", ".join("%s %s" % kv for kv in options.items()) or "torch's defaults"
+        try:
+            self.model = torch.compile(self.model, **options)
+            logger.info("compiled the model with %s", described)
+        except Exception as e:  # TorchServe goes on uncompiled, and so does wick
+            logger.warning("compiling the model with %s failed, running it uncompiled: %s",
+                           described, e)
 
     def _load_torchscript_model(self, model_pt_path):
         return torch.jit.load(model_pt_path, map_location=self.device)
