@@ -108,7 +108,7 @@ static char *format_detections(const state_t *st, const wk_value_t *d, size_t *l
 }
 
 static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_t n) {
-  (void)wstate, (void)index;
+  (void)wstate;
   wk_value_t *list = wk_value_new(WK_V_LIST);
   size_t *member = calloc(n, sizeof *member); /* jobs[member[k]] is image k of the list */
   size_t g = 0;
@@ -138,7 +138,7 @@ static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_
     const wk_value_t *args[1] = {list};
     wk_value_t *out = NULL;
     wk_err_t err = {{0}};
-    int rc = wk__forward_values(m, args, 1, &out, &err);
+    int rc = wk__forward_values(m, index, args, 1, &out, &err);
     const wk_value_t *dets = rc == 0 ? detections_of(out, g) : NULL;
     if (rc == 0 && dets == NULL) {
       rc = WK_EINTERNAL;
@@ -182,4 +182,5 @@ const wk_handler_t wk__handler_detect = {
     .parse = wk__image_parse,
     .run = run,
     .explain = explain,
+    .device = wk__native_device,
 };

@@ -66,6 +66,8 @@ typedef struct wk_handler_s {
   /* Before a worker's first batch (start its process, say); may be NULL. */
   void (*warm)(wk_model_t *m, void **wstate, int index);
   void (*worker_exit)(wk_model_t *m, void *wstate); /* may be NULL */
+  /* The CUDA device worker index runs on, -1 for the CPU (GET /models/{m}); NULL: CPU. */
+  int (*device)(const wk_model_t *m, int index);
   /* v2 metadata inputs unless the config declares them; NULL: one BYTES INPUT__0. */
   size_t (*inputs)(const wk_model_t *m, wk__io_t *out, size_t cap);
 } wk_handler_t;

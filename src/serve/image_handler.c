@@ -292,7 +292,7 @@ int wk__image_prepare(wk_model_t *m, wk__job_t *j, wk_tensor_t *t) {
 }
 
 static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_t n) {
-  (void)wstate, (void)index;
+  (void)wstate;
   wk_tensor_t *in = calloc(n, sizeof *in);
   int *ok = calloc(n, sizeof *ok);
   if (in == NULL || ok == NULL) {
@@ -319,7 +319,7 @@ static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_
     if (rc == 0) {
       for (size_t k = 0; k < g; k++)
         memcpy((char *)batch.data + k * in[group[k]].nbytes, in[group[k]].data, in[group[k]].nbytes);
-      rc = wk__forward(m, &batch, 1, &out, &err);
+      rc = wk__forward(m, index, &batch, 1, &out, &err);
       wk_tensor_destroy(&batch);
     } else {
       wk_err(&err, rc, "cannot allocate the batch");
@@ -352,12 +352,12 @@ static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_
 
 /* Integrated gradients of the class score with respect to the preprocessed image. */
 static void explain(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_t n) {
-  (void)wstate, (void)index;
+  (void)wstate;
   for (size_t i = 0; i < n; i++) {
     wk_tensor_t x;
     memset(&x, 0, sizeof x);
     if (wk__image_prepare(m, jobs[i], &x) != 0) continue; /* answered */
-    wk__native_explain(m, jobs[i], &x);
+    wk__native_explain(m, index, jobs[i], &x);
     wk_tensor_destroy(&x);
   }
 }
@@ -378,4 +378,5 @@ const wk_handler_t wk__handler_image = {
     .parse = wk__image_parse,
     .run = run,
     .explain = explain,
+    .device = wk__native_device,
 };

@@ -414,11 +414,15 @@ void wk_model_describe(const wk_model_t *mc, wk_buf_t *b) {
     struct tm tm;
     gmtime_r(&w->start_time, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    int dev = m->h && m->h->device ? m->h->device(m, w->id - WK__WORKER_ID_BASE) : -1;
+    char gpu[32] = "N/A";
+    if (dev >= 0) snprintf(gpu, sizeof gpu, "gpuId::%d", dev);
     wk_buf_printf(b,
                   "%s\n      {\n        \"id\": \"%d\",\n        \"startTime\": \"%s\",\n"
                   "        \"status\": \"%s\",\n        \"memoryUsage\": 0,\n"
-                  "        \"pid\": %d,\n        \"gpu\": false,\n        \"gpuUsage\": \"N/A\"\n      }",
-                  i ? "," : "", w->id, ts, worker_status(w->state), (int)getpid());
+                  "        \"pid\": %d,\n        \"gpu\": %s,\n        \"gpuUsage\": \"%s\"\n      }",
+                  i ? "," : "", w->id, ts, worker_status(w->state), (int)getpid(),
+                  dev >= 0 ? "true" : "false", gpu);
   }
   wk_buf_printf(b,
                 "\n    ],\n    \"jobQueueStatus\": {\n      \"remainingCapacity\": %d,\n"

@@ -260,7 +260,21 @@ int wk__native_load(wk_model_t *m, const wk_model_load_opts_t *o, wk__native_t *
     wk_log_warn("model %s %s: %s was compiled by torch %s; this wick has libtorch %s",
                 m->name, m->version, m->manifest.serialized_file, compiled_with,
                 wk_torch_version());
-  rc = wk_torch_load(path, &topts, &n->torch, err);
+  if ((rc = wk__gpus_assign(m, &n->gpus, err)) != 0) return rc;
+  for (int i = 0; rc == 0 && i < (n->gpus.n > 0 ? n->gpus.n : 1); i++) {
+    int dev = n->gpus.n > 0 ? n->gpus.ids[i] : -1, same = -1;
+    for (int k = 0; k < i && same < 0; k++)
+      if (n->gpus.ids[k] == dev) same = k;
+    if (same >= 0) {
+      n->on_gpu[i] = n->on_gpu[same];
+      continue;
+    }
+    topts.device = dev;
+    rc = wk_torch_load(path, &topts, dev >= 0 ? &n->on_gpu[i] : &n->torch, err);
+    if (rc != 0 && dev >= 0)
+      wk_err_prefix(err, "on cuda:%d (deviceType gpu; deviceType: cpu runs it on the CPU)", dev);
+  }
+  if (n->gpus.n > 0) n->torch = n->on_gpu[0];
   if (rc != 0) {
     if (other_torch)
       wk_err_prefix(err, "model '%s': %s (compiled by torch %s; this wick has libtorch %s)",
@@ -268,6 +282,15 @@ int wk__native_load(wk_model_t *m, const wk_model_load_opts_t *o, wk__native_t *
     else
       wk_err_prefix(err, "model '%s': %s", m->name, m->manifest.serialized_file);
     return rc;
+  }
+  if (n->gpus.n > 0) {
+    char devs[160] = "";
+    size_t used = 0;
+    for (int i = 0; i < n->gpus.n && used < sizeof devs; i++)
+      used += (size_t)snprintf(devs + used, sizeof devs - used, "%scuda:%d", i ? ", " : "",
+                               n->gpus.ids[i]);
+    wk_log_info("model %s %s: workers run round-robin on %s (one copy of the model per device)",
+                m->name, m->version, devs);
   }
   if (pt2) {
     wk_log_info("model %s %s: AOTInductor package %s loaded in %lld ms (native code compiled "
@@ -293,14 +316,29 @@ int wk__native_load(wk_model_t *m, const wk_model_load_opts_t *o, wk__native_t *
 }
 
 void wk__native_unload(wk__native_t *n) {
-  if (n->torch) wk_torch_free(n->torch);
+  if (n->gpus.n == 0 && n->torch) wk_torch_free(n->torch);
+  for (int i = 0; i < n->gpus.n; i++) {
+    int shared = 0;
+    for (int k = 0; k < i; k++) shared |= n->on_gpu[k] == n->on_gpu[i];
+    if (!shared && n->on_gpu[i]) wk_torch_free(n->on_gpu[i]);
+    n->on_gpu[i] = NULL;
+  }
   n->torch = NULL;
   free(n->pt2);
   n->pt2 = NULL;
 }
 
-int wk__forward(wk_model_t *m, const wk_tensor_t *tensors, size_t count, wk_value_t **out,
-                wk_err_t *err) {
+int wk__native_device(const wk_model_t *m, int index) {
+  return m->hstate ? wk__gpus_of(&WK__NATIVE(m)->gpus, index) : -1;
+}
+
+/* The copy of the model worker index runs. */
+static wk_torch_model_t *model_of(const wk__native_t *n, int index) {
+  return n->gpus.n > 0 ? n->on_gpu[(index >= 0 ? index : 0) % n->gpus.n] : n->torch;
+}
+
+int wk__forward(wk_model_t *m, int index, const wk_tensor_t *tensors, size_t count,
+                wk_value_t **out, wk_err_t *err) {
   wk_value_t storage[WK_MAX_NAMED_INPUTS];
   const wk_value_t *args[WK_MAX_NAMED_INPUTS];
   memset(storage, 0, sizeof storage);
@@ -310,7 +348,7 @@ int wk__forward(wk_model_t *m, const wk_tensor_t *tensors, size_t count, wk_valu
     storage[i].tensor.owns_data = 0; /* the caller keeps it */
     args[i] = &storage[i];
   }
-  return wk__forward_values(m, args, count, out, err);
+  return wk__forward_values(m, index, args, count, out, err);
 }
 
 void wk__native_io(const wk_model_t *m, size_t i, wk__io_t *io) {
@@ -365,22 +403,22 @@ static int check_pt2_inputs(const wk_pt2_spec_t *spec, const wk_value_t *const *
   return 0;
 }
 
-int wk__forward_values(wk_model_t *m, const wk_value_t *const *args, size_t count,
+int wk__forward_values(wk_model_t *m, int index, const wk_value_t *const *args, size_t count,
                        wk_value_t **out, wk_err_t *err) {
   wk__native_t *n = WK__NATIVE(m);
   int rc = n->pt2 != NULL ? check_pt2_inputs(n->pt2, args, count, err) : 0;
   if (rc != 0) return rc;
-  return wk_torch_forward(n->torch, args, count, out, err);
+  return wk_torch_forward(model_of(n, index), args, count, out, err);
 }
 
-void wk__native_explain(wk_model_t *m, wk__job_t *j, const wk_tensor_t *x) {
+void wk__native_explain(wk_model_t *m, int index, wk__job_t *j, const wk_tensor_t *x) {
   wk_tensor_t attr;
   int64_t target = -1;
   double f_x = 0, f_base = 0;
   wk_err_t err = {{0}};
   int64_t start = wk_now_us();
   wk__native_t *nat = WK__NATIVE(m);
-  int rc = wk_torch_integrated_gradients(nat->torch, x, j->target, j->n_steps, nat->explain_batch,
+  int rc = wk_torch_integrated_gradients(model_of(nat, index), x, j->target, j->n_steps, nat->explain_batch,
                                          &attr, &target, &f_x, &f_base, &err);
   int64_t took = wk_now_us() - start;
   if (rc != 0) {

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <dirent.h>
 #include <pthread.h>
 
 #include "archive/archive.h"
@@ -19,6 +18,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "core/multipart.h"
+#include "serve/gpus.h"
 #include "serve/model_internal.h"
 #include "serve/pydeps.h"
 
@@ -27,8 +27,7 @@ typedef struct {
   int startup_timeout_s;   /* spawn + load */
   char *pythonpath;        /* wick's python/ plus the model's pip folder */
   char deps_dir[4096];     /* its requirements' pip --target, removed at free */
-  int gpu_ids[16];         /* worker i gets gpu_ids[i % n_gpu_ids] */
-  int n_gpu_ids;           /* 0: every worker runs on the CPU (gpu id -1) */
+  wk__gpus_t gpus;         /* the workers' GPUs (serve/gpus.h) */
   pthread_mutex_t lock;    /* guards first_py */
   wk_pyworker_t *first_py; /* started at load to check the model; worker 0 takes it */
 } state_t;
@@ -92,7 +91,7 @@ static int start_process(wk_model_t *m, int index, wk_pyworker_t **out, wk_err_t
   o.model_dir = m->model_dir;
   o.handler = m->handler;
   o.batch_size = m->batch_size;
-  o.gpu_id = st->n_gpu_ids > 0 ? st->gpu_ids[index % st->n_gpu_ids] : -1;
+  o.gpu_id = wk__gpus_of(&st->gpus, index);
   o.worker_index = index;
   o.startup_timeout_ms = st->startup_timeout_s * 1000;
   o.on_metric = on_metric;
@@ -346,52 +345,6 @@ done:
 
 /* ---- loading ---- */
 
-/* GPUs the NVIDIA driver lists (/proc/driver/nvidia/gpus/<bus id>/); 0 without one. */
-static int count_gpus(void) {
-  DIR *d = opendir("/proc/driver/nvidia/gpus");
-  if (d == NULL) return 0;
-  int n = 0;
-  for (struct dirent *e; (e = readdir(d)) != NULL;)
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n;
-}
-
-/* Which GPU each Python worker gets: deviceType gpu (or no deviceType on a machine with
- * GPUs) spreads the workers round-robin over deviceIds (default: every GPU); deviceType
- * cpu, or no GPU, gives none. The worker's handler falls back to the CPU when CUDA is
- * absent from its Python. */
-static int assign_gpus(wk_model_t *m, state_t *st, wk_err_t *err) {
-  const char *dt = m->config.device_type;
-  if (dt != NULL && strcmp(dt, "cpu") != 0 && strcmp(dt, "gpu") != 0)
-    return wk_err(err, WK_EINVAL, "model '%s': deviceType: expected cpu or gpu, got '%s'", m->name,
-                  dt);
-  int ngpu = count_gpus();
-  st->n_gpu_ids = 0;
-  if (dt != NULL ? strcmp(dt, "gpu") != 0 : ngpu == 0) return 0;
-  if (m->config.n_device_ids > 0) {
-    for (int i = 0; i < m->config.n_device_ids; i++) {
-      int id = m->config.device_ids[i];
-      if (ngpu > 0 && id >= ngpu)
-        return wk_err(err, WK_EINVAL,
-            "model '%s': deviceIds[%d] is %d, but this machine has %d GPU(s) (ids 0 to %d)",
-            m->name, i, id, ngpu, ngpu - 1);
-      st->gpu_ids[i] = id;
-    }
-    st->n_gpu_ids = m->config.n_device_ids;
-  } else if (ngpu > 0) {
-    int max = (int)(sizeof st->gpu_ids / sizeof st->gpu_ids[0]);
-    for (int i = 0; i < ngpu && i < max; i++)
-      st->gpu_ids[i] = i;
-    st->n_gpu_ids = ngpu < max ? ngpu : max;
-  } else {
-    wk_log_warn("model %s: deviceType is gpu, but no GPU was found (no /proc/driver/nvidia/gpus) "
-                "and no deviceIds are given; its workers run on the CPU",
-                m->name);
-  }
-  return 0;
-}
-
 /* With install_py_deps, pip-installs the manifest's requirementsFile into a private
  * folder of this model (st->deps_dir); then sets the workers' PYTHONPATH. */
 static int python_requirements(wk_model_t *m, state_t *st, int install, wk_err_t *err) {
@@ -435,7 +388,7 @@ static int init(wk_model_t *m, const wk_model_load_opts_t *o, wk_err_t *err) {
   st->startup_timeout_s = o->startup_timeout_s > 0 ? o->startup_timeout_s : WK_DEFAULT_STARTUP_TIMEOUT_S;
   if (st->python == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
   int rc;
-  if ((rc = assign_gpus(m, st, err)) != 0 ||
+  if ((rc = wk__gpus_assign(m, &st->gpus, err)) != 0 ||
       (rc = python_requirements(m, st, o->install_py_deps, err)) != 0)
     return rc;
   /* Start one worker process now, so that a handler that cannot load fails the load with
@@ -471,6 +424,11 @@ static void worker_exit(wk_model_t *m, void *wstate) {
 
 /* Python handlers batch as they like: any two requests may share a batch; explanations
  * reach the handler as requests with an explain header. */
+static int device(const wk_model_t *m, int index) {
+  const state_t *st = m->hstate;
+  return st ? wk__gpus_of(&st->gpus, index) : -1;
+}
+
 const wk_handler_t wk__handler_python = {
     .name = "python",
     .flags = 0,
@@ -483,4 +441,5 @@ const wk_handler_t wk__handler_python = {
     .explain = run,
     .warm = warm,
     .worker_exit = worker_exit,
+    .device = device,
 };

@@ -215,10 +215,10 @@ static void reply_failure(wk_model_t *m, wk__job_t *j, int rc, const char *what)
   wk__job_reply_error(m, j, 400, "BadRequestException", msg);
 }
 
-static void run_one(wk_model_t *m, wk__job_t *j) {
+static void run_one(wk_model_t *m, int index, wk__job_t *j) {
   wk_value_t *out = NULL;
   wk_err_t err = {{0}};
-  int rc = wk__forward(m, j->inputs.tensors, j->inputs.count, &out, &err);
+  int rc = wk__forward(m, index, j->inputs.tensors, j->inputs.count, &out, &err);
   if (rc != 0) reply_failure(m, j, rc, err.msg);
   else wk__job_reply_value(m, j, out);
   wk_value_free(out);
@@ -243,9 +243,9 @@ static int stack(wk__job_t **jobs, size_t n, size_t k, wk_tensor_t *out) {
 }
 
 static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_t n) {
-  (void)wstate, (void)index;
+  (void)wstate;
   if (n == 1) {
-    run_one(m, jobs[0]);
+    run_one(m, index, jobs[0]);
     return;
   }
   size_t count = jobs[0]->inputs.count;
@@ -255,7 +255,7 @@ static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_
   for (size_t k = 0; k < count && rc == 0; k++) rc = stack(jobs, n, k, &stacked[k]);
   wk_value_t *out = NULL;
   wk_err_t err = {{0}};
-  if (rc == 0) rc = wk__forward(m, stacked, count, &out, &err);
+  if (rc == 0) rc = wk__forward(m, index, stacked, count, &out, &err);
   else wk_err(&err, rc, "cannot stack the batch: %s", wk_strerror(rc));
   int64_t total = stacked[0].shape[0];
   for (size_t k = 0; k < count; k++) wk_tensor_destroy(&stacked[k]);
@@ -282,12 +282,12 @@ static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_
                   "batches one request at a time (set batchSize 1 for this model)",
                   m->name, (long long)total);
     }
-    for (; i < n; i++) run_one(m, jobs[i]);
+    for (; i < n; i++) run_one(m, index, jobs[i]);
   }
 }
 
 /* Integrated gradients for one request whose one input is [1, ...] float32. */
-static void explain_one(wk_model_t *m, wk__job_t *j) {
+static void explain_one(wk_model_t *m, int index, wk__job_t *j) {
   const wk_tensor_t *in = &j->inputs.tensors[0];
   if (j->inputs.count != 1 || in->ndim < 1 || in->shape[0] != 1 || in->dtype != WK_DT_FLOAT32) {
     char shape[128];
@@ -300,12 +300,12 @@ static void explain_one(wk_model_t *m, wk__job_t *j) {
     wk__job_reply_error(m, j, 400, "BadRequestException", msg);
     return;
   }
-  wk__native_explain(m, j, in);
+  wk__native_explain(m, index, j, in);
 }
 
 static void explain(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_t n) {
-  (void)wstate, (void)index;
-  for (size_t i = 0; i < n; i++) explain_one(m, jobs[i]);
+  (void)wstate;
+  for (size_t i = 0; i < n; i++) explain_one(m, index, jobs[i]);
 }
 
 const wk_handler_t wk__handler_tensor = {
@@ -322,4 +322,5 @@ const wk_handler_t wk__handler_tensor = {
     .run = run,
     .explain = explain,
     .inputs = inputs,
+    .device = wk__native_device,
 };
