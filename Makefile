@@ -12,7 +12,8 @@ DEMO       := $(BUILD)/demo
 # AVX-512 kernels are faster here (docs/architecture.md).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: all deps build build-asan fuzz demo serve test test-unit test-asan test-e2e bench clean format
+.PHONY: all deps build build-asan fuzz demo serve test test-unit test-asan test-e2e bench \
+        bench-torchserve bench-pt2 clean format
 
 all: build
 
@@ -68,6 +69,16 @@ test: build build-asan demo
 
 bench: demo
 	bash bench/run.sh $(BUILD)
+	$(MAKE) --no-print-directory bench-pt2 bench-torchserve
+
+# AOTInductor .pt2 packages vs frozen TorchScript (bench/RESULTS-pt2.md).
+bench-pt2: demo
+	$(PYTHON) bench/run_pt2.py $(BUILD)
+
+# TorchServe 0.12 itself, in build/ts-venv (never .venv), against wick on the same models.
+bench-torchserve: build
+	bash scripts/install-torchserve.sh
+	$(PYTHON) bench/run_torchserve.py $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cc')

@@ -271,7 +271,7 @@ def main():
     lines = [
         "# .pt2 (AOTInductor) vs TorchScript: bench results", "",
         "Written by `bench/run_pt2.py`; rerun with "
-        f"`.venv/bin/python bench/run_pt2.py build` (part of `make bench`).", "",
+        "`make bench-pt2` (part of `make bench`).", "",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"- machine: {os.cpu_count()} CPUs, {cpu}, Linux {platform.release()}",
         f"- wick: `{version}`; packages compiled by torch {torch.__version__}",
