@@ -19,7 +19,8 @@ TorchServe's ImageClassifier-based handlers on both servers and wick's native
 image_classifier, and each server's answer to one request is compared with TorchServe's.
 Targets (issue [10]): MLP c=64 wick native >= 10x TorchServe; fashion PNG c=16 >= 3x;
 ResNet-18 JPEG c=16 >= 1.3x; the same Python handler c=16 >= 2x; memory at 4 workers
-<= 0.3x; cold start <= 0.25x. Explanations are not measured yet.
+<= 0.3x; cold start <= 0.25x. One explanation of a fashion PNG is timed on each server
+(Captum in the Python workers, wick's integrated gradients natively).
 """
 import argparse
 import json
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -300,6 +302,29 @@ def same_answers(servers, loads):
     return out
 
 
+def explain_times(servers, loads, n=5):
+    """{server: (median seconds, status)} of POST /explanations/fashion: Captum's integrated
+    gradients in TorchServe's (and wick's Python) workers, wick's own natively."""
+    body_file, ctype = loads["fashion"]
+    body = body_file.read_bytes()
+    out = {}
+    for k, s in servers.items():
+        url = s.url("fashion").replace("/predictions/", "/explanations/")
+        if k == "wick_native":  # the 15 steps TorchServe's VisionHandler uses
+            url += "?n_steps=15"
+        times, status = [], None
+        for _ in range(n):
+            t = time.time()
+            try:
+                status = post(url, body, ctype)
+            except urllib.error.HTTPError as e:
+                status = e.code
+            times.append(time.time() - t)
+        out[k] = (sorted(times)[len(times) // 2], status)
+        print(f"explain {k}: {out[k][0] * 1000:.0f} ms, status {status}", flush=True)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
@@ -333,6 +358,7 @@ def main():
                     for _ in range(20 if wl == "resnet" else 200):
                         post(s.url(wl), body, ctype)
             answers = same_answers(servers, loads)
+            explained = explain_times(servers, loads)
             for r in range(a.rounds):
                 for wl, (body_file, ctype) in loads.items():
                     for c in CONNS[wl]:
@@ -363,10 +389,10 @@ def main():
                     s.stop()
                 print(f"{k} {w} workers: RSS {mem[(k, w)][0] / 1024:.0f} MB, PSS "
                       f"{mem[(k, w)][1] / 1024:.0f} MB, {mem[(k, w)][2]} processes", flush=True)
-    write(a, wick, results, mem, cold, answers)
+    write(a, wick, results, mem, cold, answers, explained)
 
 
-def write(a, wick, results, mem, cold, answers):
+def write(a, wick, results, mem, cold, answers, explained):
     version = subprocess.run([wick, "--version"], capture_output=True, text=True).stdout.strip()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                 if l.startswith("model name")), "?")
@@ -418,10 +444,17 @@ def write(a, wick, results, mem, cold, answers):
               "| server | seconds | / TorchServe's |", "|---|---:|---:|"]
     for k in ("torchserve", "wick_native", "wick_python"):
         lines.append(f"| {k} | {cold[k]:.2f} | {cold[k] / cold['torchserve']:.2f}x |")
+    lines += ["", "## One explanation (fashion CNN, one PNG; median of 5, servers idle)", "",
+              "TorchServe and wick's Python workers: the handler's Captum IntegratedGradients "
+              "(VisionHandler, 15 steps); wick native: its own integrated gradients, "
+              "`?n_steps=15`.", "",
+              "| server | ms | status | / TorchServe's |", "|---|---:|---:|---:|"]
+    for k in ("torchserve", "wick_native", "wick_python"):
+        t, st = explained[k]
+        lines.append(f"| {k} | {t * 1000:,.0f} | {st} | {t / explained['torchserve'][0]:.2f}x |")
     lines += ["", "Targets (issue [10]): MLP c=64 wick native >= 10x TorchServe; fashion PNG "
               "c=16 >= 3x; ResNet-18 JPEG c=16 >= 1.3x; the same Python handler c=16 >= 2x; "
-              "memory at 4 workers <= 0.3x; cold start <= 0.25x. Not measured here yet: one "
-              "explanation (Captum on TorchServe vs wick's integrated gradients).", ""]
+              "memory at 4 workers <= 0.3x; cold start <= 0.25x.", ""]
     Path(a.out).write_text("\n".join(lines))
     print("\n".join(lines))
 
