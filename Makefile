@@ -13,7 +13,7 @@ DEMO       := $(BUILD)/demo
 export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: all deps build build-asan fuzz demo serve test test-unit test-asan test-e2e bench \
-        bench-torchserve bench-pt2 clean format
+        bench-torchserve bench-pt2 compat clean format
 
 all: build
 
@@ -70,6 +70,14 @@ test: build build-asan demo
 bench: demo
 	bash bench/run.sh $(BUILD)
 	$(MAKE) --no-print-directory bench-pt2 bench-torchserve
+
+# The differential harness against a live TorchServe: records its answers
+# (tests/compat/torchserve-0.12.0.json) and compares wick's (tests/compat/RESULTS.md).
+compat: build
+	bash scripts/install-torchserve.sh
+	$(PYTHON) tests/compat/harness.py record tests/compat/torchserve-0.12.0.json
+	$(PYTHON) tests/compat/harness.py compare --wick $(BUILD)/wick \
+	  --results tests/compat/RESULTS.md tests/compat/torchserve-0.12.0.json
 
 # AOTInductor .pt2 packages vs frozen TorchScript (bench/RESULTS-pt2.md).
 bench-pt2: demo

@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""The differential harness: the request sequences of tests/compat/sequences.py run
+against TorchServe and against wick, started with the same config.properties and the same
+archives, and their answers compared.
+
+    harness.py record --ts-venv build/ts-venv OUT.json    a live TorchServe's answers
+    harness.py compare --wick build/wick REC.json         wick's against a recording
+                       [--results tests/compat/RESULTS.md]
+
+What is compared per request: the status; for JSON errors the `code` and `type`; the
+JSON shape (keys and value types, recursively; not values); for metrics the metric names
+(not values or labels' values); the headers clients read (Content-Type's media type).
+Differences listed in tests/compat/allowlist.txt (one `sequence/step: why` per line) are
+deliberate and reported as such; any other difference makes `compare` exit 1.
+
+Archives: built here, by TorchServe's own torch-model-archiver for both servers (the same
+files), from a TorchScript MLP and the handler in bench/handlers/. Nothing is downloaded.
+"""
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+from sequences import SEQUENCES  # noqa: E402
+
+CONFIG = """disable_token_authorization=true
+enable_model_api=true
+metrics_mode=prometheus
+default_workers_per_model=1
+install_py_dep_per_model=false
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def shape(v):
+    """The JSON value's shape: types and keys, not values."""
+    if isinstance(v, dict):
+        return {k: shape(x) for k, x in sorted(v.items())}
+    if isinstance(v, list):
+        # a list's shape is its first element's (lists of models, workers, rows)
+        return [shape(v[0])] if v else []
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    if v is None:
+        return "null"
+    return "string"
+
+
+def observe(status, headers, body, kind):
+    """What the harness compares of one answer."""
+    ctype = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    out = {"status": status, "content_type": ctype}
+    if kind == "metrics":
+        names = sorted({line.split("{")[0].split(" ")[0] for line in body.decode(errors="replace").splitlines()
+                        if line and not line.startswith("#")})
+        out["metric_names"] = names
+        return out
+    try:
+        j = json.loads(body)
+    except ValueError:
+        out["body"] = "not json"
+        return out
+    if status >= 400 and isinstance(j, dict):
+        out["error"] = {"code": j.get("code"), "type": j.get("type")}
+    else:
+        out["shape"] = shape(j)
+    return out
+
+
+def request(base, method, path, body=None, headers=None):
+    data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+    req = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+class Target:
+    """A server under test: TorchServe (from ts_venv) or wick, on free loopback ports."""
+
+    def __init__(self, kind, exe, store, work):
+        self.kind = kind
+        self.ports = {k: free_port() for k in ("inference", "management", "metrics")}
+        cfg = work / f"{kind}.properties"
+        cfg.write_text(CONFIG + "".join(f"{k}_address=http://127.0.0.1:{p}\n"
+                                        for k, p in self.ports.items()))
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        if kind == "torchserve":
+            tmp = work / "ts-tmp"
+            tmp.mkdir(exist_ok=True)
+            env.update(PATH=f"{exe}/bin:" + env["PATH"], TMPDIR=str(tmp))
+            cmd = [f"{exe}/bin/torchserve", "--start", "--foreground", "--ncs", "--model-store",
+                   str(store), "--ts-config", str(cfg)]
+        else:
+            cmd = [exe, "serve", "--model-store", str(store), "--ts-config", str(cfg), "--quiet"]
+        self.log = open(work / f"{kind}.log", "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=work,
+                                     env=env, start_new_session=True)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if request(self.base("inference"), "GET", "/ping")[0] in (200, 500):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{kind} did not start; see {self.log.name}")
+
+    def base(self, port):
+        return f"http://127.0.0.1:{self.ports[port]}"
+
+    def stop(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.log.close()
+
+
+def build_store(work, archiver):
+    """The archives both servers load, built by archiver: a command (list) that takes
+    torch-model-archiver's flags (torch-model-archiver itself, or wick pack)."""
+    import torch
+    sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+    from models import MLP
+    store = work / "store"
+    store.mkdir()
+    torch.manual_seed(0)
+    torch.jit.script(MLP().eval()).save(str(work / "mlp.pt"))
+    for name in ("mlp", "mlp2"):
+        subprocess.run(archiver + ["--model-name", name, "--version", "1.0", "--serialized-file",
+                        str(work / "mlp.pt"), "--handler",
+                        str(ROOT / "bench" / "handlers" / "mlp_handler.py"),
+                        "--export-path", str(store), "-f"], check=True, capture_output=True)
+    return store
+
+
+def run_sequences(target):
+    """{"sequence/step": observation} for every step of every sequence."""
+    seen = {}
+    for seq in SEQUENCES:
+        for i, step in enumerate(seq["steps"]):
+            port = step.get("port", "inference")
+            status, headers, body = request(target.base(port), step["method"], step["path"],
+                                            step.get("body"), step.get("headers"))
+            seen[f"{seq['name']}/{i}"] = {
+                "request": f"{step['method']} {port}:{step['path']}",
+                **observe(status, headers, body, "metrics" if port == "metrics" else "json")}
+            if step.get("sleep"):
+                time.sleep(step["sleep"])
+    return seen
+
+
+def differences(want, got):
+    """The keys of want whose observation got differs from, each with a short reason."""
+    out = {}
+    for key, w in want.items():
+        g = got.get(key)
+        if g is None:
+            out[key] = "not run against wick"
+            continue
+        why = []
+        for field in ("status", "content_type", "error", "shape", "body"):
+            if w.get(field) != g.get(field):
+                why.append(f"{field}: TorchServe {json.dumps(w.get(field))[:160]}, "
+                           f"wick {json.dumps(g.get(field))[:160]}")
+        if "metric_names" in w:
+            missing = sorted(set(w["metric_names"]) - set(g.get("metric_names", [])))
+            if missing:
+                why.append("metrics TorchServe has and wick lacks: " + ", ".join(missing))
+        if why:
+            out[key] = "; ".join(why)
+    return out
+
+
+def allowlist():
+    path = HERE / "allowlist.txt"
+    out = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                key, _, why = line.partition(":")
+                out[key.strip()] = why.strip()
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("record")
+    r.add_argument("--ts-venv", default=str(ROOT / "build" / "ts-venv"))
+    r.add_argument("out")
+    c = sub.add_parser("compare")
+    c.add_argument("--wick", default=str(ROOT / "build" / "wick"))
+    c.add_argument("--archiver", default=None,
+                   help="torch-model-archiver for the archives (default: build/ts-venv's when "
+                        "it is there, else wick pack, which writes the same format)")
+    c.add_argument("--results", default=None)
+    c.add_argument("recording")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="wick-compat-") as tmp:
+        work = Path(tmp)
+        if a.cmd == "record":
+            store = build_store(work, [f"{a.ts_venv}/bin/torch-model-archiver"])
+            t = Target("torchserve", a.ts_venv, store, work)
+            try:
+                seen = run_sequences(t)
+            finally:
+                t.stop()
+            Path(a.out).write_text(json.dumps({
+                "recorded_with": "TorchServe 0.12.0 (tests/compat/harness.py record)",
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "answers": seen}, indent=1, sort_keys=True) + "\n")
+            print(f"recorded {len(seen)} answers of {len(SEQUENCES)} sequences to {a.out}")
+            return 0
+        rec = json.loads(Path(a.recording).read_text())
+        archiver = a.archiver or str(ROOT / "build" / "ts-venv" / "bin" / "torch-model-archiver")
+        store = build_store(work, [archiver] if Path(archiver).exists() else [a.wick, "pack"])
+        t = Target("wick", a.wick, store, work)
+        try:
+            seen = run_sequences(t)
+        finally:
+            t.stop()
+    diffs = differences(rec["answers"], seen)
+    allowed = allowlist()
+    unexplained = {k: v for k, v in diffs.items() if k not in allowed}
+    lines = [f"# wick against TorchServe: compatibility results", "",
+             "Written by `tests/compat/harness.py compare` against the recording "
+             f"({rec['recorded_with']}, {rec['date']}).", "",
+             f"- sequences: {len(SEQUENCES)}; requests: {len(rec['answers'])}",
+             f"- differences: {len(diffs)}, deliberate (allowlist.txt): "
+             f"{len(diffs) - len(unexplained)}, left to fix: {len(unexplained)}", ""]
+    for k in sorted(diffs):
+        tag = f"deliberate: {allowed[k]}" if k in allowed else "TO FIX"
+        lines.append(f"- `{k}` `{rec['answers'][k]['request']}`: {diffs[k]} ({tag})")
+    text = "\n".join(lines) + "\n"
+    if a.results:
+        Path(a.results).write_text(text)
+    print(text)
+    return 1 if unexplained else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
