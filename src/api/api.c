@@ -20,10 +20,13 @@ static void reply_buf(wk_http_req_t *req, int status, const char *type, wk_buf_t
   wk_http_reply(req, status, type, body, len);
 }
 
-static void model_not_found(wk_http_req_t *req, const char *name, const char *version) {
-  if (version)
-    wk_http_reply_error(req, 404, "ModelNotFoundException",
-                        "Model version not found: %s version %s", name, version);
+/* 404 as TorchServe answers it: ModelVersionNotFoundException when the model is there but
+ * not that version (tests/compat found it). */
+static void model_not_found(wk_api_t *api, wk_http_req_t *req, const char *name,
+                            const char *version) {
+  if (version && wk_registry_has_name(api->registry, name))
+    wk_http_reply_error(req, 404, "ModelVersionNotFoundException",
+                        "Model version: %s does not exist for model: %s", version, name);
   else
     wk_http_reply_error(req, 404, "ModelNotFoundException", "Model not found: %s", name);
 }
@@ -85,7 +88,7 @@ static void submit(wk_model_t *m, wk_http_req_t *req, wk_api_errors_t errors, en
 void wk_api_predictions(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
   wk_model_t *m = wk_registry_acquire(api->registry, a->model_name, a->model_version);
   if (m == NULL) {
-    model_not_found(req, a->model_name, a->model_version);
+    model_not_found(api, req, a->model_name, a->model_version);
     return;
   }
   submit(m, req, WK_API_ERRORS_TS, a->arg ? EXPLAIN : PREDICT);

@@ -174,7 +174,7 @@ def test_versions_default_and_set_default(serve, store):
                  "Model version: 9.9 does not exist for model: mlp")
     r = s.mgmt("DELETE", "/models/mlp/1.0")
     assert r.status == 200 and r.json() == {"status": 'Model "mlp" unregistered'}
-    assert_error(predict(s, "/predictions/mlp/1.0"), 404, "ModelNotFoundException")
+    assert_error(predict(s, "/predictions/mlp/1.0"), 404, "ModelVersionNotFoundException")
     assert_output(predict(s, "/predictions/mlp"), models["2.0"])
     assert [x["modelVersion"] for x in s.mgmt("GET", "/models/mlp/all").json()] == ["2.0"]
     assert s.mgmt("DELETE", "/models/mlp").status == 200
@@ -345,3 +345,13 @@ def test_unregister_under_load(serve, store):
     # the name can be registered again
     assert register(s, "url=mlp.mar&initial_workers=1").status == 200
     assert_output(predict(s, "/predictions/mlp"), models["1.0"])
+
+
+def test_prediction_for_an_unknown_version_is_model_version_not_found(serve, store):
+    # TorchServe 0.12's answers, found by tests/compat
+    d, _ = store
+    s = serve("--model-store", d, "--models", "mlp=mlp.mar")
+    assert_error(predict(s, "/predictions/mlp/9.9"), 404, "ModelVersionNotFoundException",
+                 "Model version: 9.9 does not exist for model: mlp")
+    assert_error(predict(s, "/predictions/nothere/1.0"), 404, "ModelNotFoundException",
+                 "Model not found: nothere")
