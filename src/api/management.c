@@ -564,18 +564,17 @@ typedef struct list_ctx_s {
   wk_buf_t b;
 } list_ctx_t;
 
-/* One entry per model name, with its default version's URL. Registry read lock held. */
+/* One entry per model name, with its default version's URL. Registry read lock held.
+ * nextPageToken as TorchServe gives it: whenever start + limit does not pass the number
+ * of models, so a page that ends exactly at the last model has one too (tests/compat). */
 static void list_visit(wk_model_t *const *models, const int *is_default, size_t n, void *ud) {
   list_ctx_t *c = ud;
   wk_buf_puts(&c->b, "{\n  \"models\": [");
-  long idx = 0, shown = 0;
-  for (size_t i = 0; i < n; i++) {
+  long idx = 0, shown = 0, total = 0;
+  for (size_t i = 0; i < n; i++) total += is_default[i] != 0;
+  for (size_t i = 0; i < n && shown < c->limit; i++) {
     if (!is_default[i]) continue;
     if (idx++ < c->start) continue;
-    if (shown == c->limit) {
-      wk_buf_printf(&c->b, "\n  ],\n  \"nextPageToken\": \"%ld\"\n}\n", c->start + c->limit);
-      return;
-    }
     wk_buf_puts(&c->b,
                 shown++ ? ",\n    {\n      \"modelName\": " : "\n    {\n      \"modelName\": ");
     wk_buf_json_str(&c->b, wk_model_name(models[i]));
@@ -583,7 +582,10 @@ static void list_visit(wk_model_t *const *models, const int *is_default, size_t 
     wk_buf_json_str(&c->b, wk_model_url(models[i]));
     wk_buf_puts(&c->b, "\n    }");
   }
-  wk_buf_puts(&c->b, shown ? "\n  ]\n}\n" : "]\n}\n");
+  wk_buf_puts(&c->b, shown ? "\n  ]" : "]");
+  if (c->start + c->limit <= total)
+    wk_buf_printf(&c->b, ",\n  \"nextPageToken\": \"%ld\"", c->start + c->limit);
+  wk_buf_puts(&c->b, "\n}\n");
 }
 
 static void list_models(wk_api_t *api, wk_http_req_t *req) {

@@ -282,6 +282,9 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   m->url = dup_or(o->url, o->archive);
   m->handler = dup_or(o->handler ? o->handler : m->manifest.handler, "tensor");
   m->loaded_at_startup = o->loaded_at_startup;
+  m->startup_timeout_s = pick(m->config.startup_timeout_s, o->startup_timeout_s > 0
+                                                               ? o->startup_timeout_s
+                                                               : WK_DEFAULT_STARTUP_TIMEOUT_S);
   m->spin_us = o->worker_spin_us;
   if (m->name == NULL || m->version == NULL || m->url == NULL || m->handler == NULL) {
     rc = wk_err(err, WK_ENOMEM, "out of memory");
@@ -405,9 +408,18 @@ void wk_model_describe(const wk_model_t *mc, wk_buf_t *b) {
   wk_buf_printf(b,
                 ",\n    \"minWorkers\": %d,\n    \"maxWorkers\": %d,\n    \"batchSize\": %d,\n"
                 "    \"maxBatchDelay\": %d,\n    \"responseTimeout\": %d,\n"
+                "    \"startupTimeout\": %d,\n    \"maxRetryTimeoutInSec\": 300,\n"
+                "    \"clientTimeoutInMills\": 0,\n    \"parallelType\": \"\",\n"
+                "    \"parallelLevel\": 0,\n    \"deviceType\": \"%s\",\n"
+                "    \"continuousBatching\": false,\n    \"useJobTicket\": false,\n"
+                "    \"useVenv\": false,\n    \"stateful\": false,\n"
+                "    \"sequenceMaxIdleMSec\": 0,\n    \"sequenceTimeoutMSec\": 0,\n"
+                "    \"maxNumSequence\": 0,\n    \"maxSequenceJobQueueSize\": 0,\n"
                 "    \"loadedAtStartup\": %s,\n    \"workers\": [",
                 m->min_workers, m->max_workers, m->batch_size, m->max_batch_delay_ms,
-                m->response_timeout_s, m->loaded_at_startup ? "true" : "false");
+                m->response_timeout_s, m->startup_timeout_s,
+                m->h && m->h->device && m->h->device(m, 0) >= 0 ? "gpu" : "cpu",
+                m->loaded_at_startup ? "true" : "false");
   int i = 0;
   for (wk__worker_t *w = m->worker_list; w; w = w->next, i++) {
     char ts[32];

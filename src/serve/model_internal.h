@@ -73,6 +73,7 @@ struct wk_model_s {
   wk_model_config_t config;
   int batch_size, max_batch_delay_ms, response_timeout_s;
   int loaded_at_startup;
+  int startup_timeout_s; /* as described (TorchServe's startupTimeout) */
   int spin_us;
   pthread_mutex_t custom_lock; /* guards custom metrics (written by worker log readers) */
   wk__custom_metric_t *custom;

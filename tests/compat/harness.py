@@ -8,7 +8,8 @@ archives, and their answers compared.
                        [--results tests/compat/RESULTS.md]
 
 What is compared per request: the status; for JSON errors the `code` and `type`; the
-JSON shape (keys and value types, recursively; not values); for metrics the metric names
+JSON shape (keys and value types, recursively; not values; keys only wick has are
+allowed); for metrics the metric names
 (not values or labels' values); the headers clients read (Content-Type's media type).
 Differences listed in tests/compat/allowlist.txt (one `sequence/step: why` per line) are
 deliberate and reported as such; any other difference makes `compare` exit 1.
@@ -175,6 +176,26 @@ def run_sequences(target):
     return seen
 
 
+def shape_gaps(want, got, path="$"):
+    """Where got's shape lacks what want's has: missing keys, other types. Keys only wick
+    has are not gaps (a client of TorchServe ignores them)."""
+    if isinstance(want, dict):
+        if not isinstance(got, dict):
+            return [f"{path}: TorchServe object, wick {json.dumps(got)[:40]}"]
+        out = []
+        for k, w in want.items():
+            if k not in got:
+                out.append(f"{path}.{k} missing")
+            else:
+                out += shape_gaps(w, got[k], f"{path}.{k}")
+        return out
+    if isinstance(want, list):
+        if not isinstance(got, list):
+            return [f"{path}: TorchServe list, wick {json.dumps(got)[:40]}"]
+        return shape_gaps(want[0], got[0], f"{path}[]") if want and got else []
+    return [] if want == got else [f"{path}: TorchServe {want}, wick {got}"]
+
+
 def differences(want, got):
     """The keys of want whose observation got differs from, each with a short reason."""
     out = {}
@@ -184,7 +205,10 @@ def differences(want, got):
             out[key] = "not run against wick"
             continue
         why = []
-        for field in ("status", "content_type", "error", "shape", "body"):
+        gaps = shape_gaps(w["shape"], g.get("shape")) if "shape" in w else []
+        if gaps:
+            why.append("shape: " + ", ".join(gaps[:12]) + (" ..." if len(gaps) > 12 else ""))
+        for field in ("status", "content_type", "error", "body"):
             if w.get(field) != g.get(field):
                 why.append(f"{field}: TorchServe {json.dumps(w.get(field))[:160]}, "
                            f"wick {json.dumps(g.get(field))[:160]}")

@@ -461,6 +461,9 @@ static void test_metrics_are_recorded_around_each_batch(void **state) {
   }
   assert_int_equal(wk__pool_start(m, 1, &err), 0);
   for (int i = 0; i < 4; i++) assert_int_equal(req_wait(&r[i], 5000), 200);
+  /* The handler answers inside run(); the worker records the batch after run() returns,
+   * so the answers can arrive first (the ASan build showed it): wait for the record. */
+  for (int i = 0; i < 5000 && atomic_load(&m->batch_hist.n) == 0; i++) usleep(1000);
   assert_int_equal(atomic_load(&m->queue_hist.n), 4);
   assert_int_equal(atomic_load(&m->inference_hist.n), 4);
   assert_int_equal(atomic_load(&m->batch_hist.n), 1);
