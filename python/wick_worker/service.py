@@ -30,24 +30,25 @@ def _media_type(content_type):
 
 
 def decode_value(content_type, value):
-    """A parameter's value as the handler sees it: JSON bodies decoded to objects,
-    text/* as str, anything else (or anything that fails to decode) as bytes."""
+    """A parameter's value as the handler sees it, as TorchServe's worker gives it: JSON
+    bodies decoded to objects, text/* as str, anything else (or anything that fails to
+    decode) as a bytearray (TorchServe's type; tests/compat found wick gave bytes)."""
     if os.environ.get("TS_DECODE_INPUT_REQUEST", "true").lower() == "false":
-        return value
+        return bytearray(value)
     mt = _media_type(content_type)
     if mt == "application/json":
         try:
             return json.loads(value.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:
             logger.warning("a JSON body did not parse (%s); the handler gets the raw bytes", e)
-            return value
+            return bytearray(value)
     if mt.startswith("text"):
         try:
             return value.decode("utf-8")
         except UnicodeDecodeError as e:
             logger.warning("a text body is not UTF-8 (%s); the handler gets the raw bytes", e)
-            return value
-    return value
+            return bytearray(value)
+    return bytearray(value)
 
 
 def build_inputs(batch):

@@ -237,3 +237,11 @@ def test_encode_result_types():
     assert json.loads(body) == {"t": 1.5, "s": [1, 2]} and ct == "application/json"
     with pytest.raises(TypeError):
         service.encode_result({"x": object()})
+
+
+def test_raw_bodies_reach_handlers_as_bytearray_as_on_torchserve():
+    from wick_worker.service import decode_value
+    assert type(decode_value("image/png", b"\x89PNG")) is bytearray
+    assert type(decode_value("application/json", b"{not json")) is bytearray
+    assert decode_value("application/json", b"[1, 2]") == [1, 2]
+    assert decode_value("text/plain", b"hi") == "hi"

@@ -110,3 +110,4 @@ def test_exported_program_and_aoti_package_as_the_serialized_file(tmp_path, load
                            {name: (tmp_path / name).read_bytes()}, {"serializedFile": name})
         svc = load(d)
         assert torch.allclose(predict(svc, x.tolist()), net(x), atol=1e-5), name
+
