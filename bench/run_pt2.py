@@ -22,7 +22,6 @@ import io
 import json
 import os
 import platform
-import re
 import signal
 import socket
 import subprocess
@@ -40,6 +39,9 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from models import compile_pt2  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from serving_tools import proc_mem_kb, wrk_post  # noqa: E402
 
 
 def free_port():
@@ -76,11 +78,7 @@ class Wick:
             return r.read()
 
     def memory(self):
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
-        pss = int(re.search(r"Pss:\s+(\d+)",
-                            Path(f"/proc/{self.proc.pid}/smaps_rollup").read_text()).group(1))
-        return rss, pss
+        return proc_mem_kb(self.proc.pid)
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -96,29 +94,6 @@ def pack(wick, store, name, serialized, handler, config, extra=()):
     if extra:
         args += ["--extra-files", ",".join(map(str, extra))]
     subprocess.run([str(a) for a in args], check=True, capture_output=True)
-
-
-def wrk(url, body_file, conns, seconds):
-    lua = Path(body_file).with_suffix(".lua")
-    lua.write_text(f"""
-local f = io.open("{body_file}", "rb")
-wrk.method = "POST"
-wrk.body = f:read("*all")
-f:close()
-wrk.headers["Content-Type"] = "application/octet-stream"
-""")
-    out = subprocess.run(["wrk", f"-t{1 if conns == 1 else 2}", f"-c{conns}", f"-d{seconds}s",
-                          "--latency", "--timeout", "10s", "-s", str(lua), url],
-                         capture_output=True, text=True, timeout=seconds + 60).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-
-    def lat(p):
-        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)\b", out)
-        v = float(m.group(1))
-        return v * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
-
-    return {"rps": rps, "p50": lat(50), "p99": lat(99), "errors": int(errors.group(1)) if errors else 0}
 
 
 class Big(torch.nn.Module):
@@ -238,8 +213,10 @@ def speed_rows(wick, work, seconds, rounds):
             for r in range(rounds):
                 for c in (1, 16):
                     for m in models:
-                        res = wrk(f"http://127.0.0.1:{s.port}/predictions/{m}",
-                                  work / f"{net}.img", c, seconds)
+                        res = wrk_post(f"http://127.0.0.1:{s.port}/predictions/{m}",
+                                       work / f"{net}.img", c, seconds,
+                                       work / f"wrk-{m}-c{c}-r{r}.txt",
+                                       "application/octet-stream")
                         results.setdefault((m, c), []).append(res)
                         print(f"  r{r} {m} c={c}: {res['rps']:.0f} req/s p50 {res['p50']:.0f} us",
                               flush=True)
@@ -298,7 +275,7 @@ def main():
               ", ".join(f"{k} {v}" for k, v in RANGES.items()) + " (exported with dynamic "
               "dimension 0 in 1..32; a range starting at 2 means a single row runs padded to "
               "two)."]
-    errs = sum(x[3]["errors"] + x[4]["errors"] for x in speed)
+    errs = sum(x[3]["non2xx"] + x[4]["non2xx"] for x in speed)
     lines += ["", f"Non-2xx replies in these runs: {errs}.", "", "Target: .pt2 >= 1.0x TorchScript.", ""]
     Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines))

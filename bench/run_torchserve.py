@@ -26,8 +26,6 @@ import argparse
 import json
 import os
 import platform
-import re
-import signal
 import socket
 import subprocess
 import sys
@@ -46,6 +44,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLER = ROOT / "bench" / "handlers" / "mlp_handler.py"
+sys.path.insert(0, str(ROOT / "bench"))
+from serving_tools import proc_mem_kb, stop_group, wrk_post  # noqa: E402
 
 
 def free_port():
@@ -76,12 +76,9 @@ def memory(pids):
     """(RSS kB, PSS kB, processes) summed over pids."""
     rss = pss = n = 0
     for p in pids:
-        try:
-            rss += int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{p}/status").read_text()).group(1))
-            pss += int(re.search(r"Pss:\s+(\d+)", Path(f"/proc/{p}/smaps_rollup").read_text()).group(1))
-            n += 1
-        except (OSError, AttributeError):
-            pass
+        r, q = proc_mem_kb(p)
+        if r is not None and q is not None:
+            rss, pss, n = rss + r, pss + q, n + 1
     return rss, pss, n
 
 
@@ -122,15 +119,7 @@ class Server:
         return pids
 
     def stop(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
+        stop_group(self.proc, grace=30)
         self.log.close()
 
 
@@ -170,29 +159,6 @@ def start_wick(wick, store, models, workers, work, kind):
            "--management_address", f"http://127.0.0.1:{ports[1]}",
            "--metrics_address", f"http://127.0.0.1:{ports[2]}"]
     return Server(kind, cmd, ports[0], work)
-
-
-def wrk(url, body_file, conns, seconds, ctype="application/json"):
-    lua = Path(str(body_file) + ".lua")
-    lua.write_text(f"""
-local f = io.open("{body_file}", "rb")
-wrk.method = "POST"
-wrk.body = f:read("*all")
-f:close()
-wrk.headers["Content-Type"] = "{ctype}"
-""")
-    out = subprocess.run(["wrk", f"-t{1 if conns == 1 else 2}", f"-c{conns}", f"-d{seconds}s",
-                          "--latency", "--timeout", "10s", "-s", str(lua), url],
-                         capture_output=True, text=True, timeout=seconds + 60).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-
-    def lat(p):
-        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)\b", out)
-        return float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
-
-    return {"rps": rps, "p50": lat(50), "p99": lat(99),
-            "errors": int(errors.group(1)) if errors else 0}
 
 
 HANDLERS = ROOT / "bench" / "handlers"
@@ -363,10 +329,11 @@ def main():
                 for wl, (body_file, ctype) in loads.items():
                     for c in CONNS[wl]:
                         for k, s in servers.items():
-                            res = wrk(s.url(wl), body_file, c, a.seconds, ctype)
+                            res = wrk_post(s.url(wl), body_file, c, a.seconds,
+                                           work / f"wrk-{wl}-{k}-c{c}-r{r}.txt", ctype)
                             results.setdefault((wl, k, c), []).append(res)
                             print(f"r{r} {wl} {k} c={c}: {res['rps']:.0f} req/s p50 "
-                                  f"{res['p50']:.0f} us errors {res['errors']}", flush=True)
+                                  f"{res['p50']:.0f} us non-2xx {res['non2xx']}", flush=True)
         finally:
             for s in servers.values():
                 s.stop()
@@ -428,7 +395,7 @@ def write(a, wick, results, mem, cold, answers, explained):
                          f"{p['rps']:,.0f} | {p['p50']:,.0f} | {p['p99']:,.0f} | "
                          f"{n['rps'] / t['rps']:.2f}x | {p['rps'] / t['rps']:.2f}x |")
         lines.append("")
-    errs = sum(x["errors"] for v in results.values() for x in v)
+    errs = sum(x["non2xx"] for v in results.values() for x in v)
     lines += [f"Non-2xx replies in these runs: {errs}.", "",
               "## Resident memory (the MLP alone; every process of the server, after 400 "
               "requests)", "",

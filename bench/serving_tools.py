@@ -88,6 +88,26 @@ def stop_group(p, grace=5.0):
             continue
 
 
+def wrk_post(url, body_file, conns, seconds, out_path, ctype="application/json"):
+    """One wrk --latency run POSTing body_file to url; its output goes to out_path, and the
+    figures come back as bench/report.py's parse_wrk reads them ({rps, p50, p99, non2xx,
+    errors, requests}). Used by run_pt2.py and run_torchserve.py."""
+    from report import parse_wrk
+    lua = f"{out_path}.lua"
+    with open(lua, "w") as f:
+        f.write(f'local f = io.open("{body_file}", "rb")\nwrk.method = "POST"\n'
+                f'wrk.body = f:read("*all")\nf:close()\n'
+                f'wrk.headers["Content-Type"] = "{ctype}"\n')
+    with open(out_path, "w") as out:
+        subprocess.run(["wrk", f"-t{1 if conns == 1 else 2}", f"-c{conns}", f"-d{seconds}s",
+                        "--latency", "--timeout", "10s", "-s", lua, url],
+                       stdout=out, stderr=subprocess.STDOUT, timeout=seconds + 60)
+    r = parse_wrk(out_path)
+    if r is None:
+        raise RuntimeError(f"wrk printed no figures; see {out_path}")
+    return r
+
+
 def post_status(port, path, body, timeout=2.0):
     """Status code of one POST with Connection: close; None when no connection."""
     try:

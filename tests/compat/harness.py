@@ -20,7 +20,6 @@ files), from a TorchScript MLP and the handler in bench/handlers/. Nothing is do
 import argparse
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +33,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 from sequences import SEQUENCES  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from serving_tools import stop_group  # noqa: E402
 
 CONFIG = """disable_token_authorization=true
 enable_model_api=true
@@ -131,14 +133,7 @@ class Target:
         return f"http://127.0.0.1:{self.ports[port]}"
 
     def stop(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        stop_group(self.proc, grace=30)
         self.log.close()
 
 

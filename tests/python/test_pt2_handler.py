@@ -13,15 +13,6 @@ from wick_worker import loader, protocol
 from wick_worker.handlers.base_handler import compile_options, pt2_kind
 
 
-class Net(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = torch.nn.Linear(4, 3)
-
-    def forward(self, x):
-        return torch.relu(self.fc(x))
-
-
 @pytest.fixture
 def load(tmp_path):
     cwd = os.getcwd()
@@ -61,6 +52,9 @@ class Net(torch.nn.Module):
     def forward(self, x):
         return torch.relu(self.fc(x))
 """
+_ns = {}
+exec(NET_PY, _ns)  # the class the archives' modelFile defines, for the reference outputs
+Net = _ns["Net"]
 
 
 def eager_dir(tmp_path, config):
