@@ -12,7 +12,7 @@ DEMO       := $(BUILD)/demo
 # AVX-512 kernels are faster here (docs/architecture.md).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: all deps build build-asan fuzz demo serve test test-unit test-asan test-e2e bench \
+.PHONY: all deps build build-asan fuzz demo serve test test-unit test-asan test-e2e test-compat bench \
         bench-torchserve bench-pt2 compat clean format
 
 all: build
@@ -64,8 +64,14 @@ test-asan: build-asan
 test-e2e: demo
 	bash tests/e2e/run.sh $(BUILD) $(BUILD_ASAN)
 
+# The compat harness's sequences against wick alone, compared with TorchServe's answers
+# recorded by `make compat` (no TorchServe needed; archives made by wick pack when
+# build/ts-venv is absent).
+test-compat: build
+	$(PYTHON) tests/compat/harness.py compare --wick $(BUILD)/wick tests/compat/torchserve-0.12.0.json
+
 test: build build-asan demo
-	$(MAKE) --no-print-directory test-unit test-asan test-e2e
+	$(MAKE) --no-print-directory test-unit test-asan test-e2e test-compat
 
 bench: demo
 	bash bench/run.sh $(BUILD)

@@ -13,6 +13,7 @@
 #include "api/handlers.h"
 #include "core/buf.h"
 #include "core/limits.h"
+#include "serve/host_metrics.h"
 
 static void reply_buf(wk_http_req_t *req, int status, const char *type, wk_buf_t *b) {
   size_t len;
@@ -64,13 +65,13 @@ void wk_api_ping(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
 
 /* ---- predictions ---- */
 
-typedef enum { PREDICT, EXPLAIN, PREDICT_V1, EXPLAIN_V1, INFER_V2 } entry_t;
+typedef enum { PREDICT, EXPLAIN, PREDICT_V1, EXPLAIN_V1, INFER_V2, EXPLAIN_V2 } entry_t;
 
 /* Hands req to m's queue as serve/'s plain request, with a sink that replies to req. */
 static void submit(wk_model_t *m, wk_http_req_t *req, wk_api_errors_t errors, entry_t entry) {
   wk_sink_t *sink = wk_api_sink_new(req, errors);
   if (sink == NULL) {
-    if (errors == WK_API_ERRORS_KSERVE) wk_http_reply_kserve_error(req, 500, "out of memory");
+    if (errors == WK_API_ERRORS_KSERVE) wk_http_reply_kserve_error(req, 500, "InternalServerException", "out of memory");
     else wk_http_reply_error(req, 500, "InternalServerException", "out of memory");
     return;
   }
@@ -81,7 +82,8 @@ static void submit(wk_model_t *m, wk_http_req_t *req, wk_api_errors_t errors, en
   case EXPLAIN: wk_model_predict(m, &r.r, sink, 1); break;
   case PREDICT_V1: wk_model_predict_v1(m, &r.r, sink, 0); break;
   case EXPLAIN_V1: wk_model_predict_v1(m, &r.r, sink, 1); break;
-  case INFER_V2: wk_model_infer_v2(m, &r.r, sink); break;
+  case INFER_V2: wk_model_infer_v2(m, &r.r, sink, 0); break;
+  case EXPLAIN_V2: wk_model_infer_v2(m, &r.r, sink, 1); break;
   }
 }
 
@@ -93,6 +95,42 @@ void wk_api_predictions(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t
   }
   submit(m, req, WK_API_ERRORS_TS, a->arg ? EXPLAIN : PREDICT);
   wk_registry_release(api->registry, m);
+}
+
+int wk_api_model_exists(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  wk_model_t *m = wk_registry_acquire(api->registry, a->model_name, a->model_version);
+  if (m == NULL) model_not_found(api, req, a->model_name, a->model_version);
+  else wk_registry_release(api->registry, m);
+  return m != NULL;
+}
+
+static void startup_visit(wk_model_t *const *models, const int *is_default, size_t n, void *ud) {
+  const char **only = ud;
+  for (size_t i = 0; i < n; i++) {
+    if (!is_default[i] || !wk_model_loaded_at_startup(models[i])) continue;
+    /* one name, or "" once a second one shows up */
+    only[0] = only[0] == NULL ? wk_model_name(models[i]) : "";
+  }
+}
+
+/* SageMaker's route (TorchServe answers it): the model is the model_name argument, or the
+ * one model loaded at startup. */
+void wk_api_invocations(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  wk_route_args_t named = *a;
+  char only[512] = "";
+  named.model_name = wk_http_req_arg(req, "model_name");
+  if (named.model_name == NULL || named.model_name[0] == '\0') {
+    const char *one = NULL;
+    wk_registry_visit(api->registry, startup_visit, &one);
+    if (one != NULL && one[0] != '\0') snprintf(only, sizeof only, "%s", one);
+    named.model_name = only[0] ? only : NULL;
+  }
+  if (named.model_name == NULL) {
+    wk_http_reply_error(req, 400, "BadRequestException",
+                        "Parameter model_name is required (one model was not loaded at startup)");
+    return;
+  }
+  wk_api_predictions(api, req, &named);
 }
 
 /* ---- KServe v1 ---- */
@@ -120,10 +158,12 @@ void wk_api_v1_list(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a)
 /* The version a KServe route names, acquired (release it), or NULL once 404 is answered. */
 static wk_model_t *kserve_model(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
   wk_model_t *m = wk_registry_acquire(api->registry, a->model_name, a->model_version);
-  if (m == NULL && a->model_version)
-    wk_http_reply_kserve_error(req, 404, "model %s has no version %s", a->model_name, a->model_version);
+  if (m == NULL && a->model_version && wk_registry_has_name(api->registry, a->model_name))
+    wk_http_reply_kserve_error(req, 404, "ModelVersionNotFoundException",
+                               "model %s has no version %s", a->model_name, a->model_version);
   else if (m == NULL)
-    wk_http_reply_kserve_error(req, 404, "model %s is not registered", a->model_name);
+    wk_http_reply_kserve_error(req, 404, "ModelNotFoundException", "model %s is not registered",
+                               a->model_name);
   return m;
 }
 
@@ -202,7 +242,7 @@ void wk_api_v2_model_ready(wk_api_t *api, wk_http_req_t *req, const wk_route_arg
 }
 
 void wk_api_v2_infer(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
-  kserve_submit(api, req, a, INFER_V2);
+  kserve_submit(api, req, a, a->arg ? EXPLAIN_V2 : INFER_V2);
 }
 
 /* ---- metrics port ---- */
@@ -212,8 +252,61 @@ static void metrics_visit(wk_model_t *const *models, const int *is_default, size
   wk_models_metrics(models, n, ud);
 }
 
+#define MAX_METRIC_NAMES 64
+
+typedef struct {
+  const char *names[MAX_METRIC_NAMES];
+  size_t n;
+} name_filter_t;
+
+static int keep_name(void *ud, const char *name, const char *value) {
+  name_filter_t *f = ud;
+  if (strcmp(name, "name[]") == 0 && value && *value && f->n < MAX_METRIC_NAMES) f->names[f->n++] = value;
+  return 0;
+}
+
+/* 1 if the family of the sample or comment line `line` (len bytes) is one of f's names: a
+ * histogram's _bucket, _sum and _count lines belong to their family. */
+static int wanted(const name_filter_t *f, const char *line, size_t len) {
+  const char *p = line;
+  if (len > 2 && line[0] == '#') { /* "# HELP name ..." / "# TYPE name ..." */
+    p = memchr(line + 2, ' ', len - 2);
+    if (p == NULL) return 0;
+    p++;
+  }
+  size_t n = strcspn(p, "{ \n");
+  for (size_t i = 0; i < f->n; i++) {
+    size_t k = strlen(f->names[i]);
+    if (k > n || strncmp(p, f->names[i], k) != 0) continue;
+    const char *rest = p + k;
+    size_t rn = n - k;
+    if (rn == 0 || (rn == 7 && memcmp(rest, "_bucket", 7) == 0) ||
+        (rn == 4 && memcmp(rest, "_sum", 4) == 0) || (rn == 6 && memcmp(rest, "_count", 6) == 0))
+      return 1;
+  }
+  return 0;
+}
+
+/* Keeps the lines of the families that f names (TorchServe's `name[]` arguments). */
+static void filter_names(wk_buf_t *b, const name_filter_t *f) {
+  size_t out = 0;
+  for (size_t at = 0; at < b->len;) {
+    const char *nl = memchr(b->data + at, '\n', b->len - at);
+    size_t len = nl ? (size_t)(nl - (b->data + at)) + 1 : b->len - at;
+    if (wanted(f, b->data + at, len)) {
+      memmove(b->data + out, b->data + at, len);
+      out += len;
+    }
+    at += len;
+  }
+  b->len = out;
+  if (b->data) b->data[out] = '\0';
+}
+
 void wk_api_metrics_text(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
   (void)a;
+  name_filter_t filter = {.n = 0};
+  wk_http_req_each_arg(req, keep_name, &filter);
   wk_buf_t b = WK_BUF_INIT;
   static const char *ports[3] = {"inference", "management", "metrics"};
   wk_buf_puts(&b, "# HELP wick_http_requests_total HTTP replies by API and status code.\n"
@@ -247,6 +340,8 @@ void wk_api_metrics_text(wk_api_t *api, wk_http_req_t *req, const wk_route_args_
     wk_buf_json_str(&b, host);
     wk_buf_printf(&b, "} %llu\n", (unsigned long long)by_class[k == 0 ? 2 : k == 1 ? 4 : 5]);
   }
+  wk_host_metrics(&b, host);
   wk_registry_visit(api->registry, metrics_visit, &b);
+  if (filter.n) filter_names(&b, &filter);
   reply_buf(req, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }

@@ -48,7 +48,7 @@ static void on_reply(wk_sink_t *s, int status, const char *content_type, char *b
 
 static void on_error(wk_sink_t *s, int status, const char *type, const char *msg) {
   http_sink_t *h = (http_sink_t *)s;
-  if (h->errors == WK_API_ERRORS_KSERVE) wk_http_reply_kserve_error(h->req, status, "%s", msg);
+  if (h->errors == WK_API_ERRORS_KSERVE) wk_http_reply_kserve_error(h->req, status, type, "%s", msg);
   else wk_http_reply_error(h->req, status, type, "%s", msg);
   free(h);
 }

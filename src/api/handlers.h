@@ -9,6 +9,9 @@
 /* api.c: TorchServe's inference routes (arg: 1 for explanations) */
 void wk_api_ping(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 void wk_api_predictions(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
+void wk_api_invocations(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
+/* 1 if the model (and version) a names is registered; else answers 404 and returns 0. */
+int wk_api_model_exists(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 /* api.c: KServe v1 and v2 */
 void wk_api_v1_list(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 void wk_api_v1_ready(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);

@@ -190,35 +190,37 @@ static int param(params_t *p, const char *key, const char **out, wk_err_t *err) 
   return 0;
 }
 
-static int int_param(params_t *p, const char *key, int def, int min, int max, int *out,
-                     wk_err_t *err) {
+/* An integer parameter of the query string read as TorchServe reads it: absent, or not an
+ * integer at all ("dd", ""), gives def; the latter is logged as ignored. In a JSON body a
+ * value that is not an integer is an error. Ranges are the caller's. */
+static int lenient_int(params_t *p, const char *key, int def, int *out, wk_err_t *err) {
   const char *s;
   if (param(p, key, &s, err) != 0) return WK_EINVAL;
-  if (s == NULL) {
-    *out = def;
-    return 0;
-  }
+  *out = def;
+  if (s == NULL) return 0;
   char *end;
   errno = 0;
   long v = strtol(s, &end, 10);
-  if (end == s || *end || errno || v < min || v > max)
-    return wk_err(err, WK_EINVAL, "%s must be an integer from %d to %d, got '%.64s'", key, min, max,
-                  s);
-  *out = (int)v;
+  int bad = end == s || *end || errno || v < INT_MIN || v > INT_MAX;
+  if (bad && p->body != NULL) /* a JSON body is a typed document: no guessing there */
+    return wk_err(err, WK_EINVAL, "%s must be an integer, got '%.64s'", key, s);
+  if (bad)
+    wk_log_warn("%s %s: %s='%.64s' is not an integer; ignored (as TorchServe ignores it)",
+                wk_http_req_method(p->req), wk_http_req_path(p->req), key, s);
+  else
+    *out = (int)v;
   return 0;
 }
 
-static int bool_param(params_t *p, const char *key, int def, int *out, wk_err_t *err) {
+/* A boolean parameter read as TorchServe reads it (Java's parseBoolean): "true" in any case
+ * is true, anything else false; a value other than true/false is logged. */
+static int lenient_bool(params_t *p, const char *key, int def, int *out, wk_err_t *err) {
   const char *s;
   if (param(p, key, &s, err) != 0) return WK_EINVAL;
-  if (s == NULL)
-    *out = def;
-  else if (strcasecmp(s, "true") == 0)
-    *out = 1;
-  else if (strcasecmp(s, "false") == 0)
-    *out = 0;
-  else
-    return wk_err(err, WK_EINVAL, "%s must be true or false, got '%.64s'", key, s);
+  *out = s == NULL ? def : strcasecmp(s, "true") == 0;
+  if (s != NULL && strcasecmp(s, "true") != 0 && strcasecmp(s, "false") != 0)
+    wk_log_warn("%s %s: %s='%.64s' is not true or false; read as false (as TorchServe reads it)",
+                wk_http_req_method(p->req), wk_http_req_path(p->req), key, s);
   return 0;
 }
 
@@ -238,16 +240,24 @@ typedef struct reg_s {
   int batch_size, max_batch_delay, initial_workers, synchronous, response_timeout, startup_timeout;
 } reg_t;
 
+/* The numbers as TorchServe reads them (lenient_int): a value that is not a number, or a
+ * negative one, means "not given"; initial_workers <= 0 registers without workers. */
 static int parse_register(params_t *p, reg_t *r, wk_err_t *err) {
   if (param(p, "url", &r->url, err) || param(p, "model_name", &r->model_name, err) ||
       param(p, "handler", &r->handler, err) || param(p, "runtime", &r->runtime, err) ||
-      int_param(p, "batch_size", -1, 1, INT_MAX, &r->batch_size, err) ||
-      int_param(p, "max_batch_delay", -1, 0, INT_MAX, &r->max_batch_delay, err) ||
-      int_param(p, "initial_workers", -1, 0, WK_MAX_WORKERS, &r->initial_workers, err) ||
-      bool_param(p, "synchronous", 1, &r->synchronous, err) ||
-      int_param(p, "response_timeout", -1, 1, INT_MAX, &r->response_timeout, err) ||
-      int_param(p, "startup_timeout", -1, 1, INT_MAX, &r->startup_timeout, err))
+      lenient_int(p, "batch_size", -1, &r->batch_size, err) ||
+      lenient_int(p, "max_batch_delay", -1, &r->max_batch_delay, err) ||
+      lenient_int(p, "initial_workers", INT_MIN, &r->initial_workers, err) ||
+      lenient_bool(p, "synchronous", 1, &r->synchronous, err) ||
+      lenient_int(p, "response_timeout", -1, &r->response_timeout, err) ||
+      lenient_int(p, "startup_timeout", -1, &r->startup_timeout, err))
     return WK_EINVAL;
+  if (r->batch_size < 1) r->batch_size = -1;
+  if (r->max_batch_delay < 0) r->max_batch_delay = -1;
+  if (r->response_timeout < 1) r->response_timeout = -1;
+  if (r->initial_workers > WK_MAX_WORKERS)
+    return wk_err(err, WK_EINVAL, "initial_workers must be at most %d, got %d", WK_MAX_WORKERS,
+                  r->initial_workers);
   if (r->url == NULL || r->url[0] == '\0')
     return wk_err(err, WK_EINVAL, "Parameter url is required.");
   if (r->model_name && (r->model_name[0] == '\0' || strchr(r->model_name, '/')))
@@ -413,18 +423,32 @@ static void register_model(wk_api_t *api, wk_http_req_t *req) {
   o.handler = r.handler;
   o.batch_size = r.batch_size;
   o.max_batch_delay_ms = r.max_batch_delay;
-  /* TorchServe: without initial_workers, default_workers_per_model if set, else none. */
-  o.initial_workers = r.initial_workers >= 0 ? r.initial_workers : o.default_workers;
+  /* TorchServe: without initial_workers, default_workers_per_model if set, else none; a
+   * negative count is none too */
+  o.initial_workers = r.initial_workers == INT_MIN ? o.default_workers
+                                                   : (r.initial_workers > 0 ? r.initial_workers : 0);
   o.response_timeout_s_override = r.response_timeout;
   o.python = cfg ? cfg->python : NULL;
   o.install_py_deps = cfg ? wk_config_bool(cfg, "install_py_dep_per_model", 0) : 0;
   o.startup_timeout_s = r.startup_timeout > 0 ? r.startup_timeout : 0;
+  if (r.startup_timeout == 0 && o.initial_workers != 0) {
+    /* TorchServe takes it literally and its workers time out at once */
+    forget_download(path, downloaded);
+    wk_http_reply_error(req, 500, "InternalServerException",
+                        "Failed to start workers for %s: startup_timeout=0 leaves them no time to "
+                        "start; give the seconds a worker may take to load",
+                        r.url);
+    json_decref(p.body);
+    return;
+  }
 
   wk_model_t *m = NULL;
   int rc = wk_model_load(&o, &m, &err);
   if (rc != 0) {
     forget_download(path, downloaded);
-    int internal = rc == WK_EIO || rc == WK_ENOMEM || rc == WK_EINTERNAL;
+    /* a worker that failed to start (its handler raised, it timed out) is TorchServe's 500 */
+    int internal = rc == WK_EIO || rc == WK_ENOMEM || rc == WK_EINTERNAL || rc == WK_EMODEL ||
+                   rc == WK_ETIMEDOUT;
     wk_http_reply_error(req, internal ? 500 : 400,
                         internal ? "InternalServerException" : "InvalidModelException", "%s",
                         err.msg);
@@ -468,13 +492,13 @@ static void scale_model(wk_api_t *api, wk_http_req_t *req, const char *name, con
   wk_err_t err = {{0}};
   int min, max, sync, timeout;
   if (version == NULL) version = wk_http_req_arg(req, "model_version");
-  if (int_param(&p, "min_worker", 1, 0, WK_MAX_WORKERS, &min, &err) ||
-      int_param(&p, "max_worker", min, 0, WK_MAX_WORKERS, &max, &err) ||
-      bool_param(&p, "synchronous", 0, &sync, &err) ||
-      int_param(&p, "timeout", -1, -1, INT_MAX, &timeout, &err)) {
-    wk_http_reply_error(req, 400, "BadRequestException", "%s", err.msg);
-    return;
-  }
+  /* read and checked in TorchServe's order: numbers leniently, max < min, the model, and
+   * then what wick cannot do (a negative count) */
+  lenient_int(&p, "min_worker", 1, &min, &err);
+  lenient_int(&p, "max_worker", min, &max, &err);
+  lenient_bool(&p, "synchronous", 0, &sync, &err);
+  lenient_int(&p, "timeout", -1, &timeout, &err); /* TorchServe reads it and ignores it */
+  (void)timeout;
   if (max < min) {
     wk_http_reply_error(req, 400, "BadRequestException",
                         "max_worker cannot be less than min_worker.");
@@ -483,6 +507,13 @@ static void scale_model(wk_api_t *api, wk_http_req_t *req, const char *name, con
   wk_model_t *m = wk_registry_acquire(api->registry, name, version);
   if (m == NULL) {
     model_not_found(api, req, name, version);
+    return;
+  }
+  if (min < 0 || max > WK_MAX_WORKERS) {
+    wk_registry_release(api->registry, m);
+    wk_http_reply_error(req, 400, "BadRequestException",
+                        "min_worker and max_worker must be from 0 to %d, got %d and %d",
+                        WK_MAX_WORKERS, min, max);
     return;
   }
   int rc = wk_model_scale(m, min, max, sync, &err);
@@ -589,27 +620,17 @@ static void list_visit(wk_model_t *const *models, const int *is_default, size_t 
 }
 
 static void list_models(wk_api_t *api, wk_http_req_t *req) {
-  const char *limit_s = wk_http_req_arg(req, "limit");
-  const char *token_s = wk_http_req_arg(req, "next_page_token");
   list_ctx_t c = {.start = 0, .limit = 100, .b = WK_BUF_INIT};
-  char *end;
-  if (limit_s) {
-    c.limit = strtol(limit_s, &end, 10);
-    if (*end || c.limit < 1) {
-      wk_http_reply_error(req, 400, "BadRequestException",
-                          "limit must be a positive integer, got '%s'", limit_s);
-      return;
-    }
-  }
-  if (token_s) {
-    c.start = strtol(token_s, &end, 10);
-    if (*end || c.start < 0) {
-      wk_http_reply_error(req, 400, "BadRequestException",
-                          "next_page_token must be a token from a previous reply, got '%s'",
-                          token_s);
-      return;
-    }
-  }
+  /* as TorchServe: not a number means the default; limit outside 0..100 is 100, a negative
+   * token 0 */
+  params_t p = {.req = req};
+  wk_err_t err = {{0}};
+  int limit, start;
+  lenient_int(&p, "limit", 100, &limit, &err);
+  lenient_int(&p, "next_page_token", 0, &start, &err);
+  c.limit = limit < 0 || limit > 100 ? 100 : limit;
+  c.start = start < 0 ? 0 : start;
+
   wk_registry_visit(api->registry, list_visit, &c);
   reply_buf(req, 200, &c.b);
 }

@@ -3,6 +3,7 @@
 #include "api/openapi.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -33,9 +34,11 @@ static json_t *schema(const char *type, size_t len) {
 static int add_query(json_t *params, const char *item, size_t len) {
   const char *colon = memchr(item, ':', len);
   if (colon == NULL) return WK_EINTERNAL;
-  json_t *p =
-      json_pack("{s:s%,s:s,s:b,s:o}", "name", item, (size_t)(colon - item), "in", "query",
-                "required", 0, "schema", schema(colon + 1, len - (size_t)(colon + 1 - item)));
+  char what[96];
+  snprintf(what, sizeof what, "the %.*s setting (optional)", (int)(colon - item), item);
+  json_t *p = json_pack("{s:s%,s:s,s:s,s:b,s:o}", "name", item, (size_t)(colon - item), "in",
+                        "query", "description", what, "required", 0, "schema",
+                        schema(colon + 1, len - (size_t)(colon + 1 - item)));
   return p == NULL || json_array_append_new(params, p) != 0 ? WK_ENOMEM : 0;
 }
 
@@ -44,8 +47,20 @@ static int add_content(json_t *content, const char *item, size_t len) {
   if (len >= sizeof type) return WK_EINTERNAL;
   memcpy(type, item, len);
   type[len] = '\0';
-  json_t *media = json_pack("{s:{}}", "schema");
+  /* JSON is an object; anything else travels as bytes */
+  json_t *media = strcmp(type, "application/json") == 0
+                      ? json_pack("{s:{s:s}}", "schema", "type", "object")
+                      : json_pack("{s:{s:s,s:s}}", "schema", "type", "string", "format", "binary");
   return media == NULL || json_object_set_new(content, type, media) != 0 ? WK_ENOMEM : 0;
+}
+
+/* The body of an error reply: TorchServe's {code, type, message}. */
+static json_t *error_schema(void) {
+  return json_pack("{s:s,s:[s,s,s],s:{s:{s:s,s:s},s:{s:s,s:s},s:{s:s,s:s}}}", "type", "object",
+                   "required", "code", "type", "message", "properties", "code", "type",
+                   "integer", "description", "the HTTP status", "type", "type", "string",
+                   "description", "the error's class, as TorchServe names it", "message",
+                   "type", "string", "description", "what was wrong and what was expected");
 }
 
 static int add_response(json_t *responses, const char *item, size_t len) {
@@ -54,7 +69,9 @@ static int add_response(json_t *responses, const char *item, size_t len) {
   char code[4];
   memcpy(code, item, 3);
   code[3] = '\0';
-  json_t *r = json_pack("{s:s%}", "description", colon + 1, len - 4);
+  json_t *body = code[0] >= '4' ? error_schema() : json_pack("{s:s}", "type", "object");
+  json_t *r = json_pack("{s:s%,s:{s:{s:o}}}", "description", colon + 1, len - 4, "content",
+                        "application/json", "schema", body);
   return r == NULL || json_object_set_new(responses, code, r) != 0 ? WK_ENOMEM : 0;
 }
 
@@ -64,8 +81,11 @@ static json_t *parameters(const wk_route_t *op) {
   if (params == NULL) return NULL;
   for (const char *p = strchr(op->path, '{'); p; p = strchr(p + 1, '{')) {
     size_t n = strcspn(p + 1, "}");
-    json_t *one = json_pack("{s:s%,s:s,s:b,s:{s:s}}", "name", p + 1, n, "in", "path", "required", 1,
-                            "schema", "type", "string");
+    json_t *one = json_pack("{s:s%,s:s,s:s,s:b,s:{s:s}}", "name", p + 1, n, "in", "path",
+                            "description",
+                            strncmp(p + 1, "model_name", 10) == 0 ? "the model's name"
+                                                                   : "the model's version",
+                            "required", 1, "schema", "type", "string");
     if (one == NULL || json_array_append_new(params, one) != 0) goto fail;
   }
   if (each_item(op->query, params, add_query) != 0) goto fail;
@@ -76,12 +96,20 @@ fail:
 }
 
 static json_t *operation(const wk_route_t *op, int auth_on) {
-  json_t *o = json_pack("{s:s,s:s,s:o,s:{}}", "operationId", op->id, "summary", op->summary,
-                        "parameters", parameters(op), "responses");
+  json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:{}}", "operationId", op->id, "summary", op->summary,
+                        "description", op->summary, "parameters", parameters(op), "responses");
   if (o == NULL) return NULL;
-  if (each_item(op->responses, json_object_get(o, "responses"), add_response) != 0) goto fail;
+  json_t *responses = json_object_get(o, "responses");
+  if (each_item(op->responses, responses, add_response) != 0) goto fail;
+  /* any route can fail inside the server */
+  if (json_object_get(responses, "500") == NULL &&
+      add_response(responses, "500:internal error", 18) != 0)
+    goto fail;
+  if (strcmp(op->path, "/api-description") == 0 && json_object_set_new(o, "deprecated", json_true()) != 0)
+    goto fail; /* OPTIONS / is the way to ask, as in TorchServe */
   if (op->body) {
-    json_t *body = json_pack("{s:b,s:{}}", "required", 0, "content");
+    json_t *body = json_pack("{s:s,s:b,s:{}}", "description", "the input, as the model's handler reads it",
+                             "required", 0, "content");
     if (body == NULL || json_object_set_new(o, "requestBody", body) != 0) goto fail;
     if (each_item(op->body, json_object_get(body, "content"), add_content) != 0) goto fail;
   }

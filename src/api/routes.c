@@ -18,6 +18,7 @@
 
 static void describe(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 static void token(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
+static void model_doc(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 
 #define INF WK_PORT_INFERENCE
 #define MGT WK_PORT_MANAGEMENT
@@ -28,7 +29,7 @@ static void token(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 #define PREDICT_REPLIES                                                                            \
   "200:the handler's output|400:bad input|404:no such model or version|413:body too "              \
   "large|503:queue full or no workers|504:response timeout"
-#define V2_BODY "application/json|application/octet-stream"
+#define V2_BODY "application/json|application/octet-stream|*/*"
 #define REGISTER_QUERY                                                                             \
   "url:string|model_name:string|handler:string|runtime:string|batch_size:integer|"                 \
   "max_batch_delay:integer|initial_workers:integer|synchronous:boolean|response_timeout:"          \
@@ -46,6 +47,12 @@ static const wk_route_t routes[] = {
      "200:{\"status\": \"Healthy\"}|500:{\"status\": \"Unhealthy\"}"},
     {INF, "post", "/ping", WK_ROUTE_PUBLIC, wk_api_ping, 0, "pingPost", "Health of the server (as GET)", NULL, NULL,
      "200:{\"status\": \"Healthy\"}|500:{\"status\": \"Unhealthy\"}"},
+    {INF, "*", "/ping", WK_ROUTE_PUBLIC, wk_api_ping, 0, "pingAny", "Health (any method, as TorchServe)", NULL, NULL, NULL},
+    {INF, "options", "/predictions/{model_name}", 0, model_doc, 0, "predictionsApi",
+     "The prediction routes of one model (OpenAPI 3.0)", NULL, NULL, "200:the OpenAPI document|404:no such model"},
+    {INF, "options", "/predictions/{model_name}/{model_version}", 0, model_doc, 0, "versionPredictionsApi",
+     "The prediction routes of one version (OpenAPI 3.0)", NULL, NULL,
+     "200:the OpenAPI document|404:no such model or version"},
     {INF, "post", "/predictions/{model_name}", 0, wk_api_predictions, 0, "predictions", "Predict with the default version",
      NULL, PREDICT_BODY, PREDICT_REPLIES},
     {INF, "put", "/predictions/{model_name}", 0, wk_api_predictions, 0, "predictionsPut", "Predict (as POST)", NULL,
@@ -64,6 +71,19 @@ static const wk_route_t routes[] = {
     {INF, "put", "/explanations/{model_name}/{model_version}", 0, wk_api_predictions, 1, "versionExplanationsPut",
      "Explain with one version (as POST)", "target:integer|n_steps:integer", PREDICT_BODY,
      PREDICT_REPLIES},
+    /* TorchServe hands a prediction route any method (a GET reaches the handler too), and
+     * still answers its older routes; not in the description */
+    {INF, "*", "/predictions/{model_name}", 0, wk_api_predictions, 0, "predictionsAny", "", NULL, NULL, NULL},
+    {INF, "*", "/predictions/{model_name}/{model_version}", 0, wk_api_predictions, 0, "versionPredictionsAny", "",
+     NULL, NULL, NULL},
+    {INF, "*", "/explanations/{model_name}", 0, wk_api_predictions, 1, "explanationsAny", "", NULL, NULL, NULL},
+    {INF, "*", "/explanations/{model_name}/{model_version}", 0, wk_api_predictions, 1, "versionExplanationsAny", "",
+     NULL, NULL, NULL},
+    {INF, "*", "/invocations", 0, wk_api_invocations, 0, "invocations", "", NULL, NULL, NULL},
+    {INF, "*", "/models/{model_name}/invoke", 0, wk_api_predictions, 0, "invoke", "", NULL, NULL, NULL},
+    {INF, "*", "/{model_name}/predict", 0, wk_api_predictions, 0, "legacyPredict", "", NULL, NULL, NULL},
+    {INF, "*", "/{model_name}/{model_version}/predict", 0, wk_api_predictions, 0, "legacyVersionPredict", "", NULL,
+     NULL, NULL},
 
     /* inference port: KServe v1 (api.c) */
     {INF, "get", "/v1/models", 0, wk_api_v1_list, 0, "kserveV1List", "KServe v1: the models' names", NULL, NULL,
@@ -72,10 +92,11 @@ static const wk_route_t routes[] = {
      NULL, "200:{\"name\": ..., \"ready\": ...}|404:{\"error\": ...}"},
     {INF, "post", "/v1/models/{model_name}:predict", 0, wk_api_v1_predict, 0, "kserveV1Predict",
      "KServe v1: {\"instances\"|\"inputs\": [...]} -> {\"predictions\": [...]}", NULL,
-     "application/json", "200:{\"predictions\": [...]}|400:{\"error\": ...}|404:{\"error\": ...}"},
+     "application/json|*/*", "200:{\"predictions\": [...]}|400:{\"error\": ...}|404:{\"error\": ...}|503:queue "
+     "full or no workers"},
     {INF, "post", "/v1/models/{model_name}:explain", 0, wk_api_v1_predict, 1, "kserveV1Explain",
-     "KServe v1: explanations of the instances", NULL, "application/json",
-     "200:{\"explanations\": [...]}|400:{\"error\": ...}|404:{\"error\": ...}"},
+     "KServe v1: explanations of the instances", NULL, "application/json|*/*",
+     "200:{\"explanations\": [...]}|400:{\"error\": ...}|404:{\"error\": ...}|503:queue full or no workers"},
 
     /* inference port: KServe v2 / Open Inference Protocol (api.c) */
     {INF, "get", "/v2", 0, wk_api_v2_server, 0, "kserveV2Server", "Server metadata (name, version, extensions)", NULL,
@@ -92,7 +113,10 @@ static const wk_route_t routes[] = {
      NULL, "200:ready|400:not ready|404:{\"error\": ...}"},
     {INF, "post", "/v2/models/{model_name}/infer", 0, wk_api_v2_infer, 0, "kserveV2Infer",
      "Inference, JSON or the binary tensor data extension", NULL, V2_BODY,
-     "200:inference response|400:{\"error\": ...}|404:{\"error\": ...}"},
+     "200:inference response|400:{\"error\": ...}|404:{\"error\": ...}|503:queue full or no workers"},
+    {INF, "post", "/v2/models/{model_name}/explain", 0, wk_api_v2_infer, 1, "kserveV2Explain",
+     "Explanation, as TorchServe routes it: the handler's explain", NULL, V2_BODY,
+     "200:inference response|400:{\"error\": ...}|404:{\"error\": ...}|503:queue full or no workers"},
     {INF, "get", "/v2/models/{model_name}/versions/{model_version}", 0, wk_api_v2_metadata, 0, "kserveV2VersionMetadata",
      "Metadata of one version", NULL, NULL, "200:model metadata|404:{\"error\": ...}"},
     {INF, "get", "/v2/models/{model_name}/versions/{model_version}/ready", 0, wk_api_v2_model_ready, 0,
@@ -100,7 +124,10 @@ static const wk_route_t routes[] = {
      "200:ready|400:not ready|404:{\"error\": ...}"},
     {INF, "post", "/v2/models/{model_name}/versions/{model_version}/infer", 0, wk_api_v2_infer, 0,
      "kserveV2VersionInfer", "Inference with one version", NULL, V2_BODY,
-     "200:inference response|400:{\"error\": ...}|404:{\"error\": ...}"},
+     "200:inference response|400:{\"error\": ...}|404:{\"error\": ...}|503:queue full or no workers"},
+    {INF, "post", "/v2/models/{model_name}/versions/{model_version}/explain", 0, wk_api_v2_infer, 1,
+     "kserveV2VersionExplain", "Explanation with one version", NULL, V2_BODY,
+     "200:inference response|400:{\"error\": ...}|404:{\"error\": ...}|503:queue full or no workers"},
 
     /* management port (management.c; /token: auth.c) */
     {MGT, "get", "/models", 0, wk_mgmt_list, 0, "listModels", "Registered models, a page at a time",
@@ -135,7 +162,8 @@ static const wk_route_t routes[] = {
      "200:the new key|400:bad type|401:not the API key"},
 
     /* metrics port (api.c) */
-    {MET, "get", "/metrics", WK_ROUTE_PUBLIC, wk_api_metrics_text, 0, "metrics", "Prometheus text format", NULL, NULL,
+    {MET, "get", "/metrics", WK_ROUTE_PUBLIC, wk_api_metrics_text, 0, "metrics",
+     "Prometheus text format (name[]=X, repeated: only those families)", "name[]:string", NULL,
      "200:metrics"},
 };
 
@@ -151,6 +179,7 @@ const wk_route_t *wk_routes(size_t *n) {
 
 int wk_route_enabled(const wk_api_t *api, const wk_route_t *r, int for_description) {
   if ((r->flags & WK_ROUTE_AUTH) && api->auth == NULL) return 0;
+  if (for_description && strcmp(r->method, "*") == 0) return 0; /* compatibility only */
   if (for_description && (r->flags & WK_ROUTE_MODEL_API)) {
     const char *v = api->config ? wk_props_get(&api->config->props, "enable_model_api") : NULL;
     if (v == NULL || strcasecmp(v, "true") != 0) return 0;
@@ -242,7 +271,7 @@ const wk_route_t *wk_route_find(const wk_api_t *api, wk_port_t port, const char 
     if (!(r->ports & port) || !wk_route_enabled(api, r, 0)) continue;
     captures_t c;
     if (!match(r->path, segs, n, &c)) continue;
-    if (strcasecmp(r->method, method) == 0) {
+    if (strcasecmp(r->method, method) == 0 || strcmp(r->method, "*") == 0) {
       for (int k = 0; k < 2; k++)
         if (c.at[k]) c.at[k][c.len[k]] = '\0';
       args->model_name = c.at[0];
@@ -265,11 +294,15 @@ const wk_route_t *wk_route_find(const wk_api_t *api, wk_port_t port, const char 
 
 /* ---- answers of the table itself ---- */
 
-static void describe(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+/* Replies the OpenAPI document of the routes of a's port that pass keep. */
+static void describe_some(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a,
+                          int (*keep)(const wk_route_t *)) {
   const wk_route_t *list[sizeof routes / sizeof routes[0]];
   size_t n = 0;
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-    if ((routes[i].ports & a->port) && wk_route_enabled(api, &routes[i], 1)) list[n++] = &routes[i];
+    if ((routes[i].ports & a->port) && wk_route_enabled(api, &routes[i], 1) &&
+        (keep == NULL || keep(&routes[i])))
+      list[n++] = &routes[i];
   wk_buf_t b = WK_BUF_INIT;
   if (wk_openapi_describe(api, a->port, list, n, &b) != 0) {
     wk_buf_destroy(&b);
@@ -279,6 +312,23 @@ static void describe(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a
   size_t len;
   char *body = wk_buf_steal(&b, &len);
   wk_http_reply(req, 200, "application/json", body, len);
+}
+
+static void describe(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  describe_some(api, req, a, NULL);
+}
+
+/* The routes a model predicts through, as TorchServe's per-model description lists them. */
+static int predicts(const wk_route_t *r) {
+  return strcmp(r->method, "post") == 0 && r->arg == 0 &&
+         (strcmp(r->path, "/predictions/{model_name}") == 0 ||
+          strcmp(r->path, "/v1/models/{model_name}:predict") == 0 ||
+          strcmp(r->path, "/v2/models/{model_name}/infer") == 0);
+}
+
+/* OPTIONS /predictions/{model}: that model's prediction routes (404 when it is not there). */
+static void model_doc(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  if (wk_api_model_exists(api, req, a)) describe_some(api, req, a, predicts);
 }
 
 /* GET /token: the API key is checked by auth.c itself. */
@@ -297,7 +347,7 @@ static void no_route(wk_http_req_t *req, const char *allow) {
     wk_http_reply_error(req, 405, "MethodNotAllowedException", "%s %s is not supported; use %s",
                         method, path, allow);
   } else if (kserve) {
-    wk_http_reply_kserve_error(req, 404, "%s is not a route of this server (OPTIONS / lists them)",
+    wk_http_reply_kserve_error(req, 404, "ResourceNotFoundException", "%s is not a route of this server (OPTIONS / lists them)",
                                path);
   } else {
     wk_http_reply_error(req, 404, "ResourceNotFoundException",

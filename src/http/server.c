@@ -518,11 +518,22 @@ void wk_http_reply_field(wk_http_req_t *r, int status, const char *key, const ch
   wk_http_reply(r, status, "application/json", body, len);
 }
 
-void wk_http_reply_kserve_error(wk_http_req_t *r, int status, const char *fmt, ...) {
+void wk_http_reply_kserve_error(wk_http_req_t *r, int status, const char *type, const char *fmt,
+                                ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  wk_http_reply_field(r, status, "error", msg, 0);
+  wk_buf_t b = WK_BUF_INIT;
+  wk_buf_puts(&b, "{\"error\": ");
+  wk_buf_json_str(&b, msg);
+  wk_buf_printf(&b, ", \"code\": %d, \"type\": ", status);
+  wk_buf_json_str(&b, type);
+  wk_buf_puts(&b, ", \"message\": ");
+  wk_buf_json_str(&b, msg);
+  wk_buf_puts(&b, "}\n");
+  size_t len;
+  char *body = wk_buf_steal(&b, &len);
+  wk_http_reply(r, status, "application/json", body, len);
 }

@@ -70,9 +70,10 @@ void wk_http_reply_error(wk_http_req_t *r, int status, const char *type, const c
 /* Replies {"key": msg}: on one line, or with pretty set as TorchServe indents its
  * {"status": ...} replies. */
 void wk_http_reply_field(wk_http_req_t *r, int status, const char *key, const char *msg, int pretty);
-/* Replies {"error": msg} as KServe's v1 and v2 protocols do. */
-void wk_http_reply_kserve_error(wk_http_req_t *r, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Replies {"error": msg} as KServe's v1 and v2 protocols do, with TorchServe's code, type
+ * and message beside it (TorchServe answers its KServe routes with those). */
+void wk_http_reply_kserve_error(wk_http_req_t *r, int status, const char *type, const char *fmt,
+                                ...) __attribute__((format(printf, 4, 5)));
 /* Replies a copy of a JSON text. */
 void wk_http_reply_json(wk_http_req_t *r, int status, const char *json, size_t len);
 

@@ -65,9 +65,11 @@ void wk__job_free(wk__job_t *j) {
   free(j->data);
   free(j->content_type);
   for (size_t i = 0; i < j->n_fields; i++) {
-    free(j->field_names[i]);
-    free(j->field_types[i]);
+    free(j->fields[i].name);
+    free(j->fields[i].content_type);
+    free(j->fields[i].owned);
   }
+  free(j->fields);
   if (j->v2) {
     wk_oip_request_destroy(j->v2);
     free(j->v2);

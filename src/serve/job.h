@@ -31,6 +31,16 @@ enum {
   WK__ENV_V2,     /* KServe v2: named output tensors (serve/v2_encode.c) */
 };
 
+/* One parameter a Python handler sees (a key of its request dict): a query argument, a
+ * form field or the body. */
+typedef struct wk__field_s {
+  char *name;         /* owned */
+  char *content_type; /* owned; "" when none */
+  const char *value;  /* into the job's data, or owned below */
+  size_t len;
+  char *owned;        /* the value when it is a decoded copy */
+} wk__field_t;
+
 typedef struct wk__job_s {
   wk_sink_t *sink;
   int envelope;            /* WK__ENV_* */
@@ -43,8 +53,7 @@ typedef struct wk__job_s {
   size_t data_len;
   char *content_type;      /* Python: the body's Content-Type (owned) */
   char id[24];             /* Python: the request id sent to the worker */
-  char *field_names[WK_MULTIPART_MAX_PARTS]; /* Python: multipart field names (run time) */
-  char *field_types[WK_MULTIPART_MAX_PARTS];
+  struct wk__field_s *fields; /* Python: the handler's parameters, as TorchServe builds them */
   size_t n_fields;
   char **headers;          /* Python: request headers, name and value alternating */
   size_t n_headers;        /* pairs */

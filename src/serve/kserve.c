@@ -360,7 +360,7 @@ static void v2_images(wk_model_t *m, const wk_request_t *req, wk_sink_t *sink, w
   }
 }
 
-void wk_model_infer_v2(wk_model_t *m, const wk_request_t *req, wk_sink_t *sink) {
+void wk_model_infer_v2(wk_model_t *m, const wk_request_t *req, wk_sink_t *sink, int explain) {
   size_t len = req->body_len;
   const char *body = req->body;
   size_t json_len = len;
@@ -397,7 +397,7 @@ void wk_model_infer_v2(wk_model_t *m, const wk_request_t *req, wk_sink_t *sink) 
     return;
   }
   wk__job_t *j = NULL;
-  if ((rc = wk__job_new(m, sink, req, 0, WK__ENV_V2, &j, &err)) != 0) {
+  if ((rc = wk__job_new(m, sink, req, explain, WK__ENV_V2, &j, &err)) != 0) {
     wk_oip_request_destroy(r);
     free(r);
     sink->ops->error(sink, 500, "InternalServerException", err.msg);

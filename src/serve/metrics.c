@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "serve/host_metrics.h"
 #include "serve/model_internal.h"
 
 static const double lat_bounds[WK__LAT_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -22,6 +24,7 @@ static void hist_add(wk__hist_t *h, const double *bounds, size_t nb, double valu
 }
 
 void wk__metrics_queued(wk_model_t *m, int64_t waited_us) {
+  wk_host_metrics_queue_time(waited_us);
   atomic_fetch_add(&m->queue_us_total, (uint64_t)waited_us);
   hist_add(&m->queue_hist, lat_bounds, WK__LAT_BUCKETS, (double)waited_us / 1e6, (uint64_t)waited_us);
 }
@@ -121,15 +124,35 @@ void wk_models_metrics(wk_model_t *const *models, size_t n, wk_buf_t *b) {
       {"wick_workers", "gauge", "Live workers.", rd_workers},
       {"wick_workers_abandoned", "gauge", "Workers stuck in a forward past the response timeout.", rd_abandoned},
   };
-  char labels[512];
+  char labels[512], host[256] = "localhost";
+  gethostname(host, sizeof host - 1);
   for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
     wk_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help,
                   families[f].name, families[f].type);
+    int ts = strncmp(families[f].name, "ts_", 3) == 0; /* TorchServe's: with its hostname */
     for (size_t i = 0; i < n; i++) {
       labels_of(models[i], labels, sizeof labels);
-      wk_buf_printf(b, "%s{%s} %llu\n", families[f].name, labels,
-                    (unsigned long long)families[f].read(models[i]));
+      wk_buf_printf(b, "%s{%s", families[f].name, labels);
+      if (ts) {
+        wk_buf_puts(b, ",hostname=");
+        wk_buf_json_str(b, host);
+      }
+      wk_buf_printf(b, "} %llu\n", (unsigned long long)families[f].read(models[i]));
     }
+  }
+  /* TorchServe's WorkerLoadTime: each live worker's start, named as TorchServe names it */
+  wk_buf_puts(b, "# HELP WorkerLoadTime Time a worker took to start, milliseconds.\n"
+                 "# TYPE WorkerLoadTime gauge\n");
+  for (size_t i = 0; i < n; i++) {
+    wk_model_t *m = models[i];
+    pthread_mutex_lock(&m->lock);
+    for (const wk__worker_t *w = m->worker_list; w; w = w->next) {
+      wk_buf_printf(b, "WorkerLoadTime{WorkerName=\"W-%d-%s_%s\",Level=\"Host\",Hostname=", w->id,
+                    m->name, m->version);
+      wk_buf_json_str(b, host);
+      wk_buf_printf(b, "} %.3f\n", (double)w->load_us / 1000.0);
+    }
+    pthread_mutex_unlock(&m->lock);
   }
   wk_buf_puts(b, "# HELP wick_model_requests_total Prediction replies by model and result.\n"
                  "# TYPE wick_model_requests_total counter\n");
@@ -181,8 +204,11 @@ void wk_models_metrics(wk_model_t *const *models, size_t n, wk_buf_t *b) {
         for (size_t k2 = 0; k2 < models[i2]->n_custom; k2++) {
           const wk__custom_metric_t *d = &models[i2]->custom[k2];
           if (strcmp(d->name, c->name) != 0) continue;
-          wk_buf_printf(b, "%s{%s%s%s} %.17g\n", d->name, labels, d->labels[0] ? "," : "",
-                        d->labels, d->value);
+          /* the handler's dimensions (ModelName, Level, ...) and TorchServe's Hostname */
+          wk_buf_printf(b, "%s{%s%s%s,Hostname=", d->name, labels, d->labels[0] ? "," : "",
+                        d->labels);
+          wk_buf_json_str(b, host);
+          wk_buf_printf(b, "} %.17g\n", d->value);
         }
       }
     }

@@ -347,6 +347,7 @@ void wk_model_load_opts_init(wk_model_load_opts_t *o) {
 const char *wk_model_name(const wk_model_t *m) { return m->name; }
 const char *wk_model_version(const wk_model_t *m) { return m->version; }
 const char *wk_model_url(const wk_model_t *m) { return m->url; }
+int wk_model_loaded_at_startup(const wk_model_t *m) { return m->loaded_at_startup; }
 
 static int locked_int(wk_model_t *m, const int *field) {
   pthread_mutex_lock(&m->lock);

@@ -62,6 +62,7 @@ int wk_model_drain(wk_model_t *m, int64_t deadline_us);
 void wk_model_free(wk_model_t *m);
 
 const char *wk_model_name(const wk_model_t *m);
+int wk_model_loaded_at_startup(const wk_model_t *m); /* --models / load_models, not the API */
 const char *wk_model_version(const wk_model_t *m);
 const char *wk_model_url(const wk_model_t *m);
 
@@ -76,8 +77,9 @@ void wk_model_predict(wk_model_t *m, const wk_request_t *r, wk_sink_t *sink, int
 /* KServe v1 :predict / :explain: {"instances": [...]} or {"inputs": ...} in,
  * {"predictions": [...]} (or "explanations") out (serve/kserve.c). */
 void wk_model_predict_v1(wk_model_t *m, const wk_request_t *r, wk_sink_t *sink, int explain);
-/* KServe v2 /infer: JSON and binary tensor data in and out (tensor/oip.h). */
-void wk_model_infer_v2(wk_model_t *m, const wk_request_t *r, wk_sink_t *sink);
+/* KServe v2 /infer: JSON and binary tensor data in and out (tensor/oip.h); /explain (explain
+ * 1) is the same request run as the handler's explanation, as TorchServe routes it. */
+void wk_model_infer_v2(wk_model_t *m, const wk_request_t *r, wk_sink_t *sink, int explain);
 /* Appends the v2 model metadata object: name, versions, platform, inputs, outputs (from
  * wick: {inputs, outputs} in the model config, else the forward() argument names, FP32,
  * shape [-1]). */

@@ -44,6 +44,7 @@ typedef struct wk__worker_s {
   void *hstate;         /* the handler's per-worker state (a Python process) */
   size_t batch_n;
   int64_t batch_deadline_us;
+  int64_t load_us;      /* how long its start (the handler's warm-up) took */
   struct wk__worker_s *next;
 } wk__worker_t;
 

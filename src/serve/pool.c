@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "serve/host_metrics.h"
 #include "serve/model_internal.h"
 
 /* How often the monitor looks for expired requests when nothing wakes it sooner. */
@@ -174,7 +175,11 @@ static void *worker_main(void *arg) {
   size_t cap = (size_t)(m->batch_size > 0 ? m->batch_size : 1);
   wk__job_t **batch = calloc(cap, sizeof *batch);
   int index = w->id - WK__WORKER_ID_BASE;
+  int64_t t0 = wk_now_us();
   if (m->h->warm) m->h->warm(m, &w->hstate, index);
+  pthread_mutex_lock(&m->lock);
+  w->load_us = wk_now_us() - t0;
+  pthread_mutex_unlock(&m->lock);
   for (size_t n; batch && (n = next_batch(m, batch, cap)) > 0;) {
     /* Requests whose time ran out while they waited are answered now, not run. */
     size_t kept = 0;
@@ -209,7 +214,9 @@ static void *worker_main(void *arg) {
     w->batch_deadline_us = deadline;
     pthread_mutex_unlock(&m->lock);
 
+    int64_t ran_from = wk_now_us();
     run_batch(m, w, index, batch, n);
+    int64_t ran_to = wk_now_us();
 
     pthread_mutex_lock(&m->lock);
     int abandoned = w->state == WK__W_ABANDONED;
@@ -218,6 +225,8 @@ static void *worker_main(void *arg) {
     if (!abandoned) w->state = WK__W_IDLE;
     pthread_mutex_unlock(&m->lock);
     for (size_t i = 0; i < n; i++) wk__job_free(batch[i]);
+    /* TorchServe's WorkerThreadTime: the batch's time in the worker outside the handler */
+    wk_host_metrics_worker_thread_time((wk_now_us() - ran_to) + (ran_from - now));
     if (abandoned) break; /* the late result was dropped; a replacement already runs */
   }
   free(batch);

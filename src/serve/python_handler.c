@@ -17,6 +17,7 @@
 #include "core/fs.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/form.h"
 #include "core/multipart.h"
 #include "serve/gpus.h"
 #include "serve/model_internal.h"
@@ -68,7 +69,7 @@ static void on_metric(void *ud, const char *text, size_t len) {
   const char *key;
   json_t *v;
   json_object_foreach(json_object_get(root, "dimensions"), key, v) {
-    if (!json_is_string(v) || strcmp(key, "ModelName") == 0) continue;
+    if (!json_is_string(v)) continue;
     char k[64];
     snprintf(k, sizeof k, "%s", key);
     sanitize(k);
@@ -114,6 +115,59 @@ static int keep_header(wk__job_t *j, const char *name, const char *value) {
   return 0;
 }
 
+/* Adds one parameter to j; value is copied when copy is set, else it points into j->data. */
+static int add_field(wk__job_t *j, const char *name, const char *ctype, const char *value,
+                     size_t len, int copy, wk_err_t *err) {
+  if (j->n_fields == WK_MULTIPART_MAX_PARTS)
+    return wk_err(err, WK_ETOOBIG,
+                  "too many parameters (query arguments and form fields): at most %d",
+                  WK_MULTIPART_MAX_PARTS);
+  wk__field_t *f = &j->fields[j->n_fields];
+  f->name = strdup(name);
+  f->content_type = strdup(ctype ? ctype : "");
+  f->owned = copy ? malloc(len + 1) : NULL;
+  j->n_fields++; /* freed with the job from here on */
+  if (f->name == NULL || f->content_type == NULL || (copy && f->owned == NULL))
+    return wk_err(err, WK_ENOMEM, "out of memory");
+  if (copy) {
+    memcpy(f->owned, value, len);
+    f->owned[len] = '\0';
+  }
+  f->value = copy ? f->owned : value;
+  f->len = len;
+  return 0;
+}
+
+/* The parameters a handler sees, as TorchServe's frontend builds them: each query
+ * argument (no content type), then the fields of a multipart or urlencoded form body, or
+ * else the body itself as "body" with the request's Content-Type. */
+static int build_fields(wk__job_t *j, const wk_request_t *r, wk_err_t *err) {
+  j->fields = calloc(WK_MULTIPART_MAX_PARTS, sizeof *j->fields);
+  if (j->fields == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  int rc = 0;
+  for (size_t i = 0; i < r->n_args && rc == 0; i++)
+    rc = add_field(j, r->args[i].name, "", r->args[i].value, strlen(r->args[i].value), 1, err);
+  if (rc != 0) return rc;
+  const char *body = (const char *)j->data;
+  if (wk_multipart_is(j->content_type)) {
+    wk_multipart_part_t parts[WK_MULTIPART_MAX_PARTS];
+    int n = wk_multipart_parse(j->content_type, body, j->data_len, parts, WK_MULTIPART_MAX_PARTS, err);
+    for (int i = 0; i < n && rc == 0; i++)
+      rc = add_field(j, parts[i].name[0] ? parts[i].name : "body", parts[i].content_type,
+                     parts[i].data, parts[i].len, 0, err);
+    return n < 0 ? n : rc;
+  }
+  if (wk_form_is(j->content_type)) {
+    wk_form_field_t form[WK_MULTIPART_MAX_PARTS];
+    int n = wk_form_parse(body, j->data_len, form, WK_MULTIPART_MAX_PARTS, err);
+    for (int i = 0; i < n && rc == 0; i++)
+      rc = add_field(j, form[i].name, "", form[i].value, form[i].len, 1, err);
+    if (n > 0) wk_form_fields_free(form, n);
+    return n < 0 ? n : rc;
+  }
+  return add_field(j, "body", j->content_type, body, j->data_len, 0, err);
+}
+
 static int parse(wk_model_t *m, wk__job_t *j, const wk_request_t *r, wk_err_t *err) {
   (void)m;
   j->headers = calloc(2 * WK_MAX_FORWARDED_HEADERS, sizeof *j->headers);
@@ -126,34 +180,17 @@ static int parse(wk_model_t *m, wk__job_t *j, const wk_request_t *r, wk_err_t *e
   if (r->body_len) memcpy(j->data, r->body, r->body_len);
   j->data_len = r->body_len;
   snprintf(j->id, sizeof j->id, "%016llx", (unsigned long long)atomic_fetch_add(&g_request_ids, 1));
-  return 0;
+  return build_fields(j, r, err);
 }
 
-/* The params of one request: the form fields of a multipart body, else the body. */
-static int request_params(wk__job_t *j, wk_otf_param_t *params, size_t cap, wk_err_t *err) {
-  if (wk_multipart_is(j->content_type)) {
-    wk_multipart_part_t parts[WK_MULTIPART_MAX_PARTS];
-    int n = wk_multipart_parse(j->content_type, (const char *)j->data, j->data_len, parts,
-                               WK_MULTIPART_MAX_PARTS, err);
-    if (n < 0) return n;
-    /* the part descriptors point into j->data; names are copied into the job */
-    size_t k = 0;
-    for (int i = 0; i < n && k < cap; i++, k++) {
-      j->field_names[k] = strdup(parts[i].name[0] ? parts[i].name : "body");
-      j->field_types[k] = strdup(parts[i].content_type);
-      params[k].name = j->field_names[k];
-      params[k].content_type = j->field_types[k];
-      params[k].value = parts[i].data;
-      params[k].value_len = parts[i].len;
-    }
-    j->n_fields = k;
-    return (int)k;
-  }
-  params[0].name = "body";
-  params[0].content_type = j->content_type;
-  params[0].value = j->data;
-  params[0].value_len = j->data_len;
-  return 1;
+/* The params of one request, as parse built them. */
+static int request_params(wk__job_t *j, wk_otf_param_t *params) {
+  for (size_t k = 0; k < j->n_fields; k++)
+    params[k] = (wk_otf_param_t){.name = j->fields[k].name,
+                                 .content_type = j->fields[k].content_type,
+                                 .value = j->fields[k].value,
+                                 .value_len = j->fields[k].len};
+  return (int)j->n_fields;
 }
 
 static const wk_otf_prediction_t *find_pred(const wk_otf_response_t *r, const wk__job_t *j) {
@@ -272,12 +309,7 @@ static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_
     goto done;
   }
   for (size_t i = 0; i < n; i++) {
-    wk_err_t err = {{0}};
-    int np = request_params(jobs[i], params[live], WK_MULTIPART_MAX_PARTS, &err);
-    if (np < 0) {
-      wk__job_fail(m, jobs[i], np, err.msg);
-      continue;
-    }
+    int np = request_params(jobs[i], params[live]);
     size_t nh = 0;
     for (size_t h = 0; h < jobs[i]->n_headers; h++)
       hdrs[live][nh++] = (wk_otf_kv_t){jobs[i]->headers[2 * h], jobs[i]->headers[2 * h + 1]};
@@ -392,7 +424,13 @@ static int init(wk_model_t *m, const wk_model_load_opts_t *o, wk_err_t *err) {
       (rc = python_requirements(m, st, o->install_py_deps, err)) != 0)
     return rc;
   /* Start one worker process now, so that a handler that cannot load fails the load with
-   * its traceback; worker 0 takes this process over. */
+   * its traceback; worker 0 takes this process over. With no worker asked for, nothing
+   * runs the handler yet (as in TorchServe: the model registers, scaling up starts it). */
+  if (m->min_workers == 0) {
+    wk_log_info("model %s %s: handler %s not started (0 workers; scale up to start it)", m->name,
+                m->version, m->handler);
+    return 0;
+  }
   int64_t t0 = wk_now_us();
   if ((rc = start_process(m, 0, &st->first_py, err)) != 0) {
     wk_err_prefix(err, "model '%s'", m->name);

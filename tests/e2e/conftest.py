@@ -104,6 +104,9 @@ class Server:
     def metrics(self):
         return request(self.ports["metrics"], "GET", "/metrics")
 
+    def metrics_query(self, query):
+        return request(self.ports["metrics"], "GET", "/metrics" + query)
+
     def stop(self, timeout=30):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

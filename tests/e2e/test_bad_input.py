@@ -88,7 +88,11 @@ def test_unknown_model_and_version(server):
     assert_error(server.infer("POST", "/predictions/mlp/9.9", [[0.0] * 16]), 404, "9.9")
     assert_error(server.mgmt("GET", "/models/nope"), 404, "nope")
     assert server.infer("GET", "/nowhere").status == 404
-    assert server.infer("GET", "/predictions/mlp").status == 405
+    # TorchServe hands a prediction route any method: a GET reaches the model, whose
+    # handler says what it lacks; a wrong method on an unknown model is that model's 404
+    assert_error(server.infer("GET", "/predictions/mlp"), 400, "empty body")
+    assert_error(server.infer("GET", "/predictions/nope"), 404, "nope")
+    assert server.infer("DELETE", "/v2/models/mlp/infer").status == 405
     still_serves(server)
 
 

@@ -90,7 +90,9 @@ def test_tensor_handler_rows_become_predictions(server):
         assert r.status == 200, r
         assert r.json() == {"predictions": want}
     r = server.infer("POST", "/v1/models/fashion_tensor:predict", '{"instances": [[1, 2], [3]]}', JSON)
-    assert r.status == 400 and "error" in r.json() and "message" not in r.json(), r
+    # KServe's "error", with TorchServe's code, type and message beside it
+    body = r.json()
+    assert r.status == 400 and body["error"] == body["message"] and body["code"] == 400, r
 
 
 def test_images_as_b64_instances_equal_predictions(server):
@@ -162,6 +164,8 @@ def test_v1_bad_input_is_an_error_object(server):
     for model, body, status, text in cases:
         r = server.infer("POST", f"/v1/models/{model}:predict", body, JSON)
         assert r.status == status, (body, r)
-        assert set(r.json()) == {"error"} and text in r.json()["error"], (body, r.json())
+        got = r.json()
+        assert set(got) == {"error", "code", "type", "message"} and text in got["error"], (body, got)
+        assert got["code"] == r.status and got["message"] == got["error"], got
     # and the server still answers
     assert server.infer("GET", "/v1/models/fashion").json()["ready"] is True

@@ -217,7 +217,9 @@ BAD = [
 def test_bad_json_requests(server, what, doc, text):
     r = infer(server, "mlp", json.dumps(doc), {"Content-Type": "application/json"})
     assert r.status == 400, (what, r)
-    assert set(r.json()) == {"error"} and text in r.json()["error"], (what, r.json())
+    got = r.json()
+    assert set(got) == {"error", "code", "type", "message"} and text in got["error"], (what, got)
+    assert got["code"] == 400 and got["type"] == "BadRequestException", got
 
 
 @pytest.mark.badinput

@@ -105,7 +105,10 @@ def test_register_without_initial_workers_then_scale(serve, store):
     assert r.status == 202 and r.json() == {"status": "Processing worker updates..."}, r
     assert_error(s.mgmt("PUT", "/models/mlp?min_worker=3&max_worker=2"), 400, "BadRequestException",
                  "max_worker cannot be less than min_worker.")
-    assert_error(s.mgmt("PUT", "/models/mlp?min_worker=x"), 400, "BadRequestException", "min_worker")
+    # as TorchServe: a count that is no number is the default (1), with a warning in the log
+    r = s.mgmt("PUT", "/models/mlp?min_worker=x&synchronous=true")
+    assert r.status == 200 and r.json() == {"status": "Workers scaled to 1 for model: mlp"}, r
+    assert "min_worker='x' is not an integer; ignored" in s.logs()
     assert_error(s.mgmt("PUT", "/models/mlp?min_worker=-1"), 400, "BadRequestException")
     assert_error(s.mgmt("PUT", "/models/nope?min_worker=1"), 404, "ModelNotFoundException",
                  "Model not found: nope")
@@ -202,7 +205,13 @@ def test_list_pagination(serve, store):
                        "sequenceTimeoutMSec": 0, "maxNumSequence": 0,
                        "maxSequenceJobQueueSize": 0}.items():
         assert desc[key] == value, (key, desc)
-    assert_error(s.mgmt("GET", "/models?limit=0"), 400, "BadRequestException")
+    # TorchServe's reading of the paging parameters: 0 is an empty page, anything out of
+    # 0..100 or not a number is 100, a negative token 0
+    r = s.mgmt("GET", "/models?limit=0").json()
+    assert r == {"models": [], "nextPageToken": "0"}, r
+    for q in ("limit=abc", "limit=-1", "limit=1000", "limit=", "next_page_token=-4"):
+        r = s.mgmt("GET", "/models?" + q).json()
+        assert [m["modelName"] for m in r["models"]] == ["a", "b", "c"] and "nextPageToken" not in r, (q, r)
 
 
 @pytest.mark.badinput

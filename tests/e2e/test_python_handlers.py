@@ -5,6 +5,7 @@ import concurrent.futures as cf
 import http.client
 import importlib.util
 import json
+import socket
 import time
 
 import pytest
@@ -144,8 +145,9 @@ def test_function_handler_batches_and_errors(serve, tmp_path):
     n = v[f"wick_queue_seconds_count{{{lab}}}"]
     assert n >= 8, n  # every answered request, errors included
     assert v[f"wick_inference_seconds_count{{{lab}}}"] == n
-    assert v[f"ts_queue_latency_microseconds{{{lab}}}"] > 0
-    assert v[f"ts_inference_latency_microseconds{{{lab}}}"] > 0
+    host = 'hostname="%s"' % socket.gethostname()
+    assert v[f"ts_queue_latency_microseconds{{{lab},{host}}}"] > 0
+    assert v[f"ts_inference_latency_microseconds{{{lab},{host}}}"] > 0
     assert v[f"wick_batch_size_sum{{{lab}}}"] == n
     assert v[f"wick_batch_size_count{{{lab}}}"] < n  # some requests shared a batch
 

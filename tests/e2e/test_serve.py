@@ -1,6 +1,7 @@
 """End-to-end: the real wick binary serving TorchScript models made here, compared with
 what torch computes for the same input."""
 import json
+import socket
 import zipfile
 
 import pytest
@@ -144,11 +145,12 @@ def test_metrics_count_requests(serve, store):
     def delta(key):
         return after.get(key, 0) - before.get(key, 0)
 
-    assert delta(f"ts_inference_requests_total{{{labels}}}") == 4
+    host = 'hostname="%s"' % socket.gethostname()  # TorchServe's families carry it
+    assert delta(f"ts_inference_requests_total{{{labels},{host}}}") == 4
     assert delta('wick_http_requests_total{api="inference",code="200"}') == 3
     assert delta('wick_http_requests_total{api="inference",code="400"}') == 1
     assert delta(f"wick_inference_seconds_count{{{labels}}}") == 3
-    assert after[f"ts_inference_latency_microseconds{{{labels}}}"] > 0
+    assert after[f"ts_inference_latency_microseconds{{{labels},{host}}}"] > 0
     assert "# TYPE wick_inference_seconds histogram" in text
     twoxx = [k for k in after if k.startswith("Requests2XX{")]
     fourxx = [k for k in after if k.startswith("Requests4XX{")]

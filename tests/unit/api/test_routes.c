@@ -95,8 +95,23 @@ static void test_wrong_methods_and_unknown_paths(void **state) {
   memset(&api, 0, sizeof api);
   wk_route_args_t a;
   char allow[WK_ROUTE_MAX_ALLOW];
-  assert_null(find(&api, WK_PORT_INFERENCE, "GET", "/predictions/mlp", &a, allow));
-  assert_string_equal(allow, "POST, PUT");
+  /* TorchServe hands a prediction route any method, answers /ping to any, and still has
+   * its older prediction routes */
+  const wk_route_t *r = find(&api, WK_PORT_INFERENCE, "GET", "/predictions/mlp", &a, allow);
+  assert_non_null(r);
+  assert_string_equal(r->method, "*");
+  assert_string_equal(a.model_name, "mlp");
+  assert_non_null(find(&api, WK_PORT_INFERENCE, "DELETE", "/ping", &a, allow));
+  r = find(&api, WK_PORT_INFERENCE, "POST", "/mlp/2.0/predict", &a, allow);
+  assert_non_null(r);
+  assert_string_equal(a.model_name, "mlp");
+  assert_string_equal(a.model_version, "2.0");
+  assert_non_null(find(&api, WK_PORT_INFERENCE, "POST", "/models/mlp/invoke", &a, allow));
+  assert_string_equal(a.model_name, "mlp");
+  assert_non_null(find(&api, WK_PORT_INFERENCE, "POST", "/invocations", &a, allow));
+  r = find(&api, WK_PORT_INFERENCE, "OPTIONS", "/predictions/mlp", &a, allow);
+  assert_non_null(r);
+  assert_string_equal(r->method, "options");
   assert_null(find(&api, WK_PORT_MANAGEMENT, "POST", "/models/mlp", &a, allow));
   assert_string_equal(allow, "GET, PUT, DELETE");
   assert_null(find(&api, WK_PORT_INFERENCE, "DELETE", "/", &a, allow));
