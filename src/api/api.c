@@ -3,6 +3,7 @@
  * Predictions go to serve/ as a plain request with a sink that replies (api/bridge.c). */
 #include "api/api.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,7 +242,51 @@ void wk_api_v2_model_ready(wk_api_t *api, wk_http_req_t *req, const wk_route_arg
   model_ready(api, req, a, 1);
 }
 
+void wk_api_v2_config(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  wk_model_t *m = kserve_model(api, req, a);
+  if (m == NULL) return;
+  wk_buf_t b = WK_BUF_INIT;
+  wk_model_v2_config(m, &b);
+  wk_buf_putc(&b, '\n');
+  wk_registry_release(api->registry, m);
+  reply_buf(req, 200, "application/json", &b);
+}
+
+typedef struct {
+  const char *name, *version; /* NULL: any */
+  json_t *list;
+} stats_ctx_t;
+
+static void stats_visit(wk_model_t *const *models, const int *is_default, size_t n, void *ud) {
+  (void)is_default;
+  stats_ctx_t *c = ud;
+  for (size_t i = 0; i < n; i++)
+    if ((c->name == NULL || strcmp(wk_model_name(models[i]), c->name) == 0) &&
+        (c->version == NULL || strcmp(wk_model_version(models[i]), c->version) == 0))
+      wk_model_v2_stats(models[i], c->list);
+}
+
+/* Triton's statistics: every version, a model's versions, or one version. */
+void wk_api_v2_stats(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  if (a->model_name) { /* 404 for what is not there */
+    wk_model_t *m = kserve_model(api, req, a);
+    if (m == NULL) return;
+    wk_registry_release(api->registry, m);
+  }
+  stats_ctx_t c = {a->model_name, a->model_version, json_array()};
+  wk_registry_visit(api->registry, stats_visit, &c);
+  json_t *root = json_pack("{s:o}", "model_stats", c.list);
+  char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+  json_decref(root);
+  if (text == NULL) {
+    wk_http_reply_error(req, 500, "InternalServerException", "out of memory");
+    return;
+  }
+  wk_http_reply(req, 200, "application/json", text, strlen(text));
+}
+
 void wk_api_v2_infer(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  wk_http_req_compressible(req); /* as Triton: infer replies follow Accept-Encoding */
   kserve_submit(api, req, a, a->arg ? EXPLAIN_V2 : INFER_V2);
 }
 

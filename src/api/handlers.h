@@ -22,6 +22,8 @@ void wk_api_v2_ready(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a
 void wk_api_v2_metadata(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 void wk_api_v2_model_ready(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 void wk_api_v2_infer(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
+void wk_api_v2_config(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
+void wk_api_v2_stats(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 /* api.c: the metrics port */
 void wk_api_metrics_text(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 
@@ -33,5 +35,9 @@ void wk_mgmt_describe(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *
 void wk_mgmt_scale(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 void wk_mgmt_unregister(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 void wk_mgmt_set_default(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
+/* Triton's model repository API on the inference port (management.c) */
+void wk_mgmt_repo_index(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
+void wk_mgmt_repo_load(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
+void wk_mgmt_repo_unload(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 
 #endif

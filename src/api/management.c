@@ -5,6 +5,7 @@
 #include "api/handlers.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -372,6 +373,92 @@ static void forget_download(const char *path, int downloaded) {
   if (downloaded && unlink(path) != 0) wk_log_warn("could not remove %s", path);
 }
 
+/* Registers what r names and replies: TorchServe's status, or (v2) Triton's empty load
+ * reply. r's strings are the caller's. */
+static void register_parsed(wk_api_t *api, wk_http_req_t *req, const reg_t *rp, int v2) {
+  reg_t r = *rp;
+  wk_err_t err = {{0}};
+  char path[PATH_MAX];
+  int downloaded = 0;
+  if (resolve_url(api, req, r.url, path, sizeof path, &downloaded) != 0) {
+    return;
+  }
+
+  const wk_config_t *cfg = api->config;
+  wk_model_load_opts_t o;
+  wk_model_load_opts_init(&o);
+  o.archive = path;
+  o.url = r.url;
+  o.name = r.model_name;
+  o.default_workers = cfg ? cfg->default_workers_per_model : 0;
+  o.job_queue_size = cfg ? cfg->job_queue_size : WK_DEFAULT_JOB_QUEUE_SIZE;
+  o.response_timeout_s = cfg ? cfg->default_response_timeout : WK_DEFAULT_RESPONSE_TIMEOUT_S;
+  o.torch_threads = cfg ? cfg->torch_threads : 0;
+  o.worker_spin_us = cfg ? cfg->worker_spin_us : 0;
+  o.loaded_at_startup = 0;
+  o.handler = r.handler;
+  o.batch_size = r.batch_size;
+  o.max_batch_delay_ms = r.max_batch_delay;
+  /* TorchServe: without initial_workers, default_workers_per_model if set, else none; a
+   * negative count is none too */
+  o.initial_workers = r.initial_workers == INT_MIN ? o.default_workers
+                                                   : (r.initial_workers > 0 ? r.initial_workers : 0);
+  o.response_timeout_s_override = r.response_timeout;
+  o.python = cfg ? cfg->python : NULL;
+  o.install_py_deps = cfg ? wk_config_bool(cfg, "install_py_dep_per_model", 0) : 0;
+  o.startup_timeout_s = r.startup_timeout > 0 ? r.startup_timeout : 0;
+  if (v2) o.initial_workers = -1; /* Triton's load makes it ready: its usual workers */
+  if (r.startup_timeout == 0 && o.initial_workers != 0) {
+    /* TorchServe takes it literally and its workers time out at once */
+    forget_download(path, downloaded);
+    wk_http_reply_error(req, 500, "InternalServerException",
+                        "Failed to start workers for %s: startup_timeout=0 leaves them no time to "
+                        "start; give the seconds a worker may take to load",
+                        r.url);
+    return;
+  }
+
+  wk_model_t *m = NULL;
+  int rc = wk_model_load(&o, &m, &err);
+  if (rc != 0) {
+    forget_download(path, downloaded);
+    /* a worker that failed to start (its handler raised, it timed out) is TorchServe's 500 */
+    int internal = rc == WK_EIO || rc == WK_ENOMEM || rc == WK_EINTERNAL || rc == WK_EWORKER;
+    wk_http_reply_error(req, internal ? 500 : 400,
+                        internal ? "InternalServerException" : "InvalidModelException", "%s",
+                        err.msg);
+    return;
+  }
+  char name[256], version[128];
+  snprintf(name, sizeof name, "%s", wk_model_name(m));
+  snprintf(version, sizeof version, "%s", wk_model_version(m));
+  int workers = wk_model_min_workers(m);
+  rc = wk_registry_add(api->registry, m, &err);
+  if (rc != 0) {
+    wk_model_free(m);
+    forget_download(path, downloaded);
+    wk_http_reply_error(req, rc == WK_EEXIST ? 409 : 507,
+                        rc == WK_EEXIST ? "ConflictStatusException"
+                                        : "InsufficientStorageException",
+                        "%s", err.msg);
+    return;
+  }
+  wk_log_info("model %s version %s registered (%s, %d workers)", name, version, r.url, workers);
+  if (v2)
+    wk_http_reply_json(req, 200, "{}\n", 3); /* Triton's load: nothing to say */
+  else if (workers == 0)
+    reply_status(
+        req, 200,
+        "Model \"%s\" Version: %s registered with 0 initial workers. Use scale workers API "
+        "to add workers for the model.",
+        name, version);
+  else if (!r.synchronous)
+    reply_status(req, 202, "Processing worker updates...");
+  else
+    reply_status(req, 200, "Model \"%s\" Version: %s registered with %d initial workers", name,
+                 version, workers);
+}
+
 static void register_model(wk_api_t *api, wk_http_req_t *req) {
   if (!model_api_enabled(api)) {
     model_api_disabled(req);
@@ -401,87 +488,7 @@ static void register_model(wk_api_t *api, wk_http_req_t *req) {
     json_decref(p.body);
     return;
   }
-  char path[PATH_MAX];
-  int downloaded = 0;
-  if (resolve_url(api, req, r.url, path, sizeof path, &downloaded) != 0) {
-    json_decref(p.body);
-    return;
-  }
-
-  const wk_config_t *cfg = api->config;
-  wk_model_load_opts_t o;
-  wk_model_load_opts_init(&o);
-  o.archive = path;
-  o.url = r.url;
-  o.name = r.model_name;
-  o.default_workers = cfg ? cfg->default_workers_per_model : 0;
-  o.job_queue_size = cfg ? cfg->job_queue_size : WK_DEFAULT_JOB_QUEUE_SIZE;
-  o.response_timeout_s = cfg ? cfg->default_response_timeout : WK_DEFAULT_RESPONSE_TIMEOUT_S;
-  o.torch_threads = cfg ? cfg->torch_threads : 0;
-  o.worker_spin_us = cfg ? cfg->worker_spin_us : 0;
-  o.loaded_at_startup = 0;
-  o.handler = r.handler;
-  o.batch_size = r.batch_size;
-  o.max_batch_delay_ms = r.max_batch_delay;
-  /* TorchServe: without initial_workers, default_workers_per_model if set, else none; a
-   * negative count is none too */
-  o.initial_workers = r.initial_workers == INT_MIN ? o.default_workers
-                                                   : (r.initial_workers > 0 ? r.initial_workers : 0);
-  o.response_timeout_s_override = r.response_timeout;
-  o.python = cfg ? cfg->python : NULL;
-  o.install_py_deps = cfg ? wk_config_bool(cfg, "install_py_dep_per_model", 0) : 0;
-  o.startup_timeout_s = r.startup_timeout > 0 ? r.startup_timeout : 0;
-  if (r.startup_timeout == 0 && o.initial_workers != 0) {
-    /* TorchServe takes it literally and its workers time out at once */
-    forget_download(path, downloaded);
-    wk_http_reply_error(req, 500, "InternalServerException",
-                        "Failed to start workers for %s: startup_timeout=0 leaves them no time to "
-                        "start; give the seconds a worker may take to load",
-                        r.url);
-    json_decref(p.body);
-    return;
-  }
-
-  wk_model_t *m = NULL;
-  int rc = wk_model_load(&o, &m, &err);
-  if (rc != 0) {
-    forget_download(path, downloaded);
-    /* a worker that failed to start (its handler raised, it timed out) is TorchServe's 500 */
-    int internal = rc == WK_EIO || rc == WK_ENOMEM || rc == WK_EINTERNAL || rc == WK_EMODEL ||
-                   rc == WK_ETIMEDOUT;
-    wk_http_reply_error(req, internal ? 500 : 400,
-                        internal ? "InternalServerException" : "InvalidModelException", "%s",
-                        err.msg);
-    json_decref(p.body);
-    return;
-  }
-  char name[256], version[128];
-  snprintf(name, sizeof name, "%s", wk_model_name(m));
-  snprintf(version, sizeof version, "%s", wk_model_version(m));
-  int workers = wk_model_min_workers(m);
-  rc = wk_registry_add(api->registry, m, &err);
-  if (rc != 0) {
-    wk_model_free(m);
-    forget_download(path, downloaded);
-    wk_http_reply_error(req, rc == WK_EEXIST ? 409 : 507,
-                        rc == WK_EEXIST ? "ConflictStatusException"
-                                        : "InsufficientStorageException",
-                        "%s", err.msg);
-    json_decref(p.body);
-    return;
-  }
-  wk_log_info("model %s version %s registered (%s, %d workers)", name, version, r.url, workers);
-  if (workers == 0)
-    reply_status(
-        req, 200,
-        "Model \"%s\" Version: %s registered with 0 initial workers. Use scale workers API "
-        "to add workers for the model.",
-        name, version);
-  else if (!r.synchronous)
-    reply_status(req, 202, "Processing worker updates...");
-  else
-    reply_status(req, 200, "Model \"%s\" Version: %s registered with %d initial workers", name,
-                 version, workers);
+  register_parsed(api, req, &r, 0);
   json_decref(p.body);
 }
 
@@ -693,4 +700,166 @@ void wk_mgmt_unregister(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t
 
 void wk_mgmt_set_default(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
   set_default(api, req, a->model_name, a->model_version);
+}
+
+/* ---- Triton's model repository API (inference port, /v2/repository/...) ---- */
+
+typedef struct repo_ctx_s {
+  json_t *list;
+  int ready_only;
+} repo_ctx_t;
+
+static void repo_visit(wk_model_t *const *models, const int *is_default, size_t n, void *ud) {
+  (void)is_default;
+  repo_ctx_t *c = ud;
+  char why[256] = "";
+  for (size_t i = 0; i < n; i++) {
+    int ready = wk_model_healthy(models[i], why, sizeof why);
+    if (c->ready_only && !ready) continue;
+    json_array_append_new(c->list, json_pack("{s:s,s:s,s:s,s:s}", "name", wk_model_name(models[i]),
+                                             "version", wk_model_version(models[i]), "state",
+                                             ready ? "READY" : "UNAVAILABLE", "reason",
+                                             ready ? "" : why));
+  }
+}
+
+/* The name an entry of the model store registers under: "x.mar", "x.tar.gz", "x.tgz" and
+ * a folder x are x; anything else NULL. */
+static int store_name(const char *entry, int is_dir, char *out, size_t cap) {
+  static const char *const ext[] = {".mar", ".tar.gz", ".tgz"};
+  size_t n = strlen(entry);
+  if (entry[0] == '.') return 0;
+  if (is_dir) {
+    snprintf(out, cap, "%s", entry);
+    return 1;
+  }
+  for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+    size_t e = strlen(ext[i]);
+    if (n > e && strcmp(entry + n - e, ext[i]) == 0 && n - e < cap) {
+      memcpy(out, entry, n - e);
+      out[n - e] = '\0';
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* POST /v2/repository/index [{"ready": true}]: the registered versions with their state,
+ * then the model store's archives that are not registered (UNAVAILABLE, "unloaded"). */
+void wk_mgmt_repo_index(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  (void)a;
+  size_t len;
+  const char *body = wk_http_req_body(req, &len);
+  json_t *in = len ? json_loadb(body, len, 0, NULL) : NULL;
+  if (len && !json_is_object(in)) {
+    json_decref(in);
+    wk_http_reply_error(req, 400, "BadRequestException",
+                        "the body must be a JSON object such as {\"ready\": true}");
+    return;
+  }
+  repo_ctx_t c = {json_array(), json_is_true(json_object_get(in, "ready"))};
+  json_decref(in);
+  wk_registry_visit(api->registry, repo_visit, &c);
+  const char *store = model_store(api);
+  DIR *d = store && !c.ready_only ? opendir(store) : NULL;
+  for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+    char path[PATH_MAX], name[256];
+    if (wk_fs_join(path, sizeof path, store, e->d_name) != 0 ||
+        !store_name(e->d_name, wk_fs_is_dir(path), name, sizeof name) ||
+        wk_registry_has_name(api->registry, name))
+      continue;
+    json_array_append_new(c.list, json_pack("{s:s,s:s,s:s}", "name", name, "state", "UNAVAILABLE",
+                                             "reason", "unloaded"));
+  }
+  if (d) closedir(d);
+  char *text = json_dumps(c.list, JSON_COMPACT);
+  json_decref(c.list);
+  if (text == NULL) {
+    wk_http_reply_error(req, 500, "InternalServerException", "out of memory");
+    return;
+  }
+  wk_http_reply(req, 200, "application/json", text, strlen(text));
+}
+
+/* POST /v2/repository/models/{m}/load: registers m.mar (m.tar.gz, m.tgz, or the folder m)
+ * of the model store under the name m with its usual workers; a model already registered
+ * is left as it is. */
+void wk_mgmt_repo_load(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  if (!model_api_enabled(api)) {
+    model_api_disabled(req);
+    return;
+  }
+  if (wk_registry_has_name(api->registry, a->model_name)) {
+    wk_http_reply_json(req, 200, "{}\n", 3);
+    return;
+  }
+  static const char *const forms[] = {".mar", ".tar.gz", ".tgz", ""}; /* after the name */
+  const char *store = model_store(api);
+  char file[512] = "", path[PATH_MAX];
+  for (size_t i = 0; store && i < sizeof forms / sizeof forms[0] && !file[0]; i++) {
+    snprintf(file, sizeof file, "%s%s", a->model_name, forms[i]);
+    if (strchr(a->model_name, '/') || a->model_name[0] == '.' ||
+        wk_fs_join(path, sizeof path, store, file) != 0 || !wk_fs_exists(path))
+      file[0] = '\0';
+  }
+  if (!file[0]) {
+    wk_http_reply_error(req, 404, "ModelNotFoundException",
+                        "failed to load '%s': the model store has no %s.mar, %s.tar.gz or folder %s",
+                        a->model_name, a->model_name, a->model_name, a->model_name);
+    return;
+  }
+  reg_t r = {.url = file, .model_name = a->model_name, .batch_size = -1, .max_batch_delay = -1,
+             .initial_workers = INT_MIN, .synchronous = 1, .response_timeout = -1,
+             .startup_timeout = -1};
+  register_parsed(api, req, &r, 1);
+}
+
+typedef struct versions_ctx_s {
+  const char *name;
+  char versions[WK_MAX_MODELS][128];
+  int is_default[WK_MAX_MODELS];
+  size_t n;
+} versions_ctx_t;
+
+static void versions_visit(wk_model_t *const *models, const int *is_default, size_t n, void *ud) {
+  versions_ctx_t *c = ud;
+  for (size_t i = 0; i < n && c->n < WK_MAX_MODELS; i++) {
+    if (strcmp(wk_model_name(models[i]), c->name) != 0) continue;
+    snprintf(c->versions[c->n], sizeof c->versions[0], "%s", wk_model_version(models[i]));
+    c->is_default[c->n++] = is_default[i];
+  }
+}
+
+/* POST /v2/repository/models/{m}/unload: unregisters every version of m (the default
+ * last), as DELETE /models does one at a time. */
+void wk_mgmt_repo_unload(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  if (!model_api_enabled(api)) {
+    model_api_disabled(req);
+    return;
+  }
+  versions_ctx_t *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    wk_http_reply_error(req, 500, "InternalServerException", "out of memory");
+    return;
+  }
+  c->name = a->model_name;
+  wk_registry_visit(api->registry, versions_visit, c);
+  if (c->n == 0) {
+    free(c);
+    wk_http_reply_error(req, 400, "ModelNotFoundException", "failed to unload '%s': it is not loaded",
+                        a->model_name);
+    return;
+  }
+  for (int pass = 0; pass < 2; pass++) /* the others first: the default goes once alone */
+    for (size_t i = 0; i < c->n; i++) {
+      if (c->is_default[i] != pass) continue;
+      wk_model_t *m = NULL;
+      wk_err_t err = {{0}};
+      if (wk_registry_remove(api->registry, a->model_name, c->versions[i], &m, &err) == 0) {
+        wk_model_free(m);
+        wk_log_info("model %s version %s unloaded (v2 repository API)", a->model_name, c->versions[i]);
+      }
+    }
+  free(c);
+  wk_http_reply_json(req, 200, "{}\n", 3);
 }

@@ -106,6 +106,28 @@ static const wk_route_t routes[] = {
     {INF, "get", "/v2/health/ready", WK_ROUTE_PUBLIC, wk_api_v2_ready, 0, "kserveV2Ready",
      "Server readiness (every model healthy)", NULL, NULL,
      "200:{\"ready\": true}|400:{\"ready\": false}"},
+    /* Triton's extensions: statistics, model configuration, the model repository */
+    {INF, "get", "/v2/models/stats", 0, wk_api_v2_stats, 0, "tritonStats", "Statistics of every model version",
+     NULL, NULL, "200:{\"model_stats\": [...]}"},
+    {INF, "get", "/v2/models/{model_name}/stats", 0, wk_api_v2_stats, 0, "tritonModelStats",
+     "Statistics of a model's versions", NULL, NULL, "200:{\"model_stats\": [...]}|404:{\"error\": ...}"},
+    {INF, "get", "/v2/models/{model_name}/versions/{model_version}/stats", 0, wk_api_v2_stats, 0,
+     "tritonVersionStats", "Statistics of one version", NULL, NULL,
+     "200:{\"model_stats\": [...]}|404:{\"error\": ...}"},
+    {INF, "get", "/v2/models/{model_name}/config", 0, wk_api_v2_config, 0, "tritonModelConfig",
+     "The model's configuration as Triton writes it", NULL, NULL, "200:model configuration|404:{\"error\": ...}"},
+    {INF, "get", "/v2/models/{model_name}/versions/{model_version}/config", 0, wk_api_v2_config, 0,
+     "tritonVersionConfig", "One version's configuration", NULL, NULL,
+     "200:model configuration|404:{\"error\": ...}"},
+    {INF, "post", "/v2/repository/index", WK_ROUTE_MGMT_KEY, wk_mgmt_repo_index, 0, "tritonRepositoryIndex",
+     "The model store's archives and the registered versions, with their state", NULL, "application/json",
+     "200:[{\"name\", \"version\", \"state\", \"reason\"}]"},
+    {INF, "post", "/v2/repository/models/{model_name}/load", WK_ROUTE_MODEL_API | WK_ROUTE_MGMT_KEY, wk_mgmt_repo_load,
+     0, "tritonLoad", "Register {model_name}.mar (or the folder) of the model store, as POST /models does",
+     NULL, "application/json", "200:loaded|400:{\"error\": ...}|404:{\"error\": ...}"},
+    {INF, "post", "/v2/repository/models/{model_name}/unload", WK_ROUTE_MODEL_API | WK_ROUTE_MGMT_KEY,
+     wk_mgmt_repo_unload, 0, "tritonUnload", "Unregister every version of the model", NULL, "application/json",
+     "200:unloaded|400:{\"error\": ...}"},
     {INF, "get", "/v2/models/{model_name}", 0, wk_api_v2_metadata, 0, "kserveV2ModelMetadata",
      "Model metadata: inputs and outputs with name, datatype and shape", NULL, NULL,
      "200:model metadata|404:{\"error\": ...}"},
@@ -372,8 +394,8 @@ static void dispatch(wk_api_t *api, wk_port_t port, wk_http_req_t *req) {
   int open = api->auth == NULL || port == WK_PORT_METRICS ||
              (r != NULL && (r->flags & (WK_ROUTE_PUBLIC | WK_ROUTE_AUTH))) ||
              (r == NULL && args.public_path);
-  if (open || wk_auth_check(api->auth, req, port == WK_PORT_INFERENCE ? WK_AUTH_INFERENCE
-                                                                      : WK_AUTH_MANAGEMENT)) {
+  int inference_key = port == WK_PORT_INFERENCE && !(r && (r->flags & WK_ROUTE_MGMT_KEY));
+  if (open || wk_auth_check(api->auth, req, inference_key ? WK_AUTH_INFERENCE : WK_AUTH_MANAGEMENT)) {
     if (r != NULL) r->fn(api, req, &args);
     else no_route(req, allow);
   }

@@ -16,6 +16,8 @@ enum {
   WK_ROUTE_MODEL_API = 1, /* only with enable_model_api=true (the handler says so otherwise) */
   WK_ROUTE_AUTH = 2,      /* exists only with token authorization on */
   WK_ROUTE_PUBLIC = 4,    /* needs no token even with token authorization on */
+  WK_ROUTE_MGMT_KEY = 8,  /* on the inference port, asks for the management key (Triton's
+                             repository API changes what is loaded) */
 };
 
 /* What a route's path captured, and the route's own argument. */

@@ -22,6 +22,7 @@ const char *wk_strerror(int code) {
   case WK_EBUSY: return "busy";
   case WK_ETIMEDOUT: return "timed out";
   case WK_EINTERNAL: return "internal error";
+  case WK_EWORKER: return "worker failed to start";
   default: return "unknown error";
   }
 }

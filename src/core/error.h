@@ -25,7 +25,8 @@ enum {
   WK_EMODEL = -11,      /* the model rejected the input */
   WK_EBUSY = -12,       /* queue full, no worker */
   WK_ETIMEDOUT = -13,   /* deadline passed */
-  WK_EINTERNAL = -14    /* a bug or an unexpected library failure */
+  WK_EINTERNAL = -14,   /* a bug or an unexpected library failure */
+  WK_EWORKER = -15      /* a worker could not start (its handler raised, it timed out) */
 };
 
 /* A message for the user. Always NUL-terminated; empty when nothing was said. */

@@ -1,6 +1,7 @@
-/* libmicrohttpd glue: collects bodies (413 before reading an oversized one), calls the
- * handler, and suspends the connection until a reply arrives from whichever thread
- * finished the work. Also writes the access log. */
+/* libmicrohttpd glue: collects bodies (413 before reading an oversized one), inflates gzip
+ * and deflate bodies (http/encoding.c), calls the handler, and suspends the connection
+ * until a reply arrives from whichever thread finished the work; compresses the replies
+ * of routes that allow it when the client asks. Also writes the access log. */
 #include "http/server.h"
 
 #include <arpa/inet.h>
@@ -12,11 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "core/clock.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "http/encoding.h"
 
 struct wk_http_server_s {
   struct MHD_Daemon *daemon;
@@ -43,6 +46,7 @@ struct wk_http_req_s {
   wk_buf_t body;
   int64_t start_us;
   int too_large;  /* replied 413 from the headers */
+  int compressible; /* the reply may be compressed if the client accepts it */
   int dispatched; /* handler called */
 
   pthread_mutex_t lock;
@@ -112,6 +116,59 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void stream_free(void *cls) { req_unref(cls); }
 
+/* Replies of at least this many bytes are compressed when the client accepts it. */
+#define COMPRESS_MIN 256
+
+/* Compresses the reply body in place when the request's Accept-Encoding asks for gzip or
+ * deflate (and the handler set no Content-Encoding of its own). */
+static void compress_reply(wk_http_req_t *r) {
+  if (!r->compressible || r->reply_len < COMPRESS_MIN) return;
+  for (hdr_t *h = r->headers; h; h = h->next)
+    if (strcasecmp(h->name, "Content-Encoding") == 0) return;
+  wk_encoding_t enc = wk_encoding_accepted(
+      MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+  char *z;
+  size_t zn;
+  if (enc == WK_ENC_IDENTITY || wk_encoding_deflate(enc, r->reply_body, r->reply_len, &z, &zn) != 0)
+    return;
+  free(r->reply_body);
+  r->reply_body = z;
+  r->reply_len = zn;
+  wk_http_reply_header(r, "Content-Encoding", enc == WK_ENC_GZIP ? "gzip" : "deflate");
+  wk_http_reply_header(r, "Vary", "Accept-Encoding");
+}
+
+/* Inflates a gzip or deflate request body (Content-Encoding) before the handler sees it,
+ * bounded by max_request_size. Replies 415 for another coding, 413 past the limit, 400 for
+ * a body that is not in its coding; returns nonzero once it replied. */
+static int decode_body(wk_http_req_t *r) {
+  const char *ce = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+  wk_encoding_t enc = wk_encoding_of(ce);
+  if (enc == WK_ENC_IDENTITY) return 0;
+  if (enc == WK_ENC_UNKNOWN) {
+    wk_http_reply_error(r, 415, "UnsupportedMediaTypeException",
+                        "Content-Encoding '%.64s' is not supported; send gzip, deflate or no coding", ce);
+    return 1;
+  }
+  char *out;
+  size_t n;
+  wk_err_t err = {{0}};
+  int rc = wk_encoding_inflate(enc, r->body.data ? r->body.data : "", r->body.len,
+                               (size_t)r->server->opts.max_body, &out, &n, &err);
+  if (rc != 0) {
+    wk_http_reply_error(r, rc == WK_ETOOBIG ? 413 : rc == WK_ENOMEM ? 500 : 400,
+                        rc == WK_ETOOBIG ? "PayloadTooLarge" : rc == WK_ENOMEM ? "InternalServerException"
+                                                                                : "BadRequestException",
+                        "Content-Encoding %s: %s", enc == WK_ENC_GZIP ? "gzip" : "deflate", err.msg);
+    return 1;
+  }
+  wk_buf_destroy(&r->body);
+  r->body.data = out;
+  r->body.len = n;
+  r->body.cap = n + 1;
+  return 0;
+}
+
 static enum MHD_Result queue_reply(wk_http_req_t *r) {
   struct MHD_Response *resp;
   if (r->streaming) {
@@ -124,6 +181,7 @@ static enum MHD_Result queue_reply(wk_http_req_t *r) {
       return MHD_NO;
     }
   } else {
+    compress_reply(r);
     resp = MHD_create_response_from_buffer_with_free_callback(r->reply_len, r->reply_body, free);
     if (resp == NULL) return MHD_NO;
     r->reply_body = NULL; /* MHD owns it now */
@@ -191,6 +249,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   if (!r->dispatched) {
     r->dispatched = 1;
     r->refs++; /* held until the reply */
+    if (decode_body(r)) return queue_reply(r);
     s->opts.handler(r, s->opts.ud);
     pthread_mutex_lock(&r->lock);
     if (!r->replied) {
@@ -397,6 +456,8 @@ const char *wk_http_req_body(const wk_http_req_t *r, size_t *len) {
 
 int64_t wk_http_req_start_us(const wk_http_req_t *r) { return r->start_us; }
 
+void wk_http_req_compressible(wk_http_req_t *r) { r->compressible = 1; }
+
 void wk_http_reply_header(wk_http_req_t *r, const char *name, const char *value) {
   hdr_t *h = calloc(1, sizeof *h);
   if (h == NULL) return;
@@ -436,12 +497,21 @@ void wk_http_reply_json(wk_http_req_t *r, int status, const char *json, size_t l
   wk_http_reply(r, status, "application/json", copy, copy ? len : 0);
 }
 
+/* 1 for a path of the KServe protocols (/v1/..., /v2, /v2/...), whose clients read "error". */
+static int kserve_path(const char *p) {
+  return strncmp(p, "/v1/", 4) == 0 || strcmp(p, "/v2") == 0 || strncmp(p, "/v2/", 4) == 0;
+}
+
 void wk_http_reply_error(wk_http_req_t *r, int status, const char *type, const char *fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  if (kserve_path(r->path)) {
+    wk_http_reply_kserve_error(r, status, type, "%s", msg);
+    return;
+  }
   wk_buf_t b = WK_BUF_INIT;
   wk_buf_printf(&b, "{\n  \"code\": %d,\n  \"type\": ", status);
   wk_buf_json_str(&b, type);

@@ -53,6 +53,10 @@ int wk_http_req_each_header(wk_http_req_t *r, int (*fn)(void *ud, const char *na
 /* The same for the query arguments (a key without "=value" has value ""). */
 int wk_http_req_each_arg(wk_http_req_t *r, int (*fn)(void *ud, const char *name, const char *value),
                          void *ud);
+/* Lets the reply be compressed (gzip or deflate) when the request's Accept-Encoding asks;
+ * only routes whose clients decompress by that header call it (Triton's infer: its
+ * clients send Accept-Encoding on every call but read other replies uncompressed). */
+void wk_http_req_compressible(wk_http_req_t *r);
 /* Monotonic microseconds when the request line arrived. */
 int64_t wk_http_req_start_us(const wk_http_req_t *r);
 const char *wk_http_req_server_name(const wk_http_req_t *r);
@@ -64,7 +68,8 @@ void wk_http_reply(wk_http_req_t *r, int status, const char *content_type, char 
                    size_t len);
 /* Adds a header to the reply that will be sent; call before wk_http_reply. */
 void wk_http_reply_header(wk_http_req_t *r, const char *name, const char *value);
-/* Replies {"code": status, "type": type, "message": msg} as TorchServe does. */
+/* Replies {"code": status, "type": type, "message": msg} as TorchServe does; under /v1/
+ * and /v2 the KServe form (wk_http_reply_kserve_error), which holds the same keys. */
 void wk_http_reply_error(wk_http_req_t *r, int status, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Replies {"key": msg}: on one line, or with pretty set as TorchServe indents its

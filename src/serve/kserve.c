@@ -407,8 +407,16 @@ void wk_model_infer_v2(wk_model_t *m, const wk_request_t *req, wk_sink_t *sink, 
   if (m->h->parse_v2) {
     rc = m->h->parse_v2(m, j, r, &err);
   } else if (json_len != len) {
-    rc = wk_err(&err, WK_EUNSUPPORTED,
-                "binary tensor data is not passed to Python handlers; send the tensors as JSON \"data\"");
+    /* binary tensor data for a handler that reads JSON: the same request, data in JSON */
+    wk_buf_t jb = WK_BUF_INIT;
+    rc = wk_oip_request_json(r, &jb);
+    if (rc == 0) {
+      wk_request_t sub = sub_request(req, jb.data, jb.len, "application/json");
+      rc = m->h->parse(m, j, &sub, &err);
+    } else {
+      wk_err(&err, rc, "out of memory");
+    }
+    wk_buf_destroy(&jb);
   } else {
     wk_request_t sub = sub_request(req, body, json_len, "application/json");
     rc = m->h->parse(m, j, &sub, &err);
@@ -445,11 +453,9 @@ static json_t *tensor_meta(const wk__io_t *io) {
   return o;
 }
 
-void wk_model_v2_metadata(const wk_model_t *m, wk_buf_t *out) {
-  json_t *root = json_object();
-  json_object_set_new(root, "name", json_string(m->name));
-  json_object_set_new(root, "versions", json_pack("[s]", m->version));
-  json_object_set_new(root, "platform", json_string(m->h->platform));
+/* The model's inputs and outputs as v2 metadata lists them ({name, datatype, shape}): from
+ * wick: {inputs, outputs} in the model config, else what the handler knows. */
+static void io_lists(const wk_model_t *m, json_t **ins_out, json_t **outs_out) {
   json_t *ins = declared(m, "inputs"), *outs = declared(m, "outputs");
   if (ins == NULL) {
     ins = json_array();
@@ -463,10 +469,103 @@ void wk_model_v2_metadata(const wk_model_t *m, wk_buf_t *out) {
     wk__io_t o = {.name = "OUTPUT__0", .datatype = m->h->output_datatype};
     json_array_append_new(outs, tensor_meta(&o));
   }
-  json_object_set_new(root, "inputs", ins);
-  json_object_set_new(root, "outputs", outs);
+  *ins_out = ins;
+  *outs_out = outs;
+}
+
+static void put_json(wk_buf_t *out, json_t *root) {
   char *text = json_dumps(root, JSON_COMPACT);
   if (text) wk_buf_puts(out, text);
   free(text);
   json_decref(root);
+}
+
+void wk_model_v2_metadata(const wk_model_t *m, wk_buf_t *out) {
+  json_t *root = json_object();
+  json_object_set_new(root, "name", json_string(m->name));
+  json_object_set_new(root, "versions", json_pack("[s]", m->version));
+  json_object_set_new(root, "platform", json_string(m->h->platform));
+  json_t *ins, *outs;
+  io_lists(m, &ins, &outs);
+  json_object_set_new(root, "inputs", ins);
+  json_object_set_new(root, "outputs", outs);
+  put_json(out, root);
+}
+
+/* One tensor of a Triton model configuration: v2's datatype as TYPE_*, and the dims
+ * without the batch dimension (wick batches along dimension 0). */
+static json_t *config_tensor(json_t *meta, int is_input) {
+  const char *dt = json_string_value(json_object_get(meta, "datatype"));
+  char type[32];
+  snprintf(type, sizeof type, "TYPE_%s", dt == NULL || strcmp(dt, "BYTES") == 0 ? "STRING" : dt);
+  json_t *shape = json_object_get(meta, "shape"), *dims = json_array();
+  size_t n = json_array_size(shape);
+  for (size_t d = 1; d < n; d++) json_array_append(dims, json_array_get(shape, d));
+  if (n <= 1) json_array_append_new(dims, json_integer(-1));
+  json_t *t = json_pack("{s:O,s:s,s:o}", "name", json_object_get(meta, "name"), "data_type", type,
+                        "dims", dims);
+  if (is_input) {
+    json_object_set_new(t, "format", json_string("FORMAT_NONE"));
+    json_object_set_new(t, "optional", json_false());
+  }
+  return t;
+}
+
+void wk_model_v2_config(wk_model_t *m, wk_buf_t *out) {
+  int python = strcmp(m->h->platform, "python") == 0;
+  pthread_mutex_lock(&m->lock);
+  int workers = m->min_workers;
+  pthread_mutex_unlock(&m->lock);
+  json_t *root = json_pack("{s:s,s:s,s:s,s:{s:{s:i}},s:i,s:[{s:s,s:s,s:i,s:[]}]}", "name", m->name,
+                           "platform", m->h->platform, "backend", python ? "python" : "pytorch",
+                           "version_policy", "latest", "num_versions", 1, "max_batch_size",
+                           m->batch_size, "instance_group", "name", m->name, "kind",
+                           m->h->device && m->h->device(m, 0) >= 0 ? "KIND_GPU" : "KIND_CPU", "count", workers,
+                           "gpus");
+  json_t *ins, *outs, *cin = json_array(), *cout = json_array();
+  io_lists(m, &ins, &outs);
+  size_t i;
+  json_t *t;
+  json_array_foreach(ins, i, t) json_array_append_new(cin, config_tensor(t, 1));
+  json_array_foreach(outs, i, t) json_array_append_new(cout, config_tensor(t, 0));
+  json_decref(ins);
+  json_decref(outs);
+  json_object_set_new(root, "input", cin);
+  json_object_set_new(root, "output", cout);
+  if (m->batch_size > 1)
+    json_object_set_new(root, "dynamic_batching",
+                        json_pack("{s:[],s:I}", "preferred_batch_size", "max_queue_delay_microseconds",
+                                  (json_int_t)m->max_batch_delay_ms * 1000));
+  json_object_set_new(root, "parameters",
+                      json_pack("{s:{s:s},s:{s:i}}", "handler", "string_value", m->handler,
+                                "response_timeout", "string_value_int", m->response_timeout_s));
+  put_json(out, root);
+}
+
+/* {"count": n, "ns": us * 1000} */
+static json_t *stat(uint64_t n, uint64_t us) {
+  return json_pack("{s:I,s:I}", "count", (json_int_t)n, "ns", (json_int_t)(us * 1000));
+}
+
+void wk_model_v2_stats(wk_model_t *m, json_t *list) {
+  uint64_t ok = atomic_load(&m->req_ok), failed = atomic_load(&m->req_client_err) + atomic_load(&m->req_server_err);
+  uint64_t queue_us = atomic_load(&m->queue_us_total), infer_us = atomic_load(&m->inference_us_total);
+  uint64_t queued = atomic_load(&m->queue_hist.n), ran = atomic_load(&m->inference_hist.n);
+  uint64_t batches = atomic_load(&m->batch_hist.n);
+  json_t *by_size = json_array();
+  for (int b = 1; m->batch_runs && b <= m->batch_size; b++) {
+    uint64_t n = atomic_load(&m->batch_runs[b]), us = atomic_load(&m->batch_run_us[b]);
+    if (n == 0) continue;
+    json_array_append_new(by_size, json_pack("{s:i,s:o,s:o,s:o}", "batch_size", b, "compute_input",
+                                             stat(n, 0), "compute_infer", stat(n, us), "compute_output",
+                                             stat(n, 0)));
+  }
+  json_t *s = json_pack(
+      "{s:s,s:s,s:I,s:I,s:I,s:{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o},s:o,s:[]}", "name", m->name,
+      "version", m->version, "last_inference", (json_int_t)atomic_load(&m->last_inference_ms),
+      "inference_count", (json_int_t)ran, "execution_count", (json_int_t)batches, "inference_stats",
+      "success", stat(ok, queue_us + infer_us), "fail", stat(failed, 0), "queue", stat(queued, queue_us),
+      "compute_input", stat(ran, 0), "compute_infer", stat(ran, infer_us), "compute_output", stat(ran, 0),
+      "cache_hit", stat(0, 0), "cache_miss", stat(0, 0), "batch_stats", by_size, "memory_usage");
+  json_array_append_new(list, s);
 }

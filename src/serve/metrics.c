@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "serve/host_metrics.h"
@@ -30,6 +31,13 @@ void wk__metrics_queued(wk_model_t *m, int64_t waited_us) {
 }
 
 void wk__metrics_ran(wk_model_t *m, int64_t took_us, size_t n) {
+  if (m->batch_runs != NULL && n >= 1 && n <= (size_t)m->batch_size) {
+    atomic_fetch_add(&m->batch_runs[n], 1);
+    atomic_fetch_add(&m->batch_run_us[n], (uint64_t)took_us);
+  }
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  atomic_store(&m->last_inference_ms, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
   for (size_t r = 0; r < n; r++) {
     atomic_fetch_add(&m->inference_us_total, (uint64_t)took_us);
     hist_add(&m->inference_hist, lat_bounds, WK__LAT_BUCKETS, (double)took_us / 1e6,
@@ -61,7 +69,17 @@ void wk__metrics_custom(wk_model_t *m, const char *name, const char *labels, int
   pthread_mutex_unlock(&m->custom_lock);
 }
 
+int wk__metrics_init(wk_model_t *m) {
+  size_t n = (size_t)(m->batch_size > 0 ? m->batch_size : 1) + 1;
+  m->batch_runs = calloc(n, sizeof *m->batch_runs);
+  m->batch_run_us = calloc(n, sizeof *m->batch_run_us);
+  return m->batch_runs && m->batch_run_us ? 0 : WK_ENOMEM;
+}
+
 void wk__metrics_free(wk_model_t *m) {
+  free((void *)m->batch_runs);
+  free((void *)m->batch_run_us);
+  m->batch_runs = m->batch_run_us = NULL;
   for (size_t i = 0; i < m->n_custom; i++) {
     free(m->custom[i].name);
     free(m->custom[i].labels);

@@ -292,6 +292,10 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   }
   if ((rc = choose_handler(m, o, err)) != 0) goto fail;
   settings(m, o);
+  if ((rc = wk__metrics_init(m)) != 0) {
+    wk_err(err, rc, "out of memory");
+    goto fail;
+  }
   /* 5. the handler's state (the module, loaded once and shared by every worker; or the
    * first Python process), then 6. the workers and the timeout monitor */
   if ((rc = m->h->init(m, o, err)) != 0 || (rc = wk__pool_start(m, m->min_workers, err)) != 0)

@@ -14,6 +14,7 @@
 #include "tensor/numjson.h"
 
 typedef struct wk_model_s wk_model_t;
+struct json_t;
 
 typedef struct wk_model_load_opts_s {
   const char *archive;        /* path of the .mar, .tar.gz or model directory */
@@ -84,6 +85,14 @@ void wk_model_infer_v2(wk_model_t *m, const wk_request_t *r, wk_sink_t *sink, in
  * wick: {inputs, outputs} in the model config, else the forward() argument names, FP32,
  * shape [-1]). */
 void wk_model_v2_metadata(const wk_model_t *m, wk_buf_t *out);
+/* Appends Triton's model configuration (GET /v2/models/{m}/config): platform, backend,
+ * max_batch_size, input and output (TYPE_* and dims without the batch dimension),
+ * dynamic_batching, instance_group (the workers). */
+void wk_model_v2_config(wk_model_t *m, wk_buf_t *out);
+/* Appends m's Triton statistics object (GET /v2/models/{m}/stats) to list, a JSON array:
+ * counts and times of successes, failures, the queue and the forward (compute_infer; wick
+ * does not time input and output apart: their ns are 0), and per exact batch size. */
+void wk_model_v2_stats(wk_model_t *m, struct json_t *list);
 /* Appends the TorchServe describe object of this version ({"modelName": ...}). */
 void wk_model_describe(const wk_model_t *m, wk_buf_t *out);
 

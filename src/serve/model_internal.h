@@ -108,6 +108,10 @@ struct wk_model_s {
   _Atomic uint64_t req_total, req_ok, req_client_err, req_server_err, abandoned_total;
   _Atomic uint64_t inference_us_total, queue_us_total;
   wk__hist_t inference_hist, queue_hist, batch_hist;
+  /* Triton's statistics: batches run per exact size (index 1..batch_size) and their time,
+   * the wall-clock time of the latest */
+  _Atomic uint64_t *batch_runs, *batch_run_us;
+  _Atomic int64_t last_inference_ms;
 };
 
 /* metrics.c */
@@ -119,6 +123,8 @@ void wk__metrics_ran(wk_model_t *m, int64_t took_us, size_t n);
  * keep the last value. Any thread. */
 void wk__metrics_custom(wk_model_t *m, const char *name, const char *labels, int counter,
                         double value);
+/* The per-batch-size counters (after the batch size is known). WK_ENOMEM. */
+int wk__metrics_init(wk_model_t *m);
 void wk__metrics_free(wk_model_t *m);
 
 /* pool.c */

@@ -434,7 +434,8 @@ static int init(wk_model_t *m, const wk_model_load_opts_t *o, wk_err_t *err) {
   int64_t t0 = wk_now_us();
   if ((rc = start_process(m, 0, &st->first_py, err)) != 0) {
     wk_err_prefix(err, "model '%s'", m->name);
-    return rc;
+    /* the handler raised or the worker timed out: TorchServe's "failed to start workers" */
+    return rc == WK_EMODEL || rc == WK_ETIMEDOUT ? WK_EWORKER : rc;
   }
   wk_log_info("model %s %s: handler %s loaded in a Python worker in %lld ms (python, %d "
               "workers, batch size %d)",

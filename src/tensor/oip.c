@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/base64.h"
 #include "tensor/numjson.h"
 
 typedef struct {
@@ -635,6 +636,79 @@ static void put_shape(wk_buf_t *b, const int64_t *shape, int ndim) {
   wk_buf_putc(b, '[');
   for (int d = 0; d < ndim; d++) wk_buf_printf(b, "%s%lld", d ? "," : "", (long long)shape[d]);
   wk_buf_putc(b, ']');
+}
+
+/* ---- a request as JSON only ---- */
+
+static int put_bytes_data(wk_buf_t *out, const wk_oip_input_t *in, int *b64) {
+  *b64 = 0;
+  for (size_t k = 0; k < in->n_elems && !*b64; k++) {
+    json_t *s = json_stringn((const char *)in->elems[k], in->elem_lens[k]); /* NULL: not UTF-8 */
+    *b64 = s == NULL;
+    json_decref(s);
+  }
+  int rc = wk_buf_putc(out, '[');
+  for (size_t k = 0; k < in->n_elems && rc == 0; k++) {
+    if (k) rc |= wk_buf_putc(out, ',');
+    if (*b64) {
+      rc |= wk_buf_putc(out, '"');
+      rc |= wk_base64_encode(out, in->elems[k], in->elem_lens[k]);
+      rc |= wk_buf_putc(out, '"');
+    } else {
+      json_t *s = json_stringn((const char *)in->elems[k], in->elem_lens[k]);
+      char *text = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+      rc |= text ? wk_buf_puts(out, text) : WK_ENOMEM;
+      free(text);
+      json_decref(s);
+    }
+  }
+  return rc | wk_buf_putc(out, ']');
+}
+
+int wk_oip_request_json(const wk_oip_request_t *r, wk_buf_t *out) {
+  int rc = wk_buf_putc(out, '{');
+  if (r->id) {
+    rc |= wk_buf_puts(out, "\"id\":");
+    rc |= wk_buf_json_str(out, r->id);
+    rc |= wk_buf_putc(out, ',');
+  }
+  if (r->parameters) rc |= wk_buf_printf(out, "\"parameters\":%s,", r->parameters);
+  rc |= wk_buf_puts(out, "\"inputs\":[");
+  for (size_t i = 0; i < r->n_inputs && rc == 0; i++) {
+    const wk_oip_input_t *in = &r->inputs[i];
+    if (i) rc |= wk_buf_putc(out, ',');
+    rc |= wk_buf_puts(out, "{\"name\":");
+    rc |= wk_buf_json_str(out, in->name);
+    rc |= wk_buf_puts(out, ",\"datatype\":");
+    rc |= wk_buf_json_str(out, in->datatype);
+    rc |= wk_buf_puts(out, ",\"shape\":");
+    put_shape(out, in->shape, in->ndim);
+    rc |= wk_buf_puts(out, ",\"data\":");
+    int b64 = 0;
+    if (in->is_bytes) {
+      rc |= put_bytes_data(out, in, &b64);
+    } else {
+      wk_tensor_t flat = in->tensor;
+      flat.ndim = 1;
+      flat.shape[0] = in->tensor.ndim == 0 ? 1 : wk_tensor_numel(&in->tensor);
+      flat.owns_data = 0;
+      rc |= wk_json_print_tensor(out, &flat);
+    }
+    if (b64) rc |= wk_buf_puts(out, ",\"parameters\":{\"content_encoding\":\"base64\"}");
+    rc |= wk_buf_putc(out, '}');
+  }
+  rc |= wk_buf_putc(out, ']');
+  if (r->n_outputs) {
+    rc |= wk_buf_puts(out, ",\"outputs\":[");
+    for (size_t i = 0; i < r->n_outputs; i++) {
+      rc |= wk_buf_puts(out, i ? ",{\"name\":" : "{\"name\":");
+      rc |= wk_buf_json_str(out, r->outputs[i].name);
+      rc |= wk_buf_putc(out, '}');
+    }
+    rc |= wk_buf_putc(out, ']');
+  }
+  rc |= wk_buf_putc(out, '}');
+  return rc ? WK_ENOMEM : 0;
 }
 
 int wk_oip_write_response(wk_buf_t *out, const char *model, const char *version, const char *id,

@@ -57,6 +57,12 @@ int wk_oip_parse_request(const char *body, size_t len, size_t json_len, wk_oip_r
                          wk_err_t *err);
 void wk_oip_request_destroy(wk_oip_request_t *r);
 
+/* Writes r back as a JSON-only request (binary tensor data turned into JSON "data"), for
+ * handlers that read the request as JSON. BYTES elements are JSON strings when every
+ * element of the input is UTF-8; else base64, and the input's parameters say
+ * {"content_encoding": "base64"}. WK_ENOMEM. */
+int wk_oip_request_json(const wk_oip_request_t *r, wk_buf_t *out);
+
 /* The protocol's datatype name of a torch dtype ("FP32", "INT64", "BOOL", "BF16"). */
 const char *wk_oip_datatype(wk_dtype_t dt);
 

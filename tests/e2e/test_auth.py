@@ -181,6 +181,11 @@ def test_forced_on_loopback(wick, store):
     status, _, body = w.mgmt("GET", "/models", bearer(mgmt))
     assert status == 200 and json.loads(body)["models"][0]["modelName"] == "mlp"
 
+    # Triton's repository API changes what is loaded: the management key, on the inference port
+    assert_denied(*w.infer("POST", "/v2/repository/index", b"", bearer(inf)))
+    status, _, body = w.infer("POST", "/v2/repository/index", b"", bearer(mgmt))
+    assert status == 200 and json.loads(body)[0]["name"] == "mlp", body
+
     # health and metrics need no token
     assert w.infer("GET", "/ping")[0] == 200
     assert request(w.ports["metrics"], "GET", "/metrics").status == 200

@@ -265,6 +265,8 @@ def test_python_handler_gets_the_request_and_answers_outputs(server):
     assert r.status == 200, r
     o = r.json()["outputs"][0]
     assert o["datatype"] == "BYTES" and json.loads(o["data"][0]) == {"sum": 6.5}
-    body, hdrs = request([("x", torch.zeros(2))], binary_inputs=True)
+    # binary tensor data reaches the handler as the same request in JSON
+    body, hdrs = request([("x", torch.tensor([1.0, -2.5]))], binary_inputs=True)
     r = infer(server, "pyv2", body, hdrs)
-    assert r.status == 501 and "binary tensor data is not passed to Python handlers" in r.json()["error"], r
+    assert r.status == 200, r
+    assert r.json()["outputs"][0] == {"name": "doubled", "datatype": "FP32", "shape": [2], "data": [2, -5.0]}

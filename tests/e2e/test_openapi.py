@@ -142,8 +142,8 @@ def test_each_port_describes_exactly_its_routes(serve, store):
                 assert r.status == 404, (name, method, path, r)
 
     # Methods a path does not list: 405 with the ones it has.
-    r = request(s.ports["inference"], "GET", "/predictions/mlp")
-    assert r.status == 405 and r.headers.get("Allow") == "POST, PUT", r
+    r = request(s.ports["inference"], "DELETE", "/v2/models/mlp/infer")
+    assert r.status == 405 and r.headers.get("Allow") == "POST", r
     r = request(s.ports["inference"], "POST", "/v2/models/mlp")
     assert r.status == 405 and r.headers.get("Allow") == "GET", r
 

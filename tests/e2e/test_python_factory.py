@@ -318,6 +318,6 @@ def test_requirements_not_installed_without_the_setting(serve, tmp_path):
     requirements_archive(store, tmp_path / "good", "good", "wickfactorydep==1.0")
     s = serve("--model-store", store, *API_ON, env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels)})
     r = register(s, "good.mar")
-    assert r.status == 400, r
+    assert r.status == 500 and r.json()["type"] == "InternalServerException", r  # as TorchServe
     assert "No module named 'wickfactorydep'" in r.json()["message"]
     assert "install_py_dep_per_model is false" in s.logs()
