@@ -157,6 +157,73 @@ static int make_dir(const char *dest, const char *rel, wk_err_t *err) {
 
 /* ---------------------------------------------------------------- zip */
 
+/* ---------------------------------------------------------------- one name, one entry */
+
+/* The entries' names as they land on disk (normalized), to refuse an archive that names
+ * one file twice: a reader that takes the first copy and an unpacker that keeps the last
+ * would disagree on what the archive holds (the audit of [11] hid a second MANIFEST.json
+ * that way). Both readers, zip and tar, and both uses, unpacking and reading one file,
+ * go through it. */
+typedef struct names_s {
+  char **v;
+  size_t n, cap;
+} names_t;
+
+static void names_free(names_t *s) {
+  for (size_t i = 0; i < s->n; i++) free(s->v[i]);
+  free(s->v);
+  memset(s, 0, sizeof *s);
+}
+
+static int names_add(names_t *s, const char *name, wk_err_t *err) {
+  char rel[PATH_BUF];
+  if (normalize(name, 0, rel, sizeof rel) != 0)
+    return wk_err(err, WK_ETOOBIG, "archive entry '%.200s': path too long", name);
+  if (rel[0] == '\0') return 0;
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    char **v = realloc(s->v, cap * sizeof *v);
+    if (v == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+    s->v = v;
+    s->cap = cap;
+  }
+  if ((s->v[s->n] = strdup(rel)) == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  s->n++;
+  return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int names_check(names_t *s, wk_err_t *err) {
+  qsort(s->v, s->n, sizeof *s->v, cmp_str);
+  char shown[216];
+  for (size_t i = 1; i < s->n; i++)
+    if (strcmp(s->v[i - 1], s->v[i]) == 0)
+      return wk_err(err, WK_EUNSAFE,
+                    "the archive holds '%s' twice; an archive must name each file once",
+                    wk_text_shown(s->v[i], strlen(s->v[i]), shown, sizeof shown));
+  return 0;
+}
+
+/* Checks every entry of an open zip: names, kinds, and each name once. */
+static int check_zip_entry(const wk_zip_entry_t *e, wk_err_t *err);
+
+static int check_zip(wk_zip_t *z, wk_err_t *err) {
+  names_t names = {0};
+  size_t n = wk_zip_count(z);
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    const wk_zip_entry_t *e = wk_zip_entry(z, i);
+    rc = check_zip_entry(e, err);
+    if (rc == 0) rc = names_add(&names, e->name, err);
+  }
+  if (rc == 0) rc = names_check(&names, err);
+  names_free(&names);
+  return rc;
+}
+
 static int check_zip_entry(const wk_zip_entry_t *e, wk_err_t *err) {
   char s[216];
   int rc = wk_archive_check_name(e->name, e->name_len, err);
@@ -186,8 +253,7 @@ static int unpack_zip(const char *src, const char *dest, wk_err_t *err) {
   int rc = wk_zip_open(src, &z, err);
   if (rc) return rc;
   size_t n = wk_zip_count(z);
-  for (size_t i = 0; i < n && rc == 0; i++)
-    rc = check_zip_entry(wk_zip_entry(z, i), err);
+  rc = check_zip(z, err);
   if (rc == 0) rc = wk_fs_mkdirs(dest, err);
   char rel[PATH_BUF];
   for (size_t i = 0; i < n && rc == 0; i++) {
@@ -221,8 +287,10 @@ static int scan_tgz(const char *src, int *strip, wk_err_t *err) {
   const wk_tar_entry_t *e;
   char rel[PATH_BUF], top[PATH_BUF] = "";
   bool same_top = true, any_below = false;
+  names_t names = {0};
   while ((rc = wk_tar_next(r, &e, err)) == 1) {
     if ((rc = wk_archive_check_name(e->name, strlen(e->name), err)) != 0) break;
+    if ((rc = names_add(&names, e->name, err)) != 0) break;
     if (normalize(e->name, 0, rel, sizeof rel) != 0) {
       rc = wk_err(err, WK_ETOOBIG, "archive entry '%.200s': path too long", e->name);
       break;
@@ -240,6 +308,8 @@ static int scan_tgz(const char *src, int *strip, wk_err_t *err) {
       same_top = false;
   }
   wk_tar_reader_close(r);
+  if (rc >= 0) rc = names_check(&names, err);
+  names_free(&names);
   *strip = (same_top && any_below) ? 1 : 0;
   return rc < 0 ? rc : 0;
 }
@@ -342,6 +412,10 @@ static int read_zip_file(const char *src, const char *name, char **data, size_t 
   wk_zip_t *z;
   int rc = wk_zip_open(src, &z, err);
   if (rc) return rc;
+  if ((rc = check_zip(z, err)) != 0) {
+    wk_zip_close(z);
+    return rc;
+  }
   int i = wk_zip_find(z, name);
   if (i < 0 || wk_zip_entry(z, (size_t)i)->is_dir) {
     wk_zip_close(z);
@@ -368,9 +442,11 @@ static int read_zip_file(const char *src, const char *name, char **data, size_t 
 
 static int read_tgz_file(const char *src, const char *name, char **data, size_t *len,
                          wk_err_t *err) {
-  wk_tar_reader_t *r;
-  int rc = wk_tar_reader_open(src, &r, err);
+  int strip;
+  int rc = scan_tgz(src, &strip, err); /* the same checks as unpacking: one copy of each name */
   if (rc) return rc;
+  wk_tar_reader_t *r;
+  if ((rc = wk_tar_reader_open(src, &r, err)) != 0) return rc;
   const wk_tar_entry_t *e;
   char rel[PATH_BUF], want[PATH_BUF];
   if (normalize(name, 0, want, sizeof want) != 0) want[0] = '\0';

@@ -966,9 +966,10 @@ int wk_model_config_parse(const char *text, size_t len, wk_model_config_t *c, wk
   if (r->kind == WK_YAML_SCALAR && wk_yaml_is_null(r)) {
     r = NULL; /* "---" or "~" alone: no settings */
   } else if (r->kind != WK_YAML_MAP) {
-    char what[64];
+    /* the file's text is not quoted: a file that is no model config at all says nothing of
+     * itself in a reply (the audit of [11] read /etc/passwd's first line that way) */
     rc = wk_err(err, WK_EINVAL, "model config: expected a mapping of settings, got %s",
-                describe(r, what, sizeof what));
+                r->kind == WK_YAML_SEQ ? "a list" : "a single value (is this a model config?)");
   }
   if (rc == 0 && r != NULL &&
       ((rc = get_int(r, NULL, "minWorkers", 0, WK_MAX_WORKERS, &tmp.min_workers, err)) != 0 ||

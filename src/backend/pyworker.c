@@ -151,7 +151,7 @@ static char **build_env(const wk_pyworker_opts_t *o) {
   while (environ[ne]) ne++;
   if (o->env)
     while (o->env[nx]) nx++;
-  char **env = calloc(ne + nx + 3, sizeof *env);
+  char **env = calloc(ne + nx + 5, sizeof *env);
   if (env == NULL) return NULL;
   size_t k = 0;
   /* ours first: getenv-style lookups take the first match */
@@ -167,6 +167,12 @@ static char **build_env(const wk_pyworker_opts_t *o) {
     env[k++] = pp;
   }
   env[k++] = (char *)"PYTHONUNBUFFERED=1";
+  /* an isolated import path ([11] part 7): `python -m` would put the working directory
+   * first on sys.path, and the user's site-packages are not the model's; what a worker
+   * imports is the model folder (the loader puts it first), wick's runtime, the model's
+   * own requirements (PYTHONPATH above) and the interpreter's site-packages */
+  env[k++] = (char *)"PYTHONSAFEPATH=1";
+  env[k++] = (char *)"PYTHONNOUSERSITE=1";
   for (size_t i = 0; i < ne; i++) {
     const char *eq = strchr(environ[i], '=');
     size_t kl = eq ? (size_t)(eq - environ[i]) + 1 : strlen(environ[i]);
@@ -216,6 +222,8 @@ static int spawn(wk_pyworker_t *w, const wk_pyworker_opts_t *o, wk_err_t *err) {
   posix_spawn_file_actions_adddup2(&fa, child_out, 1);
   posix_spawn_file_actions_adddup2(&fa, child_out, 2);
   posix_spawn_file_actions_adddup2(&fa, child_sock, 3);
+  /* it starts in the model folder, never in the server's working directory */
+  if (o->model_dir) posix_spawn_file_actions_addchdir_np(&fa, o->model_dir);
   posix_spawnattr_t at;
   posix_spawnattr_init(&at);
   sigset_t def;

@@ -4,6 +4,7 @@
  * counters in metrics.c. */
 #include "serve/model.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -156,6 +157,60 @@ static int unpack(wk_model_t *m, const wk_model_load_opts_t *o, const char *what
   return rc;
 }
 
+/* Refuses a path the archive names (field says which) unless it stays inside the model
+ * directory: relative, no "..", and, for a file that is there, no link that leads out of
+ * it (a model folder in the store may hold links). [11] part 3. */
+static int inside(const wk_model_t *m, const char *field, const char *rel, size_t len,
+                  wk_err_t *err) {
+  char name[1024], path[4096], real[PATH_MAX], base[PATH_MAX];
+  int rc = wk_archive_check_name(rel, len, err);
+  if (rc == 0 && len >= sizeof name) rc = wk_err(err, WK_ETOOBIG, "the name is too long");
+  if (rc == 0) {
+    memcpy(name, rel, len);
+    name[len] = '\0';
+    if (wk_fs_join(path, sizeof path, m->model_dir, name) != 0)
+      rc = wk_err(err, WK_ETOOBIG, "the path is too long");
+  }
+  if (rc == 0 && realpath(path, real) != NULL && realpath(m->model_dir, base) != NULL) {
+    size_t n = strlen(base);
+    if (strncmp(real, base, n) != 0 || (real[n] != '/' && real[n] != '\0'))
+      rc = wk_err(err, WK_EUNSAFE, "'%s' leads out of the model directory (a link)", name);
+  }
+  if (rc != 0) wk_err_prefix(err, "%s", field);
+  return rc;
+}
+
+/* A handler given as a file ("handler.py", "dir/h.py:fn"; not a module name or a built-in
+ * kind) stays inside the model directory, whether the manifest or a register request
+ * names it. */
+static int check_handler_path(const wk_model_t *m, const char *h, wk_err_t *err) {
+  size_t n = strcspn(h, ":");
+  if (memchr(h, '/', n) == NULL && !(n > 3 && memcmp(h + n - 3, ".py", 3) == 0)) return 0;
+  return inside(m, "handler", h, n, err);
+}
+
+/* Every path the manifest names stays inside the model directory: serializedFile,
+ * configFile, modelFile, requirementsFile, each of extraFiles (the handler: see
+ * check_handler_path). */
+static int check_manifest_paths(const wk_model_t *m, wk_err_t *err) {
+  const wk_manifest_t *mf = &m->manifest;
+  const struct {
+    const char *field, *value;
+  } files[] = {{"serializedFile", mf->serialized_file},
+               {"configFile", mf->config_file},
+               {"modelFile", mf->model_file},
+               {"requirementsFile", mf->requirements_file}};
+  int rc = 0;
+  for (size_t i = 0; i < sizeof files / sizeof files[0] && rc == 0; i++)
+    if (files[i].value) rc = inside(m, files[i].field, files[i].value, strlen(files[i].value), err);
+  for (const char *p = mf->extra_files; rc == 0 && p && *p;) {
+    size_t n = strcspn(p, ",");
+    if (n > 0) rc = inside(m, "extraFiles", p, n, err);
+    p += n + (p[n] == ',');
+  }
+  return rc;
+}
+
 /* Step 2: the manifest (or a torch_liberator deployment's), the model config, and the
  * extra files it unpacks. */
 static int read_manifest(wk_model_t *m, const wk_model_load_opts_t *o, const char *what,
@@ -187,6 +242,10 @@ static int read_manifest(wk_model_t *m, const wk_model_load_opts_t *o, const cha
       return rc;
     }
   }
+  if ((rc = check_manifest_paths(m, err)) != 0) {
+    wk_err_prefix(err, "model '%s': MANIFEST.json", what);
+    return rc;
+  }
   if (m->manifest.config_file) {
     wk_fs_join(path, sizeof path, m->model_dir, m->manifest.config_file);
     if ((rc = wk_fs_read_file(path, WK_MAX_CONFIG_FILE_SIZE, &text, &len, err)) != 0) {
@@ -199,6 +258,12 @@ static int read_manifest(wk_model_t *m, const wk_model_load_opts_t *o, const cha
       wk_err_prefix(err, "model '%s': %s", what, m->manifest.config_file);
       return rc;
     }
+  }
+  if (m->config.wick_weights_file &&
+      (rc = inside(m, "wick.weights.file", m->config.wick_weights_file,
+                   strlen(m->config.wick_weights_file), err)) != 0) {
+    wk_err_prefix(err, "model '%s': %s", what, m->manifest.config_file);
+    return rc;
   }
   const char *assoc = m->config.wick_weights_association;
   wk_assoc_t a;
@@ -288,6 +353,10 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   m->spin_us = o->worker_spin_us;
   if (m->name == NULL || m->version == NULL || m->url == NULL || m->handler == NULL) {
     rc = wk_err(err, WK_ENOMEM, "out of memory");
+    goto fail;
+  }
+  if ((rc = check_handler_path(m, m->handler, err)) != 0) {
+    wk_err_prefix(err, "model '%s'", what);
     goto fail;
   }
   if ((rc = choose_handler(m, o, err)) != 0) goto fail;

@@ -67,7 +67,7 @@ def request(port, method, path, body=None, headers=None, timeout=60):
 class Server:
     """A running `wick serve`; stop() sends SIGTERM and returns the exit code."""
 
-    def __init__(self, args, log_path, env=None):
+    def __init__(self, args, log_path, env=None, cwd=None):
         self.ports = {"inference": free_port(), "management": free_port(), "metrics": free_port()}
         self.log_path = log_path
         cmd = [WICK, "serve",
@@ -77,7 +77,8 @@ class Server:
         self.log = open(log_path, "wb")
         full_env = dict(os.environ)
         full_env.update(env or {})
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env,
+                                     cwd=cwd)
         deadline = time.time() + (120 if SANITIZED else 60)
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -126,8 +127,8 @@ def serve(tmp_path):
     and must not have printed a sanitizer report."""
     started = []
 
-    def start(*args, env=None):
-        s = Server(args, tmp_path / f"wick-{len(started)}.log", env=env)
+    def start(*args, env=None, cwd=None):
+        s = Server(args, tmp_path / f"wick-{len(started)}.log", env=env, cwd=cwd)
         started.append(s)
         return s
 

@@ -182,8 +182,14 @@ def families(text):
 
 def test_metrics_in_torchserves_form(srv):
     import socket
+    import time
     assert srv.infer("POST", "/predictions/echo", "{}").status == 200
-    fam = families(srv.metrics().body.decode())
+    deadline = time.time() + 10  # the handler's metrics arrive on its log, just after the reply
+    while True:
+        fam = families(srv.metrics().body.decode())
+        if "PredictionTime" in fam or time.time() > deadline:
+            break
+        time.sleep(0.05)
     host = socket.gethostname()
     # TorchServe's host gauges, labelled as TorchServe labels them
     for name in ("CPUUtilization", "MemoryUsed", "MemoryAvailable", "MemoryUtilization", "DiskUsage",

@@ -123,6 +123,8 @@ static void test_wrong_types(void **state) {
   expect_error("minWorkers: 4\nmaxWorkers: 2\n", WK_EINVAL,
                "minWorkers (4) is greater than maxWorkers (2)");
   expect_error("- a\n- b\n", WK_EINVAL, "expected a mapping of settings, got a list");
+  /* a file that is not a config at all is not quoted back */
+  expect_error("root:x:0:0:root:/root:/bin/bash\n", WK_EINVAL, "got a single value");
   expect_error("a: [1, 2\n", WK_EFORMAT, "line ");
   expect_error("a: 1\n---\nb: 2\n", WK_EUNSUPPORTED, "one YAML document");
 }
