@@ -16,6 +16,13 @@ typedef struct wk__image_s {
   int topk;
   char **labels; /* index_to_name.json, by class index; NULL entries: no name */
   size_t n_labels;
+  /* [11] part 1: what one request may cost, checked from the image's header before it is
+   * queued. A model that does not resize takes images of one size: declared
+   * (wick.image.size [H, W], or wick.inputs' [-1, C, H, W]) or measured (the first image
+   * it answered); max_elements bounds the preprocessed tensor (wick.max_request_elements) */
+  int want_h, want_w;
+  _Atomic int seen_h, seen_w;
+  long max_elements;
 } wk__image_t;
 
 #define WK__IMAGE(m) ((wk__image_t *)(m)->hstate)
@@ -25,6 +32,10 @@ typedef struct wk__image_s {
 int wk__image_init(wk_model_t *m, const wk_model_load_opts_t *o, const wk_preprocess_opts_t *dflt,
                    size_t state_size, wk_err_t *err);
 void wk__image_free(wk_model_t *m);
+/* Admits j's image (j->data) into the queue or says why not, from its header alone:
+ * WK_EINVAL when a model that does not resize gets another size than it takes, WK_ETOOBIG
+ * past max_elements, WK_EFORMAT for a file that is no JPEG or PNG. Transport thread. */
+int wk__image_admit(wk_model_t *m, const wk__job_t *j, wk_err_t *err);
 /* The parse op: the image bytes out of a raw body, a multipart field, or JSON base64. */
 int wk__image_parse(wk_model_t *m, wk__job_t *j, const wk_request_t *r, wk_err_t *err);
 /* Decodes and preprocesses j's image into a new [1,C,H,W] float tensor; on failure answers

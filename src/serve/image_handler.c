@@ -3,6 +3,7 @@
  * softmax and top-k out as {"label": probability}, labels from index_to_name.json. */
 #include <jansson.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,48 @@ static int load_labels(wk_model_t *m, wk__image_t *st, wk_err_t *err) {
   return 0;
 }
 
+/* The most input elements one request may bring when nothing says more (1 Mi: a
+ * 1024x1024 gray image, 590x590 RGB); wick.max_request_elements raises it. */
+#define DEFAULT_MAX_REQUEST_ELEMENTS (1L << 20)
+
+/* [H, W] of a list node, or 0 when n is not a list of two positive integers. */
+static int hw_of(const wk_yaml_t *n, size_t from, int *h, int *w) {
+  long long a, b;
+  if (n == NULL || n->kind != WK_YAML_SEQ || n->count < from + 2 ||
+      wk_yaml_as_int(n->items[from], &a) != 0 || wk_yaml_as_int(n->items[from + 1], &b) != 0 ||
+      a < 1 || b < 1 || a > (1 << 20) || b > (1 << 20))
+    return 0;
+  *h = (int)a;
+  *w = (int)b;
+  return 1;
+}
+
+/* [11] part 1: the size the model takes, and the bound on one request's elements. */
+static int configure_bounds(const wk_yaml_t *wick, const wk_yaml_t *img, wk__image_t *st,
+                            wk_err_t *err) {
+  const wk_yaml_t *size = img ? wk_yaml_get(img, "size") : NULL;
+  if (size && size->kind == WK_YAML_SCALAR && size->scalar && strcmp(size->scalar, "any") == 0)
+    st->want_h = st->want_w = -1; /* takes any size (a fully convolutional model) */
+  else if (size && !hw_of(size, 0, &st->want_h, &st->want_w))
+    return wk_err(err, WK_EINVAL, "wick.image.size: expected [height, width] in pixels, or any");
+  if (size == NULL) { /* wick.inputs: [{shape: [-1, C, H, W]}] */
+    const wk_yaml_t *ins = wick ? wk_yaml_get(wick, "inputs") : NULL;
+    const wk_yaml_t *first = ins && ins->kind == WK_YAML_SEQ && ins->count ? ins->items[0] : NULL;
+    const wk_yaml_t *shape = first ? wk_yaml_get(first, "shape") : NULL;
+    if (shape && shape->kind == WK_YAML_SEQ && shape->count == 4) hw_of(shape, 2, &st->want_h, &st->want_w);
+  }
+  const wk_yaml_t *mx = wick ? wk_yaml_get(wick, "max_request_elements") : NULL;
+  long long v = 0;
+  if (mx && (wk_yaml_as_int(mx, &v) != 0 || v < 1))
+    return wk_err(err, WK_EINVAL, "wick.max_request_elements: expected a positive integer");
+  int resizes = st->pre.resize > 0 || st->pre.crop_h > 0;
+  if (v > 0) st->max_elements = (long)v;
+  else if (st->pre.crop_h > 0) st->max_elements = (long)st->pre.channels * st->pre.crop_h * st->pre.crop_w;
+  else if (!resizes && st->want_h > 0) st->max_elements = (long)st->pre.channels * st->want_h * st->want_w;
+  else st->max_elements = DEFAULT_MAX_REQUEST_ELEMENTS * (resizes ? 4 : 1);
+  return 0;
+}
+
 /* Reads wick.image and wick.topk over dflt, and the labels. */
 static int configure(wk_model_t *m, wk__image_t *st, const wk_preprocess_opts_t *dflt,
                      long max_pixels, wk_err_t *err) {
@@ -119,6 +162,7 @@ static int configure(wk_model_t *m, wk__image_t *st, const wk_preprocess_opts_t 
     if (st->pre.std[c] == 0.0f) return wk_err(err, WK_EINVAL, "wick.image.std: must not be 0");
   if (max_px > 0 && (st->max_pixels <= 0 || max_px < st->max_pixels)) st->max_pixels = max_px;
   if (st->topk < 1) st->topk = 1;
+  if ((rc = configure_bounds(wick, img, st, err)) != 0) return rc;
   return load_labels(m, st, err);
 }
 
@@ -156,7 +200,49 @@ static int take_bytes(wk__job_t *j, const void *p, size_t len) {
   return 0;
 }
 
+int wk__image_admit(wk_model_t *m, const wk__job_t *j, wk_err_t *err) {
+  wk__image_t *st = WK__IMAGE(m);
+  int w, h;
+  int rc = wk_image_size(j->data, j->data_len, &w, &h, err);
+  if (rc != 0) return rc;
+  if (st->max_pixels > 0 && (long long)w * h > st->max_pixels)
+    return wk_err(err, WK_ETOOBIG,
+                  "the image is %dx%d, %lld pixels; the limit (limit_max_image_pixels or "
+                  "wick.image.max_pixels) is %ld",
+                  w, h, (long long)w * h, st->max_pixels);
+  if (st->pre.resize == 0 && st->pre.crop_h == 0) {
+    int ww = st->want_w, wh = st->want_h, declared = ww > 0;
+    if (ww == 0) {
+      ww = atomic_load(&st->seen_w);
+      wh = atomic_load(&st->seen_h);
+    }
+    if (ww > 0 && (w != ww || h != wh))
+      return wk_err(err, WK_EINVAL,
+                    "the image is %dx%d (width x height); model '%s' takes %dx%d images (%s) and "
+                    "does not resize them (wick.image.resize and crop would)",
+                    w, h, m->name, ww, wh,
+                    declared ? "its declared size" : "the size of the images it has answered");
+  }
+  int c, oh, ow;
+  wk_err_t ignored;
+  if (wk_preprocess_shape(&st->pre, w, h, &c, &oh, &ow, &ignored) != 0) return 0; /* run says */
+  long long n = (long long)c * oh * ow;
+  if (n > st->max_elements)
+    return wk_err(err, WK_ETOOBIG,
+                  "the image is %dx%d: %lld input elements after preprocessing; model '%s' takes "
+                  "at most %ld per request (wick.max_request_elements, or wick.image.size)",
+                  w, h, n, m->name, st->max_elements);
+  return 0;
+}
+
+static int parse_body(wk_model_t *m, wk__job_t *j, const wk_request_t *r, wk_err_t *err);
+
 int wk__image_parse(wk_model_t *m, wk__job_t *j, const wk_request_t *r, wk_err_t *err) {
+  int rc = parse_body(m, j, r, err);
+  return rc == 0 ? wk__image_admit(m, j, err) : rc;
+}
+
+static int parse_body(wk_model_t *m, wk__job_t *j, const wk_request_t *r, wk_err_t *err) {
   (void)m;
   size_t len = r->body_len;
   const char *body = r->body, *ct = r->content_type;
@@ -321,6 +407,12 @@ static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_
         memcpy((char *)batch.data + k * in[group[k]].nbytes, in[group[k]].data, in[group[k]].nbytes);
       rc = wk__forward(m, index, &batch, 1, &out, &err);
       wk_tensor_destroy(&batch);
+      wk__image_t *st = WK__IMAGE(m);
+      if (rc == 0 && st->want_w == 0 && st->pre.resize == 0 && st->pre.crop_h == 0 &&
+          atomic_load(&st->seen_w) == 0) { /* the size it was measured with */
+        atomic_store(&st->seen_h, (int)shape[2]);
+        atomic_store(&st->seen_w, (int)shape[3]);
+      }
     } else {
       wk_err(&err, rc, "cannot allocate the batch");
     }

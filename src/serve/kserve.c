@@ -17,6 +17,7 @@
 
 #include "core/base64.h"
 #include "core/limits.h"
+#include "serve/image.h"
 #include "serve/model_internal.h"
 #include "serve/v2_encode.h"
 #include "tensor/oip.h"
@@ -289,7 +290,7 @@ void wk_model_predict_v1(wk_model_t *m, const wk_request_t *r, wk_sink_t *sink, 
       else if (rc == 1) {
         j->data = bytes;
         j->data_len = len;
-        rc = 0;
+        rc = wk__image_admit(m, j, &err);
       }
     } else if (rc == 1) {
       wk_request_t sub = sub_request(r, bytes, len, "application/octet-stream");
@@ -342,19 +343,23 @@ static void v2_images(wk_model_t *m, const wk_request_t *req, wk_sink_t *sink, w
   for (size_t k = 0; k < n; k++) {
     wk__job_t *j = instance_job(m, g, k, req, 0);
     if (j == NULL) continue;
+    wk_err_t err = {{0}};
+    int rc = 0;
     if (in->binary) {
       j->data = in->elems[k];
       j->data_len = in->elem_lens[k];
       in->elems[k] = NULL;
     } else {
-      wk_err_t err = {{0}};
-      int rc = wk_base64_decode((const char *)in->elems[k], in->elem_lens[k], &j->data, &j->data_len, &err);
-      if (rc != 0) {
+      rc = wk_base64_decode((const char *)in->elems[k], in->elem_lens[k], &j->data, &j->data_len, &err);
+      if (rc != 0)
         wk_err_prefix(&err, "inputs[0] '%.60s' element %zu (base64 of an image in JSON)", in->name, k);
-        wk__job_reply_error(m, j, 400, "BadRequestException", err.msg);
-        wk__job_free(j);
-        continue;
-      }
+    }
+    if (rc == 0 && (rc = wk__image_admit(m, j, &err)) != 0)
+      wk_err_prefix(&err, "inputs[0] '%.60s' element %zu", in->name, k);
+    if (rc != 0) {
+      wk__job_fail(m, j, rc, err.msg);
+      wk__job_free(j);
+      continue;
     }
     wk__job_enqueue(m, j);
   }

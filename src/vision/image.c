@@ -322,6 +322,35 @@ int wk_image_decode(const void *data, size_t len, int channels, long max_pixels,
   return wk_err(err, WK_EFORMAT, "expected a JPEG or PNG image");
 }
 
+int wk_image_size(const void *data, size_t len, int *width, int *height, wk_err_t *err) {
+  static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  const uint8_t *p = data;
+  if (p != NULL && len >= 8 && memcmp(p, png_magic, 8) == 0) {
+    if (len < 24 || memcmp(p + 12, "IHDR", 4) != 0)
+      return wk_err(err, WK_EFORMAT, "truncated or corrupt PNG image: no IHDR header");
+    uint32_t w = be32(p + 16), h = be32(p + 20);
+    if (w == 0 || h == 0 || w > 0x7fffffff || h > 0x7fffffff)
+      return wk_err(err, WK_EFORMAT, "PNG image with an impossible size %ux%u", w, h);
+    *width = (int)w;
+    *height = (int)h;
+    return 0;
+  }
+  if (p != NULL && len >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff) {
+    if (len > ULONG_MAX) return wk_err(err, WK_ETOOBIG, "JPEG data too large");
+    tjhandle tj = tjInitDecompress();
+    if (tj == NULL) return wk_err(err, WK_ENOMEM, "cannot start the JPEG decoder");
+    int subsamp, cs, rc = 0;
+    *width = *height = 0;
+    if (tjDecompressHeader3(tj, p, (unsigned long)len, width, height, &subsamp, &cs) != 0)
+      rc = wk_err(err, WK_EFORMAT, "truncated or corrupt JPEG image: %s", tjGetErrorStr2(tj));
+    else if (*width <= 0 || *height <= 0) /* libjpeg ends a cut stream with a fake EOI */
+      rc = wk_err(err, WK_EFORMAT, "truncated or corrupt JPEG image: no frame header");
+    tjDestroy(tj);
+    return rc;
+  }
+  return wk_err(err, WK_EFORMAT, "expected a JPEG or PNG image");
+}
+
 void wk_image_destroy(wk_image_t *img) {
   if (img == NULL) return;
   free(img->pixels);

@@ -36,6 +36,11 @@ typedef struct wk_image_s {
 int wk_image_decode(const void *data, size_t len, int channels, long max_pixels, wk_image_t *out,
                     wk_err_t *err);
 
+/* The width and height a JPEG or PNG's header states, without decoding it (a few bytes
+ * read): what a request will cost can be known before it is queued. WK_EFORMAT for
+ * anything else. Any thread. */
+int wk_image_size(const void *data, size_t len, int *width, int *height, wk_err_t *err);
+
 /* Frees img's pixels and zeroes it; safe on a zeroed or already destroyed image. */
 void wk_image_destroy(wk_image_t *img);
 

@@ -341,8 +341,33 @@ static void test_pixel_limit_from_header(void **state) {
   wk_buf_destroy(&jpg);
 }
 
+/* The size from the header alone: a PNG whose IHDR promises 10000x7 and a JPEG whose frame
+ * header says 16x12, neither decoded. */
+static void test_size_from_the_header(void **state) {
+  (void)state;
+  static const uint8_t head[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13,
+                                 'I', 'H', 'D', 'R', 0, 0, 0x27, 0x10, 0, 0, 0, 7, 8, 0};
+  int w = 0, h = 0;
+  wk_err_t err = {{0}};
+  assert_int_equal(wk_image_size(head, sizeof head, &w, &h, &err), 0);
+  assert_int_equal(w, 10000);
+  assert_int_equal(h, 7);
+  uint8_t px[16 * 12 * 3] = {0};
+  wk_buf_t jpg = WK_BUF_INIT;
+  make_jpeg(px, 16, 12, TJPF_RGB, TJSAMP_444, &jpg);
+  assert_int_equal(wk_image_size(jpg.data, jpg.len, &w, &h, &err), 0);
+  assert_int_equal(w, 16);
+  assert_int_equal(h, 12);
+  assert_int_equal(wk_image_size("\xff\xd8\xff", 3, &w, &h, &err), WK_EFORMAT); /* no header */
+  wk_buf_destroy(&jpg);
+  assert_int_equal(wk_image_size(head, 20, &w, &h, &err), WK_EFORMAT);
+  assert_int_equal(wk_image_size("GIF89a", 6, &w, &h, &err), WK_EFORMAT);
+  assert_non_null(strstr(err.msg, "JPEG or PNG"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_size_from_the_header),
       cmocka_unit_test(test_png_gray_8_and_low_depths),
       cmocka_unit_test(test_png_gray_16_clips_like_pil),
       cmocka_unit_test(test_png_alpha_and_rgb),
