@@ -213,8 +213,8 @@ int wk_auth_verify(wk_auth_t *a, const char *header, wk_auth_kind_t kind, int64_
   if (header == NULL)
     return wk_err(err, WK_EUNSAFE,
                   "Token Authorization failed: no Authorization header; send 'Authorization: "
-                  "Bearer <%s key>' with the %s key from %s",
-                  what, what, a->path);
+                  "Bearer <%s key>' with the %s key from key_file.json",
+                  what, what);
   const char *p = header;
   while (*p == ' ' || *p == '\t')
     p++;
@@ -242,8 +242,9 @@ int wk_auth_verify(wk_auth_t *a, const char *header, wk_auth_kind_t kind, int64_
   pthread_rwlock_unlock(&a->lock);
   if (!match)
     return wk_err(err, WK_EUNSAFE,
-                  "Token Authorization failed: the token is not the current %s key (see %s)", what,
-                  a->path);
+                  "Token Authorization failed: the token is not the current %s key (see "
+                  "key_file.json)",
+                  what);
   if (expired)
     return wk_err(err, WK_ETIMEDOUT,
                   "Token Authorization failed: the %s key expired at %s; get a new one with "

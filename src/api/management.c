@@ -254,6 +254,9 @@ static int parse_register(params_t *p, reg_t *r, wk_err_t *err) {
       lenient_int(p, "startup_timeout", -1, &r->startup_timeout, err))
     return WK_EINVAL;
   if (r->batch_size < 1) r->batch_size = -1;
+  if (r->batch_size > WK_MAX_BATCH_SIZE)
+    return wk_err(err, WK_EINVAL, "batch_size must be at most %d, got %d", WK_MAX_BATCH_SIZE,
+                  r->batch_size);
   if (r->max_batch_delay < 0) r->max_batch_delay = -1;
   if (r->response_timeout < 1) r->response_timeout = -1;
   if (r->initial_workers > WK_MAX_WORKERS)

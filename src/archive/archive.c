@@ -407,7 +407,13 @@ int wk_archive_unpack_into(const char *src, const char *dest_dir, wk_err_t *err)
 
 /* ---------------------------------------------------------------- read one file */
 
-static int read_zip_file(const char *src, const char *name, char **data, size_t *len,
+static int too_big(const char *src, const char *name, unsigned long long size, size_t max,
+                   wk_err_t *err) {
+  return wk_err(err, WK_ETOOBIG, "%s: '%.200s' is %llu bytes; at most %zu are read", src, name,
+                size, max);
+}
+
+static int read_zip_file(const char *src, const char *name, size_t max, char **data, size_t *len,
                          wk_err_t *err) {
   wk_zip_t *z;
   int rc = wk_zip_open(src, &z, err);
@@ -420,6 +426,11 @@ static int read_zip_file(const char *src, const char *name, char **data, size_t 
   if (i < 0 || wk_zip_entry(z, (size_t)i)->is_dir) {
     wk_zip_close(z);
     return wk_err(err, WK_ENOTFOUND, "%s has no file '%.200s'", src, name);
+  }
+  if (wk_zip_entry(z, (size_t)i)->size > max) { /* the zip reader holds it to that size */
+    rc = too_big(src, name, (unsigned long long)wk_zip_entry(z, (size_t)i)->size, max, err);
+    wk_zip_close(z);
+    return rc;
   }
   const void *p;
   size_t n;
@@ -440,7 +451,7 @@ static int read_zip_file(const char *src, const char *name, char **data, size_t 
   return 0;
 }
 
-static int read_tgz_file(const char *src, const char *name, char **data, size_t *len,
+static int read_tgz_file(const char *src, const char *name, size_t max, char **data, size_t *len,
                          wk_err_t *err) {
   int strip;
   int rc = scan_tgz(src, &strip, err); /* the same checks as unpacking: one copy of each name */
@@ -455,6 +466,10 @@ static int read_tgz_file(const char *src, const char *name, char **data, size_t 
     bool match = normalize(e->name, 0, rel, sizeof rel) == 0 && strcmp(rel, want) == 0;
     if (!match) match = normalize(e->name, 1, rel, sizeof rel) == 0 && strcmp(rel, want) == 0;
     if (!match) continue;
+    if (e->size > max) {
+      rc = too_big(src, name, (unsigned long long)e->size, max, err);
+      break;
+    }
     char *buf = malloc((size_t)e->size + 1);
     if (buf == NULL) {
       rc = wk_err(err, WK_ENOMEM, "out of memory");
@@ -478,12 +493,12 @@ static int read_tgz_file(const char *src, const char *name, char **data, size_t 
   return wk_err(err, WK_ENOTFOUND, "%s has no file '%.200s'", src, name);
 }
 
-int wk_archive_read_file(const char *archive_or_dir, const char *name, char **data, size_t *len,
-                         wk_err_t *err) {
+int wk_archive_read_file(const char *archive_or_dir, const char *name, size_t max, char **data,
+                         size_t *len, wk_err_t *err) {
   int k = kind_or_err(archive_or_dir, err);
   if (k < 0) return k;
-  if (k == WK_ARCHIVE_ZIP) return read_zip_file(archive_or_dir, name, data, len, err);
-  if (k == WK_ARCHIVE_TGZ) return read_tgz_file(archive_or_dir, name, data, len, err);
+  if (k == WK_ARCHIVE_ZIP) return read_zip_file(archive_or_dir, name, max, data, len, err);
+  if (k == WK_ARCHIVE_TGZ) return read_tgz_file(archive_or_dir, name, max, data, len, err);
   int rc = wk_archive_check_name(name, strlen(name), err);
   if (rc) return rc;
   char path[PATH_BUF];
@@ -492,7 +507,7 @@ int wk_archive_read_file(const char *archive_or_dir, const char *name, char **da
   if (!wk_fs_exists(path))
     return wk_err(err, WK_ENOTFOUND, "%s has no file '%.200s'", archive_or_dir, name);
   size_t n;
-  rc = wk_fs_read_file(path, (size_t)WK_MAX_ENTRY_SIZE, data, &n, err);
+  rc = wk_fs_read_file(path, max, data, &n, err);
   if (rc == 0) *len = n;
   return rc;
 }

@@ -38,9 +38,11 @@ int wk_archive_unpack_into(const char *src, const char *dest_dir, wk_err_t *err)
 
 /* Reads entry name (e.g. "MAR-INF/MANIFEST.json") of a zip, tgz or directory into a
  * malloc'd NUL-terminated buffer (the caller frees it) without unpacking the rest. In a
- * tgz, "<top>/name" matches too. WK_ENOTFOUND when absent. */
-int wk_archive_read_file(const char *archive_or_dir, const char *name, char **data, size_t *len,
-                         wk_err_t *err);
+ * tgz, "<top>/name" matches too. WK_ENOTFOUND when absent; WK_ETOOBIG, before anything is
+ * read, when the entry says it holds more than max bytes (and while reading, when it
+ * holds more than it said). */
+int wk_archive_read_file(const char *archive_or_dir, const char *name, size_t max, char **data,
+                         size_t *len, wk_err_t *err);
 
 /* One listed entry; valid during the callback only. */
 typedef struct wk_archive_item_s {

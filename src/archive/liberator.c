@@ -66,7 +66,7 @@ static int defines_get_model_cls(const char *path, const char *entry, unsigned l
                   path, entry, size, WK_MAX_LIBERATOR_FILE_SIZE);
   char *text = NULL;
   size_t len = 0;
-  int rc = wk_archive_read_file(path, entry, &text, &len, err);
+  int rc = wk_archive_read_file(path, entry, WK_MAX_LIBERATOR_FILE_SIZE, &text, &len, err);
   if (rc) return rc;
   int found = strstr(text, "def get_model_cls(") != NULL;
   free(text);

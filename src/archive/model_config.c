@@ -974,7 +974,7 @@ int wk_model_config_parse(const char *text, size_t len, wk_model_config_t *c, wk
   if (rc == 0 && r != NULL &&
       ((rc = get_int(r, NULL, "minWorkers", 0, WK_MAX_WORKERS, &tmp.min_workers, err)) != 0 ||
        (rc = get_int(r, NULL, "maxWorkers", 0, WK_MAX_WORKERS, &tmp.max_workers, err)) != 0 ||
-       (rc = get_int(r, NULL, "batchSize", 1, INT_MAX, &tmp.batch_size, err)) != 0 ||
+       (rc = get_int(r, NULL, "batchSize", 1, WK_MAX_BATCH_SIZE, &tmp.batch_size, err)) != 0 ||
        (rc = get_int(r, NULL, "maxBatchDelay", 0, INT_MAX, &tmp.max_batch_delay_ms, err)) != 0 ||
        (rc = get_int(r, NULL, "responseTimeout", 1, INT_MAX, &tmp.response_timeout_s, err)) != 0 ||
        (rc = get_int(r, NULL, "startupTimeout", 1, INT_MAX, &tmp.startup_timeout_s, err)) != 0 ||

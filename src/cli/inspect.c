@@ -348,7 +348,7 @@ static void load_serialized(const char *path, const char *ser, weights_t *w) {
   wk_err_t err;
   size_t len;
   w->name = ser;
-  int rc = wk_archive_read_file(path, ser, &w->bytes, &len, &err);
+  int rc = wk_archive_read_file(path, ser, (size_t)WK_MAX_ENTRY_SIZE, &w->bytes, &len, &err);
   if (rc == 0 && (w->pt2 = wk__pt2_view(ser, w->bytes, len)) != NULL) return;
   if (rc == 0) rc = wk_pt_open_mem(w->bytes, len, 0, &w->pt, &err);
   if (rc != 0) snprintf(w->error, sizeof w->error, "%s", err.msg);
@@ -591,7 +591,7 @@ int wk_cmd_inspect(int argc, char **argv) {
   char *text = NULL, *config = NULL;
   size_t len = 0, config_len = 0;
   int status = 0;
-  rc = wk_archive_read_file(path, MANIFEST_NAME, &text, &len, &err);
+  rc = wk_archive_read_file(path, MANIFEST_NAME, WK_MAX_MANIFEST_SIZE, &text, &len, &err);
   if (rc == 0) {
     if (len > WK_MAX_MANIFEST_SIZE) {
       status = fail("%s: %s is %zu bytes; the limit is %d", path, MANIFEST_NAME, len,
@@ -605,7 +605,7 @@ int wk_cmd_inspect(int argc, char **argv) {
     status = fail("%s", err.msg);
   }
   if (status == 0 && has_manifest && m.config_file) {
-    rc = wk_archive_read_file(path, m.config_file, &config, &config_len, &err);
+    rc = wk_archive_read_file(path, m.config_file, WK_MAX_CONFIG_FILE_SIZE, &config, &config_len, &err);
     if (rc == 0 && config_len > WK_MAX_CONFIG_FILE_SIZE) {
       free(config);
       config = NULL;
@@ -620,7 +620,8 @@ int wk_cmd_inspect(int argc, char **argv) {
   if (status == 0 && wk_liberator_find(path, &lib.d, &err) == 0) {
     lib.found = true;
     if (lib.d.train_info[0]) {
-      rc = wk_archive_read_file(path, lib.d.train_info, &lib.train_info, &lib.train_info_len, &err);
+      rc = wk_archive_read_file(path, lib.d.train_info, WK_MAX_CONFIG_FILE_SIZE, &lib.train_info,
+                                &lib.train_info_len, &err);
       if (rc == 0 && lib.train_info_len > WK_MAX_LIBERATOR_FILE_SIZE) {
         free(lib.train_info);
         lib.train_info = NULL;

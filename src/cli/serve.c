@@ -461,6 +461,9 @@ int wk_cmd_serve(int argc, char **argv) {
 
   wk_log_info("wick %s, libtorch %s (torchvision operators: %s)", WK_VERSION, wk_torch_version(),
               wk_torch_builtin_ops());
+  int stale = wk_fs_clean_stale_tmp();
+  if (stale > 0)
+    wk_log_info("removed %d temporary folder(s) left by wick processes that are gone", stale);
   wk_registry_t *reg = wk_registry_new();
   wk_api_t api;
   wk_api_init(&api, reg);

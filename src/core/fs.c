@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +82,30 @@ int wk_fs_join(char *out, size_t outlen, const char *a, const char *b) {
   size_t la = strlen(a);
   int n = snprintf(out, outlen, "%s%s%s", a, (la && a[la - 1] == '/') ? "" : "/", b);
   return n < 0 || (size_t)n >= outlen ? WK_ETOOBIG : 0;
+}
+
+int wk_fs_clean_stale_tmp(void) {
+  const char *tmp = getenv("TMPDIR");
+  if (tmp == NULL || *tmp == '\0') tmp = "/tmp";
+  DIR *d = opendir(tmp);
+  if (d == NULL) return 0;
+  int removed = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    /* wick-<pid>-<what>-XXXXXX, made by wk_fs_mkdtemp */
+    const char *p = e->d_name;
+    if (strncmp(p, "wick-", 5) != 0) continue;
+    char *end;
+    long pid = strtol(p + 5, &end, 10);
+    if (end == p + 5 || *end != '-' || pid <= 0 || pid == (long)getpid()) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
+    char path[4096];
+    struct stat st;
+    if (snprintf(path, sizeof path, "%s/%s", tmp, p) >= (int)sizeof path) continue;
+    if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) continue;
+    if (wk_fs_rmtree(path) == 0) removed++;
+  }
+  closedir(d);
+  return removed;
 }
 
 int wk_fs_mkdtemp(const char *prefix, char *out, size_t outlen, wk_err_t *err) {

@@ -21,5 +21,9 @@ int wk_fs_exists(const char *path);
 int wk_fs_join(char *out, size_t outlen, const char *a, const char *b);
 /* Creates a fresh private directory "<TMPDIR or /tmp>/wick-<pid>-<prefix>-XXXXXX". */
 int wk_fs_mkdtemp(const char *prefix, char *out, size_t outlen, wk_err_t *err);
+/* Removes the folders wk_fs_mkdtemp made for processes that are gone (a server killed
+ * with SIGKILL cannot remove its unpacked models): wick-<pid>-* of this user in $TMPDIR
+ * whose pid no longer exists. Returns how many. [11] part 11. */
+int wk_fs_clean_stale_tmp(void);
 
 #endif

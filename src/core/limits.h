@@ -36,6 +36,9 @@
 #define WK_MAX_PT_TENSORS (1 << 20)             /* tensors in one checkpoint */
 #define WK_MAX_PT_DIMS 16                       /* rank of one checkpoint tensor */
 #define WK_MAX_PT_NAME 4096                     /* dotted path of one tensor or entry */
+/* How much larger than its storage a tensor view may become (stride 0 repeats elements:
+ * a 650-byte .pt could otherwise expand to gigabytes when copied out, [11] part 9). */
+#define WK_MAX_PT_EXPANSION (256LL * 1024 * 1024)
 /* Partial state transfer: the isomorphism/embedding searches fill a table of (nodes of
  * one key tree) x (nodes of the other) cells, 5-10 bytes each. ResNet-50 into Faster
  * R-CNN takes ~0.1M (isomorphism) or ~1M (embedding) cells. */
@@ -53,6 +56,9 @@
 #define WK_DEFAULT_STARTUP_TIMEOUT_S 120
 #define WK_DEFAULT_DRAIN_TIMEOUT_S 30 /* SIGTERM: how long queued requests may still run */
 #define WK_MAX_WORKERS 256
+/* The largest batchSize / batch_size: each worker holds a batch of that many requests, and
+ * batch_size=2147483647 made every worker ask for 16 GiB ([11] part 5). */
+#define WK_MAX_BATCH_SIZE 1024
 #define WK_MAX_MODELS 1024
 /* An idle native worker polls its queue this long before sleeping on the condition
  * variable: waking a sleeping thread costs 40+ us on these VMs (bench/RESULTS.md). */

@@ -318,6 +318,7 @@ static void settings(wk_model_t *m, const wk_model_load_opts_t *o) {
   if (m->max_workers > WK_MAX_WORKERS) m->max_workers = WK_MAX_WORKERS;
   m->batch_size = pick(o->batch_size, pick(m->config.batch_size, 1));
   if (m->batch_size < 1) m->batch_size = 1;
+  if (m->batch_size > WK_MAX_BATCH_SIZE) m->batch_size = WK_MAX_BATCH_SIZE;
   m->max_batch_delay_ms = pick(o->max_batch_delay_ms, pick(m->config.max_batch_delay_ms, 100));
   m->response_timeout_s = pick(o->response_timeout_s_override,
                                pick(m->config.response_timeout_s,

@@ -174,6 +174,9 @@ static void *worker_main(void *arg) {
   wk_model_t *m = w->model;
   size_t cap = (size_t)(m->batch_size > 0 ? m->batch_size : 1);
   wk__job_t **batch = calloc(cap, sizeof *batch);
+  if (batch == NULL) /* never silently: the model's health and describe show the worker gone */
+    wk_log_error("model %s %s: worker %d cannot allocate its batch of %zu; it stops", m->name,
+                 m->version, w->id, cap);
   int index = w->id - WK__WORKER_ID_BASE;
   int64_t t0 = wk_now_us();
   if (m->h->warm) m->h->warm(m, &w->hstate, index);

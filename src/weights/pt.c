@@ -272,6 +272,12 @@ static int resolve(wk_pt_t *pt, src_t *src, const wk_pv_t *v, const char *path,
                     "tensor '%s' (offset %lld) reaches element %lld of storage '%s', which has "
                     "%lld: the storage is shorter than the tensor it backs",
                     nm, (long long)pv->offset, (long long)last, sv->s, (long long)sv->numel);
+    if (nbytes > sbytes && nbytes - sbytes > (uint64_t)WK_MAX_PT_EXPANSION)
+      return wk_err(err, WK_ETOOBIG,
+                    "tensor '%s' is a view of %llu bytes of storage '%s' that repeats its elements "
+                    "into %zu bytes (a stride of 0); at most %lld bytes more than its storage are "
+                    "allowed",
+                    nm, (unsigned long long)sbytes, sv->s, nbytes, (long long)WK_MAX_PT_EXPANSION);
     if (numel == 0 && pv->offset > sv->numel)
       return wk_err(err, WK_EFORMAT, "tensor '%s': offset %lld is past storage '%s' (%lld)", nm,
                     (long long)pv->offset, sv->s, (long long)sv->numel);

@@ -104,12 +104,12 @@ static void expect_error(const char *text, int code, const char *needle) {
 
 static void test_wrong_types(void **state) {
   (void)state;
-  expect_error("batchSize: big\n", WK_EINVAL, "batchSize: expected a positive integer, got 'big'");
+  expect_error("batchSize: big\n", WK_EINVAL, "batchSize: expected a positive integer (at most 1024), got 'big'");
   expect_error("minWorkers: 1\nbatchSize: \"8\"\n", WK_EINVAL,
-               "batchSize: expected a positive integer, got '8' (quoted");
+               "batchSize: expected a positive integer (at most 1024), got '8' (quoted");
   expect_error("maxBatchDelay: 1.5\n", WK_EINVAL, "maxBatchDelay: expected a non-negative integer");
   expect_error("batchSize: 0\n", WK_EINVAL,
-               "batchSize: expected a positive integer, got '0' (line 1)");
+               "batchSize: expected a positive integer (at most 1024), got '0' (line 1)");
   expect_error("deviceIds: 0\n", WK_EINVAL, "deviceIds: expected a list of integers");
   expect_error("deviceIds: [0, gpu1]\n", WK_EINVAL,
                "deviceIds[1]: expected a non-negative integer");

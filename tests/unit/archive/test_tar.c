@@ -97,12 +97,12 @@ static void test_roundtrip(void **state) {
   free(data);
   snprintf(p, sizeof p, "%s/%s", dest, long2);
   assert_true(wk_fs_exists(p));
-  assert_int_equal(wk_archive_read_file(path, "a.txt", &data, &len, &err), 0);
+  assert_int_equal(wk_archive_read_file(path, "a.txt", 1 << 20, &data, &len, &err), 0);
   assert_string_equal(data, "hello");
   free(data);
-  assert_int_equal(wk_archive_read_file(path, "m/a.txt", &data, &len, &err), 0);
+  assert_int_equal(wk_archive_read_file(path, "m/a.txt", 1 << 20, &data, &len, &err), 0);
   free(data);
-  assert_int_equal(wk_archive_read_file(path, "nope", &data, &len, &err), WK_ENOTFOUND);
+  assert_int_equal(wk_archive_read_file(path, "nope", 1 << 20, &data, &len, &err), WK_ENOTFOUND);
   free(buf);
   free(big);
 }

@@ -479,15 +479,20 @@ static void test_unpack_and_read_file(void **state) {
   assert_true(wk_fs_exists(p));
 
   /* one entry without unpacking, from the zip and from the unpacked directory */
-  assert_int_equal(wk_archive_read_file(path, "MAR-INF/MANIFEST.json", &data, &len, &err), 0);
+  assert_int_equal(wk_archive_read_file(path, "MAR-INF/MANIFEST.json", 1 << 20, &data, &len, &err), 0);
   assert_string_equal(data, "content of MAR-INF/MANIFEST.json\n");
   assert_int_equal(len, strlen(data));
   free(data);
-  assert_int_equal(wk_archive_read_file(dest, "model.pt", &data, &len, &err), 0);
+  assert_int_equal(wk_archive_read_file(dest, "model.pt", 1 << 20, &data, &len, &err), 0);
   assert_string_equal(data, "content of model.pt\n");
   free(data);
-  assert_int_equal(wk_archive_read_file(path, "absent", &data, &len, &err), WK_ENOTFOUND);
-  assert_int_equal(wk_archive_read_file(dest, "../good.mar", &data, &len, &err), WK_EUNSAFE);
+  assert_int_equal(wk_archive_read_file(path, "absent", 1 << 20, &data, &len, &err), WK_ENOTFOUND);
+  /* an entry larger than the caller reads is refused from its size, before it is read */
+  assert_int_equal(wk_archive_read_file(path, "MAR-INF/MANIFEST.json", 10, &data, &len, &err),
+                   WK_ETOOBIG);
+  assert_non_null(strstr(err.msg, "at most 10 are read"));
+  assert_int_equal(wk_archive_read_file(dest, "model.pt", 10, &data, &len, &err), WK_ETOOBIG);
+  assert_int_equal(wk_archive_read_file(dest, "../good.mar", 1 << 20, &data, &len, &err), WK_EUNSAFE);
   /* a directory is used in place */
   assert_int_equal(wk_archive_unpack(dest, tpath("unused"), &err), 0);
   assert_false(wk_fs_exists(tpath("unused")));
