@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,6 +409,33 @@ static void drain_models(wk_registry_t *reg, const wk_config_t *cfg) {
 /* OpenBLAS starts busy-waiting threads of its own that fight torch's (MACHINE-NOTES: 60 ms
  * p99 stalls on a small CNN). Unless the user chose a count, keep it to one. The library
  * read its environment when it was loaded, so set it through its API. */
+/* An idle connection should cost only memory ([11] part 2): the open-file limit is raised
+ * to its hard limit, and each API may hold that many connections less a reserve (unless
+ * max_connections says otherwise). Past the limit a connection is closed at once. */
+static int connection_limit(const wk_config_t *cfg) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+      wk_log_info("open-file limit raised from %llu to %llu", (unsigned long long)was,
+                  (unsigned long long)rl.rlim_max);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  long files = rl.rlim_cur == RLIM_INFINITY ? 1L << 20 : (long)rl.rlim_cur;
+  long fit = files - WK_FD_RESERVE;
+  if (fit < 64) fit = 64;
+  if (fit > 1L << 20) fit = 1L << 20;
+  if (cfg->max_connections > 0) {
+    if (cfg->max_connections > fit)
+      wk_log_warn("max_connections=%d is more than the open-file limit allows (%ld); clients past "
+                  "it will be refused when the server runs out of files",
+                  cfg->max_connections, fit);
+    return cfg->max_connections;
+  }
+  return (int)fit;
+}
+
 static void cap_openblas_threads(void) {
   if (getenv("OPENBLAS_NUM_THREADS") != NULL) return;
   void (*set)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
@@ -461,6 +489,9 @@ int wk_cmd_serve(int argc, char **argv) {
 
   wk_log_info("wick %s, libtorch %s (torchvision operators: %s)", WK_VERSION, wk_torch_version(),
               wk_torch_builtin_ops());
+  int max_conns = connection_limit(&cfg);
+  wk_log_info("each API takes up to %d connections, closes them after %d s idle%s", max_conns,
+              cfg.idle_timeout, cfg.max_connections_per_client > 0 ? "" : "; no cap per client");
   int stale = wk_fs_clean_stale_tmp();
   if (stale > 0)
     wk_log_info("removed %d temporary folder(s) left by wick processes that are gone", stale);
@@ -494,6 +525,9 @@ int wk_cmd_serve(int argc, char **argv) {
         .max_body = cfg.max_request_size,
         .threads = i == 0 ? (int)(ncpu > 1 ? ncpu : 1) : 1,
         .access_log = !quiet,
+        .idle_timeout_s = cfg.idle_timeout,
+        .max_connections = max_conns,
+        .max_per_client = cfg.max_connections_per_client,
         .handler = handlers[i],
         .ud = &api,
         .tls_cert_pem = tls ? tls_cert : NULL,

@@ -56,6 +56,10 @@
 #define WK_DEFAULT_STARTUP_TIMEOUT_S 120
 #define WK_DEFAULT_DRAIN_TIMEOUT_S 30 /* SIGTERM: how long queued requests may still run */
 #define WK_MAX_WORKERS 256
+/* Seconds a connection may stay idle before it is closed (nginx keeps 75). */
+#define WK_DEFAULT_IDLE_TIMEOUT_S 60
+/* Open files kept back from the connection limit (models, Python workers, logs). */
+#define WK_FD_RESERVE 512
 /* The largest batchSize / batch_size: each worker holds a batch of that many requests, and
  * batch_size=2147483647 made every worker ask for 16 GiB ([11] part 5). */
 #define WK_MAX_BATCH_SIZE 1024

@@ -18,6 +18,7 @@
 
 #include "core/clock.h"
 #include "core/buf.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "http/encoding.h"
 
@@ -362,7 +363,7 @@ int wk_http_server_start(const wk_http_opts_t *opts, wk_http_server_t **out, wk_
     }
   }
   /* A pool of one (or zero) is no pool and MHD warns about it: name it only when it helps. */
-  struct MHD_OptionItem extra[4];
+  struct MHD_OptionItem extra[6];
   int n_extra = 0;
   if (opts->threads > 1)
     extra[n_extra++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, opts->threads, NULL};
@@ -371,13 +372,18 @@ int wk_http_server_start(const wk_http_opts_t *opts, wk_http_server_t **out, wk_
     extra[n_extra++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key};
     extra[n_extra++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
   }
+  if (opts->max_per_client > 0)
+    extra[n_extra++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                                (intptr_t)opts->max_per_client, NULL};
   extra[n_extra] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
   s->starting = 1;
   s->daemon = MHD_start_daemon(
       flags, (uint16_t)opts->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
       on_mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED,
       on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
-      (unsigned int)300, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)4096,
+      (unsigned int)(opts->idle_timeout_s > 0 ? opts->idle_timeout_s : WK_DEFAULT_IDLE_TIMEOUT_S),
+      MHD_OPTION_CONNECTION_LIMIT,
+      (unsigned int)(opts->max_connections > 0 ? opts->max_connections : 4096),
       MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
   s->starting = 0;
   if (s->daemon == NULL) {

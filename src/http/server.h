@@ -24,6 +24,9 @@ typedef struct wk_http_opts_s {
   long max_body;         /* bytes; larger bodies get 413 before they are read */
   int threads;           /* HTTP event threads */
   int access_log;        /* one log line per request */
+  int idle_timeout_s;    /* close a connection idle this long; 0: 60 */
+  int max_connections;   /* accepted at once; more are closed at once; 0: 4096 */
+  int max_per_client;    /* per client address; 0: no cap */
   wk_http_handler_fn handler;
   void *ud;
   /* HTTPS: both set to PEM text (copied), or both NULL for plain HTTP. */

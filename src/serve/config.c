@@ -413,7 +413,8 @@ static const known_key_t known_keys[] = {
     KEY(job_queue_size, K_INT_POS),    KEY(default_response_timeout, K_INT_POS),
     KEY(max_request_size, K_LONG_POS), KEY(max_response_size, K_LONG_POS),
     KEY(torch_threads, K_INT_NONNEG),  KEY(python, K_STRING),
-    KEY(worker_spin_us, K_INT_NONNEG),
+    KEY(worker_spin_us, K_INT_NONNEG), KEY(idle_timeout, K_INT_POS),
+    KEY(max_connections, K_INT_NONNEG), KEY(max_connections_per_client, K_INT_NONNEG),
 };
 
 static void *field(wk_config_t *c, const known_key_t *k) {
@@ -432,6 +433,7 @@ void wk_config_init(wk_config_t *c) {
   c->max_response_size = WK_DEFAULT_MAX_RESPONSE_SIZE;
   c->torch_threads = 0;
   c->worker_spin_us = WK_DEFAULT_WORKER_SPIN_US;
+  c->idle_timeout = WK_DEFAULT_IDLE_TIMEOUT_S;
   c->python = strdup(WK_PYWORKER_DEFAULT_PYTHON);
   wk_props_init(&c->props);
 }
@@ -677,6 +679,9 @@ static const struct {
     /* wick's */
     {"torch_threads", NULL},
     {"worker_spin_us", NULL},
+    {"idle_timeout", NULL},
+    {"max_connections", NULL},
+    {"max_connections_per_client", NULL},
     {"python", NULL},
     {"ts_compat_status_codes", "TS_TS_COMPAT_STATUS_CODES"},
 };

@@ -38,6 +38,9 @@ typedef struct wk_config_s {
   int worker_spin_us;            /* wick: how long an idle native worker polls its queue
                                     before it sleeps (one worker per model at a time) */
   char *python;                  /* wick: worker interpreter, WK_PYWORKER_DEFAULT_PYTHON (the venv's) */
+  int idle_timeout;              /* wick: seconds a connection may stay idle, 60 */
+  int max_connections;           /* wick: per API; 0 = from the open-file limit */
+  int max_connections_per_client;/* wick: per API and client address; 0 = no cap */
   wk_props_t props;              /* every key seen, known or not */
 } wk_config_t;
 
