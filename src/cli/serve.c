@@ -528,6 +528,7 @@ int wk_cmd_serve(int argc, char **argv) {
         .idle_timeout_s = cfg.idle_timeout,
         .max_connections = max_conns,
         .max_per_client = cfg.max_connections_per_client,
+        .request_timeout_s = cfg.request_timeout,
         .handler = handlers[i],
         .ud = &api,
         .tls_cert_pem = tls ? tls_cert : NULL,

@@ -58,6 +58,8 @@
 #define WK_MAX_WORKERS 256
 /* Seconds a connection may stay idle before it is closed (nginx keeps 75). */
 #define WK_DEFAULT_IDLE_TIMEOUT_S 60
+/* Seconds a client may take to send one request, header and body together. */
+#define WK_DEFAULT_REQUEST_TIMEOUT_S 60
 /* Open files kept back from the connection limit (models, Python workers, logs). */
 #define WK_FD_RESERVE 512
 /* The largest batchSize / batch_size: each worker holds a batch of that many requests, and

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -31,7 +32,23 @@ struct wk_http_server_s {
   char *tls_cert, *tls_key; /* copies of the PEM texts, or NULL */
   int starting;             /* MHD_start_daemon is running: keep its last complaint */
   char start_error[400];
+  /* the request deadline ([11] part 2): connections still receiving a request, swept */
+  pthread_mutex_t conns_lock;
+  struct conn_s *conns;
+  int64_t request_timeout_us;
+  pthread_t sweeper;
+  int sweeper_started, sweeper_stop;
+  pthread_cond_t sweeper_cond;
 };
+
+/* One connection, for the request deadline: waiting_since is when it began waiting for
+ * (or receiving) a request, 0 once the request is complete. */
+typedef struct conn_s {
+  int fd;
+  int64_t waiting_since;
+  int cut;
+  struct conn_s *prev, *next;
+} conn_t;
 
 typedef struct hdr_s {
   char *name;
@@ -116,6 +133,8 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 }
 
 static void stream_free(void *cls) { req_unref(cls); }
+
+static void set_waiting(wk_http_server_t *s, struct MHD_Connection *conn, int64_t since);
 
 /* Replies of at least this many bytes are compressed when the client accepts it. */
 #define COMPRESS_MIN 256
@@ -250,6 +269,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   if (!r->dispatched) {
     r->dispatched = 1;
     r->refs++; /* held until the reply */
+    set_waiting(s, conn, 0); /* the whole request arrived in time */
     if (decode_body(r)) return queue_reply(r);
     s->opts.handler(r, s->opts.ud);
     pthread_mutex_lock(&r->lock);
@@ -284,10 +304,74 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   req_unref(r);
 }
 
+static conn_t *conn_of(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? (conn_t *)ci->socket_context : NULL;
+}
+
+static void set_waiting(wk_http_server_t *s, struct MHD_Connection *conn, int64_t since) {
+  conn_t *c = conn_of(conn);
+  if (c == NULL) return;
+  pthread_mutex_lock(&s->conns_lock);
+  c->waiting_since = since;
+  pthread_mutex_unlock(&s->conns_lock);
+}
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
-  (void)cls;
   (void)uri;
-  (void)conn;
+  set_waiting(cls, conn, wk_now_us()); /* a request line: its deadline starts (again) */
+  return NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+  wk_http_server_t *s = cls;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    conn_t *c = calloc(1, sizeof *c);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (c == NULL || ci == NULL) {
+      free(c);
+      return;
+    }
+    c->fd = ci->connect_fd;
+    c->waiting_since = wk_now_us();
+    pthread_mutex_lock(&s->conns_lock);
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    pthread_mutex_unlock(&s->conns_lock);
+    *socket_context = c;
+  } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL) {
+    conn_t *c = *socket_context; /* before MHD closes the fd: the sweeper never sees it reused */
+    pthread_mutex_lock(&s->conns_lock);
+    if (c->prev) c->prev->next = c->next;
+    else s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    pthread_mutex_unlock(&s->conns_lock);
+    free(c);
+    *socket_context = NULL;
+  }
+}
+
+/* Cuts connections whose request (header and body together, or the wait for one) has
+ * taken longer than request_timeout: a client trickling a byte at a time stays inside the
+ * idle timeout forever. shutdown() makes libmicrohttpd see the end and close it. */
+static void *sweep(void *arg) {
+  wk_http_server_t *s = arg;
+  pthread_mutex_lock(&s->conns_lock);
+  while (!s->sweeper_stop) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 1;
+    pthread_cond_timedwait(&s->sweeper_cond, &s->conns_lock, &ts);
+    int64_t now = wk_now_us();
+    for (conn_t *c = s->conns; c; c = c->next) {
+      if (c->cut || c->waiting_since == 0 || now - c->waiting_since < s->request_timeout_us) continue;
+      c->cut = 1;
+      shutdown(c->fd, SHUT_RDWR);
+    }
+  }
+  pthread_mutex_unlock(&s->conns_lock);
   return NULL;
 }
 
@@ -309,6 +393,15 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 }
 
 static void free_server(wk_http_server_t *s) {
+  if (s->sweeper_started) {
+    pthread_mutex_lock(&s->conns_lock);
+    s->sweeper_stop = 1;
+    pthread_cond_signal(&s->sweeper_cond);
+    pthread_mutex_unlock(&s->conns_lock);
+    pthread_join(s->sweeper, NULL);
+  }
+  pthread_mutex_destroy(&s->conns_lock);
+  pthread_cond_destroy(&s->sweeper_cond);
   if (s->tls_key) memset(s->tls_key, 0, strlen(s->tls_key));
   free(s->tls_key);
   free(s->tls_cert);
@@ -326,6 +419,10 @@ int wk_http_server_start(const wk_http_opts_t *opts, wk_http_server_t **out, wk_
   wk_http_server_t *s = calloc(1, sizeof *s);
   if (s == NULL) return WK_ENOMEM;
   s->opts = *opts;
+  pthread_mutex_init(&s->conns_lock, NULL);
+  pthread_cond_init(&s->sweeper_cond, NULL);
+  s->request_timeout_us =
+      (int64_t)(opts->request_timeout_s > 0 ? opts->request_timeout_s : WK_DEFAULT_REQUEST_TIMEOUT_S) * 1000000;
   if (opts->tls_cert_pem) {
     s->tls_cert = strdup(opts->tls_cert_pem);
     s->tls_key = strdup(opts->tls_key_pem);
@@ -380,7 +477,8 @@ int wk_http_server_start(const wk_http_opts_t *opts, wk_http_server_t **out, wk_
   s->daemon = MHD_start_daemon(
       flags, (uint16_t)opts->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
       on_mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED,
-      on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+      on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_CONNECTION,
+      on_connection, s, MHD_OPTION_CONNECTION_TIMEOUT,
       (unsigned int)(opts->idle_timeout_s > 0 ? opts->idle_timeout_s : WK_DEFAULT_IDLE_TIMEOUT_S),
       MHD_OPTION_CONNECTION_LIMIT,
       (unsigned int)(opts->max_connections > 0 ? opts->max_connections : 4096),
@@ -399,6 +497,7 @@ int wk_http_server_start(const wk_http_opts_t *opts, wk_http_server_t **out, wk_
   }
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
   s->port = info ? info->port : opts->port;
+  s->sweeper_started = pthread_create(&s->sweeper, NULL, sweep, s) == 0;
   *out = s;
   return 0;
 }

@@ -27,6 +27,8 @@ typedef struct wk_http_opts_s {
   int idle_timeout_s;    /* close a connection idle this long; 0: 60 */
   int max_connections;   /* accepted at once; more are closed at once; 0: 4096 */
   int max_per_client;    /* per client address; 0: no cap */
+  int request_timeout_s; /* a request's header and body (or the wait for the next one on a
+                            kept-alive connection) take at most this long; 0: 60 */
   wk_http_handler_fn handler;
   void *ud;
   /* HTTPS: both set to PEM text (copied), or both NULL for plain HTTP. */

@@ -415,6 +415,7 @@ static const known_key_t known_keys[] = {
     KEY(torch_threads, K_INT_NONNEG),  KEY(python, K_STRING),
     KEY(worker_spin_us, K_INT_NONNEG), KEY(idle_timeout, K_INT_POS),
     KEY(max_connections, K_INT_NONNEG), KEY(max_connections_per_client, K_INT_NONNEG),
+    KEY(request_timeout, K_INT_POS),
 };
 
 static void *field(wk_config_t *c, const known_key_t *k) {
@@ -434,6 +435,7 @@ void wk_config_init(wk_config_t *c) {
   c->torch_threads = 0;
   c->worker_spin_us = WK_DEFAULT_WORKER_SPIN_US;
   c->idle_timeout = WK_DEFAULT_IDLE_TIMEOUT_S;
+  c->request_timeout = WK_DEFAULT_REQUEST_TIMEOUT_S;
   c->python = strdup(WK_PYWORKER_DEFAULT_PYTHON);
   wk_props_init(&c->props);
 }
@@ -682,6 +684,7 @@ static const struct {
     {"idle_timeout", NULL},
     {"max_connections", NULL},
     {"max_connections_per_client", NULL},
+    {"request_timeout", NULL},
     {"python", NULL},
     {"ts_compat_status_codes", "TS_TS_COMPAT_STATUS_CODES"},
 };

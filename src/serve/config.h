@@ -41,6 +41,7 @@ typedef struct wk_config_s {
   int idle_timeout;              /* wick: seconds a connection may stay idle, 60 */
   int max_connections;           /* wick: per API; 0 = from the open-file limit */
   int max_connections_per_client;/* wick: per API and client address; 0 = no cap */
+  int request_timeout;           /* wick: seconds to send one request (header and body), 60 */
   wk_props_t props;              /* every key seen, known or not */
 } wk_config_t;
 

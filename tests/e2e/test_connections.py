@@ -103,3 +103,48 @@ def test_a_cap_per_client_address(serve, store, tmp_path):
         k.close()
     time.sleep(0.5)
     assert ping_from("127.0.0.1", port) == 200
+
+
+def test_a_client_trickling_its_request_is_cut_off(serve, store, tmp_path):
+    cfg = tmp_path / "c.properties"
+    cfg.write_text("request_timeout=3\nidle_timeout=30\n")
+    s = serve("--model-store", store, "--models", "mlp=mlp.mar", "--ts-config", cfg, "--quiet")
+    port = s.ports["inference"]
+    k = socket.create_connection(("127.0.0.1", port), timeout=10)
+    k.sendall(b"POST /predictions/mlp HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+    t0 = time.time()
+    cut = False
+    while time.time() - t0 < 20:  # one byte every 0.3 s: always inside the idle timeout
+        try:
+            k.sendall(b"1")
+        except OSError:
+            cut = True
+            break
+        time.sleep(0.3)
+    if not cut:
+        cut = closed_by_server(k, 1)
+    took = time.time() - t0
+    k.close()
+    assert cut and 2 <= took < 15, took
+    # headers trickled the same way
+    k = socket.create_connection(("127.0.0.1", port), timeout=10)
+    k.sendall(b"GET /ping HTTP/1.1\r\n")
+    t0 = time.time()
+    cut = False
+    while time.time() - t0 < 20:
+        try:
+            k.sendall(b"X")
+        except OSError:
+            cut = True
+            break
+        time.sleep(0.3)
+    k.close()
+    assert cut and time.time() - t0 < 15
+    # a request sent in time is unaffected, on a connection kept alive
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for _ in range(2):
+        c.request("POST", "/predictions/mlp", body=b"[[" + b",".join([b"0.5"] * 16) + b"]]")
+        assert c.getresponse().read() and True
+        time.sleep(1)
+    c.close()
+    assert ping_from("127.0.0.2", port) == 200

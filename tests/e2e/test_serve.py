@@ -2,6 +2,7 @@
 what torch computes for the same input."""
 import json
 import socket
+import time
 import zipfile
 
 import pytest
@@ -136,11 +137,18 @@ def test_metrics_count_requests(serve, store):
     for _ in range(3):
         assert s.infer("POST", "/predictions/mlp", [[0.0] * 16]).status == 200
     assert s.infer("POST", "/predictions/mlp", "[1,").status == 400
-    r = s.metrics()
-    assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
-    text = r.body.decode()
-    after = metric_values(text)
     labels = 'model_name="mlp",model_version="1.0"'
+    # a worker records its batch just after it answered: read until the third is there
+    deadline = time.time() + 10
+    while True:
+        r = s.metrics()
+        text = r.body.decode()
+        after = metric_values(text)
+        key = f"wick_inference_seconds_count{{{labels}}}"
+        if after.get(key, 0) - before.get(key, 0) >= 3 or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
 
     def delta(key):
         return after.get(key, 0) - before.get(key, 0)
