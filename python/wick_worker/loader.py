@@ -25,6 +25,7 @@ import logging
 import os
 import sys
 
+from . import envelopes
 from .context import Context
 from .device import apply_gpu_memory_limit, max_gpu_memory_mb
 from .metrics import Metrics
@@ -186,10 +187,10 @@ def load_model(req, server_version):
     model_dir = os.path.abspath(req.model_path)
     if not os.path.isdir(model_dir):
         raise LoadError("model path %r is not a directory" % req.model_path)
-    if req.envelope:
+    if req.envelope and req.envelope not in envelopes.ENVELOPES:
         raise LoadError(
-            "envelope %r is not supported by wick's Python worker; remove it from the archive's "
-            "manifest (requestEnvelope) or use a handler that unwraps the request itself" % req.envelope
+            "service_envelope %r is not one wick knows (%s)"
+            % (req.envelope, ", ".join(sorted(envelopes.ENVELOPES)))
         )
     manifest = read_manifest(model_dir)
     config = read_model_config(model_dir, manifest)
@@ -208,6 +209,9 @@ def load_model(req, server_version):
     except ValueError as e:
         raise LoadError(str(e)) from None
     entry_point, initialize = resolve_handler(handler, model_dir)
+    if req.envelope:
+        entry_point = envelopes.wrap(req.envelope, entry_point)
+        logger.info("model %s: requests go through the %s envelope", req.model_name, req.envelope)
     logger.info("model %s: handler %r resolved, initializing (gpu %s)", req.model_name, handler, gpu)
     apply_gpu_memory_limit(config, gpu, req.model_name)
     initialize(context)

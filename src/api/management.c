@@ -408,6 +408,7 @@ static void register_parsed(wk_api_t *api, wk_http_req_t *req, const reg_t *rp, 
                                                    : (r.initial_workers > 0 ? r.initial_workers : 0);
   o.response_timeout_s_override = r.response_timeout;
   o.python = cfg ? cfg->python : NULL;
+  o.service_envelope = cfg ? wk_props_get(&cfg->props, "service_envelope") : NULL;
   o.install_py_deps = cfg ? wk_config_bool(cfg, "install_py_dep_per_model", 0) : 0;
   o.startup_timeout_s = r.startup_timeout > 0 ? r.startup_timeout : 0;
   if (v2) o.initial_workers = -1; /* Triton's load makes it ready: its usual workers */

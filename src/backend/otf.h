@@ -34,7 +34,7 @@ typedef struct wk_otf_load_s {
   int batch_size;         /* 1 or more */
   const char *handler;    /* NULL or "": the manifest's handler */
   int gpu_id;             /* -1: no GPU */
-  const char *envelope;   /* NULL or "" (wick's worker supports none) */
+  const char *envelope;   /* NULL or "": none; body, json, kserve, kservev2 (service_envelope) */
   int limit_max_image_pixels; /* 0 lifts PIL's limit */
 } wk_otf_load_t;
 

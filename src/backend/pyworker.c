@@ -353,7 +353,7 @@ int wk_pyworker_start(const wk_pyworker_opts_t *o, wk_pyworker_t **out, wk_err_t
     return wk_err(err, WK_EINVAL, "a Python worker needs a model name and a model directory");
   wk_buf_t frame = WK_BUF_INIT;
   wk_otf_load_t load = {o->model_name, o->model_dir, o->batch_size, o->handler, o->gpu_id,
-                        NULL, 1};
+                        o->envelope, 1};
   int rc = wk_otf_encode_load(&frame, &load, err);
   if (rc != 0) return rc;
   wk_pyworker_t *w = calloc(1, sizeof *w);

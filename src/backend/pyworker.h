@@ -27,6 +27,7 @@ typedef struct wk_pyworker_opts_s {
   const char *model_name;
   const char *model_dir;   /* unpacked model directory, absolute */
   const char *handler;     /* NULL or "": the manifest's */
+  const char *envelope;    /* NULL or "": none; else TorchServe's service_envelope */
   int batch_size;          /* 1 or more */
   int gpu_id;              /* -1: no GPU */
   int worker_index;        /* N in the log tag "[model/worker N]" */

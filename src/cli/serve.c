@@ -120,6 +120,7 @@ static void load_one(wk_registry_t *reg, const wk_config_t *cfg, const char *spe
   o.torch_threads = cfg->torch_threads;
   o.worker_spin_us = cfg->worker_spin_us;
   o.python = cfg->python;
+  o.service_envelope = wk_props_get(&cfg->props, "service_envelope");
   o.install_py_deps = wk_config_bool(cfg, "install_py_dep_per_model", 0);
   const char *limit = wk_props_get(&cfg->props, "limit_max_image_pixels");
   if (limit && strcasecmp(limit, "false") == 0) o.max_image_pixels = 0;

@@ -229,7 +229,17 @@ static int instance_bytes(json_t *inst, int strings_are_b64, unsigned char **out
   return rc == 0 ? 1 : rc;
 }
 
+/* A Python model with TorchServe's service_envelope speaks the protocol itself: the body
+ * goes to it as it came and its answer back as it is, as in TorchServe. */
+static int enveloped(const wk_model_t *m) {
+  return m->service_envelope != NULL && strcmp(m->h->platform, "python") == 0;
+}
+
 void wk_model_predict_v1(wk_model_t *m, const wk_request_t *r, wk_sink_t *sink, int explain) {
+  if (enveloped(m)) {
+    wk__submit(m, r, sink, explain, WK__ENV_TS);
+    return;
+  }
   if (m->h->flags & WK__HF_ROWS) {
     wk__submit(m, r, sink, explain, WK__ENV_V1); /* rows in, rows out */
     return;
@@ -366,6 +376,10 @@ static void v2_images(wk_model_t *m, const wk_request_t *req, wk_sink_t *sink, w
 }
 
 void wk_model_infer_v2(wk_model_t *m, const wk_request_t *req, wk_sink_t *sink, int explain) {
+  if (enveloped(m)) {
+    wk__submit(m, req, sink, explain, WK__ENV_TS);
+    return;
+  }
   size_t len = req->body_len;
   const char *body = req->body;
   size_t json_len = len;

@@ -348,6 +348,10 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   m->url = dup_or(o->url, o->archive);
   m->handler = dup_or(o->handler ? o->handler : m->manifest.handler, "tensor");
   m->loaded_at_startup = o->loaded_at_startup;
+  if (o->service_envelope && *o->service_envelope && (m->service_envelope = strdup(o->service_envelope)) == NULL) {
+    rc = wk_err(err, WK_ENOMEM, "out of memory");
+    goto fail;
+  }
   m->startup_timeout_s = pick(m->config.startup_timeout_s, o->startup_timeout_s > 0
                                                                ? o->startup_timeout_s
                                                                : WK_DEFAULT_STARTUP_TIMEOUT_S);
@@ -405,6 +409,7 @@ void wk_model_free(wk_model_t *m) {
   free(m->version);
   free(m->url);
   free(m->handler);
+  free(m->service_envelope);
   free(m);
 }
 

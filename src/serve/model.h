@@ -27,6 +27,8 @@ typedef struct wk_model_load_opts_s {
   int worker_spin_us;         /* idle polling before a worker sleeps; 0: never poll */
   long max_image_pixels;      /* image handler: limit_max_image_pixels; <= 0: no limit */
   const char *python;         /* Python handlers: the interpreter (NULL: WK_PYWORKER_DEFAULT_PYTHON) */
+  const char *service_envelope; /* Python handlers: TorchServe's service_envelope (body, json,
+                                 kserve, kservev2) or NULL */
   int startup_timeout_s;      /* Python handlers: worker start + load; 0: the default */
   int install_py_deps;        /* Python handlers: pip-install the manifest's requirementsFile
                                  into a folder of this model (install_py_dep_per_model) */

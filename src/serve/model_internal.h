@@ -68,6 +68,7 @@ struct wk_model_s {
   char *version;
   char *url;
   char *handler;
+  char *service_envelope; /* Python handlers: TorchServe's request envelope, or NULL */
   char model_dir[4096];
   char tmp_dir[4096]; /* our unpack directory, removed at free; empty for directories */
   wk_manifest_t manifest;

@@ -91,6 +91,7 @@ static int start_process(wk_model_t *m, int index, wk_pyworker_t **out, wk_err_t
   o.model_name = m->name;
   o.model_dir = m->model_dir;
   o.handler = m->handler;
+  o.envelope = m->service_envelope;
   o.batch_size = m->batch_size;
   o.gpu_id = wk__gpus_of(&st->gpus, index);
   o.worker_index = index;
