@@ -215,11 +215,54 @@ static enum MHD_Result queue_reply(wk_http_req_t *r) {
   return ret;
 }
 
+typedef struct framing_s {
+  int content_lengths, transfer_encodings, hosts;
+  const char *cl, *te;
+  int cl_differ;
+} framing_t;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value) {
+  (void)kind;
+  framing_t *f = cls;
+  if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+    if (f->cl && value && strcmp(f->cl, value) != 0) f->cl_differ = 1;
+    f->cl = value;
+    f->content_lengths++;
+  } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+    f->te = value;
+    f->transfer_encodings++;
+  } else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+    f->hosts++;
+  }
+  return MHD_YES;
+}
+
+/* What makes a request's framing ambiguous, refused before its body is read ([11] part 10:
+ * behind a proxy that reads it another way, a second request could be smuggled in): two
+ * Content-Length headers that differ, Content-Length beside Transfer-Encoding, a
+ * Transfer-Encoding other than chunked, an HTTP/1.1 request without Host. NULL when fine;
+ * *status gets 400 or 501. */
+static const char *framing_problem(struct MHD_Connection *conn, const char *version, int *status) {
+  framing_t f = {0};
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
+  *status = 400;
+  if (f.cl_differ) return "two Content-Length headers that differ";
+  if (f.content_lengths && f.transfer_encodings)
+    return "both Content-Length and Transfer-Encoding; send one of them";
+  if (f.transfer_encodings > 1 || (f.te && strcasecmp(f.te, "chunked") != 0)) {
+    *status = 501;
+    return "a Transfer-Encoding other than chunked (compress with Content-Encoding instead)";
+  }
+  if (version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && f.hosts != 1)
+    return f.hosts ? "more than one Host header" : "no Host header (HTTP/1.1 needs one)";
+  return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
-  (void)version;
   wk_http_server_t *s = cls;
   wk_http_req_t *r = *con_cls;
   if (r == NULL) {
@@ -234,6 +277,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     pthread_mutex_init(&r->lock, NULL);
     *con_cls = r;
     if (r->path == NULL) return MHD_NO;
+    int status;
+    const char *bad = framing_problem(conn, version, &status);
+    if (bad != NULL) {
+      r->too_large = 1; /* the body is not read */
+      r->dispatched = 1;
+      r->refs++;
+      wk_http_reply_header(r, "Connection", "close");
+      wk_http_reply_error(r, status, status == 400 ? "BadRequestException" : "NotImplementedException",
+                          "the request has %s", bad);
+      return queue_reply(r);
+    }
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL && strtoll(cl, NULL, 10) > s->opts.max_body) {
       r->too_large = 1;
