@@ -121,6 +121,13 @@ static int allow_redirect(const char *url, void *ud) {
   return url_allowed(((allow_ctx_t *)ud)->allowed_urls, url, &err) == 1;
 }
 
+/* download_timeout: seconds a whole download may take (WK_DEFAULT_DOWNLOAD_TIMEOUT_S). */
+static int download_timeout(const wk_api_t *api) {
+  const char *v = setting(api, "download_timeout");
+  long n = v ? strtol(v, NULL, 10) : 0;
+  return n > 0 && n < INT_MAX ? (int)n : WK_DEFAULT_DOWNLOAD_TIMEOUT_S;
+}
+
 /* "scheme://..." */
 static int has_scheme(const char *url) {
   const char *p = url;
@@ -327,7 +334,8 @@ static int resolve_url(wk_api_t *api, wk_http_req_t *req, const char *url, char 
       return -1;
     }
     int rc =
-        wk_download(url, path, WK_MAX_DOWNLOAD_SIZE, allow_redirect, &(allow_ctx_t){allowed}, &err);
+        wk_download(url, path, WK_MAX_DOWNLOAD_SIZE, download_timeout(api), allow_redirect,
+                    &(allow_ctx_t){allowed}, &err);
     if (rc == WK_EEXIST) {
       wk_http_reply_error(req, 500, "InternalServerException", "Model file already exists %s",
                           name);

@@ -685,6 +685,7 @@ static const struct {
     {"max_connections", NULL},
     {"max_connections_per_client", NULL},
     {"request_timeout", NULL},
+    {"download_timeout", NULL},
     {"python", NULL},
     {"ts_compat_status_codes", "TS_TS_COMPAT_STATUS_CODES"},
 };

@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/clock.h"
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
 
@@ -32,6 +34,8 @@ typedef struct sink_s {
   long long max_bytes;
   int too_big;
   int write_failed;
+  int64_t deadline_us; /* the whole download, redirects included; 0: none */
+  int timeout_s;
 } sink_t;
 
 static size_t on_data(char *data, size_t size, size_t nmemb, void *ud) {
@@ -70,7 +74,12 @@ static int fetch_once(CURL *c, const char *url, sink_t *s, long *status, char **
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)WK_DOWNLOAD_CONNECT_TIMEOUT_S);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  if (s->deadline_us) {
+    int64_t left_ms = (s->deadline_us - wk_now_us()) / 1000;
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(left_ms > 1 ? left_ms : 1));
+  }
+  /* a trickle is a stall: less than 1 KB/s over the stall time gives up */
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)WK_DOWNLOAD_STALL_TIMEOUT_S);
   curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)s->max_bytes);
   curl_easy_setopt(c, CURLOPT_USERAGENT, "wick/" WK_VERSION);
@@ -82,6 +91,9 @@ static int fetch_once(CURL *c, const char *url, sink_t *s, long *status, char **
     return wk_err(err, WK_ETOOBIG, "%s is larger than the limit of %lld bytes", url, s->max_bytes);
   if (s->write_failed)
     return wk_err(err, WK_EIO, "writing the download failed: %s", strerror(s->write_failed));
+  if (rc == CURLE_OPERATION_TIMEDOUT && s->deadline_us && wk_now_us() + 100000 >= s->deadline_us)
+    return wk_err(err, WK_ETIMEDOUT, "downloading %s took longer than download_timeout (%d s)", url,
+                  s->timeout_s);
   if (rc != CURLE_OK) return wk_err(err, WK_EIO, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
   *next = NULL;
@@ -96,8 +108,8 @@ static int fetch_once(CURL *c, const char *url, sink_t *s, long *status, char **
   return 0;
 }
 
-int wk_download(const char *url, const char *dest, long long max_bytes, wk_download_allow_fn allow,
-                void *ud, wk_err_t *err) {
+int wk_download(const char *url, const char *dest, long long max_bytes, int timeout_s,
+                wk_download_allow_fn allow, void *ud, wk_err_t *err) {
   if (!is_http_url(url))
     return wk_err(err, WK_EUNSAFE, "only http:// and https:// URLs can be downloaded");
   pthread_once(&curl_once, curl_init);
@@ -119,7 +131,8 @@ int wk_download(const char *url, const char *dest, long long max_bytes, wk_downl
     return wk_err(err, WK_EIO, "cannot create a file beside %s: %s", dest, strerror(errno));
 
   CURL *c = curl_easy_init();
-  sink_t s = {.fd = fd, .max_bytes = max_bytes};
+  sink_t s = {.fd = fd, .max_bytes = max_bytes, .timeout_s = timeout_s,
+              .deadline_us = timeout_s > 0 ? wk_now_us() + (int64_t)timeout_s * 1000000 : 0};
   char *current = strdup(url);
   int rc = c && current ? 0 : wk_err(err, WK_ENOMEM, "out of memory");
   for (int hop = 0; rc == 0; hop++) {

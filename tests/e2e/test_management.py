@@ -248,6 +248,18 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.send_header("Location", "http://127.0.0.2:9/" + self.path.rsplit("/", 1)[1])
             self.end_headers()
             return
+        if self.path.startswith("/trickle/"):  # 2 bytes a second, as the audit's server did
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(60):
+                    self.wfile.write(b"xx")
+                    self.wfile.flush()
+                    time.sleep(1)
+            except OSError:
+                pass
+            return
         if self.path.startswith("/redirect-in/"):
             self.send_response(302)
             self.send_header("Location", "/" + self.path.rsplit("/", 1)[1])
@@ -376,3 +388,19 @@ def test_prediction_for_an_unknown_version_is_model_version_not_found(serve, sto
                  "Model version: 9.9 does not exist for model: mlp")
     assert_error(predict(s, "/predictions/nothere/1.0"), 404, "ModelNotFoundException",
                  "Model not found: nothere")
+
+
+@pytest.mark.badinput
+def test_a_trickling_download_is_given_up(serve, store, web, tmp_path):
+    local = tmp_path / "store"
+    local.mkdir()
+    port = web.rsplit(":", 1)[1]
+    cfg = tmp_path / "c.properties"
+    cfg.write_text(f"download_timeout=3\nallowed_urls=http://127\\.0\\.0\\.1:{port}/.*\n")
+    s = serve("--model-store", local, *API_ON, "--ts-config", cfg)
+    t0 = time.time()
+    r = register(s, "url=" + quote(f"{web}/trickle/slow.mar", safe=""))
+    assert_error(r, 400, "DownloadArchiveException", "longer than download_timeout (3 s)")
+    assert time.time() - t0 < 20
+    assert not (local / "slow.mar").exists()
+    assert s.mgmt("GET", "/models").status == 200
