@@ -658,6 +658,7 @@ static void list_models(wk_api_t *api, wk_http_req_t *req) {
 
 typedef struct describe_ctx_s {
   const char *name, *version;
+  const char *customized; /* JSON for customizedMetadata, or NULL */
   int all, shown;
   wk_buf_t b;
 } describe_ctx_t;
@@ -671,20 +672,67 @@ static void describe_visit(wk_model_t *const *models, const int *is_default, siz
       continue;
     wk_buf_puts(&c->b, c->shown++ ? ",\n  " : "\n  ");
     wk_model_describe(m, &c->b);
+    /* the object ends in "\n  }": customizedMetadata goes before that */
+    if (c->customized && c->b.len >= 4 && memcmp(c->b.data + c->b.len - 4, "\n  }", 4) == 0) {
+      c->b.len -= 4;
+      wk_buf_puts(&c->b, ",\n    \"customizedMetadata\": ");
+      wk_buf_puts(&c->b, c->customized);
+      wk_buf_puts(&c->b, "\n  }");
+    }
   }
 }
 
+/* customized=true: the version's customizedMetadata, asked before the registry is visited
+ * (the handler's answer comes through the queue). NULL when not asked or not there. */
+static char *customized(wk_api_t *api, wk_http_req_t *req, const char *name, const char *version,
+                        wk_err_t *err, int *failed) {
+  const char *q = wk_http_req_arg(req, "customized");
+  *failed = 0;
+  if (q == NULL || strcasecmp(q, "true") != 0 || (version && strcmp(version, "all") == 0)) return NULL;
+  wk_model_t *m = wk_registry_acquire(api->registry, name, version);
+  if (m == NULL) return NULL;
+  char *text = NULL;
+  size_t len = 0;
+  int rc = wk_model_customized(m, 30000, &text, &len, err);
+  wk_registry_release(api->registry, m);
+  if (rc != 0) {
+    *failed = 1;
+    return NULL;
+  }
+  /* JSON as it is (null: {}); other text as a JSON string, as TorchServe keeps it */
+  json_t *j = text ? json_loadb(text, len, JSON_DECODE_ANY, NULL) : NULL;
+  char *out = NULL;
+  if (j == NULL || json_is_null(j)) {
+    json_decref(j);
+    int none = len == 0 || (len == 4 && memcmp(text, "null", 4) == 0);
+    j = none ? json_object() : json_stringn(text, len);
+  }
+  out = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+  json_decref(j);
+  free(text);
+  return out;
+}
+
 static void describe(wk_api_t *api, wk_http_req_t *req, const char *name, const char *version) {
-  describe_ctx_t c = {.name = name, .version = version, .b = WK_BUF_INIT};
+  wk_err_t err = {{0}};
+  int failed;
+  char *meta = customized(api, req, name, version, &err, &failed);
+  if (failed) {
+    wk_http_reply_error(req, 500, "InternalServerException", "customized=true: %s", err.msg);
+    return;
+  }
+  describe_ctx_t c = {.name = name, .version = version, .b = WK_BUF_INIT, .customized = meta};
   c.all = version && strcmp(version, "all") == 0;
   wk_buf_puts(&c.b, "[");
   wk_registry_visit(api->registry, describe_visit, &c);
   if (c.shown == 0) {
     wk_buf_destroy(&c.b);
+    free(meta);
     model_not_found(api, req, name, c.all ? NULL : version);
     return;
   }
   wk_buf_puts(&c.b, "\n]\n");
+  free(meta);
   reply_buf(req, 200, &c.b);
 }
 

@@ -45,6 +45,7 @@ typedef struct wk__job_s {
   wk_sink_t *sink;
   int envelope;            /* WK__ENV_* */
   int explain;             /* /explanations: integrated gradients (native) or explain=True */
+  int describe;            /* Python: describe=True (GET /models/{m}?customized=true) */
   int64_t target;          /* explain: class index, -1 = the predicted class */
   int n_steps;             /* explain: quadrature points */
   /* the payload, filled by the handler's parse on the transport thread */

@@ -87,6 +87,11 @@ void wk_model_infer_v2(wk_model_t *m, const wk_request_t *r, wk_sink_t *sink, in
  * wick: {inputs, outputs} in the model config, else the forward() argument names, FP32,
  * shape [-1]). */
 void wk_model_v2_metadata(const wk_model_t *m, wk_buf_t *out);
+/* TorchServe's customizedMetadata (GET /models/{m}?customized=true): a Python model's
+ * handler answers a request with describe=True (its describe_handle) through the queue,
+ * waited for at most timeout_ms; a native model gives its v2 metadata. *json (malloc'd)
+ * is the answer's text. WK_ETIMEDOUT, WK_EMODEL when the handler failed. Blocks. */
+int wk_model_customized(wk_model_t *m, int timeout_ms, char **json, size_t *len, wk_err_t *err);
 /* Appends Triton's model configuration (GET /v2/models/{m}/config): platform, backend,
  * max_batch_size, input and output (TYPE_* and dims without the batch dimension),
  * dynamic_batching, instance_group (the workers). */

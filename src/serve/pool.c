@@ -72,9 +72,10 @@ static void unlink_job(wk_model_t *m, wk__job_t *prev, wk__job_t *j) {
   atomic_fetch_sub(&m->nqueued, 1);
 }
 
-/* 1 if b may join a's batch: explanations run alone; the handler decides the rest. */
+/* 1 if b may join a's batch: explanations and describe requests run alone; the handler
+ * decides the rest. */
 static int batchable(const wk_model_t *m, const wk__job_t *a, const wk__job_t *b) {
-  if (a->explain || b->explain) return 0;
+  if (a->explain || b->explain || a->describe || b->describe) return 0;
   return m->h->batchable == NULL || m->h->batchable(a, b);
 }
 

@@ -302,7 +302,7 @@ static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_
   wk_pyworker_t **py = (wk_pyworker_t **)wstate;
   wk_otf_request_t *reqs = calloc(n, sizeof *reqs);
   wk_otf_param_t(*params)[WK_MULTIPART_MAX_PARTS] = calloc(n, sizeof *params);
-  wk_otf_kv_t(*hdrs)[WK_MAX_FORWARDED_HEADERS + 2] = calloc(n, sizeof *hdrs);
+  wk_otf_kv_t(*hdrs)[WK_MAX_FORWARDED_HEADERS + 3] = calloc(n, sizeof *hdrs);
   size_t live = 0;
   wk__job_t **sent = calloc(n, sizeof *sent);
   if (reqs == NULL || params == NULL || hdrs == NULL || sent == NULL) {
@@ -316,6 +316,7 @@ static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_
       hdrs[live][nh++] = (wk_otf_kv_t){jobs[i]->headers[2 * h], jobs[i]->headers[2 * h + 1]};
     if (jobs[i]->n_headers == 0) hdrs[live][nh++] = (wk_otf_kv_t){"Content-Type", jobs[i]->content_type};
     if (jobs[i]->explain) hdrs[live][nh++] = (wk_otf_kv_t){"explain", "True"};
+    if (jobs[i]->describe) hdrs[live][nh++] = (wk_otf_kv_t){"describe", "True"};
     reqs[live] = (wk_otf_request_t){jobs[i]->id, hdrs[live], nh, params[live], (size_t)np};
     sent[live++] = jobs[i];
   }

@@ -208,3 +208,44 @@ def test_metrics_in_torchserves_form(srv):
     assert b"# TYPE MemoryUsed gauge" in r.body and b"# TYPE CPUUtilization" not in r.body
     r = srv.metrics_query("?name[]=nothing_like_it")
     assert r.status == 200 and r.body == b"", r
+
+
+DESCRIBED_PY = '''
+import json
+from ts.torch_handler.base_handler import BaseHandler
+
+
+class H(BaseHandler):
+    def initialize(self, context):
+        self.initialized = True
+
+    def describe_handle(self):
+        return json.dumps({"classes": ["a", "b"], "trained": "2026"})
+
+    def handle(self, data, context):
+        self.context = context
+        if self._is_describe():
+            return [self.describe_handle()]
+        return [len(data)] * len(data)
+'''
+
+
+def test_describe_with_customized_metadata(serve, tmp_path):
+    store = tmp_path / "store2"
+    store.mkdir()
+    (tmp_path / "d.py").write_text(DESCRIBED_PY)
+    (tmp_path / "echo.py").write_text(ECHO_PY)
+    (tmp_path / "dummy.txt").write_text("x")
+    pack(store, "d", tmp_path / "dummy.txt", handler=tmp_path / "d.py")
+    pack(store, "echo", tmp_path / "dummy.txt", handler=tmp_path / "echo.py")
+    s = serve("--model-store", store, "--models", "d=d.mar", "echo=echo.mar")
+    (desc,) = s.mgmt("GET", "/models/d?customized=true").json()
+    assert desc["customizedMetadata"] == {"classes": ["a", "b"], "trained": "2026"}, desc
+    assert desc["modelName"] == "d" and desc["workers"], desc
+    (plain,) = s.mgmt("GET", "/models/d").json()
+    assert "customizedMetadata" not in plain
+    (v,) = s.mgmt("GET", "/models/d/1.0?customized=true").json()
+    assert v["customizedMetadata"]["trained"] == "2026"
+    # a handler without describe_handle of its own: {} (BaseHandler's answers None)
+    r = s.infer("POST", "/predictions/d", "{}")
+    assert r.status == 200, r
