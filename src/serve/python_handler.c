@@ -200,10 +200,21 @@ static const wk_otf_prediction_t *find_pred(const wk_otf_response_t *r, const wk
   return NULL;
 }
 
-/* The handler's response headers for j, less the stream marker (wick's business). */
+/* The reply's content type: the prediction's, else a Content-Type header the handler set,
+ * else JSON. */
+static const char *reply_type(const wk_otf_prediction_t *p) {
+  if (p->content_type[0]) return p->content_type;
+  for (size_t h = 0; h < p->n_headers; h++)
+    if (strcasecmp(p->headers[h].name, "content-type") == 0) return p->headers[h].value;
+  return "application/json";
+}
+
+/* The handler's response headers for j, less the stream marker (wick's business) and the
+ * content type (the reply carries it once; TorchServe's users saw it twice). */
 static void add_headers(wk__job_t *j, const wk_otf_prediction_t *p) {
   for (size_t h = 0; h < p->n_headers; h++)
-    if (strcasecmp(p->headers[h].name, "ts_stream_next") != 0)
+    if (strcasecmp(p->headers[h].name, "ts_stream_next") != 0 &&
+        strcasecmp(p->headers[h].name, "content-type") != 0)
       wk__job_header(j, p->headers[h].name, p->headers[h].value);
 }
 
@@ -231,7 +242,7 @@ static int stream_batch(wk_model_t *m, wk_pyworker_t *py, int index, wk__job_t *
     }
     add_headers(sent[i], p);
     open[i] = (char)wk__job_stream_begin(m, sent[i], p->status ? p->status : 200,
-                                         p->content_type[0] ? p->content_type : "application/json");
+                                         reply_type(p));
     if (open[i]) sent[i]->sink->ops->stream_write(sent[i]->sink, p->body, p->body_len);
   }
   while (wk_otf_response_streams(resp)) {
@@ -365,7 +376,7 @@ static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_
       add_headers(sent[i], p);
       char *body = malloc(p->body_len + 1);
       if (body) memcpy(body, p->body, p->body_len);
-      const char *ct = p->content_type[0] ? p->content_type : "application/json";
+      const char *ct = reply_type(p);
       wk__job_reply_typed(m, sent[i], p->status ? p->status : 200, ct, body, body ? p->body_len : 0);
     }
   }

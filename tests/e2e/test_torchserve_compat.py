@@ -249,3 +249,34 @@ def test_describe_with_customized_metadata(serve, tmp_path):
     # a handler without describe_handle of its own: {} (BaseHandler's answers None)
     r = s.infer("POST", "/predictions/d", "{}")
     assert r.status == 200, r
+
+
+TYPED_PY = '''
+def handle(data, context):
+    if data is None:
+        return None
+    kind = data[0]["body"].decode() if isinstance(data[0]["body"], (bytes, bytearray)) else "json"
+    if kind == "text":
+        context.set_response_content_type(0, "text/plain")
+    elif kind == "header":
+        context.set_response_header(0, "Content-Type", "text/csv")
+    return ["a,b"]
+'''
+
+
+def test_a_content_type_the_handler_sets_is_sent_once(serve, tmp_path):
+    import http.client
+    store = tmp_path / "store3"
+    store.mkdir()
+    (tmp_path / "t.py").write_text(TYPED_PY)
+    (tmp_path / "dummy.txt").write_text("x")
+    pack(store, "t", tmp_path / "dummy.txt", handler=tmp_path / "t.py")
+    s = serve("--model-store", store, "--models", "t=t.mar")
+    for body, want in (("text", "text/plain"), ("header", "text/csv")):
+        c = http.client.HTTPConnection("127.0.0.1", s.ports["inference"], timeout=30)
+        c.request("POST", "/predictions/t", body=body, headers={"Content-Type": "application/octet-stream"})
+        r = c.getresponse()
+        r.read()
+        types = [v for k, v in r.getheaders() if k.lower() == "content-type"]
+        c.close()
+        assert r.status == 200 and types == [want], (body, r.getheaders())
