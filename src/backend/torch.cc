@@ -7,6 +7,7 @@
 
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
+#include <torch/csrc/jit/passes/inliner.h>
 #include <torch/version.h>
 
 #include <dlfcn.h>
@@ -145,6 +146,28 @@ void wk_torch_set_threads(int n) {
   }
 }
 
+/* The dtype an argument of forward must have, from how forward uses it: the indices of
+ * an embedding are int64 (an Embed model's metadata said FP32 before). "" when nothing
+ * says. The graph is inlined on a copy, so submodules' uses count too. */
+static std::vector<std::string> index_inputs(torch::jit::Module &mod, size_t nargs) {
+  std::vector<std::string> out(nargs);
+  try {
+    auto g = mod.get_method("forward").graph()->copy();
+    torch::jit::Inline(*g);
+    static const c10::Symbol embedding = c10::Symbol::fromQualString("aten::embedding");
+    static const c10::Symbol embedding_bag = c10::Symbol::fromQualString("aten::embedding_bag");
+    for (size_t i = 0; i < nargs && i + 1 < g->inputs().size(); i++)
+      for (const auto &use : g->inputs()[i + 1]->uses()) {
+        auto k = use.user->kind();
+        if ((k == embedding && use.offset == 1) || (k == embedding_bag && use.offset == 1))
+          out[i] = "INT64";
+      }
+  } catch (const std::exception &) {
+    // a model whose graph cannot be read this way says nothing
+  }
+  return out;
+}
+
 int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_t **out,
                   wk_err_t *err) {
   bool aoti = opts && opts->aoti;
@@ -194,12 +217,17 @@ int wk_torch_load(const char *path, const wk_torch_opts_t *opts, wk_torch_model_
     const auto &schema = m->module.get_method("forward").function().getSchema();
     const auto &args = schema.arguments();
     for (size_t i = 1; i < args.size(); i++) m->arg_names.push_back(args[i].name());
+    m->arg_dtypes = index_inputs(m->module, m->arg_names.size());
     *out = m.release();
     return 0;
   });
 }
 
 void wk_torch_free(wk_torch_model_t *m) { delete m; }
+
+const char *wk_torch_arg_dtype(const wk_torch_model_t *m, size_t i) {
+  return i < m->arg_dtypes.size() && !m->arg_dtypes[i].empty() ? m->arg_dtypes[i].c_str() : nullptr;
+}
 
 int wk_torch_frozen(const wk_torch_model_t *m, const char **why) {
   if (why) *why = m->freeze_error.empty() ? nullptr : m->freeze_error.c_str();

@@ -85,6 +85,9 @@ int wk_torch_state_copy(wk_torch_model_t *m, const char *name, wk_dtype_t dtype,
 /* Names of forward()'s arguments after self, in order; valid while m lives. */
 size_t wk_torch_arg_count(const wk_torch_model_t *m);
 const char *wk_torch_arg_name(const wk_torch_model_t *m, size_t i);
+/* "INT64" when forward uses argument i as the indices of an embedding, else NULL (the
+ * v2 metadata's datatype when nothing is declared). */
+const char *wk_torch_arg_dtype(const wk_torch_model_t *m, size_t i);
 /* Runs forward(args...). Tensors in args are read, not kept. On success *out is a new
  * value tree (caller frees with wk_value_free). A libtorch rejection (shape, dtype) is
  * WK_EMODEL with "model rejected the input: <first line of libtorch's message>".

@@ -18,6 +18,7 @@
 struct wk_torch_model_s {
   torch::jit::Module module;
   std::vector<std::string> arg_names;
+  std::vector<std::string> arg_dtypes; // "INT64" when forward indexes with it, else ""
   torch::Device device{torch::kCPU};
   // Explanations differentiate a second copy of the module, loaded from path on the
   // first one: the frozen, optimized module may hold ops that have no gradient.

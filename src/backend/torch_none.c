@@ -26,6 +26,11 @@ const char *wk_torch_arg_name(const wk_torch_model_t *m, size_t i) {
   (void)i;
   return NULL;
 }
+
+const char *wk_torch_arg_dtype(const wk_torch_model_t *m, size_t i) {
+  (void)m, (void)i;
+  return NULL;
+}
 int wk_torch_forward(wk_torch_model_t *m, const wk_value_t *const *args, size_t nargs,
                      wk_value_t **out, wk_err_t *err) {
   (void)m;

@@ -84,7 +84,8 @@ void wk_model_predict_v1(wk_model_t *m, const wk_request_t *r, wk_sink_t *sink, 
  * 1) is the same request run as the handler's explanation, as TorchServe routes it. */
 void wk_model_infer_v2(wk_model_t *m, const wk_request_t *r, wk_sink_t *sink, int explain);
 /* Appends the v2 model metadata object: name, versions, platform, inputs, outputs (from
- * wick: {inputs, outputs} in the model config, else the forward() argument names, FP32,
+ * wick: {inputs, outputs} in the model config, else the forward() argument names, FP32
+ * (INT64 for an embedding's indices),
  * shape [-1]). */
 void wk_model_v2_metadata(const wk_model_t *m, wk_buf_t *out);
 /* TorchServe's customizedMetadata (GET /models/{m}?customized=true): a Python model's

@@ -139,7 +139,8 @@ static size_t inputs(const wk_model_t *m, wk__io_t *out, size_t cap) {
   wk_torch_model_t *t = WK__NATIVE(m)->torch;
   size_t n = wk_torch_arg_count(t);
   for (size_t a = 0; a < n && a < cap; a++) {
-    out[a] = (wk__io_t){.name = wk_torch_arg_name(t, a), .datatype = "FP32"};
+    const char *dt = wk_torch_arg_dtype(t, a);
+    out[a] = (wk__io_t){.name = wk_torch_arg_name(t, a), .datatype = dt ? dt : "FP32"};
     wk__native_io(m, a, &out[a]); /* an AOTInductor package's recorded spec */
   }
   return n < cap ? n : cap;

@@ -49,11 +49,12 @@ def server(tmp_path_factory):
     ecfg = d / "embed.yaml"
     ecfg.write_text("wick:\n  inputs:\n    - {name: idx, datatype: INT64, shape: [-1, 3]}\n")
     pack(d, "embed", d / "embed.pt", config=ecfg)
+    pack(d, "embedraw", d / "embed.pt")  # nothing declared: forward's use says int64
     (d / "bytes.py").write_text(BYTES_PY)
     (d / "dummy.txt").write_text("x")
     pack(d, "upper", d / "dummy.txt", handler=d / "bytes.py")
     pack(d, "spare", d / "mlp.pt")  # in the store, not loaded: the repository API's
-    s = Server(["--model-store", d, "--models", "mlp=mlp.mar", "embed=embed.mar", "upper=upper.mar",
+    s = Server(["--model-store", d, "--models", "mlp=mlp.mar", "embed=embed.mar", "embedraw=embedraw.mar", "upper=upper.mar",
                 "--enable-model-api"], tmp_path_factory.mktemp("tritonlog") / "wick.log")
     s.models = models
     yield s
@@ -79,6 +80,9 @@ def test_health_metadata_and_config(server, client):
     assert client.get_server_metadata()["name"] == "wick"
     meta = client.get_model_metadata("embed")
     assert meta["inputs"] == [{"name": "idx", "datatype": "INT64", "shape": [-1, 3]}], meta
+    raw = client.get_model_metadata("embedraw")
+    assert raw["inputs"][0]["datatype"] == "INT64", raw  # the indices of an embedding
+    assert client.get_model_metadata("mlp")["inputs"][0]["datatype"] == "FP32"
     cfg = client.get_model_config("mlp")
     assert cfg["name"] == "mlp" and cfg["max_batch_size"] == 8 and cfg["platform"] == "pytorch_libtorch"
     assert cfg["input"][0]["name"] == "x" and cfg["input"][0]["data_type"] == "TYPE_FP32", cfg
