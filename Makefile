@@ -3,6 +3,7 @@
 
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
 BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
 PYTHON     ?= $(CURDIR)/.venv/bin/python
@@ -12,7 +13,8 @@ DEMO       := $(BUILD)/demo
 # AVX-512 kernels are faster here (docs/architecture.md).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: all deps build build-asan fuzz demo serve test test-unit test-asan test-e2e test-compat bench \
+.PHONY: all deps build build-asan build-tsan fuzz demo serve test test-unit test-asan test-tsan \
+        test-e2e test-compat bench \
         bench-torchserve bench-pt2 compat clean format
 
 all: build
@@ -58,6 +60,19 @@ serve: demo
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
 
+# ThreadSanitizer (not in make test): the unit tests, then the end-to-end tests whose
+# models are Python handlers (this build has no libtorch, which is not instrumented);
+# a race report makes the server exit 66, which fails the test.
+build-tsan: deps
+	@cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DWK_TSAN=ON -DWK_TORCH=OFF >/dev/null
+	@cmake --build $(BUILD_TSAN) -j $(JOBS)
+
+test-tsan: build-tsan
+	cd $(BUILD_TSAN) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L unit
+	WICK_BIN=$(CURDIR)/$(BUILD_TSAN)/wick WICK_SANITIZED=1 TSAN_OPTIONS=halt_on_error=0 \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e/test_torchserve_compat.py \
+	  tests/e2e/test_envelopes.py tests/e2e/test_python_handlers.py -k "not eager_cnn"
+
 test-asan: build-asan
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L unit
 
@@ -98,4 +113,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cc')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ)

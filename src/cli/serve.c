@@ -535,11 +535,17 @@ int wk_cmd_serve(int argc, char **argv) {
         .tls_cert_pem = tls ? tls_cert : NULL,
         .tls_key_pem = tls ? tls_key : NULL,
     };
-    if (wk_http_server_start(&o, &api.servers[i], &err) != 0) {
+    wk_http_server_t *srv = NULL;
+    if (wk_http_server_start(&o, &srv, &err) != 0) {
       wk_log_error("%s", err.msg);
       exit_code = 1;
       break;
     }
+    /* the ports already listening read api.servers (metrics): publish under the lock
+     * (ThreadSanitizer found the unguarded write) */
+    pthread_rwlock_wrlock(&api.lock);
+    api.servers[i] = srv;
+    pthread_rwlock_unlock(&api.lock);
     wk_log_info("%s API listening on %s", names[i], addrs[i]);
   }
 
