@@ -74,7 +74,10 @@ static void on_stream_end(wk_sink_t *s, int failed) {
   free(h);
 }
 
+static int on_gone(wk_sink_t *s) { return wk_http_req_client_gone(((http_sink_t *)s)->req); }
+
 static const wk_sink_ops_t http_ops = {
+    .gone = on_gone,
     .reply = on_reply,
     .error = on_error,
     .header = on_header,

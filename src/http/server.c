@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -82,6 +83,7 @@ struct wk_http_req_s {
   int stream_done;      /* 1: ended; 2: ended by a failure (the client sees a cut reply) */
   int reader_waiting;   /* the content reader found nothing and suspended the connection */
   int conn_gone;        /* MHD finished with the connection: never touch conn again */
+  int fd;               /* the connection's socket, -1 when unknown (read-only to others) */
   wk_buf_t pending;
   size_t pending_off;
 };
@@ -274,6 +276,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     r->path = strdup(url);
     r->start_us = wk_now_us();
     r->refs = 1;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    r->fd = ci ? ci->connect_fd : -1;
     pthread_mutex_init(&r->lock, NULL);
     *con_cls = r;
     if (r->path == NULL) return MHD_NO;
@@ -616,6 +620,20 @@ const char *wk_http_req_body(const wk_http_req_t *r, size_t *len) {
 int64_t wk_http_req_start_us(const wk_http_req_t *r) { return r->start_us; }
 
 void wk_http_req_compressible(wk_http_req_t *r) { r->compressible = 1; }
+
+int wk_http_req_client_gone(wk_http_req_t *r) {
+  pthread_mutex_lock(&r->lock);
+  int gone = r->conn_gone;
+  /* While unanswered the connection is suspended and MHD keeps its socket open, so the fd
+   * is still this client's. Its end of the stream (FIN, or a reset) shows as RDHUP/HUP/ERR;
+   * readable bytes alone are a pipelined request, not a departure. */
+  if (!gone && !r->replied && r->fd >= 0) {
+    struct pollfd p = {.fd = r->fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) gone = 1;
+  }
+  pthread_mutex_unlock(&r->lock);
+  return gone;
+}
 
 void wk_http_reply_header(wk_http_req_t *r, const char *name, const char *value) {
   hdr_t *h = calloc(1, sizeof *h);

@@ -62,6 +62,10 @@ int wk_http_req_each_arg(wk_http_req_t *r, int (*fn)(void *ud, const char *name,
  * only routes whose clients decompress by that header call it (Triton's infer: its
  * clients send Accept-Encoding on every call but read other replies uncompressed). */
 void wk_http_req_compressible(wk_http_req_t *r);
+/* 1 when the client has closed its side of the connection (or it broke) before the reply:
+ * the reply would be thrown away. A client that half-closes after sending its request
+ * counts as gone, as nginx takes it (its 499). Any thread, until the reply. */
+int wk_http_req_client_gone(wk_http_req_t *r);
 /* Monotonic microseconds when the request line arrived. */
 int64_t wk_http_req_start_us(const wk_http_req_t *r);
 const char *wk_http_req_server_name(const wk_http_req_t *r);

@@ -84,6 +84,7 @@ static int claim(wk_model_t *m, wk__job_t *j, int status) {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&j->answered, &expected, 1)) return 0;
   if (status < 400) atomic_fetch_add(&m->req_ok, 1);
+  else if (status == WK__STATUS_CLIENT_GONE) atomic_fetch_add(&m->req_cancelled, 1);
   else if (status < 500) atomic_fetch_add(&m->req_client_err, 1);
   else atomic_fetch_add(&m->req_server_err, 1);
   return 1;
@@ -94,6 +95,11 @@ int wk__job_reply_error(wk_model_t *m, wk__job_t *j, int status, const char *typ
   if (!claim(m, j, status)) return 0;
   j->sink->ops->error(j->sink, status, type, msg);
   return 1;
+}
+
+int wk__job_client_gone(const wk__job_t *j) {
+  const wk_sink_ops_t *ops = j->sink->ops;
+  return ops->gone != NULL && ops->gone(j->sink);
 }
 
 int wk__error_status(int code, const char **type) {

@@ -78,6 +78,14 @@ void wk__job_free(wk__job_t *j);
 int wk__job_explain_param(wk__job_t *j, const char *name, const char *text, size_t len,
                           wk_err_t *err);
 
+/* nginx's status for a request whose client closed the connection before it was answered;
+ * counted apart (result="cancelled"), never read by anyone. */
+#define WK__STATUS_CLIENT_GONE 499
+
+/* 1 when j's receiver has gone (see wk_sink_ops_t.gone). Only while j is unanswered and
+ * held by the caller (out of the queue, not yet running). */
+int wk__job_client_gone(const wk__job_t *j);
+
 /* The answers. Each returns 1 if this call answered j, 0 if it had been answered (the
  * body is then freed). Every answer is counted in the model's reply counters. Any thread. */
 int wk__job_reply_error(wk_model_t *m, wk__job_t *j, int status, const char *type,

@@ -161,8 +161,14 @@ static void slot_error(wk_sink_t *sink, int status, const char *type, const char
   slot_put((slot_t *)sink, status, NULL, NULL, 0, msg ? msg : "failed");
 }
 
+/* An unanswered slot keeps its group, and so the parent, alive. */
+static int slot_gone(wk_sink_t *sink) {
+  wk_sink_t *parent = ((slot_t *)sink)->g->parent;
+  return parent->ops->gone != NULL && parent->ops->gone(parent);
+}
+
 /* An instance's answer is a part of one reply: no headers of its own, no streams. */
-static const wk_sink_ops_t slot_ops = {.reply = slot_reply, .error = slot_error};
+static const wk_sink_ops_t slot_ops = {.reply = slot_reply, .error = slot_error, .gone = slot_gone};
 
 static group_t *group_new(wk_sink_t *parent, int explain, size_t n) {
   group_t *g = calloc(1, sizeof *g);

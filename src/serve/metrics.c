@@ -180,6 +180,7 @@ void wk_models_metrics(wk_model_t *const *models, size_t n, wk_buf_t *b) {
     wk_buf_printf(b, "wick_model_requests_total{%s,result=\"ok\"} %llu\n", labels, (unsigned long long)atomic_load(&m->req_ok));
     wk_buf_printf(b, "wick_model_requests_total{%s,result=\"client_error\"} %llu\n", labels, (unsigned long long)atomic_load(&m->req_client_err));
     wk_buf_printf(b, "wick_model_requests_total{%s,result=\"server_error\"} %llu\n", labels, (unsigned long long)atomic_load(&m->req_server_err));
+    wk_buf_printf(b, "wick_model_requests_total{%s,result=\"cancelled\"} %llu\n", labels, (unsigned long long)atomic_load(&m->req_cancelled));
   }
   static const struct {
     const char *name, *help;

@@ -107,6 +107,7 @@ struct wk_model_s {
 
   _Atomic int nqueued; /* == queued, readable without the lock (the filler polls it) */
   _Atomic uint64_t req_total, req_ok, req_client_err, req_server_err, abandoned_total;
+  _Atomic uint64_t req_cancelled; /* the client went before its request ran (499) */
   _Atomic uint64_t inference_us_total, queue_us_total;
   wk__hist_t inference_hist, queue_hist, batch_hist;
   /* Triton's statistics: batches run per exact size (index 1..batch_size) and their time,

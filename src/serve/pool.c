@@ -185,10 +185,19 @@ static void *worker_main(void *arg) {
   w->load_us = wk_now_us() - t0;
   pthread_mutex_unlock(&m->lock);
   for (size_t n; batch && (n = next_batch(m, batch, cap)) > 0;) {
-    /* Requests whose time ran out while they waited are answered now, not run. */
+    /* Requests whose client has gone are dropped and requests whose time ran out while they
+     * waited are answered now: neither runs. */
     size_t kept = 0;
     int64_t now = wk_now_us();
     for (size_t i = 0; i < n; i++) {
+      if (wk__job_client_gone(batch[i])) {
+        /* Its client closed the connection while it waited: nobody would read the answer,
+         * so the model does not spend a forward on it. */
+        wk__job_reply_error(m, batch[i], WK__STATUS_CLIENT_GONE, "ClientClosedRequest",
+                            "the client closed the connection before the request ran");
+        wk__job_free(batch[i]);
+        continue;
+      }
       if (batch[i]->deadline_us > now) {
         batch[kept++] = batch[i];
         continue;

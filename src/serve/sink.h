@@ -46,6 +46,10 @@ typedef struct wk_sink_ops_s {
   int (*stream_begin)(wk_sink_t *s, int status, const char *content_type);
   int (*stream_write)(wk_sink_t *s, const void *data, size_t len);
   void (*stream_end)(wk_sink_t *s, int failed);
+  /* 1 when the receiver is known to have gone (the client closed its connection), so the
+   * answer would be thrown away; 0 when it may still be waiting. May be NULL (never
+   * gone). Called by whoever holds an unanswered job, from any thread. */
+  int (*gone)(wk_sink_t *s);
 } wk_sink_ops_t;
 
 /* Embed as the first member of the transport's own sink struct. */

@@ -29,6 +29,7 @@ typedef struct {
   char type[64];
   char retry_after[16];
   int64_t answered_us;
+  _Atomic int gone; /* the client closed its connection */
 } cap_t;
 
 static void answer(wk_sink_t *s, int status, const char *type, const char *body) {
@@ -58,7 +59,10 @@ static void cap_header(wk_sink_t *s, const char *name, const char *value) {
   if (strcmp(name, "Retry-After") == 0) snprintf(r->retry_after, sizeof r->retry_after, "%s", value);
 }
 
-static const wk_sink_ops_t cap_ops = {.reply = cap_reply, .error = cap_error, .header = cap_header};
+static int cap_gone(wk_sink_t *s) { return atomic_load(&((cap_t *)s)->gone); }
+
+static const wk_sink_ops_t cap_ops = {
+    .reply = cap_reply, .error = cap_error, .header = cap_header, .gone = cap_gone};
 
 static void req_init(cap_t *r) {
   memset(r, 0, sizeof *r);
@@ -498,6 +502,34 @@ static void test_a_job_that_times_out_in_the_queue_never_runs(void **state) {
   model_free(m);
 }
 
+static void test_queued_jobs_whose_client_went_never_run(void **state) {
+  (void)state;
+  wk_model_t *m = model_new(1, 0, 10, 10);
+  wk_err_t err = {{0}};
+  assert_int_equal(wk__pool_start(m, 1, &err), 0);
+  hold(1);
+  cap_t first, r[6];
+  req_init(&first);
+  submit(m, &first, 1);
+  wait_running(1);
+  for (int i = 0; i < 6; i++) {
+    req_init(&r[i]);
+    submit(m, &r[i], 1);
+  }
+  for (int i = 0; i < 6; i += 2) atomic_store(&r[i].gone, 1); /* 0, 2, 4 leave */
+  hold(0);
+  assert_int_equal(req_wait(&first, 5000), 200);
+  for (int i = 0; i < 6; i++) {
+    assert_int_equal(req_wait(&r[i], 5000), i % 2 ? 200 : 499);
+    assert_int_equal(r[i].replies, 1);
+  }
+  assert_non_null(strstr(r[0].body, "closed the connection"));
+  assert_int_equal(g_fake.batches, 1 + 3); /* batch size 1: the first and the three kept */
+  assert_int_equal(atomic_load(&m->req_cancelled), 3);
+  assert_int_equal(atomic_load(&m->req_client_err), 0);
+  model_free(m);
+}
+
 static void test_synchronous_scale_down_waits_for_the_running_batch(void **state) {
   (void)state;
   wk_model_t *m = model_new(1, 0, 30, 10);
@@ -527,6 +559,7 @@ int main(void) {
       cmocka_unit_test(test_python_workers_warm_up_each_and_run_batches),
       cmocka_unit_test(test_a_job_that_times_out_in_the_queue_never_runs),
       cmocka_unit_test(test_synchronous_scale_down_waits_for_the_running_batch),
+      cmocka_unit_test(test_queued_jobs_whose_client_went_never_run),
       cmocka_unit_test(test_explanations_run_alone_or_get_501),
       cmocka_unit_test(test_metrics_are_recorded_around_each_batch),
   };
