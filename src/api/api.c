@@ -14,6 +14,7 @@
 #include "api/handlers.h"
 #include "core/buf.h"
 #include "core/limits.h"
+#include "core/log.h"
 #include "serve/host_metrics.h"
 
 static void reply_buf(wk_http_req_t *req, int status, const char *type, wk_buf_t *b) {
@@ -37,15 +38,26 @@ void wk_api_init(wk_api_t *api, wk_registry_t *registry) {
   memset(api, 0, sizeof *api);
   api->registry = registry;
   pthread_rwlock_init(&api->lock, NULL);
+  pthread_mutex_init(&api->reg_lock, NULL);
+  pthread_cond_init(&api->reg_cond, NULL);
 }
 
 void wk_api_shutdown(wk_api_t *api) {
   pthread_rwlock_wrlock(&api->lock);
   api->stopping = 1;
   pthread_rwlock_unlock(&api->lock);
+  pthread_mutex_lock(&api->reg_lock);
+  if (api->registering > 0)
+    wk_log_info("waiting for %d registration(s) still running", api->registering);
+  while (api->registering > 0) pthread_cond_wait(&api->reg_cond, &api->reg_lock);
+  pthread_mutex_unlock(&api->reg_lock);
 }
 
-void wk_api_destroy(wk_api_t *api) { pthread_rwlock_destroy(&api->lock); }
+void wk_api_destroy(wk_api_t *api) {
+  pthread_rwlock_destroy(&api->lock);
+  pthread_mutex_destroy(&api->reg_lock);
+  pthread_cond_destroy(&api->reg_cond);
+}
 
 /* ---- health ---- */
 

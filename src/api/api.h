@@ -21,10 +21,16 @@ typedef struct wk_api_s {
    * enable_model_api and the worker defaults of registered models. NULL: no model store and
    * the model API off. Set before the servers start; read-only afterwards. */
   const wk_config_t *config;
+  /* registrations running on threads of their own (management.c) */
+  pthread_mutex_t reg_lock;
+  pthread_cond_t reg_cond;
+  int registering;
 } wk_api_t;
 
 void wk_api_init(wk_api_t *api, wk_registry_t *registry);
-/* After this returns no handler touches a model: new requests get 503. Main thread. */
+/* After this returns no handler touches a model: new requests get 503, and registrations
+ * still running (each bounded by its download and startup timeouts) have ended. Main
+ * thread. */
 void wk_api_shutdown(wk_api_t *api);
 void wk_api_destroy(wk_api_t *api);
 

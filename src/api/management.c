@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -395,17 +396,11 @@ static void register_parsed(wk_api_t *api, wk_http_req_t *req, const reg_t *rp, 
     return;
   }
 
-  const wk_config_t *cfg = api->config;
   wk_model_load_opts_t o;
-  wk_model_load_opts_init(&o);
+  wk_model_load_opts_from_config(&o, api->config);
   o.archive = path;
   o.url = r.url;
   o.name = r.model_name;
-  o.default_workers = cfg ? cfg->default_workers_per_model : 0;
-  o.job_queue_size = cfg ? cfg->job_queue_size : WK_DEFAULT_JOB_QUEUE_SIZE;
-  o.response_timeout_s = cfg ? cfg->default_response_timeout : WK_DEFAULT_RESPONSE_TIMEOUT_S;
-  o.torch_threads = cfg ? cfg->torch_threads : 0;
-  o.worker_spin_us = cfg ? cfg->worker_spin_us : 0;
   o.loaded_at_startup = 0;
   o.handler = r.handler;
   o.batch_size = r.batch_size;
@@ -415,9 +410,6 @@ static void register_parsed(wk_api_t *api, wk_http_req_t *req, const reg_t *rp, 
   o.initial_workers = r.initial_workers == INT_MIN ? o.default_workers
                                                    : (r.initial_workers > 0 ? r.initial_workers : 0);
   o.response_timeout_s_override = r.response_timeout;
-  o.python = cfg ? cfg->python : NULL;
-  o.service_envelope = cfg ? wk_props_get(&cfg->props, "service_envelope") : NULL;
-  o.install_py_deps = cfg ? wk_config_bool(cfg, "install_py_dep_per_model", 0) : 0;
   o.startup_timeout_s = r.startup_timeout > 0 ? r.startup_timeout : 0;
   if (v2) o.initial_workers = -1; /* Triton's load makes it ready: its usual workers */
   if (r.startup_timeout == 0 && o.initial_workers != 0) {
@@ -471,6 +463,79 @@ static void register_parsed(wk_api_t *api, wk_http_req_t *req, const reg_t *rp, 
                  version, workers);
 }
 
+/* A registration runs on a thread of its own ([11] part 6): unpacking a large archive or a
+ * slow download must not hold the management port's one event thread, so listing,
+ * describing and scaling go on meanwhile. The reply comes from that thread (the
+ * connection waits suspended, as a prediction's does); wk_api_shutdown waits for it. */
+typedef struct reg_job_s {
+  wk_api_t *api;
+  wk_http_req_t *req;
+  reg_t r;
+  int v2;
+  char *url, *model_name, *handler, *runtime; /* r's strings, owned */
+} reg_job_t;
+
+static void reg_job_free(reg_job_t *j) {
+  free(j->url);
+  free(j->model_name);
+  free(j->handler);
+  free(j->runtime);
+  free(j);
+}
+
+static void *register_thread(void *arg) {
+  reg_job_t *j = arg;
+  wk_api_t *api = j->api;
+  register_parsed(api, j->req, &j->r, j->v2);
+  reg_job_free(j);
+  pthread_mutex_lock(&api->reg_lock);
+  api->registering--;
+  pthread_cond_broadcast(&api->reg_cond);
+  pthread_mutex_unlock(&api->reg_lock);
+  return NULL;
+}
+
+static char *dup_opt(const char *s, int *failed) {
+  if (s == NULL) return NULL;
+  char *d = strdup(s);
+  if (d == NULL) *failed = 1;
+  return d;
+}
+
+/* Registers r on its own thread; r's strings are copied. When no thread can be had, the
+ * registration runs here instead (slower for everyone else, but done). */
+static void register_async(wk_api_t *api, wk_http_req_t *req, const reg_t *r, int v2) {
+  reg_job_t *j = calloc(1, sizeof *j);
+  int failed = j == NULL;
+  if (j) {
+    j->api = api;
+    j->req = req;
+    j->r = *r;
+    j->v2 = v2;
+    j->r.url = j->url = dup_opt(r->url, &failed);
+    j->r.model_name = j->model_name = dup_opt(r->model_name, &failed);
+    j->r.handler = j->handler = dup_opt(r->handler, &failed);
+    j->r.runtime = j->runtime = dup_opt(r->runtime, &failed);
+  }
+  pthread_attr_t attr;
+  pthread_t t;
+  if (!failed && pthread_attr_init(&attr) == 0) {
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&api->reg_lock);
+    api->registering++;
+    pthread_mutex_unlock(&api->reg_lock);
+    int rc = pthread_create(&t, &attr, register_thread, j);
+    pthread_attr_destroy(&attr);
+    if (rc == 0) return;
+    pthread_mutex_lock(&api->reg_lock);
+    api->registering--;
+    pthread_mutex_unlock(&api->reg_lock);
+  }
+  if (j) reg_job_free(j);
+  wk_log_warn("registering %s on the management thread: no thread for it", r->url);
+  register_parsed(api, req, r, v2);
+}
+
 static void register_model(wk_api_t *api, wk_http_req_t *req) {
   if (!model_api_enabled(api)) {
     model_api_disabled(req);
@@ -500,7 +565,7 @@ static void register_model(wk_api_t *api, wk_http_req_t *req) {
     json_decref(p.body);
     return;
   }
-  register_parsed(api, req, &r, 0);
+  register_async(api, req, &r, 0);
   json_decref(p.body);
 }
 
@@ -871,7 +936,7 @@ void wk_mgmt_repo_load(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t 
   reg_t r = {.url = file, .model_name = a->model_name, .batch_size = -1, .max_batch_delay = -1,
              .initial_workers = INT_MIN, .synchronous = 1, .response_timeout = -1,
              .startup_timeout = -1};
-  register_parsed(api, req, &r, 1);
+  register_async(api, req, &r, 1);
 }
 
 typedef struct versions_ctx_s {

@@ -248,12 +248,24 @@ static int check_zip_entry(const wk_zip_entry_t *e, wk_err_t *err) {
   return 0;
 }
 
-static int unpack_zip(const char *src, const char *dest, wk_err_t *err) {
+static int over_limit(uint64_t total, uint64_t max, wk_err_t *err) {
+  return wk_err(err, WK_ETOOBIG,
+                "it unpacks to %s%llu bytes, more than the %llu bytes allowed", total > max ? "over " : "",
+                (unsigned long long)total, (unsigned long long)max);
+}
+
+static int unpack_zip(const char *src, const char *dest, uint64_t max, uint64_t *total,
+                      wk_err_t *err) {
   wk_zip_t *z;
   int rc = wk_zip_open(src, &z, err);
   if (rc) return rc;
   size_t n = wk_zip_count(z);
   rc = check_zip(z, err);
+  /* the central directory's sizes hold (the reader checks each entry against its own):
+   * refuse before writing anything */
+  *total = 0;
+  for (size_t i = 0; i < n; i++) *total += wk_zip_entry(z, i)->size;
+  if (rc == 0 && *total > max) rc = over_limit(*total, max, err);
   if (rc == 0) rc = wk_fs_mkdirs(dest, err);
   char rel[PATH_BUF];
   for (size_t i = 0; i < n && rc == 0; i++) {
@@ -279,8 +291,9 @@ static int unpack_zip(const char *src, const char *dest, wk_err_t *err) {
 
 /* ---------------------------------------------------------------- tgz */
 
-/* Pass 1: checks every entry and finds whether all of them sit under one directory. */
-static int scan_tgz(const char *src, int *strip, wk_err_t *err) {
+/* Pass 1: checks every entry and finds whether all of them sit under one directory; stops
+ * as soon as the files add up to more than max bytes. */
+static int scan_tgz(const char *src, int *strip, uint64_t max, uint64_t *total, wk_err_t *err) {
   wk_tar_reader_t *r;
   int rc = wk_tar_reader_open(src, &r, err);
   if (rc) return rc;
@@ -288,8 +301,13 @@ static int scan_tgz(const char *src, int *strip, wk_err_t *err) {
   char rel[PATH_BUF], top[PATH_BUF] = "";
   bool same_top = true, any_below = false;
   names_t names = {0};
+  *total = 0;
   while ((rc = wk_tar_next(r, &e, err)) == 1) {
     if ((rc = wk_archive_check_name(e->name, strlen(e->name), err)) != 0) break;
+    if (!e->is_dir && (*total += e->size) > max) {
+      rc = over_limit(*total, max, err);
+      break;
+    }
     if ((rc = names_add(&names, e->name, err)) != 0) break;
     if (normalize(e->name, 0, rel, sizeof rel) != 0) {
       rc = wk_err(err, WK_ETOOBIG, "archive entry '%.200s': path too long", e->name);
@@ -315,9 +333,10 @@ static int scan_tgz(const char *src, int *strip, wk_err_t *err) {
 }
 
 /* keep_top: unpack every entry where its name says (no common directory dropped). */
-static int unpack_tgz(const char *src, const char *dest, int keep_top, wk_err_t *err) {
+static int unpack_tgz(const char *src, const char *dest, int keep_top, uint64_t max,
+                      uint64_t *total, wk_err_t *err) {
   int strip;
-  int rc = scan_tgz(src, &strip, err);
+  int rc = scan_tgz(src, &strip, max, total, err);
   if (rc) return rc;
   if (keep_top) strip = 0;
   if ((rc = wk_fs_mkdirs(dest, err)) != 0) return rc;
@@ -366,13 +385,23 @@ static int unpack_tgz(const char *src, const char *dest, int keep_top, wk_err_t 
   return rc < 0 ? rc : 0;
 }
 
-int wk_archive_unpack(const char *src, const char *dest_dir, wk_err_t *err) {
+int wk_archive_unpack_max(const char *src, const char *dest_dir, uint64_t max, uint64_t *unpacked,
+                          wk_err_t *err) {
+  uint64_t total = 0;
+  if (unpacked) *unpacked = 0;
   int k = kind_or_err(src, err);
   if (k < 0) return k;
   if (k == WK_ARCHIVE_DIR) return 0;
-  int rc = k == WK_ARCHIVE_ZIP ? unpack_zip(src, dest_dir, err) : unpack_tgz(src, dest_dir, 0, err);
+  if (max > (uint64_t)WK_MAX_ARCHIVE_UNPACKED) max = (uint64_t)WK_MAX_ARCHIVE_UNPACKED;
+  int rc = k == WK_ARCHIVE_ZIP ? unpack_zip(src, dest_dir, max, &total, err)
+                               : unpack_tgz(src, dest_dir, 0, max, &total, err);
   if (rc) wk_err_prefix(err, "cannot unpack %s", src);
+  else if (unpacked) *unpacked = total;
   return rc;
+}
+
+int wk_archive_unpack(const char *src, const char *dest_dir, wk_err_t *err) {
+  return wk_archive_unpack_max(src, dest_dir, (uint64_t)WK_MAX_ARCHIVE_UNPACKED, NULL, err);
 }
 
 /* 1 when the first block of path is a ustar/GNU tar header ("ustar" at offset 257). */
@@ -386,6 +415,14 @@ static int is_plain_tar(const char *path) {
 }
 
 int wk_archive_unpack_into(const char *src, const char *dest_dir, wk_err_t *err) {
+  return wk_archive_unpack_into_max(src, dest_dir, (uint64_t)WK_MAX_ARCHIVE_UNPACKED, NULL, err);
+}
+
+int wk_archive_unpack_into_max(const char *src, const char *dest_dir, uint64_t max,
+                               uint64_t *unpacked, wk_err_t *err) {
+  uint64_t total = 0;
+  if (unpacked) *unpacked = 0;
+  if (max > (uint64_t)WK_MAX_ARCHIVE_UNPACKED) max = (uint64_t)WK_MAX_ARCHIVE_UNPACKED;
   struct stat st;
   if (lstat(src, &st) != 0)
     return wk_err(err, errno == ENOENT ? WK_ENOTFOUND : WK_EIO, "%s: %s", src,
@@ -396,12 +433,13 @@ int wk_archive_unpack_into(const char *src, const char *dest_dir, wk_err_t *err)
   int k = wk_archive_kind(src);
   int rc;
   if (k == WK_ARCHIVE_ZIP)
-    rc = unpack_zip(src, dest_dir, err);
+    rc = unpack_zip(src, dest_dir, max, &total, err);
   else if (k == WK_ARCHIVE_TGZ || is_plain_tar(src))
-    rc = unpack_tgz(src, dest_dir, 1, err);
+    rc = unpack_tgz(src, dest_dir, 1, max, &total, err);
   else
     return wk_err(err, WK_EFORMAT, "%s is not a .zip, .tar, .tar.gz or .tgz archive", src);
   if (rc) wk_err_prefix(err, "cannot unpack %s", src);
+  else if (unpacked) *unpacked = total;
   return rc;
 }
 
@@ -454,7 +492,9 @@ static int read_zip_file(const char *src, const char *name, size_t max, char **d
 static int read_tgz_file(const char *src, const char *name, size_t max, char **data, size_t *len,
                          wk_err_t *err) {
   int strip;
-  int rc = scan_tgz(src, &strip, err); /* the same checks as unpacking: one copy of each name */
+  uint64_t total;
+  /* the same checks as unpacking: one copy of each name */
+  int rc = scan_tgz(src, &strip, (uint64_t)WK_MAX_ARCHIVE_UNPACKED, &total, err);
   if (rc) return rc;
   wk_tar_reader_t *r;
   if ((rc = wk_tar_reader_open(src, &r, err)) != 0) return rc;

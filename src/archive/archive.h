@@ -28,6 +28,11 @@ int wk_archive_check_name(const char *name, size_t len, wk_err_t *err);
  * WK_OK is returned: the caller uses it in place. On failure dest_dir may hold part of
  * the archive; the caller removes it. */
 int wk_archive_unpack(const char *src, const char *dest_dir, wk_err_t *err);
+/* The same, refusing (WK_ETOOBIG, before writing anything for a zip; after reading at most
+ * max bytes for a tgz, before writing) an archive whose files add up to more than max
+ * bytes (at most WK_MAX_ARCHIVE_UNPACKED); *unpacked (may be NULL) gets the bytes written. */
+int wk_archive_unpack_max(const char *src, const char *dest_dir, uint64_t max, uint64_t *unpacked,
+                          wk_err_t *err);
 
 /* Unpacks the .zip, .tar, .tar.gz or .tgz file src into the existing directory dest_dir,
  * keeping every entry where its name says (no common top directory is dropped) and
@@ -35,6 +40,9 @@ int wk_archive_unpack(const char *src, const char *dest_dir, wk_err_t *err);
  * src must be a regular file (not a link), and nothing is written through a symbolic
  * link that already exists in dest_dir (WK_EUNSAFE names the entry and the link). */
 int wk_archive_unpack_into(const char *src, const char *dest_dir, wk_err_t *err);
+/* With a limit, as wk_archive_unpack_max. */
+int wk_archive_unpack_into_max(const char *src, const char *dest_dir, uint64_t max,
+                               uint64_t *unpacked, wk_err_t *err);
 
 /* Reads entry name (e.g. "MAR-INF/MANIFEST.json") of a zip, tgz or directory into a
  * malloc'd NUL-terminated buffer (the caller frees it) without unpacking the rest. In a

@@ -110,20 +110,10 @@ static void load_one(wk_registry_t *reg, const wk_config_t *cfg, const char *spe
     }
   }
   wk_model_load_opts_t o;
-  wk_model_load_opts_init(&o);
+  wk_model_load_opts_from_config(&o, cfg);
   o.archive = path;
   o.url = url;
   o.name = name[0] ? name : NULL;
-  o.default_workers = cfg->default_workers_per_model;
-  o.job_queue_size = cfg->job_queue_size;
-  o.response_timeout_s = cfg->default_response_timeout;
-  o.torch_threads = cfg->torch_threads;
-  o.worker_spin_us = cfg->worker_spin_us;
-  o.python = cfg->python;
-  o.service_envelope = wk_props_get(&cfg->props, "service_envelope");
-  o.install_py_deps = wk_config_bool(cfg, "install_py_dep_per_model", 0);
-  const char *limit = wk_props_get(&cfg->props, "limit_max_image_pixels");
-  if (limit && strcasecmp(limit, "false") == 0) o.max_image_pixels = 0;
   o.loaded_at_startup = 1;
   wk_model_t *m = NULL;
   wk_err_t err = {{0}};

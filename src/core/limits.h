@@ -20,6 +20,12 @@
 #define WK_MAX_ZIP_NAME 1024
 #define WK_MAX_ENTRY_SIZE (8LL * 1024 * 1024 * 1024)     /* one uncompressed entry */
 #define WK_MAX_ARCHIVE_UNPACKED (16LL * 1024 * 1024 * 1024) /* all entries together */
+/* What a server lets archives unpack to ([11] part 6): one archive (with its extraFiles
+ * archives), and every model's unpacked folder together (max_unpacked_archive_size,
+ * max_unpacked_total_size; never more than the disk has free, less this reserve). */
+#define WK_DEFAULT_MAX_UNPACKED_ARCHIVE (8LL * 1024 * 1024 * 1024)
+#define WK_DEFAULT_MAX_UNPACKED_TOTAL (32LL * 1024 * 1024 * 1024)
+#define WK_UNPACK_DISK_RESERVE (256LL * 1024 * 1024)
 #define WK_MAX_DEFLATE_RATIO 1100 /* uncompressed/compressed; deflate tops out near 1032 */
 #define WK_MAX_MANIFEST_SIZE (1024 * 1024)
 #define WK_MAX_CONFIG_FILE_SIZE (4 * 1024 * 1024) /* model-config.yaml, config.properties */

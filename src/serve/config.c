@@ -415,7 +415,8 @@ static const known_key_t known_keys[] = {
     KEY(torch_threads, K_INT_NONNEG),  KEY(python, K_STRING),
     KEY(worker_spin_us, K_INT_NONNEG), KEY(idle_timeout, K_INT_POS),
     KEY(max_connections, K_INT_NONNEG), KEY(max_connections_per_client, K_INT_NONNEG),
-    KEY(request_timeout, K_INT_POS),
+    KEY(request_timeout, K_INT_POS), KEY(max_unpacked_archive_size, K_LONG_POS),
+    KEY(max_unpacked_total_size, K_LONG_POS),
 };
 
 static void *field(wk_config_t *c, const known_key_t *k) {
@@ -436,6 +437,8 @@ void wk_config_init(wk_config_t *c) {
   c->worker_spin_us = WK_DEFAULT_WORKER_SPIN_US;
   c->idle_timeout = WK_DEFAULT_IDLE_TIMEOUT_S;
   c->request_timeout = WK_DEFAULT_REQUEST_TIMEOUT_S;
+  c->max_unpacked_archive_size = WK_DEFAULT_MAX_UNPACKED_ARCHIVE;
+  c->max_unpacked_total_size = WK_DEFAULT_MAX_UNPACKED_TOTAL;
   c->python = strdup(WK_PYWORKER_DEFAULT_PYTHON);
   wk_props_init(&c->props);
 }
@@ -686,6 +689,8 @@ static const struct {
     {"max_connections_per_client", NULL},
     {"request_timeout", NULL},
     {"download_timeout", NULL},
+    {"max_unpacked_archive_size", NULL},
+    {"max_unpacked_total_size", NULL},
     {"python", NULL},
     {"ts_compat_status_codes", "TS_TS_COMPAT_STATUS_CODES"},
 };

@@ -42,6 +42,8 @@ typedef struct wk_config_s {
   int max_connections;           /* wick: per API; 0 = from the open-file limit */
   int max_connections_per_client;/* wick: per API and client address; 0 = no cap */
   int request_timeout;           /* wick: seconds to send one request (header and body), 60 */
+  long max_unpacked_archive_size;/* wick: bytes one archive may unpack to, 8 GiB */
+  long max_unpacked_total_size;  /* wick: bytes all unpacked models may hold together, 32 GiB */
   wk_props_t props;              /* every key seen, known or not */
 } wk_config_t;
 

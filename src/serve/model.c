@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #include "core/fs.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "serve/config.h"
 #include "serve/model_internal.h"
 #include "weights/transfer.h"
 #include "vision/image.h"
@@ -116,16 +118,81 @@ static char *dup_or(const char *s, const char *dflt) {
 
 static int pick(int from_config, int fallback) { return from_config >= 0 ? from_config : fallback; }
 
+/* Bytes every model's unpacked folder holds together (max_unpacked_total_size). */
+static _Atomic uint64_t g_unpacked;
+
+/* How many more bytes m may unpack: the least of what is left of its archive's share
+ * (max_unpacked_archive_size), of the server's total (max_unpacked_total_size) and of the
+ * disk's free space under m->tmp_dir less a reserve. *why names the one that binds. */
+static uint64_t unpack_budget(const wk_model_t *m, const wk_model_load_opts_t *o, char *why,
+                              size_t whylen) {
+  uint64_t per = (uint64_t)(o->max_unpacked_archive > 0 ? o->max_unpacked_archive
+                                                        : WK_DEFAULT_MAX_UNPACKED_ARCHIVE);
+  uint64_t total = (uint64_t)(o->max_unpacked_total > 0 ? o->max_unpacked_total
+                                                        : WK_DEFAULT_MAX_UNPACKED_TOTAL);
+  uint64_t used = atomic_load(&g_unpacked);
+  uint64_t budget = per > m->unpacked ? per - m->unpacked : 0;
+  snprintf(why, whylen, "max_unpacked_archive_size is %llu bytes", (unsigned long long)per);
+  uint64_t left = total > used ? total - used : 0;
+  if (left < budget) {
+    budget = left;
+    snprintf(why, whylen,
+             "max_unpacked_total_size is %llu bytes and the models loaded hold %llu of them",
+             (unsigned long long)total, (unsigned long long)used);
+  }
+  struct statvfs sv;
+  if (statvfs(m->tmp_dir, &sv) == 0) {
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    avail = avail > (uint64_t)WK_UNPACK_DISK_RESERVE ? avail - WK_UNPACK_DISK_RESERVE : 0;
+    if (avail < budget) {
+      budget = avail;
+      snprintf(why, whylen, "the disk under %.200s has %llu bytes free, %lld of them kept in reserve",
+               m->tmp_dir, (unsigned long long)sv.f_bavail * sv.f_frsize,
+               (long long)WK_UNPACK_DISK_RESERVE);
+    }
+  }
+  return budget;
+}
+
+/* Counts n more unpacked bytes for m; WK_ETOOBIG when that takes the server past its total
+ * (two models unpacking at once, each within what was left). */
+static int count_unpacked(wk_model_t *m, const wk_model_load_opts_t *o, uint64_t n, wk_err_t *err) {
+  m->unpacked += n;
+  uint64_t now = atomic_fetch_add(&g_unpacked, n) + n;
+  uint64_t total = (uint64_t)(o->max_unpacked_total > 0 ? o->max_unpacked_total
+                                                        : WK_DEFAULT_MAX_UNPACKED_TOTAL);
+  if (now > total)
+    return wk_err(err, WK_ETOOBIG,
+                  "the unpacked models would hold %llu bytes, more than max_unpacked_total_size "
+                  "(%llu bytes)",
+                  (unsigned long long)now, (unsigned long long)total);
+  return 0;
+}
+
+/* Adds why a limit refused an archive to err's message. */
+static void limit_hint(int rc, const char *why, wk_err_t *err) {
+  if (rc != WK_ETOOBIG) return;
+  size_t n = strlen(err->msg);
+  snprintf(err->msg + n, sizeof err->msg - n, " (%s)", why);
+}
+
 /* Unpacks the archives system.extraFiles names (relative to the model directory) into
  * the model directory, in order, once, before any worker starts. */
-static int unpack_extra_files(wk_model_t *m, const char *what, wk_err_t *err) {
+static int unpack_extra_files(wk_model_t *m, const wk_model_load_opts_t *o, const char *what,
+                              wk_err_t *err) {
   for (size_t i = 0; i < m->config.n_extra_files; i++) {
     const char *name = m->config.extra_files[i];
-    char path[4096];
+    char path[4096], why[512];
+    uint64_t n = 0;
     int rc = wk_archive_check_name(name, strlen(name), err);
     if (rc == 0 && wk_fs_join(path, sizeof path, m->model_dir, name) != 0)
       rc = wk_err(err, WK_ETOOBIG, "path too long");
-    if (rc == 0) rc = wk_archive_unpack_into(path, m->model_dir, err);
+    if (rc == 0) {
+      uint64_t budget = m->tmp_dir[0] ? unpack_budget(m, o, why, sizeof why) : UINT64_MAX;
+      rc = wk_archive_unpack_into_max(path, m->model_dir, budget, &n, err);
+      limit_hint(rc, why, err);
+    }
+    if (rc == 0 && m->tmp_dir[0]) rc = count_unpacked(m, o, n, err);
     if (rc != 0) {
       wk_err_prefix(err, "model '%s': system.extraFiles '%s'", what, name);
       return rc;
@@ -152,8 +219,13 @@ static int unpack(wk_model_t *m, const wk_model_load_opts_t *o, const char *what
   int rc = wk_fs_mkdtemp("model", m->tmp_dir, sizeof m->tmp_dir, err);
   if (rc != 0) return rc;
   snprintf(m->model_dir, sizeof m->model_dir, "%s", m->tmp_dir);
-  if ((rc = wk_archive_unpack(o->archive, m->model_dir, err)) != 0)
-    wk_err_prefix(err, "model '%s': %s", what, o->archive);
+  char why[512];
+  uint64_t n = 0;
+  uint64_t budget = unpack_budget(m, o, why, sizeof why);
+  rc = wk_archive_unpack_max(o->archive, m->model_dir, budget, &n, err);
+  limit_hint(rc, why, err);
+  if (rc == 0) rc = count_unpacked(m, o, n, err);
+  if (rc != 0) wk_err_prefix(err, "model '%s': %s", what, o->archive);
   return rc;
 }
 
@@ -272,7 +344,7 @@ static int read_manifest(wk_model_t *m, const wk_model_load_opts_t *o, const cha
                   m->manifest.config_file ? m->manifest.config_file : "model config");
     return rc;
   }
-  return unpack_extra_files(m, what, err);
+  return unpack_extra_files(m, o, what, err);
 }
 
 /* Step 3: the handler kind. Native when the handler is one of the native kinds and the
@@ -396,6 +468,7 @@ void wk_model_free(wk_model_t *m) {
   }
   if (m->h && m->h->free) m->h->free(m);
   if (m->tmp_dir[0]) wk_fs_rmtree(m->tmp_dir);
+  atomic_fetch_sub(&g_unpacked, m->unpacked);
   wk_manifest_destroy(&m->manifest);
   wk_model_config_destroy(&m->config);
   pthread_mutex_destroy(&m->lock);
@@ -421,6 +494,27 @@ void wk_model_load_opts_init(wk_model_load_opts_t *o) {
   o->response_timeout_s_override = -1;
   o->worker_spin_us = WK_DEFAULT_WORKER_SPIN_US;
   o->max_image_pixels = WK_IMAGE_DEFAULT_MAX_PIXELS;
+}
+
+void wk_model_load_opts_from_config(wk_model_load_opts_t *o, const wk_config_t *cfg) {
+  wk_model_load_opts_init(o);
+  if (cfg == NULL) {
+    o->job_queue_size = WK_DEFAULT_JOB_QUEUE_SIZE;
+    o->response_timeout_s = WK_DEFAULT_RESPONSE_TIMEOUT_S;
+    return;
+  }
+  o->default_workers = cfg->default_workers_per_model;
+  o->job_queue_size = cfg->job_queue_size;
+  o->response_timeout_s = cfg->default_response_timeout;
+  o->torch_threads = cfg->torch_threads;
+  o->worker_spin_us = cfg->worker_spin_us;
+  o->python = cfg->python;
+  o->service_envelope = wk_props_get(&cfg->props, "service_envelope");
+  o->install_py_deps = wk_config_bool(cfg, "install_py_dep_per_model", 0);
+  const char *limit = wk_props_get(&cfg->props, "limit_max_image_pixels");
+  if (limit && strcasecmp(limit, "false") == 0) o->max_image_pixels = 0;
+  o->max_unpacked_archive = cfg->max_unpacked_archive_size;
+  o->max_unpacked_total = cfg->max_unpacked_total_size;
 }
 
 const char *wk_model_name(const wk_model_t *m) { return m->name; }

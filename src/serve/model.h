@@ -33,6 +33,8 @@ typedef struct wk_model_load_opts_s {
   int install_py_deps;        /* Python handlers: pip-install the manifest's requirementsFile
                                  into a folder of this model (install_py_dep_per_model) */
   int loaded_at_startup;
+  long max_unpacked_archive;  /* bytes this archive may unpack to; 0: the default */
+  long max_unpacked_total;    /* bytes every model's unpacked folder may add up to; 0: default */
   /* Overrides from a register request (POST /models?...): -1 (or NULL) = not given, and
    * then model-config.yaml and the server defaults decide. */
   const char *handler;        /* replaces the manifest's handler */
@@ -45,6 +47,11 @@ typedef struct wk_model_load_opts_s {
 
 /* Fills o with "nothing given": zeros, NULLs and -1 for the overrides. */
 void wk_model_load_opts_init(wk_model_load_opts_t *o);
+/* Fills o as wk_model_load_opts_init does, then with the server's settings from cfg (may be
+ * NULL: the defaults): worker counts, queue, timeouts, threads, Python, envelopes, image
+ * and unpack limits. The caller adds the archive and what its request overrides. */
+struct wk_config_s;
+void wk_model_load_opts_from_config(wk_model_load_opts_t *o, const struct wk_config_s *cfg);
 
 /* Unpacks, reads the manifest and model-config.yaml, loads the TorchScript module once and
  * starts the workers. On failure err says why ("model 'x': ..."). Main thread. */

@@ -71,6 +71,7 @@ struct wk_model_s {
   char *service_envelope; /* Python handlers: TorchServe's request envelope, or NULL */
   char model_dir[4096];
   char tmp_dir[4096]; /* our unpack directory, removed at free; empty for directories */
+  uint64_t unpacked;  /* bytes written into tmp_dir, counted in the server's total */
   wk_manifest_t manifest;
   wk_model_config_t config;
   int batch_size, max_batch_delay_ms, response_timeout_s;

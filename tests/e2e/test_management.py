@@ -404,3 +404,73 @@ def test_a_trickling_download_is_given_up(serve, store, web, tmp_path):
     assert time.time() - t0 < 20
     assert not (local / "slow.mar").exists()
     assert s.mgmt("GET", "/models").status == 200
+
+
+def test_a_registration_does_not_hold_the_management_port(serve, store, web, tmp_path):
+    """[11] part 6: a registration runs off the port's event thread; a slow download (the
+    audit's held GET /models for 23 s) leaves listing and describing answered at once."""
+    local = tmp_path / "store"
+    local.mkdir()
+    d, _ = store
+    (local / "mlp.mar").write_bytes((d / "mlp.mar").read_bytes())
+    port = web.rsplit(":", 1)[1]
+    cfg = tmp_path / "c.properties"
+    cfg.write_text(f"download_timeout=5\nallowed_urls=http://127\\.0\\.0\\.1:{port}/.*\n")
+    s = serve("--model-store", local, *API_ON, "--ts-config", cfg, "--models", "mlp=mlp.mar")
+    got = {}
+    t = threading.Thread(target=lambda: got.update(
+        r=register(s, "url=" + quote(f"{web}/trickle/slow.mar", safe=""))))
+    t0 = time.time()
+    t.start()
+    time.sleep(1.0)
+    for path in ("/models", "/models/mlp"):
+        t1 = time.time()
+        r = s.mgmt("GET", path, timeout=10)
+        assert r.status == 200, r
+        assert time.time() - t1 < 2.0, f"GET {path} waited for the registration"
+    assert "r" not in got  # the download still runs
+    t.join(30)
+    assert_error(got["r"], 400, "DownloadArchiveException", "download_timeout (5 s)")
+    assert time.time() - t0 >= 4
+
+
+def _bulky_archives(tmp_path, fmt=None):
+    """Two archives (mlp, mlp_b) that each unpack to about 4 MB (zeros: a few KB packed)."""
+    src = tmp_path / "bulk"
+    src.mkdir()
+    save_script(MLP, src / "mlp.pt")
+    (src / "zeros.bin").write_bytes(bytes(4 << 20))
+    d = tmp_path / "bulkstore"
+    d.mkdir()
+    for name in ("mlp", "mlp_b"):
+        pack(d, name, src / "mlp.pt", extra=(src / "zeros.bin",), fmt=fmt)
+    return d
+
+
+@pytest.mark.badinput
+@pytest.mark.parametrize("fmt", [None, "tgz"])
+def test_unpacked_size_limits(serve, tmp_path, fmt):
+    """[11] part 6: max_unpacked_archive_size bounds one archive (checked before anything is
+    written), max_unpacked_total_size all unpacked models together; unregistering frees
+    its share."""
+    d = _bulky_archives(tmp_path, fmt)
+    ext = ".tar.gz" if fmt else ".mar"
+    cfg = tmp_path / "small.properties"
+    cfg.write_text("max_unpacked_archive_size=1000000\n")
+    s = serve("--model-store", d, *API_ON, "--ts-config", cfg)
+    r = register(s, f"url=mlp{ext}")
+    assert_error(r, 400, "InvalidModelException", "max_unpacked_archive_size is 1000000 bytes")
+    assert "more than the 1000000 bytes allowed" in r.json()["message"], r
+    assert s.mgmt("GET", "/models").json() == {"models": []}
+    s.stop()
+
+    cfg.write_text("max_unpacked_total_size=6000000\n")
+    s = serve("--model-store", d, *API_ON, "--ts-config", cfg)
+    r = register(s, f"url=mlp{ext}&initial_workers=1")
+    assert r.status == 200, r
+    r = register(s, f"url=mlp_b{ext}&initial_workers=1")
+    assert_error(r, 400, "InvalidModelException", "max_unpacked_total_size is 6000000 bytes")
+    assert s.mgmt("DELETE", "/models/mlp").status == 200
+    r = register(s, f"url=mlp_b{ext}&initial_workers=1")
+    assert r.status == 200, r
+    assert predict(s, "/predictions/mlp_b").status == 200

@@ -16,6 +16,7 @@
 
 #include "archive/archive.h"
 #include "archive/tar.h"
+#include "archive/zip.h"
 #include "core/fs.h"
 
 static char g_dir[1024];
@@ -267,12 +268,51 @@ static void test_damaged(void **state) {
   assert_non_null(strstr(err.msg, "checksum"));
 }
 
+/* wk_archive_unpack_max / _into_max ([11] part 6): over the limit nothing is written; at or
+ * under it, *unpacked counts the files' bytes. The same for a zip. */
+static void test_unpack_limit(void **state) {
+  (void)state;
+  char tgz[1300], zip[1300], dest[1300], file[1400];
+  tp(tgz, "lim.tar.gz");
+  tp(zip, "lim.zip");
+  char body[3000];
+  memset(body, 'q', sizeof body);
+  wk_err_t err;
+  wk_tar_writer_t *w;
+  assert_int_equal(wk_tar_writer_open(tgz, &w, &err), 0);
+  assert_int_equal(wk_tar_writer_add(w, "a.bin", body, 1000, &err), 0);
+  assert_int_equal(wk_tar_writer_add(w, "b.bin", body, 2000, &err), 0);
+  assert_int_equal(wk_tar_writer_close(w, &err), 0);
+  wk_zip_writer_t *z;
+  assert_int_equal(wk_zip_writer_open(zip, &z, &err), 0);
+  assert_int_equal(wk_zip_writer_add(z, "a.bin", body, 1000, WK_ZIP_DEFLATED, &err), 0);
+  assert_int_equal(wk_zip_writer_add(z, "b.bin", body, 2000, WK_ZIP_DEFLATED, &err), 0);
+  assert_int_equal(wk_zip_writer_close(z, &err), 0);
+  const char *srcs[] = {tgz, zip};
+  for (int k = 0; k < 2; k++) {
+    uint64_t n = 7;
+    tp(dest, k ? "lim_zip_out" : "lim_tgz_out");
+    assert_int_equal(wk_archive_unpack_max(srcs[k], dest, 2999, &n, &err), WK_ETOOBIG);
+    assert_non_null(strstr(err.msg, "more than the 2999 bytes allowed"));
+    assert_int_equal(n, 0);
+    snprintf(file, sizeof file, "%s/a.bin", dest);
+    assert_false(wk_fs_exists(file)); /* refused before anything was written */
+    assert_int_equal(wk_archive_unpack_max(srcs[k], dest, 3000, &n, &err), 0);
+    assert_int_equal(n, 3000);
+    assert_true(wk_fs_exists(file));
+    assert_int_equal(wk_archive_unpack_into_max(srcs[k], dest, 100, &n, &err), WK_ETOOBIG);
+    assert_int_equal(wk_archive_unpack_into_max(srcs[k], dest, 5000, &n, &err), 0);
+    assert_int_equal(n, 3000);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_roundtrip),
       cmocka_unit_test(test_escapes_refused),
       cmocka_unit_test(test_unpack_into),
       cmocka_unit_test(test_damaged),
+      cmocka_unit_test(test_unpack_limit),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }
