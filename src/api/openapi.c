@@ -42,15 +42,21 @@ static int add_query(json_t *params, const char *item, size_t len) {
   return p == NULL || json_array_append_new(params, p) != 0 ? WK_ENOMEM : 0;
 }
 
+/* One accepted body type. JSON is an object, or any JSON value when the item says
+ * "application/json=any" (a prediction's body is whatever its handler reads); anything else
+ * travels as bytes. */
 static int add_content(json_t *content, const char *item, size_t len) {
   char type[64];
   if (len >= sizeof type) return WK_EINTERNAL;
   memcpy(type, item, len);
   type[len] = '\0';
-  /* JSON is an object; anything else travels as bytes */
-  json_t *media = strcmp(type, "application/json") == 0
-                      ? json_pack("{s:{s:s}}", "schema", "type", "object")
-                      : json_pack("{s:{s:s,s:s}}", "schema", "type", "string", "format", "binary");
+  char *eq = strchr(type, '=');
+  int any = eq != NULL && strcmp(eq, "=any") == 0;
+  if (eq) *eq = '\0';
+  json_t *media = strcmp(type, "application/json") != 0
+                      ? json_pack("{s:{s:s,s:s}}", "schema", "type", "string", "format", "binary")
+                  : any ? json_pack("{s:{}}", "schema")
+                        : json_pack("{s:{s:s}}", "schema", "type", "object");
   return media == NULL || json_object_set_new(content, type, media) != 0 ? WK_ENOMEM : 0;
 }
 
@@ -63,15 +69,33 @@ static json_t *error_schema(void) {
                    "type", "string", "description", "what was wrong and what was expected");
 }
 
+/* One reply, "code:description". A description that starts with "<type>" names the reply's
+ * media type (any schema: a prediction's reply is whatever its handler sends, the star
+ * type); one that starts with "[" is a JSON array; otherwise a JSON object (errors:
+ * error_schema). */
 static int add_response(json_t *responses, const char *item, size_t len) {
   const char *colon = memchr(item, ':', len);
   if (colon == NULL || colon - item != 3) return WK_EINTERNAL;
-  char code[4];
+  char code[4], media[64] = "application/json";
   memcpy(code, item, 3);
   code[3] = '\0';
-  json_t *body = code[0] >= '4' ? error_schema() : json_pack("{s:s}", "type", "object");
-  json_t *r = json_pack("{s:s%,s:{s:{s:o}}}", "description", colon + 1, len - 4, "content",
-                        "application/json", "schema", body);
+  const char *desc = colon + 1;
+  size_t dlen = len - 4;
+  if (dlen > 0 && desc[0] == '<') {
+    const char *end = memchr(desc, '>', dlen);
+    if (end == NULL || (size_t)(end - desc) >= sizeof media) return WK_EINTERNAL;
+    memcpy(media, desc + 1, (size_t)(end - desc - 1));
+    media[end - desc - 1] = '\0';
+    dlen -= (size_t)(end + 1 - desc);
+    desc = end + 1;
+  }
+  json_t *body;
+  if (code[0] >= '4') body = error_schema();
+  else if (strcmp(media, "application/json") != 0) body = json_object();
+  else if (dlen > 0 && desc[0] == '[') body = json_pack("{s:s}", "type", "array");
+  else body = json_pack("{s:s}", "type", "object");
+  json_t *r = json_pack("{s:s%,s:{s:{s:o}}}", "description", desc, dlen, "content", media,
+                        "schema", body);
   return r == NULL || json_object_set_new(responses, code, r) != 0 ? WK_ENOMEM : 0;
 }
 

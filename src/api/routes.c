@@ -25,9 +25,9 @@ static void model_doc(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *
 #define MET WK_PORT_METRICS
 #define ALL (INF | MGT | MET)
 
-#define PREDICT_BODY "application/json|application/octet-stream|multipart/form-data|*/*"
+#define PREDICT_BODY "application/json=any|application/octet-stream|multipart/form-data|*/*"
 #define PREDICT_REPLIES                                                                            \
-  "200:the handler's output|400:bad input|404:no such model or version|413:body too "              \
+  "200:<*/*>the handler's output|400:bad input|404:no such model or version|413:body too "              \
   "large|503:queue full or no workers|504:response timeout"
 #define V2_BODY "application/json|application/octet-stream|*/*"
 #define REGISTER_QUERY                                                                             \
@@ -121,13 +121,13 @@ static const wk_route_t routes[] = {
      "200:model configuration|404:{\"error\": ...}"},
     {INF, "post", "/v2/repository/index", WK_ROUTE_MGMT_KEY, wk_mgmt_repo_index, 0, "tritonRepositoryIndex",
      "The model store's archives and the registered versions, with their state", NULL, "application/json",
-     "200:[{\"name\", \"version\", \"state\", \"reason\"}]"},
+     "200:[{\"name\", \"version\", \"state\", \"reason\"}]|400:{\"error\": ...}"},
     {INF, "post", "/v2/repository/models/{model_name}/load", WK_ROUTE_MODEL_API | WK_ROUTE_MGMT_KEY, wk_mgmt_repo_load,
      0, "tritonLoad", "Register {model_name}.mar (or the folder) of the model store, as POST /models does",
      NULL, "application/json", "200:loaded|400:{\"error\": ...}|404:{\"error\": ...}"},
     {INF, "post", "/v2/repository/models/{model_name}/unload", WK_ROUTE_MODEL_API | WK_ROUTE_MGMT_KEY,
      wk_mgmt_repo_unload, 0, "tritonUnload", "Unregister every version of the model", NULL, "application/json",
-     "200:unloaded|400:{\"error\": ...}"},
+     "200:unloaded|400:{\"error\": ...}|404:{\"error\": ...}"},
     {INF, "get", "/v2/models/{model_name}", 0, wk_api_v2_metadata, 0, "kserveV2ModelMetadata",
      "Model metadata: inputs and outputs with name, datatype and shape", NULL, NULL,
      "200:model metadata|404:{\"error\": ...}"},
@@ -186,7 +186,7 @@ static const wk_route_t routes[] = {
     /* metrics port (api.c) */
     {MET, "get", "/metrics", WK_ROUTE_PUBLIC, wk_api_metrics_text, 0, "metrics",
      "Prometheus text format (name[]=X, repeated: only those families)", "name[]:string", NULL,
-     "200:metrics"},
+     "200:<text/plain>metrics in Prometheus' text format"},
 };
 
 #undef INF
