@@ -15,6 +15,8 @@
 
 /* How often the monitor looks for expired requests when nothing wakes it sooner. */
 #define MONITOR_TICK_US 20000
+/* How often the monitor looks for queued requests whose client has gone. */
+#define GONE_SWEEP_US 250000
 
 /* ---- submit ---- */
 
@@ -308,7 +310,8 @@ static int reconcile(wk_model_t *m, wk_err_t *err) {
 
 static void *monitor_main(void *arg) {
   wk_model_t *m = arg;
-  wk__job_t *expired = NULL;
+  wk__job_t *expired = NULL, *gone = NULL;
+  int64_t next_sweep = 0;
   pthread_mutex_lock(&m->lock);
   while (!m->stopping) {
     struct timespec until;
@@ -316,7 +319,11 @@ static void *monitor_main(void *arg) {
     pthread_cond_timedwait(&m->mon_cond, &m->lock, &until);
     if (m->stopping) break;
     int64_t now = wk_now_us();
-    /* requests that waited in the queue past their deadline */
+    /* requests that waited in the queue past their deadline and, now and then, requests
+     * whose client has gone: out of the queue (its slots free again, their sockets
+     * closed) without waiting for a worker to reach them */
+    int sweep = now >= next_sweep;
+    if (sweep) next_sweep = now + GONE_SWEEP_US;
     wk__job_t *prev = NULL, *j = m->head;
     while (j) {
       wk__job_t *next = j->next;
@@ -324,6 +331,10 @@ static void *monitor_main(void *arg) {
         unlink_job(m, prev, j);
         j->next = expired;
         expired = j;
+      } else if (sweep && wk__job_client_gone(j)) {
+        unlink_job(m, prev, j);
+        j->next = gone;
+        gone = j;
       } else {
         prev = j;
       }
@@ -348,13 +359,20 @@ static void *monitor_main(void *arg) {
       wk_err_t err = {{0}};
       if (reconcile(m, &err) != 0) wk_log_error("model %s: %s", m->name, err.msg);
     }
-    if (expired) {
+    if (expired || gone) {
       pthread_mutex_unlock(&m->lock);
       while (expired) {
         wk__job_t *next = expired->next;
         wk__job_reply_error(m, expired, 504, "RequestTimeout", msg);
         wk__job_free(expired);
         expired = next;
+      }
+      while (gone) {
+        wk__job_t *next = gone->next;
+        wk__job_reply_error(m, gone, WK__STATUS_CLIENT_GONE, "ClientClosedRequest",
+                            "the client closed the connection before the request ran");
+        wk__job_free(gone);
+        gone = next;
       }
       pthread_mutex_lock(&m->lock);
     }

@@ -527,6 +527,21 @@ static void test_queued_jobs_whose_client_went_never_run(void **state) {
   assert_int_equal(g_fake.batches, 1 + 3); /* batch size 1: the first and the three kept */
   assert_int_equal(atomic_load(&m->req_cancelled), 3);
   assert_int_equal(atomic_load(&m->req_client_err), 0);
+
+  /* while a batch runs, the monitor takes a gone job out of the queue within its sweep */
+  hold(1);
+  cap_t busy, left;
+  req_init(&busy);
+  req_init(&left);
+  submit(m, &busy, 1);
+  wait_running(1);
+  submit(m, &left, 1);
+  atomic_store(&left.gone, 1);
+  assert_int_equal(req_wait(&left, 3000), 499);
+  assert_int_equal(busy.status, 0); /* still running */
+  hold(0);
+  assert_int_equal(req_wait(&busy, 5000), 200);
+  assert_int_equal(atomic_load(&m->req_cancelled), 4);
   model_free(m);
 }
 
