@@ -15,7 +15,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: all deps build build-asan build-tsan fuzz demo serve test test-unit test-asan test-tsan \
         test-e2e test-compat bench \
-        bench-torchserve bench-pt2 compat clean format
+        bench-torchserve bench-pt2 compat soak clean format
 
 all: build
 
@@ -108,6 +108,13 @@ bench-pt2: demo
 bench-torchserve: build
 	bash scripts/install-torchserve.sh
 	$(PYTHON) bench/run_torchserve.py $(BUILD)
+
+# Soak and chaos ([11] part 16; not in make test): 30 minutes of mixed load with Python
+# workers killed and stopped; bench/RESULTS-soak.md and the soak section of RESULTS.md.
+# SOAK_SECONDS=120 for a short run.
+SOAK_SECONDS ?= 1800
+soak: demo
+	$(PYTHON) bench/soak.py --wick $(BUILD)/wick --demo $(DEMO) --seconds $(SOAK_SECONDS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cc')
