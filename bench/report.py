@@ -930,9 +930,17 @@ def main():
         L.append("Not measured in this run (server or binary missing, or it failed; see "
                  "`BUILD/bench/logs/`): " + ", ".join(missing) + ".")
 
+    # the soak section is written by bench/soak.py (make soak): carried over as it is
+    soak = ""
+    if os.path.exists(args.results):
+        old = open(args.results).read()
+        at = old.find("\n## Soak and chaos (make soak)\n")
+        if at >= 0:
+            end = old.find("\n## ", at + 1)
+            soak = old[at:] if end < 0 else old[at:end + 1]
     tmp = args.results + ".tmp"
     with open(tmp, "w") as f:
-        f.write("\n".join(L) + "\n")
+        f.write("\n".join(L) + "\n" + soak)
     os.replace(tmp, args.results)
 
 
