@@ -61,7 +61,8 @@ test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
 
 # ThreadSanitizer (not in make test): the unit tests, then the end-to-end tests whose
-# models are Python handlers (this build has no libtorch, which is not instrumented);
+# models are Python handlers (this build has no libtorch, which is not instrumented),
+# test_threads.py among them (scaling, unregistering, timeouts and the drain under load);
 # a race report makes the server exit 66, which fails the test.
 build-tsan: deps
 	@cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DWK_TSAN=ON -DWK_TORCH=OFF >/dev/null
@@ -71,7 +72,8 @@ test-tsan: build-tsan
 	cd $(BUILD_TSAN) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L unit
 	WICK_BIN=$(CURDIR)/$(BUILD_TSAN)/wick WICK_SANITIZED=1 TSAN_OPTIONS=halt_on_error=0 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e/test_torchserve_compat.py \
-	  tests/e2e/test_envelopes.py tests/e2e/test_python_handlers.py -k "not eager_cnn"
+	  tests/e2e/test_envelopes.py tests/e2e/test_python_handlers.py tests/e2e/test_threads.py \
+	  tests/e2e/test_cancellation.py -k "not eager_cnn"
 
 test-asan: build-asan
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L unit
