@@ -15,7 +15,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: all deps build build-asan build-tsan fuzz demo serve test test-unit test-asan test-tsan \
         test-e2e test-compat bench \
-        bench-torchserve bench-pt2 compat soak clean format
+        bench-torchserve bench-pt2 compat soak fuzz-long clean format
 
 all: build
 
@@ -110,6 +110,11 @@ bench-pt2: demo
 bench-torchserve: build
 	bash scripts/install-torchserve.sh
 	$(PYTHON) bench/run_torchserve.py $(BUILD)
+
+# Every fuzz target for 10 M executions or an hour ([11] part 12; hours, never in CI):
+# tests/fuzz/RESULTS-long.md, minimized corpora back into tests/fuzz/corpus/.
+fuzz-long: fuzz
+	bash scripts/fuzz-long.sh
 
 # Soak and chaos ([11] part 16; not in make test): 30 minutes of mixed load with Python
 # workers killed and stopped; bench/RESULTS-soak.md and the soak section of RESULTS.md.
