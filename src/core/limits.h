@@ -66,6 +66,9 @@
 #define WK_DEFAULT_IDLE_TIMEOUT_S 60
 /* Seconds a client may take to send one request, header and body together. */
 #define WK_DEFAULT_REQUEST_TIMEOUT_S 60
+/* Query arguments in one request line. libmicrohttpd 0.9.75 runs out of its connection
+ * memory near 480 and then answers nothing ([11] part 10): refused before that. */
+#define WK_MAX_QUERY_ARGS 256
 /* Open files kept back from the connection limit (models, Python workers, logs). */
 #define WK_FD_RESERVE 512
 /* The largest batchSize / batch_size: each worker holds a batch of that many requests, and

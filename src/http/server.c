@@ -375,9 +375,45 @@ static void set_waiting(wk_http_server_t *s, struct MHD_Connection *conn, int64_
   pthread_mutex_unlock(&s->conns_lock);
 }
 
+/* Arguments in uri's query (each '&'-separated piece, empty ones included). */
+static size_t query_args(const char *uri) {
+  const char *q = strchr(uri, '?');
+  if (q == NULL) return 0;
+  size_t n = 1;
+  for (q++; *q; q++)
+    if (*q == '&') n++;
+  return n;
+}
+
+/* A request line with more query arguments than WK_MAX_QUERY_ARGS. libmicrohttpd 0.9.75
+ * would run out of connection memory parsing them, log a 431 and send nothing, leaving the
+ * client to wait for request_timeout; it has not parsed them yet, so wick answers 414 on
+ * the socket itself (plain HTTP: nothing of this request was sent) and shuts the socket,
+ * which makes libmicrohttpd close the connection. Over TLS only the shutdown is possible. */
+static void refuse_query(wk_http_server_t *s, struct MHD_Connection *conn, size_t n) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (ci == NULL) return;
+  wk_log_warn("%s API: a request line with %zu query arguments (at most %d): refused", s->name,
+              n, WK_MAX_QUERY_ARGS);
+  if (s->tls_cert == NULL) {
+    char body[200], msg[400];
+    int blen = snprintf(body, sizeof body,
+                        "{\"code\": 414, \"type\": \"URITooLong\", \"message\": \"the query has %zu "
+                        "arguments; at most %d are read\"}\n",
+                        n, WK_MAX_QUERY_ARGS);
+    int mlen = snprintf(msg, sizeof msg,
+                        "HTTP/1.1 414 URI Too Long\r\nConnection: close\r\nContent-Type: "
+                        "application/json\r\nContent-Length: %d\r\n\r\n%s",
+                        blen, body);
+    if (mlen > 0 && (size_t)mlen < sizeof msg) (void)!send(ci->connect_fd, msg, (size_t)mlen, MSG_NOSIGNAL);
+  }
+  shutdown(ci->connect_fd, SHUT_RDWR);
+}
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
-  (void)uri;
   set_waiting(cls, conn, wk_now_us()); /* a request line: its deadline starts (again) */
+  size_t n = query_args(uri);
+  if (n > WK_MAX_QUERY_ARGS) refuse_query(cls, conn, n);
   return NULL;
 }
 
