@@ -59,6 +59,7 @@ typedef struct wk__job_s {
   char **headers;          /* Python: request headers, name and value alternating */
   size_t n_headers;        /* pairs */
   struct wk_oip_request_s *v2; /* KServe v2: the request (its inputs moved out), owned */
+  int64_t elements;        /* input elements, when the handler counts them (tensor); 0: not */
   /* the queue's */
   int64_t enqueued_us;
   int64_t deadline_us;

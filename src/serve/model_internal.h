@@ -75,6 +75,9 @@ struct wk_model_s {
   wk_manifest_t manifest;
   wk_model_config_t config;
   int batch_size, max_batch_delay_ms, response_timeout_s;
+  /* the most input elements one batch may hold (the handler's init sets it; 0: no bound):
+   * the batcher leaves a job for the next batch rather than go past it ([11] part 1) */
+  int64_t max_batch_elements;
   int loaded_at_startup;
   int startup_timeout_s; /* as described (TorchServe's startupTimeout) */
   int spin_us;

@@ -81,14 +81,21 @@ static int batchable(const wk_model_t *m, const wk__job_t *a, const wk__job_t *b
   return m->h->batchable == NULL || m->h->batchable(a, b);
 }
 
-/* Moves queued jobs that can join batch[0]'s batch into batch, up to cap. Lock held. */
+/* Moves queued jobs that can join batch[0]'s batch into batch, up to cap jobs and the
+ * model's max_batch_elements (a job that would go past it waits for the next batch; the
+ * first job of a batch always goes). Lock held. */
 static void gather(wk_model_t *m, wk__job_t **batch, size_t *n, size_t cap) {
   wk__job_t *prev = NULL, *j = m->head;
+  int64_t elements = 0;
+  for (size_t i = 0; i < *n; i++) elements += batch[i]->elements;
   while (j && *n < cap) {
     wk__job_t *next = j->next;
-    if (*n == 0 || batchable(m, batch[0], j)) {
+    int fits = *n == 0 || m->max_batch_elements <= 0 ||
+               elements + j->elements <= m->max_batch_elements;
+    if (*n == 0 || (fits && batchable(m, batch[0], j))) {
       unlink_job(m, prev, j);
       batch[(*n)++] = j;
+      elements += j->elements;
     } else {
       prev = j;
     }

@@ -9,6 +9,7 @@
 
 #include "core/buf.h"
 #include "core/limits.h"
+#include "archive/model_config.h"
 #include "core/log.h"
 #include "serve/native.h"
 #include "serve/v2_encode.h"
@@ -16,13 +17,49 @@
 
 typedef struct {
   wk__native_t native; /* first: WK__NATIVE */
+  int64_t max_request_elements; /* wick.max_request_elements */
 } state_t;
+
+/* [11] part 1: what one request and one batch may bring, in input elements (all of a
+ * request's tensors together), unless wick.max_request_elements / max_batch_elements say:
+ * 4 Mi per request (16 MB of float32, more than a default-sized JSON or v2 body holds) and
+ * 16 Mi per batch (64 MB), or one request's worth when that is more. */
+#define DEFAULT_MAX_REQUEST_ELEMENTS (1LL << 22)
+#define DEFAULT_MAX_BATCH_ELEMENTS (1LL << 24)
+
+static int positive(const wk_model_t *m, const char *key, int64_t dflt, int64_t *out, wk_err_t *err) {
+  const wk_yaml_t *wick = m->config.root ? wk_yaml_get(m->config.root, "wick") : NULL;
+  const wk_yaml_t *v = wick ? wk_yaml_get(wick, key) : NULL;
+  long long n = dflt;
+  if (v && (wk_yaml_as_int(v, &n) != 0 || n < 1))
+    return wk_err(err, WK_EINVAL, "wick.%s: expected a positive integer (input elements)", key);
+  *out = n;
+  return 0;
+}
 
 static int init(wk_model_t *m, const wk_model_load_opts_t *o, wk_err_t *err) {
   state_t *s = calloc(1, sizeof *s);
   if (s == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
   m->hstate = s;
+  int64_t per_batch;
+  int rc = positive(m, "max_request_elements", DEFAULT_MAX_REQUEST_ELEMENTS, &s->max_request_elements, err);
+  if (rc == 0) rc = positive(m, "max_batch_elements", DEFAULT_MAX_BATCH_ELEMENTS, &per_batch, err);
+  if (rc != 0) return rc;
+  m->max_batch_elements = per_batch > s->max_request_elements ? per_batch : s->max_request_elements;
   return wk__native_load(m, o, &s->native, err);
+}
+
+/* Counts j's input elements; WK_ETOOBIG (413) past wick.max_request_elements. */
+static int count_elements(const wk_model_t *m, wk__job_t *j, wk_err_t *err) {
+  const state_t *s = m->hstate;
+  j->elements = 0;
+  for (size_t i = 0; i < j->inputs.count; i++) j->elements += wk_tensor_numel(&j->inputs.tensors[i]);
+  if (j->elements > s->max_request_elements)
+    return wk_err(err, WK_ETOOBIG,
+                  "the request's inputs hold %lld elements; this model takes at most %lld per "
+                  "request (wick.max_request_elements)",
+                  (long long)j->elements, (long long)s->max_request_elements);
+  return 0;
 }
 
 static void free_state(wk_model_t *m) {
@@ -76,6 +113,7 @@ static int order_named_inputs(wk_model_t *m, wk_json_inputs_t *in, char *msg, si
 static int parse(wk_model_t *m, wk__job_t *j, const wk_request_t *r, wk_err_t *err) {
   int rc = wk_json_parse_inputs(r->body, r->body_len, &j->inputs, err);
   if (rc == 0) rc = order_named_inputs(m, &j->inputs, err->msg, sizeof err->msg);
+  if (rc == 0) rc = count_elements(m, j, err);
   return rc;
 }
 
@@ -132,6 +170,7 @@ static int parse_v2(wk_model_t *m, wk__job_t *j, wk_oip_request_t *r, wk_err_t *
       rc = wk_err(err, WK_EINVAL, "no input for forward() argument '%s' (INPUT__%zu)",
                   wk_torch_arg_name(WK__NATIVE(m)->torch, a), a);
   j->inputs.count = nargs <= WK_MAX_NAMED_INPUTS ? nargs : 0; /* freed with the job */
+  if (rc == 0) rc = count_elements(m, j, err);
   return rc;
 }
 

@@ -98,3 +98,47 @@ def test_the_element_bound_and_the_other_routes(srv):
     good, _ = fashion_test_images(1)
     assert srv.infer("POST", "/predictions/anysize", good[0]).status == 200
     assert srv.infer("GET", "/ping").status == 200
+
+
+def test_tensor_models_bound_elements_per_request_and_per_batch(serve, tmp_path):
+    """The same bound for JSON and v2 tensors: wick.max_request_elements per request (413,
+    naming both numbers, on every route), wick.max_batch_elements per batch (a request that
+    would take a batch past it waits for the next one; every request is answered)."""
+    import concurrent.futures as cf
+
+    import torch
+
+    from models import MLP, save_script
+    from v2client import request as v2_request
+
+    store = tmp_path / "store"
+    store.mkdir()
+    module = save_script(MLP, tmp_path / "mlp.pt")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("minWorkers: 1\nbatchSize: 8\nmaxBatchDelay: 50\n"
+                   "wick:\n  max_request_elements: 64\n  max_batch_elements: 96\n")
+    pack(store, "mlp", tmp_path / "mlp.pt", config=cfg)
+    s = serve("--model-store", store, "--models", "mlp=mlp.mar")
+    rows = lambda n: [[0.25] * 16 for _ in range(n)]  # noqa: E731
+    r = s.infer("POST", "/predictions/mlp", json.dumps({"data": rows(5)}), {"Content-Type": "application/json"})
+    assert r.status == 413, r
+    assert "80 elements" in r.json()["message"] and "at most 64" in r.json()["message"], r
+    assert "wick.max_request_elements" in r.json()["message"], r
+    r = s.infer("POST", "/v1/models/mlp:predict", json.dumps({"instances": rows(5)}),
+                {"Content-Type": "application/json"})
+    assert r.status == 413, r
+    body, hdrs = v2_request([("INPUT__0", torch.full((5, 16), 0.25))], binary_inputs=True)
+    r = s.infer("POST", "/v2/models/mlp/infer", body, hdrs)
+    assert r.status == 413 and "at most 64" in r.json()["error"], r
+    # four rows (64 elements) are fine; at most one such request fits a batch of 96
+    with cf.ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda i: s.infer("POST", "/predictions/mlp", json.dumps({"data": rows(4)}),
+                                                  {"Content-Type": "application/json"}), range(8)))
+    want = module(torch.tensor(rows(4)))
+    for r in replies:
+        assert r.status == 200, r
+        assert torch.allclose(torch.tensor(r.json()), want, atol=1e-6)
+    m = s.metrics().body.decode()
+    count = float(next(l.split()[-1] for l in m.splitlines() if l.startswith("wick_batch_size_count{")))
+    total = float(next(l.split()[-1] for l in m.splitlines() if l.startswith("wick_batch_size_sum{")))
+    assert total == 8 and count == 8, m  # never two 64-element requests in one batch

@@ -545,6 +545,39 @@ static void test_queued_jobs_whose_client_went_never_run(void **state) {
   model_free(m);
 }
 
+/* [11] part 1: a batch holds at most max_batch_elements input elements (a job past it waits
+ * for the next batch; a lone job bigger than the bound still runs, alone). */
+static void test_batches_stop_at_max_batch_elements(void **state) {
+  (void)state;
+  wk_model_t *m = model_new(8, 200, 10, 20);
+  m->max_batch_elements = 10;
+  wk_err_t err = {{0}};
+  assert_int_equal(wk__pool_start(m, 1, &err), 0);
+  hold(1);
+  cap_t first, r[5];
+  req_init(&first);
+  submit(m, &first, 1);
+  wait_running(1);
+  int64_t elems[5] = {4, 4, 4, 4, 30};
+  for (int i = 0; i < 5; i++) {
+    req_init(&r[i]);
+    wk__job_t *j = calloc(1, sizeof *j);
+    j->sink = &r[i].sink;
+    j->target = 1;
+    j->elements = elems[i];
+    j->enqueued_us = wk_now_us();
+    j->deadline_us = j->enqueued_us + 10 * 1000000LL;
+    wk__pool_submit(m, j);
+  }
+  hold(0);
+  for (int i = 0; i < 5; i++) assert_int_equal(req_wait(&r[i], 5000), 200);
+  assert_int_equal(g_fake.batches, 4); /* first; 4+4; 4+4; 30 alone */
+  assert_int_equal(g_fake.sizes[1], 2);
+  assert_int_equal(g_fake.sizes[2], 2);
+  assert_int_equal(g_fake.sizes[3], 1);
+  model_free(m);
+}
+
 static void test_synchronous_scale_down_waits_for_the_running_batch(void **state) {
   (void)state;
   wk_model_t *m = model_new(1, 0, 30, 10);
@@ -575,6 +608,7 @@ int main(void) {
       cmocka_unit_test(test_a_job_that_times_out_in_the_queue_never_runs),
       cmocka_unit_test(test_synchronous_scale_down_waits_for_the_running_batch),
       cmocka_unit_test(test_queued_jobs_whose_client_went_never_run),
+      cmocka_unit_test(test_batches_stop_at_max_batch_elements),
       cmocka_unit_test(test_explanations_run_alone_or_get_501),
       cmocka_unit_test(test_metrics_are_recorded_around_each_batch),
   };
