@@ -68,10 +68,15 @@ static void ping_visit(wk_model_t *const *models, const int *is_default, size_t 
     if (!wk_model_healthy(models[i], why, sizeof why)) *(int *)ud = 0;
 }
 
-void wk_api_ping(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
-  (void)a;
+int wk_api_healthy(wk_api_t *api) {
   int healthy = 1;
   wk_registry_visit(api->registry, ping_visit, &healthy);
+  return healthy;
+}
+
+void wk_api_ping(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  (void)a;
+  int healthy = wk_api_healthy(api);
   const char *body = healthy ? "{\n  \"status\": \"Healthy\"\n}\n" : "{\n  \"status\": \"Unhealthy\"\n}\n";
   wk_http_reply_json(req, healthy ? 200 : 500, body, strlen(body));
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/grpc_api.h"
 #include "archive/archive.h"
 #include "backend/torch.h"
 #include "cli/daemon.h"
@@ -377,6 +378,38 @@ static int setup_security(const wk_config_t *cfg, wk_auth_t **auth, char **cert,
   return 0;
 }
 
+/* TorchServe's gRPC ports ([12]): grpc_<which>_address (loopback) and grpc_<which>_port
+ * (7070, 7071). Unlike the HTTP ports a port that is taken is not fatal: the error names it
+ * and the key that moves it, and HTTP is served without that gRPC service. */
+static wk_grpc_server_t *start_grpc(const wk_config_t *cfg, wk_api_t *api, const char *which,
+                                    int dflt_port, const wk_grpc_method_t *methods, size_t n) {
+  char key[64], name[64];
+  snprintf(key, sizeof key, "grpc_%s_port", which);
+  const char *v = wk_props_get(&cfg->props, key);
+  char *end = NULL;
+  long port = v ? strtol(v, &end, 10) : dflt_port;
+  if (v && (end == v || *end != '\0' || port < 0 || port > 65535)) {
+    wk_log_error("%s: expected a port number, got '%s'; gRPC %s is off", key, v, which);
+    return NULL;
+  }
+  snprintf(key, sizeof key, "grpc_%s_address", which);
+  const char *host = wk_props_get(&cfg->props, key);
+  if (host == NULL || *host == '\0') host = "127.0.0.1";
+  if (strncmp(host, "http://", 7) == 0) host += 7;
+  snprintf(name, sizeof name, "gRPC %s API", which);
+  wk_grpc_opts_t o = {.name = name, .host = host, .port = (int)port,
+                      .max_request = (size_t)cfg->max_request_size, .methods = methods,
+                      .n_methods = n, .ud = api};
+  wk_grpc_server_t *srv = NULL;
+  wk_err_t err = {{0}};
+  if (wk_grpc_server_start(&o, &srv, &err) != 0) {
+    wk_log_error("%s (set grpc_%s_port to move it); serving without it", err.msg, which);
+    return NULL;
+  }
+  wk_log_info("%s listening on %s:%d", name, host, wk_grpc_server_port(srv));
+  return srv;
+}
+
 static void drain_visit(wk_model_t *const *models, const int *is_default, size_t n, void *ud) {
   (void)is_default;
   int64_t deadline = *(const int64_t *)ud;
@@ -539,6 +572,14 @@ int wk_cmd_serve(int argc, char **argv) {
     wk_log_info("%s API listening on %s", names[i], addrs[i]);
   }
 
+  wk_grpc_server_t *grpc[2] = {NULL, NULL};
+  if (exit_code == 0) {
+    grpc[0] = start_grpc(&cfg, &api, "inference", 7070, wk_grpc_inference_methods,
+                         wk_grpc_inference_n_methods);
+    grpc[1] = start_grpc(&cfg, &api, "management", 7071, wk_grpc_management_methods,
+                         wk_grpc_management_n_methods);
+  }
+
   if (exit_code == 0) {
     wk_log_info("wick %s ready", WK_VERSION);
     wk_daemon_ready();
@@ -546,10 +587,11 @@ int wk_cmd_serve(int argc, char **argv) {
     sigwait(&set, &sig);
     wk_log_info("received %s: answering pending requests and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
   }
-  wk_api_shutdown(&api); /* from here new requests get 503 */
+  wk_api_shutdown(&api); /* from here new requests get 503 (gRPC: UNAVAILABLE) */
   if (exit_code == 0) drain_models(reg, &cfg);
   wk_registry_free(reg); /* answers what is still queued with 503, joins workers */
   for (int i = 0; i < 3; i++) wk_http_server_stop(api.servers[i]);
+  for (int i = 0; i < 2; i++) wk_grpc_server_stop(grpc[i]);
   wk_api_destroy(&api);
   wk_auth_free(auth); /* removes key_file.json */
   if (tls_key) memset(tls_key, 0, strlen(tls_key));

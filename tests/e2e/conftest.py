@@ -68,12 +68,15 @@ class Server:
     """A running `wick serve`; stop() sends SIGTERM and returns the exit code."""
 
     def __init__(self, args, log_path, env=None, cwd=None):
-        self.ports = {"inference": free_port(), "management": free_port(), "metrics": free_port()}
+        self.ports = {"inference": free_port(), "management": free_port(), "metrics": free_port(),
+                      "grpc_inference": free_port(), "grpc_management": free_port()}
         self.log_path = log_path
         cmd = [WICK, "serve",
                "--inference_address", f"http://127.0.0.1:{self.ports['inference']}",
                "--management_address", f"http://127.0.0.1:{self.ports['management']}",
-               "--metrics_address", f"http://127.0.0.1:{self.ports['metrics']}"] + list(args)
+               "--metrics_address", f"http://127.0.0.1:{self.ports['metrics']}",
+               "--grpc_inference_port", str(self.ports["grpc_inference"]),
+               "--grpc_management_port", str(self.ports["grpc_management"])] + list(args)
         self.log = open(log_path, "wb")
         full_env = dict(os.environ)
         full_env.update(env or {})

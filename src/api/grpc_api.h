@@ -1,0 +1,19 @@
+/* The gRPC services on top of the gRPC transport (grpc/server.h): TorchServe's inference
+ * service on grpc_inference_port, its management service on grpc_management_port ([12]).
+ * Each is a method table whose functions decode the protobuf request, do what the HTTP
+ * route of the same name does, and answer with the protobuf reply or a gRPC status. */
+#ifndef WK_API_GRPC_API_H
+#define WK_API_GRPC_API_H
+
+#include <stddef.h>
+
+#include "api/api.h"
+#include "grpc/server.h"
+
+/* The methods of each port; their ud is the wk_api_t. */
+extern const wk_grpc_method_t wk_grpc_inference_methods[];
+extern const size_t wk_grpc_inference_n_methods;
+extern const wk_grpc_method_t wk_grpc_management_methods[];
+extern const size_t wk_grpc_management_n_methods;
+
+#endif

@@ -1,0 +1,571 @@
+/* gRPC over HTTP/2 on nghttp2 (see server.h). A connection's thread owns its nghttp2
+ * session: it reads the socket into nghttp2, which calls back with headers and data per
+ * stream; when a request stream ends, its one message is handed to the method. Answers
+ * come back on the connection's ready list (any thread; an eventfd wakes the loop) and
+ * are submitted there: HEADERS, one length-prefixed DATA message, trailers with
+ * grpc-status; a failure is a trailers-only response. */
+#include "grpc/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+
+#define MAX_METADATA 64
+#define MAX_STREAMS 128 /* SETTINGS_MAX_CONCURRENT_STREAMS we announce */
+
+typedef struct conn_s conn_t;
+
+struct wk_grpc_call_s {
+  conn_t *conn;
+  int32_t stream_id;
+  int refs;        /* the stream's (until nghttp2 closes it) and the method's (until answered) */
+  int stream_open; /* connection thread only */
+  /* the request */
+  char path[256];
+  char *content_type;
+  char *md_name[MAX_METADATA], *md_value[MAX_METADATA];
+  size_t n_md;
+  wk_buf_t body;
+  int too_big;
+  /* the answer */
+  int status;      /* WK_GRPC_* */
+  char *message;   /* grpc-message, percent-encoded; NULL when none */
+  uint8_t *out;    /* the length-prefixed reply message; NULL for a failure */
+  size_t out_len, out_off;
+  char status_text[12];
+  struct wk_grpc_call_s *next;      /* on the connection's ready list */
+  struct wk_grpc_call_s *all_next;  /* on the connection's list of open streams */
+};
+
+struct conn_s {
+  wk_grpc_server_t *srv;
+  int fd, efd;
+  nghttp2_session *session;
+  pthread_mutex_t lock;
+  int refs;               /* the thread's and one per call */
+  int closing;            /* the thread has stopped: answers are dropped */
+  wk_grpc_call_t *ready;  /* answered, waiting to be submitted */
+  wk_grpc_call_t *open;   /* streams nghttp2 still holds (connection thread) */
+  conn_t *next;
+};
+
+struct wk_grpc_server_s {
+  wk_grpc_opts_t opts;
+  char name[64];
+  int lfd, port;
+  pthread_t acceptor;
+  _Atomic int stopping;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  conn_t *conns;
+};
+
+/* ---- calls and connections: reference counts ---- */
+
+static void conn_unref(conn_t *c) {
+  pthread_mutex_lock(&c->lock);
+  int left = --c->refs;
+  pthread_mutex_unlock(&c->lock);
+  if (left > 0) return;
+  pthread_mutex_destroy(&c->lock);
+  free(c);
+}
+
+static void call_unref(wk_grpc_call_t *k) {
+  conn_t *c = k->conn;
+  pthread_mutex_lock(&c->lock);
+  int left = --k->refs;
+  pthread_mutex_unlock(&c->lock);
+  if (left > 0) return;
+  free(k->content_type);
+  for (size_t i = 0; i < k->n_md; i++) {
+    free(k->md_name[i]);
+    free(k->md_value[i]);
+  }
+  wk_buf_destroy(&k->body);
+  free(k->message);
+  free(k->out);
+  free(k);
+  conn_unref(c);
+}
+
+/* Hands an answered call to its connection's thread (or drops it when the connection has
+ * gone). Any thread. */
+static void post(wk_grpc_call_t *k) {
+  conn_t *c = k->conn;
+  pthread_mutex_lock(&c->lock);
+  int dead = c->closing;
+  if (!dead) {
+    k->next = c->ready;
+    c->ready = k;
+  }
+  pthread_mutex_unlock(&c->lock);
+  if (dead) {
+    call_unref(k);
+    return;
+  }
+  uint64_t one = 1;
+  (void)!write(c->efd, &one, sizeof one);
+}
+
+/* ---- answers ---- */
+
+/* grpc-message is percent-encoded: bytes outside printable ASCII, and '%'. */
+static char *percent_encode(const char *s) {
+  size_t n = strlen(s);
+  char *out = malloc(n * 3 + 1), *p = out;
+  if (out == NULL) return NULL;
+  for (const unsigned char *q = (const unsigned char *)s; *q; q++) {
+    if (*q >= 0x20 && *q < 0x7f && *q != '%') *p++ = (char)*q;
+    else p += sprintf(p, "%%%02X", *q);
+  }
+  *p = '\0';
+  return out;
+}
+
+void wk_grpc_reply(wk_grpc_call_t *k, const void *msg, size_t len) {
+  k->out = malloc(len + 5);
+  if (k->out == NULL) {
+    wk_grpc_fail(k, WK_GRPC_RESOURCE_EXHAUSTED, "out of memory for the reply");
+    return;
+  }
+  k->out[0] = 0; /* not compressed */
+  uint32_t be = htonl((uint32_t)len);
+  memcpy(k->out + 1, &be, 4);
+  if (len) memcpy(k->out + 5, msg, len);
+  k->out_len = len + 5;
+  k->status = WK_GRPC_OK;
+  post(k);
+}
+
+void wk_grpc_fail(wk_grpc_call_t *k, int code, const char *message) {
+  free(k->out);
+  k->out = NULL;
+  k->status = code;
+  k->message = message ? percent_encode(message) : NULL;
+  post(k);
+}
+
+const char *wk_grpc_call_metadata(const wk_grpc_call_t *k, const char *name) {
+  for (size_t i = 0; i < k->n_md; i++)
+    if (strcmp(k->md_name[i], name) == 0) return k->md_value[i];
+  return NULL;
+}
+
+#define NV(n, v)                                                                                   \
+  { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE }
+
+static ssize_t read_reply(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
+                          uint32_t *data_flags, nghttp2_data_source *source, void *user_data) {
+  (void)user_data;
+  wk_grpc_call_t *k = source->ptr;
+  size_t n = k->out_len - k->out_off;
+  if (n > length) n = length;
+  memcpy(buf, k->out + k->out_off, n);
+  k->out_off += n;
+  if (k->out_off == k->out_len) {
+    /* the trailers end the stream */
+    *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    nghttp2_nv trailers[] = {NV("grpc-status", "0")};
+    if (nghttp2_submit_trailer(session, stream_id, trailers, 1) != 0)
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+  return (ssize_t)n;
+}
+
+/* Submits k's answer on the connection's thread; drops the method's reference. */
+static void submit(conn_t *c, wk_grpc_call_t *k) {
+  if (k->stream_open) {
+    if (k->status == WK_GRPC_OK) {
+      nghttp2_nv hdrs[] = {NV(":status", "200"), NV("content-type", "application/grpc")};
+      nghttp2_data_provider prd = {.source.ptr = k, .read_callback = read_reply};
+      nghttp2_submit_response(c->session, k->stream_id, hdrs, 2, &prd);
+    } else {
+      snprintf(k->status_text, sizeof k->status_text, "%d", k->status);
+      nghttp2_nv hdrs[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
+                           NV("grpc-status", k->status_text), NV("grpc-message", k->message ? k->message : "")};
+      nghttp2_submit_response(c->session, k->stream_id, hdrs, k->message ? 4 : 3, NULL);
+    }
+  }
+  call_unref(k);
+}
+
+/* ---- nghttp2 callbacks: the request side ---- */
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
+  conn_t *c = user_data;
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  wk_grpc_call_t *k = calloc(1, sizeof *k);
+  if (k == NULL) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  k->conn = c;
+  k->stream_id = frame->hd.stream_id;
+  k->refs = 1;
+  k->stream_open = 1;
+  pthread_mutex_lock(&c->lock);
+  c->refs++;
+  pthread_mutex_unlock(&c->lock);
+  k->all_next = c->open;
+  c->open = k;
+  nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, k);
+  return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user_data) {
+  (void)flags, (void)user_data;
+  wk_grpc_call_t *k = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  if (k == NULL) return 0;
+  if (namelen == 5 && memcmp(name, ":path", 5) == 0) {
+    snprintf(k->path, sizeof k->path, "%.*s", (int)valuelen, (const char *)value);
+  } else if (namelen == 12 && memcmp(name, "content-type", 12) == 0) {
+    free(k->content_type);
+    k->content_type = strndup((const char *)value, valuelen);
+  } else if (name[0] != ':' && k->n_md < MAX_METADATA) {
+    k->md_name[k->n_md] = strndup((const char *)name, namelen);
+    k->md_value[k->n_md] = strndup((const char *)value, valuelen);
+    if (k->md_name[k->n_md] && k->md_value[k->n_md]) k->n_md++;
+  }
+  return 0;
+}
+
+static int on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data,
+                   size_t len, void *user_data) {
+  (void)flags;
+  conn_t *c = user_data;
+  wk_grpc_call_t *k = nghttp2_session_get_stream_user_data(session, stream_id);
+  if (k == NULL || k->too_big) return 0;
+  if (k->body.len + len > c->srv->opts.max_request + 5) {
+    k->too_big = 1;
+    wk_buf_destroy(&k->body);
+    return 0;
+  }
+  if (wk_buf_append(&k->body, data, len) != 0) k->too_big = 1;
+  return 0;
+}
+
+static int lookup(const wk_grpc_server_t *s, const char *path) {
+  for (size_t i = 0; i < s->opts.n_methods; i++)
+    if (strcmp(s->opts.methods[i].path, path) == 0) return (int)i;
+  return -1;
+}
+
+/* The request stream ended: checks it and calls its method (which now holds a reference). */
+static void dispatch(conn_t *c, wk_grpc_call_t *k) {
+  wk_grpc_server_t *s = c->srv;
+  pthread_mutex_lock(&c->lock);
+  k->refs++; /* the method's */
+  pthread_mutex_unlock(&c->lock);
+  char msg[400];
+  if (k->content_type == NULL || strncasecmp(k->content_type, "application/grpc", 16) != 0 ||
+      (k->content_type[16] != '\0' && k->content_type[16] != '+' && k->content_type[16] != ';')) {
+    /* not gRPC: plain HTTP's answer, as the gRPC spec asks */
+    nghttp2_nv hdrs[] = {NV(":status", "415")};
+    nghttp2_submit_response(c->session, k->stream_id, hdrs, 1, NULL);
+    call_unref(k);
+    return;
+  }
+  if (k->too_big) {
+    snprintf(msg, sizeof msg, "the request message is larger than the limit (max_request_size) of %zu bytes",
+             s->opts.max_request);
+    wk_grpc_fail(k, WK_GRPC_RESOURCE_EXHAUSTED, msg);
+    return;
+  }
+  const uint8_t *b = (const uint8_t *)k->body.data;
+  size_t n = k->body.len, mlen = 0;
+  if (n >= 5) {
+    uint32_t be;
+    memcpy(&be, b + 1, 4);
+    mlen = ntohl(be);
+  }
+  if (n < 5 || mlen != n - 5) {
+    snprintf(msg, sizeof msg,
+             n < 5 ? "a unary call needs one request message; %zu bytes came"
+                   : "a unary call takes one length-prefixed message; %zu bytes came",
+             n);
+    wk_grpc_fail(k, n < 5 ? WK_GRPC_INTERNAL : WK_GRPC_INVALID_ARGUMENT, msg);
+    return;
+  }
+  if (b[0] != 0) {
+    wk_grpc_fail(k, WK_GRPC_UNIMPLEMENTED, "compressed messages are not supported; send grpc-encoding identity");
+    return;
+  }
+  int m = lookup(s, k->path);
+  if (m < 0) {
+    snprintf(msg, sizeof msg, "%s has no method %.200s", s->name, k->path);
+    wk_grpc_fail(k, WK_GRPC_UNIMPLEMENTED, msg);
+    return;
+  }
+  s->opts.methods[m].fn(k, b + 5, mlen, s->opts.ud);
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
+  conn_t *c = user_data;
+  if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+    wk_grpc_call_t *k = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (k) dispatch(c, k);
+  }
+  return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
+                           void *user_data) {
+  (void)error_code;
+  conn_t *c = user_data;
+  wk_grpc_call_t *k = nghttp2_session_get_stream_user_data(session, stream_id);
+  if (k == NULL) return 0;
+  nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+  k->stream_open = 0;
+  for (wk_grpc_call_t **p = &c->open; *p; p = &(*p)->all_next) {
+    if (*p == k) {
+      *p = k->all_next;
+      break;
+    }
+  }
+  call_unref(k); /* the stream's */
+  return 0;
+}
+
+/* ---- a connection's thread ---- */
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+static int flush(conn_t *c) {
+  for (;;) {
+    const uint8_t *data;
+    ssize_t n = nghttp2_session_mem_send(c->session, &data);
+    if (n < 0) return -1;
+    if (n == 0) return 0;
+    if (write_all(c->fd, data, (size_t)n) != 0) return -1;
+  }
+}
+
+static void drain_ready(conn_t *c) {
+  uint64_t v;
+  (void)!read(c->efd, &v, sizeof v);
+  pthread_mutex_lock(&c->lock);
+  wk_grpc_call_t *list = c->ready;
+  c->ready = NULL;
+  pthread_mutex_unlock(&c->lock);
+  /* oldest first */
+  wk_grpc_call_t *rev = NULL;
+  while (list) {
+    wk_grpc_call_t *next = list->next;
+    list->next = rev;
+    rev = list;
+    list = next;
+  }
+  while (rev) {
+    wk_grpc_call_t *next = rev->next;
+    submit(c, rev);
+    rev = next;
+  }
+}
+
+static void *conn_main(void *arg) {
+  conn_t *c = arg;
+  wk_grpc_server_t *s = c->srv;
+  nghttp2_session_callbacks *cb;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+  int ok = nghttp2_session_server_new(&c->session, cb, c) == 0;
+  nghttp2_session_callbacks_del(cb);
+  if (ok) {
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS}};
+    ok = nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 1) == 0;
+  }
+  uint8_t *in = malloc(1 << 16);
+  while (ok && in && !atomic_load(&s->stopping)) {
+    if (flush(c) != 0) break;
+    if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) break;
+    struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = c->efd, .events = POLLIN}};
+    int n = poll(p, 2, 1000);
+    if (n < 0 && errno != EINTR) break;
+    if (n <= 0) continue;
+    if (p[1].revents & POLLIN) drain_ready(c);
+    if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t got = recv(c->fd, in, 1 << 16, 0);
+      if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (got <= 0) break;
+      if (nghttp2_session_mem_recv(c->session, in, (size_t)got) < 0) break;
+    }
+  }
+  free(in);
+  /* answers still to come go nowhere; the streams nghttp2 held are closed */
+  pthread_mutex_lock(&c->lock);
+  c->closing = 1;
+  wk_grpc_call_t *ready = c->ready;
+  c->ready = NULL;
+  pthread_mutex_unlock(&c->lock);
+  while (ready) {
+    wk_grpc_call_t *next = ready->next;
+    call_unref(ready);
+    ready = next;
+  }
+  while (c->open) {
+    wk_grpc_call_t *k = c->open;
+    c->open = k->all_next;
+    k->stream_open = 0;
+    call_unref(k);
+  }
+  if (c->session) nghttp2_session_del(c->session);
+  close(c->fd);
+  close(c->efd);
+  pthread_mutex_lock(&s->lock);
+  for (conn_t **pp = &s->conns; *pp; pp = &(*pp)->next) {
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
+  }
+  pthread_cond_broadcast(&s->cond);
+  pthread_mutex_unlock(&s->lock);
+  conn_unref(c);
+  return NULL;
+}
+
+/* ---- the server ---- */
+
+static void *accept_main(void *arg) {
+  wk_grpc_server_t *s = arg;
+  while (!atomic_load(&s->stopping)) {
+    int fd = accept(s->lfd, NULL, NULL);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (atomic_load(&s->stopping)) break;
+      if (errno == EMFILE || errno == ENFILE) usleep(100000);
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct timeval tv = {.tv_sec = 30};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    conn_t *c = calloc(1, sizeof *c);
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    pthread_t t;
+    pthread_attr_t attr;
+    if (c == NULL || efd < 0 || pthread_attr_init(&attr) != 0) {
+      free(c);
+      if (efd >= 0) close(efd);
+      close(fd);
+      continue;
+    }
+    c->srv = s;
+    c->fd = fd;
+    c->efd = efd;
+    c->refs = 1;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&s->lock);
+    c->next = s->conns;
+    s->conns = c;
+    int rc = pthread_create(&t, &attr, conn_main, c);
+    if (rc != 0) s->conns = c->next;
+    pthread_mutex_unlock(&s->lock);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+      close(fd);
+      close(efd);
+      pthread_mutex_destroy(&c->lock);
+      free(c);
+    }
+  }
+  return NULL;
+}
+
+int wk_grpc_server_start(const wk_grpc_opts_t *opts, wk_grpc_server_t **out, wk_err_t *err) {
+  wk_grpc_server_t *s = calloc(1, sizeof *s);
+  if (s == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  s->opts = *opts;
+  snprintf(s->name, sizeof s->name, "%s", opts->name ? opts->name : "gRPC");
+  pthread_mutex_init(&s->lock, NULL);
+  pthread_cond_init(&s->cond, NULL);
+  struct sockaddr_storage ss = {0};
+  socklen_t slen;
+  int family = strchr(opts->host, ':') ? AF_INET6 : AF_INET;
+  const char *h = strcmp(opts->host, "localhost") == 0 ? "127.0.0.1" : opts->host;
+  if (family == AF_INET6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)opts->port);
+    slen = sizeof *a;
+    if (inet_pton(AF_INET6, h, &a->sin6_addr) != 1) goto bad_address;
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)opts->port);
+    slen = sizeof *a;
+    if (inet_pton(AF_INET, h, &a->sin_addr) != 1) goto bad_address;
+  }
+  s->lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (s->lfd < 0 || setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      bind(s->lfd, (struct sockaddr *)&ss, slen) != 0 || listen(s->lfd, 1024) != 0) {
+    int e = errno;
+    if (s->lfd >= 0) close(s->lfd);
+    free(s);
+    return wk_err(err, WK_EIO, "%s: cannot listen on %s:%d: %s", opts->name, opts->host, opts->port,
+                  strerror(e));
+  }
+  struct sockaddr_storage bound;
+  socklen_t blen = sizeof bound;
+  getsockname(s->lfd, (struct sockaddr *)&bound, &blen);
+  s->port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                     : ((struct sockaddr_in *)&bound)->sin_port);
+  if (pthread_create(&s->acceptor, NULL, accept_main, s) != 0) {
+    close(s->lfd);
+    free(s);
+    return wk_err(err, WK_EINTERNAL, "%s: cannot start its thread", opts->name);
+  }
+  *out = s;
+  return 0;
+bad_address:
+  free(s);
+  return wk_err(err, WK_EINVAL, "%s address: '%s' is not an IP address", opts->name, opts->host);
+}
+
+int wk_grpc_server_port(const wk_grpc_server_t *s) { return s->port; }
+
+void wk_grpc_server_stop(wk_grpc_server_t *s) {
+  if (s == NULL) return;
+  atomic_store(&s->stopping, 1);
+  shutdown(s->lfd, SHUT_RDWR);
+  pthread_join(s->acceptor, NULL);
+  close(s->lfd);
+  pthread_mutex_lock(&s->lock);
+  for (conn_t *c = s->conns; c; c = c->next) shutdown(c->fd, SHUT_RDWR); /* wakes its poll */
+  while (s->conns) pthread_cond_wait(&s->cond, &s->lock);
+  pthread_mutex_unlock(&s->lock);
+  pthread_mutex_destroy(&s->lock);
+  pthread_cond_destroy(&s->cond);
+  free(s);
+}
