@@ -1,10 +1,17 @@
-/* TorchServe's gRPC services (see grpc_api.h). So far: Ping ([12] part 1); the other
+/* TorchServe's gRPC services (see grpc_api.h). So far: Ping and Predictions; the other
  * methods of both services answer UNIMPLEMENTED, saying that they are not built yet. */
 #include "api/grpc_api.h"
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "core/buf.h"
+#include "serve/model.h"
+#include "serve/registry.h"
+#include "serve/sink.h"
 
 #include "google/protobuf/empty.pb-c.h"
 #include "inference.pb-c.h"
@@ -45,6 +52,142 @@ static void ping(wk_grpc_call_t *call, const uint8_t *msg, size_t len, void *ud)
   wk_grpc_reply(call, buf, n);
 }
 
+/* ---- Predictions: a request for a model's queue, answered through a sink ---- */
+
+typedef struct {
+  wk_sink_t sink; /* first */
+  wk_grpc_call_t *call;
+  int retry_after; /* the queue was full (Retry-After came with the 503) */
+} grpc_sink_t;
+
+/* TorchServe's gRPC status for an HTTP status: a full queue is RESOURCE_EXHAUSTED, other
+ * 503s UNAVAILABLE. */
+static int grpc_code(int status, int queue_full) {
+  switch (status) {
+  case 400: return WK_GRPC_INVALID_ARGUMENT;
+  case 401: return WK_GRPC_UNAUTHENTICATED;
+  case 403: return WK_GRPC_PERMISSION_DENIED;
+  case 404: return WK_GRPC_NOT_FOUND;
+  case 409: return WK_GRPC_ALREADY_EXISTS;
+  case 413:
+  case 429:
+  case 507: return WK_GRPC_RESOURCE_EXHAUSTED;
+  case 499: return WK_GRPC_CANCELLED;
+  case 501: return WK_GRPC_UNIMPLEMENTED;
+  case 503: return queue_full ? WK_GRPC_RESOURCE_EXHAUSTED : WK_GRPC_UNAVAILABLE;
+  case 504: return WK_GRPC_DEADLINE_EXCEEDED;
+  default: return status < 400 ? WK_GRPC_OK : WK_GRPC_INTERNAL;
+  }
+}
+
+static void sink_error(wk_sink_t *s, int status, const char *type, const char *msg) {
+  (void)type;
+  grpc_sink_t *g = (grpc_sink_t *)s;
+  wk_grpc_fail(g->call, grpc_code(status, g->retry_after), msg ? msg : "failed");
+  free(g);
+}
+
+static void sink_reply(wk_sink_t *s, int status, const char *content_type, char *body, size_t len) {
+  (void)content_type;
+  grpc_sink_t *g = (grpc_sink_t *)s;
+  if (status >= 400) {
+    /* a handler's own error status (PredictionException): its body says why */
+    char *msg = strndup(body ? body : "", body ? len : 0);
+    wk_grpc_fail(g->call, grpc_code(status, 0), msg ? msg : "failed");
+    free(msg);
+  } else {
+    Org__Pytorch__Serve__Grpc__Inference__PredictionResponse out =
+        ORG__PYTORCH__SERVE__GRPC__INFERENCE__PREDICTION_RESPONSE__INIT;
+    out.prediction.data = (uint8_t *)body;
+    out.prediction.len = body ? len : 0;
+    size_t n = org__pytorch__serve__grpc__inference__prediction_response__get_packed_size(&out);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf == NULL) {
+      wk_grpc_fail(g->call, WK_GRPC_RESOURCE_EXHAUSTED, "out of memory for the reply");
+    } else {
+      org__pytorch__serve__grpc__inference__prediction_response__pack(&out, buf);
+      wk_grpc_reply(g->call, buf, n);
+      free(buf);
+    }
+  }
+  free(body);
+  free(g);
+}
+
+static void sink_header(wk_sink_t *s, const char *name, const char *value) {
+  (void)value;
+  if (strcasecmp(name, "Retry-After") == 0) ((grpc_sink_t *)s)->retry_after = 1;
+}
+
+static const wk_sink_ops_t grpc_sink_ops = {.reply = sink_reply, .error = sink_error, .header = sink_header};
+
+/* The request's input map as a multipart/form-data body, data (then body) first: the
+ * Python handlers see TorchServe's rows ({"data": bytes, ...}), the native ones take the
+ * data field as they take a multipart HTTP body. */
+static int form_body(const Org__Pytorch__Serve__Grpc__Inference__PredictionsRequest *in, wk_buf_t *b,
+                     char *ct, size_t ctlen) {
+  static const char boundary[] = "wick-grpc-3f9c1d27b4e8a6";
+  snprintf(ct, ctlen, "multipart/form-data; boundary=%s", boundary);
+  for (int pass = 0; pass < 3; pass++) {
+    for (size_t i = 0; i < in->n_input; i++) {
+      const char *key = in->input[i]->key ? in->input[i]->key : "";
+      int is_data = strcmp(key, "data") == 0, is_body = strcmp(key, "body") == 0;
+      if ((pass == 0) != is_data || (pass == 1) != is_body) continue;
+      if (strpbrk(key, "\"\r\n") != NULL) return WK_EINVAL;
+      const ProtobufCBinaryData *v = &in->input[i]->value;
+      if (memmem(v->data, v->len, boundary, sizeof boundary - 1) != NULL) return WK_EINVAL;
+      wk_buf_printf(b, "--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n", boundary, key);
+      wk_buf_append(b, v->data, v->len);
+      wk_buf_puts(b, "\r\n");
+    }
+  }
+  wk_buf_printf(b, "--%s--\r\n", boundary);
+  return 0;
+}
+
+/* Predictions(PredictionsRequest) -> PredictionResponse: POST /predictions/{model_name}
+ * [/{model_version}] with the input map as its form fields. */
+static void predictions(wk_grpc_call_t *call, const uint8_t *msg, size_t len, void *ud) {
+  wk_api_t *api = ud;
+  Org__Pytorch__Serve__Grpc__Inference__PredictionsRequest *in =
+      org__pytorch__serve__grpc__inference__predictions_request__unpack(NULL, len, msg);
+  if (in == NULL) {
+    wk_grpc_fail(call, WK_GRPC_INVALID_ARGUMENT, "Predictions takes a PredictionsRequest; the message is not one");
+    return;
+  }
+  char text[400], ct[96];
+  wk_buf_t body = WK_BUF_INIT;
+  if (in->model_name == NULL || in->model_name[0] == '\0') {
+    wk_grpc_fail(call, WK_GRPC_INVALID_ARGUMENT, "model_name is required");
+  } else if (form_body(in, &body, ct, sizeof ct) != 0) {
+    wk_grpc_fail(call, WK_GRPC_INVALID_ARGUMENT, "an input name holds a quote or a line break, or a value "
+                                                 "holds wick's form boundary");
+  } else if (enter(api, call)) {
+    const char *version = in->model_version && in->model_version[0] ? in->model_version : NULL;
+    wk_model_t *m = wk_registry_acquire(api->registry, in->model_name, version);
+    grpc_sink_t *g = m ? calloc(1, sizeof *g) : NULL;
+    if (m == NULL) {
+      if (version && wk_registry_has_name(api->registry, in->model_name))
+        snprintf(text, sizeof text, "Model version: %.100s does not exist for model: %.100s", version,
+                 in->model_name);
+      else
+        snprintf(text, sizeof text, "Model not found: %.200s", in->model_name);
+      wk_grpc_fail(call, WK_GRPC_NOT_FOUND, text);
+    } else if (g == NULL) {
+      wk_grpc_fail(call, WK_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    } else {
+      g->sink.ops = &grpc_sink_ops;
+      g->call = call;
+      wk_request_t r = {.body = body.data ? body.data : "", .body_len = body.len, .content_type = ct};
+      wk_model_predict(m, &r, &g->sink, 0);
+    }
+    if (m) wk_registry_release(api->registry, m);
+    leave(api);
+  }
+  wk_buf_destroy(&body);
+  org__pytorch__serve__grpc__inference__predictions_request__free_unpacked(in, NULL);
+}
+
 static void not_yet(wk_grpc_call_t *call, const uint8_t *msg, size_t len, void *ud) {
   (void)msg, (void)len, (void)ud;
   wk_grpc_fail(call, WK_GRPC_UNIMPLEMENTED,
@@ -59,7 +202,7 @@ static void sequences(wk_grpc_call_t *call, const uint8_t *msg, size_t len, void
 
 const wk_grpc_method_t wk_grpc_inference_methods[] = {
     {INFERENCE "Ping", ping},
-    {INFERENCE "Predictions", not_yet},
+    {INFERENCE "Predictions", predictions},
     {INFERENCE "StreamPredictions", not_yet},
     {INFERENCE "StreamPredictions2", sequences},
 };

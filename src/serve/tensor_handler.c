@@ -11,6 +11,7 @@
 #include "core/limits.h"
 #include "archive/model_config.h"
 #include "core/log.h"
+#include "core/multipart.h"
 #include "serve/native.h"
 #include "serve/v2_encode.h"
 #include "tensor/oip.h"
@@ -110,8 +111,33 @@ static int order_named_inputs(wk_model_t *m, wk_json_inputs_t *in, char *msg, si
   return 0;
 }
 
+/* The JSON of a multipart body: the field named data, else body, else the first non-empty
+ * one (TorchServe's handlers read data or body; gRPC's Predictions arrive this way). */
+static int multipart_json(const wk_request_t *r, const char **json, size_t *len, wk_err_t *err) {
+  wk_multipart_part_t parts[WK_MULTIPART_MAX_PARTS];
+  int n = wk_multipart_parse(r->content_type, r->body, r->body_len, parts, WK_MULTIPART_MAX_PARTS, err);
+  if (n < 0) return n;
+  int pick = -1;
+  for (int i = 0; i < n && pick < 0; i++)
+    if (strcmp(parts[i].name, "data") == 0) pick = i;
+  for (int i = 0; i < n && pick < 0; i++)
+    if (strcmp(parts[i].name, "body") == 0) pick = i;
+  for (int i = 0; i < n && pick < 0; i++)
+    if (parts[i].len) pick = i;
+  if (pick < 0) return wk_err(err, WK_EINVAL, "multipart body without a field: expected the JSON tensors in a field named data");
+  *json = parts[pick].data;
+  *len = parts[pick].len;
+  return 0;
+}
+
 static int parse(wk_model_t *m, wk__job_t *j, const wk_request_t *r, wk_err_t *err) {
-  int rc = wk_json_parse_inputs(r->body, r->body_len, &j->inputs, err);
+  const char *body = r->body;
+  size_t len = r->body_len;
+  if (wk_multipart_is(r->content_type)) {
+    int rc = multipart_json(r, &body, &len, err);
+    if (rc != 0) return rc;
+  }
+  int rc = wk_json_parse_inputs(body, len, &j->inputs, err);
   if (rc == 0) rc = order_named_inputs(m, &j->inputs, err->msg, sizeof err->msg);
   if (rc == 0) rc = count_elements(m, j, err);
   return rc;

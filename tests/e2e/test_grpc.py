@@ -1,6 +1,6 @@
 """[12] gRPC, with a real client: grpcio's stubs generated at test time (grpcio-tools) from
 wick's own .proto files (proto/), which carry TorchServe's package, service, method and
-field names and numbers. So far: the transport and Ping end to end ([12] part 1)."""
+field names and numbers. So far: the transport, Ping and Predictions ([12] parts 1, 2)."""
 import importlib
 import subprocess
 import sys
@@ -10,7 +10,8 @@ import pytest
 grpc = pytest.importorskip("grpc")
 pytest.importorskip("grpc_tools")
 
-from conftest import ROOT  # noqa: E402
+from conftest import ROOT, pack, run_wick  # noqa: E402
+from models import MLP, save_script  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +53,9 @@ def test_many_calls_on_one_connection_and_unknown_methods(serve, stubs):
         assert all(f.result().health.startswith("{") for f in futures)
         # a method the service has but wick does not serve yet, one it will never serve,
         # and a path no service has
-        for call, code, text in ((stub.Predictions, grpc.StatusCode.UNIMPLEMENTED, "not serve"),):
-            with pytest.raises(grpc.RpcError) as e:
-                call(pb.PredictionsRequest(model_name="m"), timeout=10)
-            assert e.value.code() == code and text in e.value.details(), e.value
+        with pytest.raises(grpc.RpcError) as e:
+            stub.StreamPredictions(pb.PredictionsRequest(model_name="m"), timeout=10).next()
+        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED and "not serve" in e.value.details()
         with pytest.raises(grpc.RpcError) as e:
             next(iter(stub.StreamPredictions2(iter([pb.PredictionsRequest(model_name="m")]), timeout=10)))
         assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED and "sequence" in e.value.details()
@@ -97,3 +97,86 @@ def test_a_taken_grpc_port_leaves_http_serving(serve):
         s = serve("--grpc_inference_port", str(port))
         assert s.infer("GET", "/ping").status == 200
         assert f"grpc_inference_port" in s.logs() and "serving without it" in s.logs()
+
+
+ECHO = """
+def handle(data, context):
+    if data is None:
+        return None
+    out = []
+    for row in data:
+        if row.get("data") == b"boom":
+            from ts.utils.util import PredictionException
+            raise PredictionException("I am a teapot", 418)
+        out.append({k: (v.decode() if isinstance(v, (bytes, bytearray)) else v) for k, v in sorted(row.items())})
+    return out
+"""
+
+
+@pytest.fixture
+def models(tmp_path):
+    import torch
+
+    store = tmp_path / "store"
+    store.mkdir()
+    module = save_script(MLP, tmp_path / "mlp.pt")
+    pack(store, "mlp", tmp_path / "mlp.pt")
+    (tmp_path / "echo.py").write_text(ECHO)
+    (tmp_path / "dummy.txt").write_text("x")
+    run_wick("pack", "--model-name", "echo", "--version", "1.0", "--serialized-file", tmp_path / "dummy.txt",
+             "--handler", f"{tmp_path / 'echo.py'}:handle", "--export-path", store, "-f")
+    return store, module, torch
+
+
+def test_predictions_equal_the_http_answers(serve, stubs, models):
+    import json
+
+    pb, rpc = stubs
+    store, module, torch = models
+    s = serve("--model-store", store, "--models", "mlp=mlp.mar", "echo=echo.mar", "--quiet")
+    x = [[0.5] * 16, [-1.0] * 16]
+    body = json.dumps({"data": x}).encode()
+    with channel(s) as ch:
+        stub = rpc.InferenceAPIsServiceStub(ch)
+        got = stub.Predictions(pb.PredictionsRequest(model_name="mlp", input={"data": body}), timeout=30)
+        http = s.infer("POST", "/predictions/mlp", body, {"Content-Type": "application/json"})
+        assert http.status == 200 and json.loads(got.prediction) == http.json()
+        assert torch.allclose(torch.tensor(json.loads(got.prediction)), module(torch.tensor(x)), atol=1e-6)
+        got = stub.Predictions(pb.PredictionsRequest(model_name="mlp", model_version="1.0",
+                                                     input={"data": body}), timeout=30)
+        assert json.loads(got.prediction) == http.json()
+        # a Python handler sees TorchServe's rows: every input by its name, as bytes
+        got = stub.Predictions(pb.PredictionsRequest(model_name="echo", input={"data": b"hi", "extra": b"x"}),
+                               timeout=30)
+        assert json.loads(got.prediction) == {"data": "hi", "extra": "x"}
+        # concurrent calls on one connection, answered from the model's workers
+        futures = [stub.Predictions.future(pb.PredictionsRequest(model_name="echo", input={"data": b"n%d" % i}),
+                                           timeout=30) for i in range(50)]
+        assert [json.loads(f.result().prediction)["data"] for f in futures] == [f"n{i}" for i in range(50)]
+
+
+@pytest.mark.badinput
+def test_prediction_errors_get_torchserve_status_codes(serve, stubs, models):
+    pb, rpc = stubs
+    store, _, _ = models
+    s = serve("--model-store", store, "--models", "mlp=mlp.mar", "echo=echo.mar", "--quiet")
+    with channel(s) as ch:
+        stub = rpc.InferenceAPIsServiceStub(ch)
+        cases = [
+            (pb.PredictionsRequest(model_name="nosuch", input={"data": b"1"}), grpc.StatusCode.NOT_FOUND,
+             "Model not found: nosuch"),
+            (pb.PredictionsRequest(model_name="mlp", model_version="9.9", input={"data": b"1"}),
+             grpc.StatusCode.NOT_FOUND, "Model version: 9.9 does not exist"),
+            (pb.PredictionsRequest(input={"data": b"1"}), grpc.StatusCode.INVALID_ARGUMENT, "model_name"),
+            (pb.PredictionsRequest(model_name="mlp", input={"data": b"[[1, 2"}), grpc.StatusCode.INVALID_ARGUMENT,
+             ""),
+            (pb.PredictionsRequest(model_name="mlp", input={"data": b"[[1, 2, 3]]"}),
+             grpc.StatusCode.INVALID_ARGUMENT, ""),
+            (pb.PredictionsRequest(model_name="echo", input={"data": b"boom"}), grpc.StatusCode.INTERNAL,
+             "I am a teapot"),
+        ]
+        for req, code, text in cases:
+            with pytest.raises(grpc.RpcError) as e:
+                stub.Predictions(req, timeout=30)
+            assert e.value.code() == code and text in e.value.details(), (req, e.value)
+        assert stub.Predictions(pb.PredictionsRequest(model_name="echo", input={"data": b"ok"}), timeout=30)
