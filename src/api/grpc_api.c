@@ -8,7 +8,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/auth.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "serve/model.h"
 #include "serve/registry.h"
 #include "serve/sink.h"
@@ -26,6 +28,19 @@ static int enter(wk_api_t *api, wk_grpc_call_t *call) {
   if (!api->stopping) return 1;
   pthread_rwlock_unlock(&api->lock);
   wk_grpc_fail(call, WK_GRPC_UNAVAILABLE, "the server is stopping");
+  return 0;
+}
+
+/* With token authorization on, the call's `authorization` metadata ("Bearer <key>") must
+ * hold kind's key, as the HTTP APIs ask; else UNAUTHENTICATED saying why, and 0. */
+static int authorized(wk_api_t *api, wk_grpc_call_t *call, wk_auth_kind_t kind) {
+  if (api->auth == NULL) return 1;
+  wk_err_t err = {{0}};
+  if (wk_auth_verify(api->auth, wk_grpc_call_metadata(call, "authorization"), kind, wk_now_us(), &err) == 0)
+    return 1;
+  char msg[600];
+  snprintf(msg, sizeof msg, "Token Authorization failed: %s", err.msg);
+  wk_grpc_fail(call, WK_GRPC_UNAUTHENTICATED, msg);
   return 0;
 }
 
@@ -157,7 +172,9 @@ static void predictions(wk_grpc_call_t *call, const uint8_t *msg, size_t len, vo
   }
   char text[400], ct[96];
   wk_buf_t body = WK_BUF_INIT;
-  if (in->model_name == NULL || in->model_name[0] == '\0') {
+  if (!authorized(api, call, WK_AUTH_INFERENCE)) {
+    /* answered */
+  } else if (in->model_name == NULL || in->model_name[0] == '\0') {
     wk_grpc_fail(call, WK_GRPC_INVALID_ARGUMENT, "model_name is required");
   } else if (form_body(in, &body, ct, sizeof ct) != 0) {
     wk_grpc_fail(call, WK_GRPC_INVALID_ARGUMENT, "an input name holds a quote or a line break, or a value "

@@ -302,6 +302,14 @@ static int setup_security(const wk_config_t *cfg, wk_auth_t **auth, char **cert,
     if (tls && https < 0) https = i;
     if (i < 2 && !is_loopback(host) && exposed < 0) exposed = i; /* metrics needs no token */
   }
+  /* the gRPC services ([12]) take the same keys: an exposed gRPC port counts too */
+  const char *grpc_keys[2] = {"grpc_inference_address", "grpc_management_address"};
+  const char *grpc_exposed = NULL;
+  for (int i = 0; i < 2; i++) {
+    const char *g = wk_props_get(&cfg->props, grpc_keys[i]);
+    if (g && strncmp(g, "http://", 7) == 0) g += 7;
+    if (g && *g && !is_loopback(g) && exposed < 0 && grpc_exposed == NULL) grpc_exposed = grpc_keys[i];
+  }
   const char *cert_file = wk_props_get(&cfg->props, "certificate_file");
   const char *key_file = wk_props_get(&cfg->props, "private_key_file");
   if (https >= 0) {
@@ -339,8 +347,13 @@ static int setup_security(const wk_config_t *cfg, wk_auth_t **auth, char **cert,
   }
 
   const char *disable = wk_props_get(&cfg->props, "disable_token_authorization");
-  int on = disable ? !wk_config_bool(cfg, "disable_token_authorization", 0) : exposed >= 0;
+  int on = disable ? !wk_config_bool(cfg, "disable_token_authorization", 0)
+                   : exposed >= 0 || grpc_exposed != NULL;
   if (!on) {
+    if (grpc_exposed)
+      wk_log_warn("token authorization is off (disable_token_authorization=true) although %s "
+                  "is beyond loopback: anyone who reaches that gRPC port can use it",
+                  grpc_exposed);
     if (exposed >= 0)
       wk_log_warn("token authorization is off (disable_token_authorization=true) although the %s "
                   "API listens on %s: anyone who reaches it can use it",

@@ -180,3 +180,34 @@ def test_prediction_errors_get_torchserve_status_codes(serve, stubs, models):
                 stub.Predictions(req, timeout=30)
             assert e.value.code() == code and text in e.value.details(), (req, e.value)
         assert stub.Predictions(pb.PredictionsRequest(model_name="echo", input={"data": b"ok"}), timeout=30)
+
+
+@pytest.mark.badinput
+def test_token_authorization_covers_grpc(serve, stubs, models, tmp_path):
+    """With token authorization on, Predictions needs the inference key in the
+    `authorization` metadata, as the HTTP API does; Ping needs none (as GET /ping)."""
+    import json
+
+    from google.protobuf import empty_pb2
+
+    pb, rpc = stubs
+    store, _, _ = models
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    s = serve("--model-store", store, "--models", "echo=echo.mar", "--disable_token_authorization", "false",
+              cwd=run_dir)
+    keys = json.loads((run_dir / "key_file.json").read_text())
+    req = pb.PredictionsRequest(model_name="echo", input={"data": b"x"})
+    with channel(s) as ch:
+        stub = rpc.InferenceAPIsServiceStub(ch)
+        assert stub.Ping(empty_pb2.Empty(), timeout=10).health
+        for md in ((), (("authorization", "Bearer nope"),),
+                   (("authorization", "Bearer " + keys["management"]["key"]),)):
+            with pytest.raises(grpc.RpcError) as e:
+                stub.Predictions(req, metadata=md, timeout=30)
+            assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED, e.value
+            assert "Token Authorization failed" in e.value.details()
+            assert keys["inference"]["key"] not in e.value.details()
+        got = stub.Predictions(req, metadata=(("authorization", "Bearer " + keys["inference"]["key"]),),
+                               timeout=30)
+        assert json.loads(got.prediction) == {"data": "x"}
