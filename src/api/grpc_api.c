@@ -134,7 +134,12 @@ static void sink_header(wk_sink_t *s, const char *name, const char *value) {
   if (strcasecmp(name, "Retry-After") == 0) ((grpc_sink_t *)s)->retry_after = 1;
 }
 
-static const wk_sink_ops_t grpc_sink_ops = {.reply = sink_reply, .error = sink_error, .header = sink_header};
+/* The client cancelled, its deadline passed (the transport answered it) or its connection
+ * closed: a queued request of its is dropped before it runs. */
+static int sink_gone(wk_sink_t *s) { return wk_grpc_call_gone(((grpc_sink_t *)s)->call); }
+
+static const wk_sink_ops_t grpc_sink_ops = {
+    .reply = sink_reply, .error = sink_error, .header = sink_header, .gone = sink_gone};
 
 /* The request's input map as a multipart/form-data body, data (then body) first: the
  * Python handlers see TorchServe's rows ({"data": bytes, ...}), the native ones take the

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/log.h"
 
 #define MAX_METADATA 64
@@ -35,6 +36,10 @@ struct wk_grpc_call_s {
   int32_t stream_id;
   int refs;        /* the stream's (until nghttp2 closes it) and the method's (until answered) */
   int stream_open; /* connection thread only */
+  _Atomic int closed;   /* the stream is gone (client cancelled, connection closed): any thread */
+  _Atomic int answered; /* an answer went out (the method's, or the deadline's) */
+  int64_t deadline_us;  /* grpc-timeout as a wk_now_us() time; 0: none */
+  wk_grpc_call_t *dl_next; /* on the connection's list of calls with a deadline */
   /* the request */
   char path[256];
   char *content_type;
@@ -108,6 +113,11 @@ static void call_unref(wk_grpc_call_t *k) {
  * gone). Any thread. */
 static void post(wk_grpc_call_t *k) {
   conn_t *c = k->conn;
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&k->answered, &expected, 1)) {
+    call_unref(k); /* the deadline answered first */
+    return;
+  }
   pthread_mutex_lock(&c->lock);
   int dead = c->closing;
   if (!dead) {
@@ -205,6 +215,55 @@ static void submit(conn_t *c, wk_grpc_call_t *k) {
   call_unref(k);
 }
 
+/* ---- deadlines and cancellation ---- */
+
+/* grpc-timeout ("100m": up to 8 digits and a unit, H M S m u n) as a wk_now_us() deadline;
+ * 0 when absent or malformed (no deadline). */
+static int64_t parse_timeout(const char *v, size_t n) {
+  if (n < 2 || n > 9) return 0;
+  int64_t x = 0;
+  for (size_t i = 0; i + 1 < n; i++) {
+    if (v[i] < '0' || v[i] > '9') return 0;
+    x = x * 10 + (v[i] - '0');
+  }
+  int64_t us;
+  switch (v[n - 1]) {
+  case 'H': us = x * 3600 * 1000000; break;
+  case 'M': us = x * 60 * 1000000; break;
+  case 'S': us = x * 1000000; break;
+  case 'm': us = x * 1000; break;
+  case 'u': us = x; break;
+  case 'n': us = x / 1000; break;
+  default: return 0;
+  }
+  return wk_now_us() + (us > 0 ? us : 1);
+}
+
+int wk_grpc_call_gone(const wk_grpc_call_t *k) { return atomic_load(&k->closed); }
+
+int64_t wk_grpc_call_deadline_us(const wk_grpc_call_t *k) { return k->deadline_us; }
+
+/* Answers DEADLINE_EXCEEDED for the open calls whose deadline has passed and no answer went
+ * out; the method's answer, when it comes, is dropped. Returns the ms until the next
+ * deadline (at most 1000). Connection thread. */
+static int expire(conn_t *c) {
+  int64_t now = wk_now_us(), next = now + 1000000;
+  for (wk_grpc_call_t *k = c->open; k; k = k->all_next) {
+    if (k->deadline_us == 0 || atomic_load(&k->answered)) continue;
+    if (k->deadline_us > now) {
+      if (k->deadline_us < next) next = k->deadline_us;
+      continue;
+    }
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&k->answered, &expected, 1)) continue;
+    nghttp2_nv hdrs[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
+                         NV("grpc-status", "4"), NV("grpc-message", "Deadline Exceeded")};
+    nghttp2_submit_response(c->session, k->stream_id, hdrs, 4, NULL);
+  }
+  int64_t ms = (next - now + 999) / 1000;
+  return ms < 1 ? 1 : (int)ms;
+}
+
 /* ---- nghttp2 callbacks: the request side ---- */
 
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
@@ -236,6 +295,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
   } else if (namelen == 12 && memcmp(name, "content-type", 12) == 0) {
     free(k->content_type);
     k->content_type = strndup((const char *)value, valuelen);
+  } else if (namelen == 12 && memcmp(name, "grpc-timeout", 12) == 0) {
+    k->deadline_us = parse_timeout((const char *)value, valuelen);
   } else if (name[0] != ':' && k->n_md < MAX_METADATA) {
     k->md_name[k->n_md] = strndup((const char *)name, namelen);
     k->md_value[k->n_md] = strndup((const char *)value, valuelen);
@@ -332,6 +393,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
   if (k == NULL) return 0;
   nghttp2_session_set_stream_user_data(session, stream_id, NULL);
   k->stream_open = 0;
+  atomic_store(&k->closed, 1);
   for (wk_grpc_call_t **p = &c->open; *p; p = &(*p)->all_next) {
     if (*p == k) {
       *p = k->all_next;
@@ -408,9 +470,12 @@ static void *conn_main(void *arg) {
     if (flush(c) != 0) break;
     if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) break;
     struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = c->efd, .events = POLLIN}};
-    int n = poll(p, 2, 1000);
+    int n = poll(p, 2, expire(c));
     if (n < 0 && errno != EINTR) break;
-    if (n <= 0) continue;
+    if (n <= 0) {
+      expire(c);
+      continue;
+    }
     if (p[1].revents & POLLIN) drain_ready(c);
     if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       ssize_t got = recv(c->fd, in, 1 << 16, 0);
@@ -435,6 +500,7 @@ static void *conn_main(void *arg) {
     wk_grpc_call_t *k = c->open;
     c->open = k->all_next;
     k->stream_open = 0;
+    atomic_store(&k->closed, 1);
     call_unref(k);
   }
   if (c->session) nghttp2_session_del(c->session);

@@ -70,6 +70,13 @@ void wk_grpc_server_stop(wk_grpc_server_t *s);
  * call is answered. */
 const char *wk_grpc_call_metadata(const wk_grpc_call_t *c, const char *name);
 
+/* 1 once the call's stream is gone (the client cancelled or its connection closed): an
+ * answer would go nowhere. Any thread, until answered. */
+int wk_grpc_call_gone(const wk_grpc_call_t *c);
+/* The deadline the client set (grpc-timeout) as a wk_now_us() time, or 0. At that time the
+ * transport answers DEADLINE_EXCEEDED itself and drops the method's later answer. */
+int64_t wk_grpc_call_deadline_us(const wk_grpc_call_t *c);
+
 /* Answers with one message (len bytes, copied) and status OK. Any thread, once. */
 void wk_grpc_reply(wk_grpc_call_t *c, const void *msg, size_t len);
 /* Answers with a status other than OK and a message (a plain text; sent percent-encoded as

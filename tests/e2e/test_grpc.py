@@ -211,3 +211,66 @@ def test_token_authorization_covers_grpc(serve, stubs, models, tmp_path):
         got = stub.Predictions(req, metadata=(("authorization", "Bearer " + keys["inference"]["key"]),),
                                timeout=30)
         assert json.loads(got.prediction) == {"data": "x"}
+
+
+SLOW = """
+import time
+
+LOG = {log!r}
+
+
+def handle(data, context):
+    if data is None:
+        return None
+    out = []
+    for row in data:
+        body = row.get("data").decode()
+        with open(LOG, "a") as f:
+            f.write(body + "\\n")
+        if body == "slow":
+            time.sleep(2)
+        out.append(body)
+    return out
+"""
+
+
+def test_deadlines_and_cancelled_calls_never_run(serve, stubs, tmp_path):
+    """grpc-timeout: calls queued behind a slow one whose deadline passes get
+    DEADLINE_EXCEEDED and are dropped from the queue (counted as cancelled), never run."""
+    import re
+    import threading
+    import time
+
+    pb, rpc = stubs
+    log = tmp_path / "ran.log"
+    (tmp_path / "slow.py").write_text(SLOW.format(log=str(log)))
+    (tmp_path / "c.yaml").write_text("minWorkers: 1\nmaxWorkers: 1\nbatchSize: 1\n")
+    (tmp_path / "dummy.txt").write_text("x")
+    store = tmp_path / "store"
+    store.mkdir()
+    run_wick("pack", "--model-name", "slow", "--version", "1.0", "--serialized-file", tmp_path / "dummy.txt",
+             "--handler", f"{tmp_path / 'slow.py'}:handle", "--config-file", tmp_path / "c.yaml",
+             "--export-path", store, "-f")
+    s = serve("--model-store", store, "--models", "slow=slow.mar", "--quiet")
+    with channel(s) as ch:
+        stub = rpc.InferenceAPIsServiceStub(ch)
+        first = stub.Predictions.future(pb.PredictionsRequest(model_name="slow", input={"data": b"slow"}),
+                                        timeout=30)
+        for _ in range(100):
+            if log.exists():
+                break
+            time.sleep(0.05)
+        t = time.time()
+        for i in range(5):
+            with pytest.raises(grpc.RpcError) as e:
+                stub.Predictions(pb.PredictionsRequest(model_name="slow", input={"data": b"late%d" % i}),
+                                 timeout=0.2)
+            assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, e.value
+        assert time.time() - t < 1.9
+        assert first.result().prediction == b"slow"
+        assert stub.Predictions(pb.PredictionsRequest(model_name="slow", input={"data": b"after"}),
+                                timeout=30).prediction == b"after"
+    assert log.read_text().split() == ["slow", "after"]
+    text = s.metrics().body.decode()
+    m = re.search(r'wick_model_requests_total\{[^}]*model_name="slow"[^}]*result="cancelled"\} (\d+)', text)
+    assert m and int(m.group(1)) == 5, text[-2000:]
