@@ -1,5 +1,5 @@
-/* TorchServe's gRPC services (see grpc_api.h). So far: Ping and Predictions; the other
- * methods of both services answer UNIMPLEMENTED, saying that they are not built yet. */
+/* TorchServe's gRPC inference service (see grpc_api.h). So far: Ping and Predictions;
+ * StreamPredictions answers UNIMPLEMENTED, saying that it is not built yet. */
 #include "api/grpc_api.h"
 
 #include <pthread.h>
@@ -19,7 +19,6 @@
 #include "inference.pb-c.h"
 
 #define INFERENCE "/org.pytorch.serve.grpc.inference.InferenceAPIsService/"
-#define MANAGEMENT "/org.pytorch.serve.grpc.management.ManagementAPIsService/"
 
 /* Holds the API's lock shared for the call, as the HTTP routers do; 0 when the server is
  * stopping (answered UNAVAILABLE). */
@@ -75,14 +74,13 @@ typedef struct {
   int retry_after; /* the queue was full (Retry-After came with the 503) */
 } grpc_sink_t;
 
-/* TorchServe's gRPC status for an HTTP status: a full queue is RESOURCE_EXHAUSTED, other
- * 503s UNAVAILABLE. */
-static int grpc_code(int status, int queue_full) {
+int wk_grpc_code_for_http(int status, int queue_full) {
   switch (status) {
   case 400: return WK_GRPC_INVALID_ARGUMENT;
   case 401: return WK_GRPC_UNAUTHENTICATED;
   case 403: return WK_GRPC_PERMISSION_DENIED;
   case 404: return WK_GRPC_NOT_FOUND;
+  case 405: return WK_GRPC_UNIMPLEMENTED; /* a route the config turned off */
   case 409: return WK_GRPC_ALREADY_EXISTS;
   case 413:
   case 429:
@@ -98,7 +96,7 @@ static int grpc_code(int status, int queue_full) {
 static void sink_error(wk_sink_t *s, int status, const char *type, const char *msg) {
   (void)type;
   grpc_sink_t *g = (grpc_sink_t *)s;
-  wk_grpc_fail(g->call, grpc_code(status, g->retry_after), msg ? msg : "failed");
+  wk_grpc_fail(g->call, wk_grpc_code_for_http(status, g->retry_after), msg ? msg : "failed");
   free(g);
 }
 
@@ -108,7 +106,7 @@ static void sink_reply(wk_sink_t *s, int status, const char *content_type, char 
   if (status >= 400) {
     /* a handler's own error status (PredictionException): its body says why */
     char *msg = strndup(body ? body : "", body ? len : 0);
-    wk_grpc_fail(g->call, grpc_code(status, 0), msg ? msg : "failed");
+    wk_grpc_fail(g->call, wk_grpc_code_for_http(status, 0), msg ? msg : "failed");
     free(msg);
   } else {
     Org__Pytorch__Serve__Grpc__Inference__PredictionResponse out =
@@ -231,10 +229,3 @@ const wk_grpc_method_t wk_grpc_inference_methods[] = {
 const size_t wk_grpc_inference_n_methods =
     sizeof wk_grpc_inference_methods / sizeof wk_grpc_inference_methods[0];
 
-const wk_grpc_method_t wk_grpc_management_methods[] = {
-    {MANAGEMENT "DescribeModel", not_yet}, {MANAGEMENT "ListModels", not_yet},
-    {MANAGEMENT "RegisterModel", not_yet}, {MANAGEMENT "ScaleWorker", not_yet},
-    {MANAGEMENT "SetDefault", not_yet},    {MANAGEMENT "UnregisterModel", not_yet},
-};
-const size_t wk_grpc_management_n_methods =
-    sizeof wk_grpc_management_methods / sizeof wk_grpc_management_methods[0];

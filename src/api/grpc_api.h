@@ -10,10 +10,15 @@
 #include "api/api.h"
 #include "grpc/server.h"
 
-/* The methods of each port; their ud is the wk_api_t. */
+/* The methods of each port; their ud is the wk_api_t. grpc_api.c holds the inference
+ * service, grpc_management.c the management one. */
 extern const wk_grpc_method_t wk_grpc_inference_methods[];
 extern const size_t wk_grpc_inference_n_methods;
 extern const wk_grpc_method_t wk_grpc_management_methods[];
 extern const size_t wk_grpc_management_n_methods;
+
+/* TorchServe's gRPC status for an HTTP status of the same outcome: a full queue (a 503
+ * that came with Retry-After) is RESOURCE_EXHAUSTED, other 503s UNAVAILABLE. */
+int wk_grpc_code_for_http(int status, int queue_full);
 
 #endif

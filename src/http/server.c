@@ -86,7 +86,17 @@ struct wk_http_req_s {
   int fd;               /* the connection's socket, -1 when unknown (read-only to others) */
   wk_buf_t pending;
   size_t pending_off;
+  /* an in-process request (wk_http_local_new): no server, no connection */
+  struct local_s *local;
 };
+
+typedef struct local_s {
+  char server_name[32];
+  struct hdr_s *args, *in_headers; /* in the order added */
+  wk_http_local_done_fn done;
+  int (*gone)(void *ud);
+  void *ud;
+} local_t;
 
 static void req_unref(wk_http_req_t *r) {
   pthread_mutex_lock(&r->lock);
@@ -614,14 +624,33 @@ void wk_http_server_stats(const wk_http_server_t *s, wk_http_stats_t *out) {
 
 const char *wk_http_req_method(const wk_http_req_t *r) { return r->method; }
 const char *wk_http_req_path(const wk_http_req_t *r) { return r->path; }
-const char *wk_http_req_server_name(const wk_http_req_t *r) { return r->server->name; }
+const char *wk_http_req_server_name(const wk_http_req_t *r) {
+  return r->local ? r->local->server_name : r->server->name;
+}
+
+static const char *find_hdr(const hdr_t *h, const char *name, int nocase) {
+  for (; h; h = h->next)
+    if ((nocase ? strcasecmp(h->name, name) : strcmp(h->name, name)) == 0) return h->value;
+  return NULL;
+}
 
 const char *wk_http_req_arg(wk_http_req_t *r, const char *key) {
+  if (r->local) return find_hdr(r->local->args, key, 0);
   return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
 const char *wk_http_req_header(wk_http_req_t *r, const char *name) {
+  if (r->local) return find_hdr(r->local->in_headers, name, 1);
   return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static int each_local(const hdr_t *h, int (*fn)(void *, const char *, const char *), void *ud) {
+  int n = 0;
+  for (; h; h = h->next) {
+    n++;
+    if (fn(ud, h->name, h->value)) break;
+  }
+  return n;
 }
 
 typedef struct {
@@ -638,12 +667,14 @@ static enum MHD_Result each_header(void *cls, enum MHD_ValueKind kind, const cha
 
 int wk_http_req_each_header(wk_http_req_t *r, int (*fn)(void *ud, const char *name, const char *value),
                             void *ud) {
+  if (r->local) return each_local(r->local->in_headers, fn, ud);
   each_header_t e = {fn, ud};
   return MHD_get_connection_values(r->conn, MHD_HEADER_KIND, each_header, &e);
 }
 
 int wk_http_req_each_arg(wk_http_req_t *r, int (*fn)(void *ud, const char *name, const char *value),
                          void *ud) {
+  if (r->local) return each_local(r->local->args, fn, ud);
   each_header_t e = {fn, ud};
   return MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, each_header, &e);
 }
@@ -658,6 +689,7 @@ int64_t wk_http_req_start_us(const wk_http_req_t *r) { return r->start_us; }
 void wk_http_req_compressible(wk_http_req_t *r) { r->compressible = 1; }
 
 int wk_http_req_client_gone(wk_http_req_t *r) {
+  if (r->local) return r->local->gone ? r->local->gone(r->local->ud) : 0;
   pthread_mutex_lock(&r->lock);
   int gone = r->conn_gone;
   /* While unanswered the connection is suspended and MHD keeps its socket open, so the fd
@@ -689,6 +721,12 @@ void wk_http_reply(wk_http_req_t *r, int status, const char *content_type, char 
     return;
   }
   r->replied = 1;
+  if (r->local) { /* straight to its owner, on this thread */
+    pthread_mutex_unlock(&r->lock);
+    r->local->done(r->local->ud, status, content_type, body, body ? len : 0);
+    req_unref(r);
+    return;
+  }
   r->status = status;
   r->content_type = content_type ? strdup(content_type) : NULL;
   r->reply_body = body;
@@ -740,7 +778,7 @@ void wk_http_reply_error(wk_http_req_t *r, int status, const char *type, const c
 
 int wk_http_stream_begin(wk_http_req_t *r, int status, const char *content_type) {
   pthread_mutex_lock(&r->lock);
-  if (r->replied) {
+  if (r->replied || r->local) { /* an in-process request takes whole replies only */
     pthread_mutex_unlock(&r->lock);
     return WK_EINVAL;
   }
@@ -819,4 +857,59 @@ void wk_http_reply_kserve_error(wk_http_req_t *r, int status, const char *type, 
   size_t len;
   char *body = wk_buf_steal(&b, &len);
   wk_http_reply(r, status, "application/json", body, len);
+}
+
+/* ---- in-process requests ---- */
+
+wk_http_req_t *wk_http_local_new(const char *server_name, const char *method, const char *path,
+                                 const void *body, size_t len, wk_http_local_done_fn done,
+                                 int (*gone)(void *ud), void *ud) {
+  wk_http_req_t *r = calloc(1, sizeof *r);
+  local_t *l = calloc(1, sizeof *l);
+  if (r == NULL || l == NULL || (r->path = strdup(path)) == NULL ||
+      (len > 0 && wk_buf_append(&r->body, body, len) != 0)) {
+    if (r) {
+      free(r->path);
+      wk_buf_destroy(&r->body);
+    }
+    free(r);
+    free(l);
+    return NULL;
+  }
+  snprintf(l->server_name, sizeof l->server_name, "%s", server_name);
+  snprintf(r->method, sizeof r->method, "%s", method);
+  l->done = done;
+  l->gone = gone;
+  l->ud = ud;
+  r->local = l;
+  r->fd = -1;
+  r->refs = 1; /* the handler's, dropped by the reply */
+  r->start_us = wk_now_us();
+  r->dispatched = 1;
+  pthread_mutex_init(&r->lock, NULL);
+  return r;
+}
+
+static int add_hdr(hdr_t **list, const char *name, const char *value) {
+  hdr_t *h = calloc(1, sizeof *h);
+  if (h == NULL || (h->name = strdup(name)) == NULL || (h->value = strdup(value ? value : "")) == NULL) {
+    if (h) free(h->name);
+    free(h);
+    return WK_ENOMEM;
+  }
+  while (*list) list = &(*list)->next;
+  *list = h;
+  return 0;
+}
+
+int wk_http_local_arg(wk_http_req_t *r, const char *key, const char *value) {
+  return r->local ? add_hdr(&r->local->args, key, value) : WK_EINVAL;
+}
+
+int wk_http_local_header(wk_http_req_t *r, const char *name, const char *value) {
+  return r->local ? add_hdr(&r->local->in_headers, name, value) : WK_EINVAL;
+}
+
+void wk_http_local_discard(wk_http_req_t *r) {
+  if (r != NULL && r->local) req_unref(r);
 }

@@ -102,6 +102,23 @@ int wk_http_stream_begin(wk_http_req_t *r, int status, const char *content_type)
 int wk_http_stream_write(wk_http_req_t *r, const void *data, size_t len);
 void wk_http_stream_end(wk_http_req_t *r, int failed);
 
+/* In-process requests: a request no socket brought, for another transport (gRPC) to pass
+ * through the same routes. wk_http_local_new makes one (method, decoded path and body
+ * copied; no server: wk_http_req_server_name answers server_name); add its query arguments
+ * and headers, then hand it to a handler, which answers it as any other: the reply calls
+ * done(ud, status, content_type, body, len) on the replying thread, with body's ownership
+ * (free it), and frees the request. gone (may be NULL) answers wk_http_req_client_gone.
+ * Streamed replies are refused (wk_http_stream_begin returns WK_EINVAL). A request never
+ * handed to a handler is freed with wk_http_local_discard. NULL when out of memory. */
+typedef void (*wk_http_local_done_fn)(void *ud, int status, const char *content_type, char *body,
+                                      size_t len);
+wk_http_req_t *wk_http_local_new(const char *server_name, const char *method, const char *path,
+                                 const void *body, size_t len, wk_http_local_done_fn done,
+                                 int (*gone)(void *ud), void *ud);
+int wk_http_local_arg(wk_http_req_t *r, const char *key, const char *value);
+int wk_http_local_header(wk_http_req_t *r, const char *name, const char *value);
+void wk_http_local_discard(wk_http_req_t *r);
+
 /* Per-server counts of replies by status class, for /metrics. */
 typedef struct wk_http_stats_s {
   uint64_t by_status[6]; /* index status/100: [2]=2xx ... [5]=5xx */
