@@ -1,5 +1,5 @@
-/* TorchServe's gRPC inference service (see grpc_api.h). So far: Ping and Predictions;
- * StreamPredictions answers UNIMPLEMENTED, saying that it is not built yet. */
+/* TorchServe's gRPC inference service (see grpc_api.h): Ping, Predictions and
+ * StreamPredictions; StreamPredictions2 (sequence batching) answers UNIMPLEMENTED. */
 #include "api/grpc_api.h"
 
 #include <pthread.h>
@@ -72,7 +72,37 @@ typedef struct {
   wk_sink_t sink; /* first */
   wk_grpc_call_t *call;
   int retry_after; /* the queue was full (Retry-After came with the 503) */
+  int streaming;   /* StreamPredictions: each piece of a streamed reply is a message */
+  int status;      /* a streamed reply's status */
+  int sent;        /* messages sent so far */
+  wk_buf_t joined; /* the pieces kept back: Predictions' whole reply, or an error's text */
 } grpc_sink_t;
+
+static void sink_free(grpc_sink_t *g) {
+  wk_buf_destroy(&g->joined);
+  free(g);
+}
+
+/* A PredictionResponse holding data: sent as one message of a stream, or (last) as the
+ * call's answer. Returns nonzero when the call is gone. */
+static int send_prediction(wk_grpc_call_t *call, const void *data, size_t len, int last) {
+  Org__Pytorch__Serve__Grpc__Inference__PredictionResponse out =
+      ORG__PYTORCH__SERVE__GRPC__INFERENCE__PREDICTION_RESPONSE__INIT;
+  out.prediction.data = (uint8_t *)data;
+  out.prediction.len = data ? len : 0;
+  size_t n = org__pytorch__serve__grpc__inference__prediction_response__get_packed_size(&out);
+  uint8_t *buf = malloc(n ? n : 1);
+  if (buf == NULL) {
+    if (last) wk_grpc_fail(call, WK_GRPC_RESOURCE_EXHAUSTED, "out of memory for the reply");
+    return 1;
+  }
+  org__pytorch__serve__grpc__inference__prediction_response__pack(&out, buf);
+  int rc = 0;
+  if (last) wk_grpc_reply(call, buf, n);
+  else rc = wk_grpc_send(call, buf, n);
+  free(buf);
+  return rc;
+}
 
 int wk_grpc_code_for_http(int status, int queue_full) {
   switch (status) {
@@ -97,7 +127,7 @@ static void sink_error(wk_sink_t *s, int status, const char *type, const char *m
   (void)type;
   grpc_sink_t *g = (grpc_sink_t *)s;
   wk_grpc_fail(g->call, wk_grpc_code_for_http(status, g->retry_after), msg ? msg : "failed");
-  free(g);
+  sink_free(g);
 }
 
 static void sink_reply(wk_sink_t *s, int status, const char *content_type, char *body, size_t len) {
@@ -109,22 +139,47 @@ static void sink_reply(wk_sink_t *s, int status, const char *content_type, char 
     wk_grpc_fail(g->call, wk_grpc_code_for_http(status, 0), msg ? msg : "failed");
     free(msg);
   } else {
-    Org__Pytorch__Serve__Grpc__Inference__PredictionResponse out =
-        ORG__PYTORCH__SERVE__GRPC__INFERENCE__PREDICTION_RESPONSE__INIT;
-    out.prediction.data = (uint8_t *)body;
-    out.prediction.len = body ? len : 0;
-    size_t n = org__pytorch__serve__grpc__inference__prediction_response__get_packed_size(&out);
-    uint8_t *buf = malloc(n ? n : 1);
-    if (buf == NULL) {
-      wk_grpc_fail(g->call, WK_GRPC_RESOURCE_EXHAUSTED, "out of memory for the reply");
-    } else {
-      org__pytorch__serve__grpc__inference__prediction_response__pack(&out, buf);
-      wk_grpc_reply(g->call, buf, n);
-      free(buf);
-    }
+    send_prediction(g->call, body, len, 1);
   }
   free(body);
-  free(g);
+  sink_free(g);
+}
+
+/* A streaming handler (send_intermediate_predict_response). StreamPredictions sends each
+ * piece as a PredictionResponse as it comes and ends with OK; Predictions answers the
+ * pieces joined in one message, as an HTTP client reads a chunked reply. A failing status
+ * keeps the pieces as the error's message. */
+static int sink_stream_begin(wk_sink_t *s, int status, const char *content_type) {
+  (void)content_type;
+  ((grpc_sink_t *)s)->status = status;
+  return 0;
+}
+
+static int sink_stream_write(wk_sink_t *s, const void *data, size_t len) {
+  grpc_sink_t *g = (grpc_sink_t *)s;
+  if (g->streaming && g->status < 400) {
+    g->sent++;
+    return send_prediction(g->call, data, len, 0);
+  }
+  return wk_buf_append(&g->joined, data, len) != 0 || wk_grpc_call_gone(g->call);
+}
+
+static void sink_stream_end(wk_sink_t *s, int failed) {
+  grpc_sink_t *g = (grpc_sink_t *)s;
+  char text[200];
+  if (failed) {
+    snprintf(text, sizeof text, "the handler failed in the middle of its streamed reply (after %d %s)",
+             g->streaming ? g->sent : 0, g->streaming ? "messages" : "pieces kept back");
+    wk_grpc_fail(g->call, WK_GRPC_INTERNAL, text);
+  } else if (g->status >= 400) {
+    wk_buf_puts(&g->joined, "");
+    wk_grpc_fail(g->call, wk_grpc_code_for_http(g->status, 0), g->joined.data ? g->joined.data : "failed");
+  } else if (g->streaming) {
+    wk_grpc_fail(g->call, WK_GRPC_OK, NULL); /* the end of the stream */
+  } else {
+    send_prediction(g->call, g->joined.data, g->joined.len, 1);
+  }
+  sink_free(g);
 }
 
 static void sink_header(wk_sink_t *s, const char *name, const char *value) {
@@ -136,8 +191,13 @@ static void sink_header(wk_sink_t *s, const char *name, const char *value) {
  * closed: a queued request of its is dropped before it runs. */
 static int sink_gone(wk_sink_t *s) { return wk_grpc_call_gone(((grpc_sink_t *)s)->call); }
 
-static const wk_sink_ops_t grpc_sink_ops = {
-    .reply = sink_reply, .error = sink_error, .header = sink_header, .gone = sink_gone};
+static const wk_sink_ops_t grpc_sink_ops = {.reply = sink_reply,
+                                            .error = sink_error,
+                                            .header = sink_header,
+                                            .stream_begin = sink_stream_begin,
+                                            .stream_write = sink_stream_write,
+                                            .stream_end = sink_stream_end,
+                                            .gone = sink_gone};
 
 /* The request's input map as a multipart/form-data body, data (then body) first: the
  * Python handlers see TorchServe's rows ({"data": bytes, ...}), the native ones take the
@@ -164,8 +224,9 @@ static int form_body(const Org__Pytorch__Serve__Grpc__Inference__PredictionsRequ
 }
 
 /* Predictions(PredictionsRequest) -> PredictionResponse: POST /predictions/{model_name}
- * [/{model_version}] with the input map as its form fields. */
-static void predictions(wk_grpc_call_t *call, const uint8_t *msg, size_t len, void *ud) {
+ * [/{model_version}] with the input map as its form fields; StreamPredictions the same
+ * with a stream of PredictionResponse. */
+static void predict(wk_grpc_call_t *call, const uint8_t *msg, size_t len, void *ud, int streaming) {
   wk_api_t *api = ud;
   Org__Pytorch__Serve__Grpc__Inference__PredictionsRequest *in =
       org__pytorch__serve__grpc__inference__predictions_request__unpack(NULL, len, msg);
@@ -198,6 +259,7 @@ static void predictions(wk_grpc_call_t *call, const uint8_t *msg, size_t len, vo
     } else {
       g->sink.ops = &grpc_sink_ops;
       g->call = call;
+      g->streaming = streaming;
       wk_request_t r = {.body = body.data ? body.data : "", .body_len = body.len, .content_type = ct};
       wk_model_predict(m, &r, &g->sink, 0);
     }
@@ -208,10 +270,12 @@ static void predictions(wk_grpc_call_t *call, const uint8_t *msg, size_t len, vo
   org__pytorch__serve__grpc__inference__predictions_request__free_unpacked(in, NULL);
 }
 
-static void not_yet(wk_grpc_call_t *call, const uint8_t *msg, size_t len, void *ud) {
-  (void)msg, (void)len, (void)ud;
-  wk_grpc_fail(call, WK_GRPC_UNIMPLEMENTED,
-               "wick does not serve this gRPC method yet (HTTP has it: see docs/api-inference.md)");
+static void predictions(wk_grpc_call_t *call, const uint8_t *msg, size_t len, void *ud) {
+  predict(call, msg, len, ud, 0);
+}
+
+static void stream_predictions(wk_grpc_call_t *call, const uint8_t *msg, size_t len, void *ud) {
+  predict(call, msg, len, ud, 1);
 }
 
 static void sequences(wk_grpc_call_t *call, const uint8_t *msg, size_t len, void *ud) {
@@ -223,7 +287,7 @@ static void sequences(wk_grpc_call_t *call, const uint8_t *msg, size_t len, void
 const wk_grpc_method_t wk_grpc_inference_methods[] = {
     {INFERENCE "Ping", ping},
     {INFERENCE "Predictions", predictions},
-    {INFERENCE "StreamPredictions", not_yet},
+    {INFERENCE "StreamPredictions", stream_predictions},
     {INFERENCE "StreamPredictions2", sequences},
 };
 const size_t wk_grpc_inference_n_methods =

@@ -1,9 +1,12 @@
 /* gRPC over HTTP/2 on nghttp2 (see server.h). A connection's thread owns its nghttp2
  * session: it reads the socket into nghttp2, which calls back with headers and data per
  * stream; when a request stream ends, its one message is handed to the method. Answers
- * come back on the connection's ready list (any thread; an eventfd wakes the loop) and
- * are submitted there: HEADERS, one length-prefixed DATA message, trailers with
- * grpc-status; a failure is a trailers-only response. */
+ * (one message, or several for a server-streaming method, then the final status) are
+ * framed into the call's output from any thread, which puts the call on its connection's
+ * ready list (an eventfd wakes the loop); the connection's thread submits HEADERS with a
+ * data source that nghttp2 reads as flow control allows (deferred while nothing is
+ * framed), then trailers with grpc-status; a failure before any message is a
+ * trailers-only response. */
 #include "grpc/server.h"
 
 #include <arpa/inet.h>
@@ -47,11 +50,15 @@ struct wk_grpc_call_s {
   size_t n_md;
   wk_buf_t body;
   int too_big;
-  /* the answer */
+  /* the answer, under the connection's lock: length-prefixed messages not yet handed to
+   * nghttp2 (out, from out_off), and, once done, the final status and message */
+  wk_buf_t out;
+  size_t out_off;
+  int done;
   int status;      /* WK_GRPC_* */
   char *message;   /* grpc-message, percent-encoded; NULL when none */
-  uint8_t *out;    /* the length-prefixed reply message; NULL for a failure */
-  size_t out_len, out_off;
+  int queued;      /* on the connection's ready list (which holds a reference) */
+  int started;     /* response headers submitted (connection thread only) */
   char status_text[12];
   struct wk_grpc_call_s *next;      /* on the connection's ready list */
   struct wk_grpc_call_s *all_next;  /* on the connection's list of open streams */
@@ -104,33 +111,28 @@ static void call_unref(wk_grpc_call_t *k) {
   }
   wk_buf_destroy(&k->body);
   free(k->message);
-  free(k->out);
+  wk_buf_destroy(&k->out);
   free(k);
   conn_unref(c);
 }
 
-/* Hands an answered call to its connection's thread (or drops it when the connection has
- * gone). Any thread. */
+/* Puts k on its connection's ready list (unless it is there already), so the connection's
+ * thread submits what it has: headers, messages, the final status. Any thread. */
 static void post(wk_grpc_call_t *k) {
   conn_t *c = k->conn;
-  int expected = 0;
-  if (!atomic_compare_exchange_strong(&k->answered, &expected, 1)) {
-    call_unref(k); /* the deadline answered first */
-    return;
-  }
   pthread_mutex_lock(&c->lock);
-  int dead = c->closing;
-  if (!dead) {
+  int wake = !c->closing && !k->queued;
+  if (wake) {
+    k->queued = 1;
+    k->refs++; /* the ready list's */
     k->next = c->ready;
     c->ready = k;
   }
   pthread_mutex_unlock(&c->lock);
-  if (dead) {
-    call_unref(k);
-    return;
+  if (wake) {
+    uint64_t one = 1;
+    (void)!write(c->efd, &one, sizeof one);
   }
-  uint64_t one = 1;
-  (void)!write(c->efd, &one, sizeof one);
 }
 
 /* ---- answers ---- */
@@ -148,27 +150,52 @@ static char *percent_encode(const char *s) {
   return out;
 }
 
-void wk_grpc_reply(wk_grpc_call_t *k, const void *msg, size_t len) {
-  k->out = malloc(len + 5);
-  if (k->out == NULL) {
-    wk_grpc_fail(k, WK_GRPC_RESOURCE_EXHAUSTED, "out of memory for the reply");
-    return;
-  }
-  k->out[0] = 0; /* not compressed */
+/* Appends one length-prefixed message to k's output. Lock held. */
+static int frame(wk_grpc_call_t *k, const void *msg, size_t len) {
+  uint8_t head[5] = {0}; /* not compressed */
   uint32_t be = htonl((uint32_t)len);
-  memcpy(k->out + 1, &be, 4);
-  if (len) memcpy(k->out + 5, msg, len);
-  k->out_len = len + 5;
-  k->status = WK_GRPC_OK;
-  post(k);
+  memcpy(head + 1, &be, 4);
+  size_t before = k->out.len;
+  if (wk_buf_append(&k->out, head, 5) != 0 || (len && wk_buf_append(&k->out, msg, len) != 0)) {
+    k->out.len = before;
+    return WK_ENOMEM;
+  }
+  return 0;
 }
 
-void wk_grpc_fail(wk_grpc_call_t *k, int code, const char *message) {
-  free(k->out);
-  k->out = NULL;
-  k->status = code;
-  k->message = message ? percent_encode(message) : NULL;
-  post(k);
+/* The method's final answer: status (and message), after the messages already framed. The
+ * first final answer wins: one after the deadline's is dropped. Drops the method's
+ * reference. */
+static void finish(wk_grpc_call_t *k, int code, const char *message) {
+  int expected = 0;
+  if (atomic_compare_exchange_strong(&k->answered, &expected, 1)) {
+    char *m = message ? percent_encode(message) : NULL;
+    pthread_mutex_lock(&k->conn->lock);
+    k->done = 1;
+    k->status = code;
+    k->message = m;
+    pthread_mutex_unlock(&k->conn->lock);
+    post(k);
+  }
+  call_unref(k);
+}
+
+void wk_grpc_reply(wk_grpc_call_t *k, const void *msg, size_t len) {
+  pthread_mutex_lock(&k->conn->lock);
+  int rc = atomic_load(&k->answered) ? 0 : frame(k, msg, len);
+  pthread_mutex_unlock(&k->conn->lock);
+  if (rc != 0) finish(k, WK_GRPC_RESOURCE_EXHAUSTED, "out of memory for the reply");
+  else finish(k, WK_GRPC_OK, NULL);
+}
+
+void wk_grpc_fail(wk_grpc_call_t *k, int code, const char *message) { finish(k, code, message); }
+
+int wk_grpc_send(wk_grpc_call_t *k, const void *msg, size_t len) {
+  pthread_mutex_lock(&k->conn->lock);
+  int rc = atomic_load(&k->answered) || atomic_load(&k->closed) ? WK_EIO : frame(k, msg, len);
+  pthread_mutex_unlock(&k->conn->lock);
+  if (rc == 0) post(k);
+  return rc;
 }
 
 const char *wk_grpc_call_metadata(const wk_grpc_call_t *k, const char *name) {
@@ -180,37 +207,55 @@ const char *wk_grpc_call_metadata(const wk_grpc_call_t *k, const char *name) {
 #define NV(n, v)                                                                                   \
   { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE }
 
+/* nghttp2 asks for the next DATA bytes of k's response: what is framed so far; nothing
+ * yet defers the stream until post() resumes it; everything sent after the final status
+ * ends the stream with the trailers. Connection thread. */
 static ssize_t read_reply(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
                           uint32_t *data_flags, nghttp2_data_source *source, void *user_data) {
   (void)user_data;
   wk_grpc_call_t *k = source->ptr;
-  size_t n = k->out_len - k->out_off;
+  pthread_mutex_lock(&k->conn->lock);
+  size_t n = k->out.len - k->out_off;
   if (n > length) n = length;
-  memcpy(buf, k->out + k->out_off, n);
+  memcpy(buf, k->out.data + k->out_off, n);
   k->out_off += n;
-  if (k->out_off == k->out_len) {
-    /* the trailers end the stream */
+  if (k->out_off == k->out.len) k->out_off = k->out.len = 0; /* reuse the buffer */
+  int done = k->done && k->out.len == 0;
+  pthread_mutex_unlock(&k->conn->lock);
+  if (n == 0 && !done) return NGHTTP2_ERR_DEFERRED;
+  if (done) {
+    /* the trailers end the stream (k->status and message are final once done is set) */
     *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-    nghttp2_nv trailers[] = {NV("grpc-status", "0")};
-    if (nghttp2_submit_trailer(session, stream_id, trailers, 1) != 0)
+    snprintf(k->status_text, sizeof k->status_text, "%d", k->status);
+    nghttp2_nv trailers[] = {NV("grpc-status", k->status_text), NV("grpc-message", k->message ? k->message : "")};
+    if (nghttp2_submit_trailer(session, stream_id, trailers, k->message ? 2 : 1) != 0)
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   }
   return (ssize_t)n;
 }
 
-/* Submits k's answer on the connection's thread; drops the method's reference. */
+/* Submits what k has on the connection's thread: the response headers with a data source
+ * the first time (or a trailers-only response for a failure with no message sent), a
+ * resumed data source later. Drops the ready list's reference. */
 static void submit(conn_t *c, wk_grpc_call_t *k) {
-  if (k->stream_open) {
-    if (k->status == WK_GRPC_OK) {
-      nghttp2_nv hdrs[] = {NV(":status", "200"), NV("content-type", "application/grpc")};
-      nghttp2_data_provider prd = {.source.ptr = k, .read_callback = read_reply};
-      nghttp2_submit_response(c->session, k->stream_id, hdrs, 2, &prd);
-    } else {
+  pthread_mutex_lock(&c->lock);
+  k->queued = 0;
+  int done = k->done, empty = k->out.len == k->out_off;
+  pthread_mutex_unlock(&c->lock);
+  if (k->stream_open && !k->started) {
+    k->started = 1;
+    if (done && empty && k->status != WK_GRPC_OK) {
       snprintf(k->status_text, sizeof k->status_text, "%d", k->status);
       nghttp2_nv hdrs[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
                            NV("grpc-status", k->status_text), NV("grpc-message", k->message ? k->message : "")};
       nghttp2_submit_response(c->session, k->stream_id, hdrs, k->message ? 4 : 3, NULL);
+    } else {
+      nghttp2_nv hdrs[] = {NV(":status", "200"), NV("content-type", "application/grpc")};
+      nghttp2_data_provider prd = {.source.ptr = k, .read_callback = read_reply};
+      nghttp2_submit_response(c->session, k->stream_id, hdrs, 2, &prd);
     }
+  } else if (k->stream_open) {
+    nghttp2_session_resume_data(c->session, k->stream_id);
   }
   call_unref(k);
 }
@@ -256,9 +301,18 @@ static int expire(conn_t *c) {
     }
     int expected = 0;
     if (!atomic_compare_exchange_strong(&k->answered, &expected, 1)) continue;
-    nghttp2_nv hdrs[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
-                         NV("grpc-status", "4"), NV("grpc-message", "Deadline Exceeded")};
-    nghttp2_submit_response(c->session, k->stream_id, hdrs, 4, NULL);
+    char *m = strdup("Deadline Exceeded");
+    pthread_mutex_lock(&c->lock);
+    k->done = 1;
+    k->status = WK_GRPC_DEADLINE_EXCEEDED;
+    k->message = m;
+    int queued = k->queued;
+    if (!queued) {
+      k->queued = 1;
+      k->refs++; /* submit() drops it */
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!queued) submit(c, k); /* else drain_ready will */
   }
   int64_t ms = (next - now + 999) / 1000;
   return ms < 1 ? 1 : (int)ms;
@@ -336,6 +390,8 @@ static void dispatch(conn_t *c, wk_grpc_call_t *k) {
   if (k->content_type == NULL || strncasecmp(k->content_type, "application/grpc", 16) != 0 ||
       (k->content_type[16] != '\0' && k->content_type[16] != '+' && k->content_type[16] != ';')) {
     /* not gRPC: plain HTTP's answer, as the gRPC spec asks */
+    atomic_store(&k->answered, 1); /* no deadline answer after this one */
+    k->started = 1;
     nghttp2_nv hdrs[] = {NV(":status", "415")};
     nghttp2_submit_response(c->session, k->stream_id, hdrs, 1, NULL);
     call_unref(k);

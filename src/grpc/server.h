@@ -77,6 +77,11 @@ int wk_grpc_call_gone(const wk_grpc_call_t *c);
  * transport answers DEADLINE_EXCEEDED itself and drops the method's later answer. */
 int64_t wk_grpc_call_deadline_us(const wk_grpc_call_t *c);
 
+/* A server-streaming method's messages: each call sends one message (len bytes, copied)
+ * now, before the final answer (wk_grpc_reply with the last message, or wk_grpc_fail,
+ * whose status then follows the messages already sent). Returns WK_EIO once the call is
+ * gone or answered (the deadline passed): stop sending, still answer. Any thread. */
+int wk_grpc_send(wk_grpc_call_t *c, const void *msg, size_t len);
 /* Answers with one message (len bytes, copied) and status OK. Any thread, once. */
 void wk_grpc_reply(wk_grpc_call_t *c, const void *msg, size_t len);
 /* Answers with a status other than OK and a message (a plain text; sent percent-encoded as

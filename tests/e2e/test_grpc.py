@@ -1,6 +1,7 @@
 """[12] gRPC, with a real client: grpcio's stubs generated at test time (grpcio-tools) from
 wick's own .proto files (proto/), which carry TorchServe's package, service, method and
-field names and numbers. So far: the transport, Ping and Predictions ([12] parts 1, 2)."""
+field names and numbers: the transport, Ping, Predictions and StreamPredictions ([12] parts
+1, 2, 4); the management service is in test_grpc_management.py."""
 import importlib
 import subprocess
 import sys
@@ -51,11 +52,7 @@ def test_many_calls_on_one_connection_and_unknown_methods(serve, stubs):
         stub = rpc.InferenceAPIsServiceStub(ch)
         futures = [stub.Ping.future(empty_pb2.Empty(), timeout=10) for _ in range(200)]
         assert all(f.result().health.startswith("{") for f in futures)
-        # a method the service has but wick does not serve yet, one it will never serve,
-        # and a path no service has
-        with pytest.raises(grpc.RpcError) as e:
-            stub.StreamPredictions(pb.PredictionsRequest(model_name="m"), timeout=10).next()
-        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED and "not serve" in e.value.details()
+        # a method wick will never serve, and a path no service has
         with pytest.raises(grpc.RpcError) as e:
             next(iter(stub.StreamPredictions2(iter([pb.PredictionsRequest(model_name="m")]), timeout=10)))
         assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED and "sequence" in e.value.details()
@@ -275,3 +272,123 @@ def test_deadlines_and_cancelled_calls_never_run(serve, stubs, tmp_path):
     text = s.metrics().body.decode()
     m = re.search(r'wick_model_requests_total\{[^}]*model_name="slow"[^}]*result="cancelled"\} (\d+)', text)
     assert m and int(m.group(1)) == 5, text[-2000:]
+
+
+STREAM = """
+import time
+
+from ts.protocol.otf_message_handler import send_intermediate_predict_response
+
+
+def handle(data, context):
+    if data is None:
+        return None
+    body = data[0].get("data").decode()
+    if body.startswith("parts"):
+        for k in range(3):
+            send_intermediate_predict_response(["part %d;" % k], context.request_ids,
+                                               "Intermediate Prediction success", 200, context)
+            time.sleep(0.4)
+        return ["end."]
+    if body == "then-fail":
+        send_intermediate_predict_response(["first;"], context.request_ids,
+                                           "Intermediate Prediction success", 200, context)
+        raise RuntimeError("failed after the first part")
+    if body == "long":
+        for k in range(50):
+            send_intermediate_predict_response(["tick %d;" % k], context.request_ids,
+                                               "Intermediate Prediction success", 200, context)
+            time.sleep(0.1)
+        return ["done."]
+    return ["plain " + body]
+"""
+
+
+@pytest.fixture
+def streamer(tmp_path):
+    (tmp_path / "stream.py").write_text(STREAM)
+    (tmp_path / "c.yaml").write_text("minWorkers: 1\nmaxWorkers: 1\nbatchSize: 1\n")
+    (tmp_path / "dummy.txt").write_text("x")
+    store = tmp_path / "store"
+    store.mkdir()
+    run_wick("pack", "--model-name", "stream", "--version", "1.0", "--serialized-file", tmp_path / "dummy.txt",
+             "--handler", f"{tmp_path / 'stream.py'}:handle", "--config-file", tmp_path / "c.yaml",
+             "--export-path", store, "-f")
+    return store
+
+
+def test_stream_predictions_sends_each_intermediate_response(serve, stubs, streamer):
+    """StreamPredictions: a handler's intermediate responses arrive as separate messages as
+    they are made (not all at the end), then the final one and OK; a handler failing
+    midway ends the stream INTERNAL after what it sent; a plain handler sends one message;
+    Predictions joins a streamed reply into one message, as an HTTP client reads it."""
+    import time
+
+    pb, rpc = stubs
+    s = serve("--model-store", streamer, "--models", "stream=stream.mar", "--quiet")
+    with channel(s) as ch:
+        stub = rpc.InferenceAPIsServiceStub(ch)
+        t0 = time.time()
+        got = []
+        for reply in stub.StreamPredictions(pb.PredictionsRequest(model_name="stream", input={"data": b"parts"}),
+                                            timeout=60):
+            got.append((reply.prediction, time.time() - t0))
+        assert [g[0] for g in got] == [b"part 0;", b"part 1;", b"part 2;", b"end."]
+        assert got[3][1] - got[0][1] > 0.8  # the handler sleeps 0.4 s between parts: they came apart
+
+        messages = []
+        with pytest.raises(grpc.RpcError) as e:
+            for reply in stub.StreamPredictions(pb.PredictionsRequest(model_name="stream",
+                                                                      input={"data": b"then-fail"}), timeout=60):
+                messages.append(reply.prediction)
+        assert messages == [b"first;"]
+        assert e.value.code() == grpc.StatusCode.INTERNAL and "middle of its streamed reply" in e.value.details()
+
+        replies = list(stub.StreamPredictions(pb.PredictionsRequest(model_name="stream", input={"data": b"x"}),
+                                              timeout=60))
+        assert [r.prediction for r in replies] == [b"plain x"]
+        with pytest.raises(grpc.RpcError) as e:
+            list(stub.StreamPredictions(pb.PredictionsRequest(model_name="nosuch", input={"data": b"x"}),
+                                        timeout=60))
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+        joined = stub.Predictions(pb.PredictionsRequest(model_name="stream", input={"data": b"parts"}), timeout=60)
+        assert joined.prediction == b"part 0;part 1;part 2;end."
+
+
+def test_streams_cut_by_deadline_or_cancel_leave_the_server_serving(serve, stubs, streamer):
+    """A deadline that passes mid-stream ends it DEADLINE_EXCEEDED after the messages sent so
+    far; a client that cancels mid-stream goes away; the worker finishes and serves the
+    next call."""
+    import time
+
+    pb, rpc = stubs
+    s = serve("--model-store", streamer, "--models", "stream=stream.mar", "--quiet")
+    with channel(s) as ch:
+        stub = rpc.InferenceAPIsServiceStub(ch)
+        seen = []
+        with pytest.raises(grpc.RpcError) as e:
+            for reply in stub.StreamPredictions(pb.PredictionsRequest(model_name="stream", input={"data": b"long"}),
+                                                timeout=1.5):
+                seen.append(reply.prediction)
+        assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert 3 <= len(seen) < 50 and seen[0] == b"tick 0;"
+
+        call = stub.StreamPredictions(pb.PredictionsRequest(model_name="stream", input={"data": b"long"}),
+                                      timeout=60)
+        assert next(call).prediction == b"tick 0;"
+        call.cancel()
+        # the worker is busy with the cancelled stream for a few seconds, then serves again
+        t = time.time()
+        replies = list(stub.StreamPredictions(pb.PredictionsRequest(model_name="stream", input={"data": b"y"}),
+                                              timeout=60))
+        assert [r.prediction for r in replies] == [b"plain y"]
+        assert time.time() - t < 30
+        # a client that opens many streams and reads none holds only its own calls
+        calls = [stub.StreamPredictions(pb.PredictionsRequest(model_name="stream", input={"data": b"z%d" % i}),
+                                        timeout=60) for i in range(20)]
+        with channel(s) as other:
+            other_stub = rpc.InferenceAPIsServiceStub(other)
+            from google.protobuf import empty_pb2
+            assert other_stub.Ping(empty_pb2.Empty(), timeout=10).health
+        assert [next(c).prediction for c in calls] == [b"plain z%d" % i for i in range(20)]
