@@ -98,6 +98,15 @@ typedef struct local_s {
   void *ud;
 } local_t;
 
+static void free_hdrs(hdr_t *h) {
+  for (hdr_t *n; h; h = n) {
+    n = h->next;
+    free(h->name);
+    free(h->value);
+    free(h);
+  }
+}
+
 static void req_unref(wk_http_req_t *r) {
   pthread_mutex_lock(&r->lock);
   int left = --r->refs;
@@ -108,11 +117,11 @@ static void req_unref(wk_http_req_t *r) {
   free(r->reply_body);
   wk_buf_destroy(&r->pending);
   free(r->content_type);
-  for (hdr_t *h = r->headers, *n; h; h = n) {
-    n = h->next;
-    free(h->name);
-    free(h->value);
-    free(h);
+  free_hdrs(r->headers);
+  if (r->local) {
+    free_hdrs(r->local->args);
+    free_hdrs(r->local->in_headers);
+    free(r->local);
   }
   pthread_mutex_destroy(&r->lock);
   free(r);
