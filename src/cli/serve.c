@@ -19,6 +19,7 @@
 
 #include "api/api.h"
 #include "api/grpc_api.h"
+#include "api/grpc_v2.h"
 #include "archive/archive.h"
 #include "backend/torch.h"
 #include "cli/daemon.h"
@@ -587,8 +588,15 @@ int wk_cmd_serve(int argc, char **argv) {
 
   wk_grpc_server_t *grpc[2] = {NULL, NULL};
   if (exit_code == 0) {
-    grpc[0] = start_grpc(&cfg, &api, "inference", 7070, wk_grpc_inference_methods,
-                         wk_grpc_inference_n_methods);
+    /* the inference port serves TorchServe's service, KServe v2 and gRPC health */
+    size_t n = wk_grpc_inference_n_methods + wk_grpc_v2_n_methods;
+    wk_grpc_method_t *inference = malloc(n * sizeof *inference);
+    if (inference) {
+      memcpy(inference, wk_grpc_inference_methods, sizeof *inference * wk_grpc_inference_n_methods);
+      memcpy(inference + wk_grpc_inference_n_methods, wk_grpc_v2_methods, sizeof *inference * wk_grpc_v2_n_methods);
+      grpc[0] = start_grpc(&cfg, &api, "inference", 7070, inference, n);
+      free(inference); /* the server keeps a copy */
+    }
     grpc[1] = start_grpc(&cfg, &api, "management", 7071, wk_grpc_management_methods,
                          wk_grpc_management_n_methods);
   }

@@ -82,6 +82,7 @@ struct wk_grpc_server_s {
   int lfd, port;
   pthread_t acceptor;
   _Atomic int stopping;
+  wk_grpc_method_t *methods; /* a copy of opts.methods */
   pthread_mutex_t lock;
   pthread_cond_t cond;
   conn_t *conns;
@@ -376,7 +377,7 @@ static int on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id, c
 
 static int lookup(const wk_grpc_server_t *s, const char *path) {
   for (size_t i = 0; i < s->opts.n_methods; i++)
-    if (strcmp(s->opts.methods[i].path, path) == 0) return (int)i;
+    if (strcmp(s->methods[i].path, path) == 0) return (int)i;
   return -1;
 }
 
@@ -428,7 +429,7 @@ static void dispatch(conn_t *c, wk_grpc_call_t *k) {
     wk_grpc_fail(k, WK_GRPC_UNIMPLEMENTED, msg);
     return;
   }
-  s->opts.methods[m].fn(k, b + 5, mlen, s->opts.ud);
+  s->methods[m].fn(k, b + 5, mlen, s->opts.ud);
 }
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
@@ -628,6 +629,12 @@ int wk_grpc_server_start(const wk_grpc_opts_t *opts, wk_grpc_server_t **out, wk_
   wk_grpc_server_t *s = calloc(1, sizeof *s);
   if (s == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
   s->opts = *opts;
+  s->methods = malloc((opts->n_methods ? opts->n_methods : 1) * sizeof *s->methods);
+  if (s->methods == NULL) {
+    free(s);
+    return wk_err(err, WK_ENOMEM, "out of memory");
+  }
+  if (opts->n_methods) memcpy(s->methods, opts->methods, opts->n_methods * sizeof *s->methods);
   snprintf(s->name, sizeof s->name, "%s", opts->name ? opts->name : "gRPC");
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->cond, NULL);
@@ -654,6 +661,7 @@ int wk_grpc_server_start(const wk_grpc_opts_t *opts, wk_grpc_server_t **out, wk_
       bind(s->lfd, (struct sockaddr *)&ss, slen) != 0 || listen(s->lfd, 1024) != 0) {
     int e = errno;
     if (s->lfd >= 0) close(s->lfd);
+    free(s->methods);
     free(s);
     return wk_err(err, WK_EIO, "%s: cannot listen on %s:%d: %s", opts->name, opts->host, opts->port,
                   strerror(e));
@@ -665,12 +673,14 @@ int wk_grpc_server_start(const wk_grpc_opts_t *opts, wk_grpc_server_t **out, wk_
                                      : ((struct sockaddr_in *)&bound)->sin_port);
   if (pthread_create(&s->acceptor, NULL, accept_main, s) != 0) {
     close(s->lfd);
+    free(s->methods);
     free(s);
     return wk_err(err, WK_EINTERNAL, "%s: cannot start its thread", opts->name);
   }
   *out = s;
   return 0;
 bad_address:
+  free(s->methods);
   free(s);
   return wk_err(err, WK_EINVAL, "%s address: '%s' is not an IP address", opts->name, opts->host);
 }
@@ -689,5 +699,6 @@ void wk_grpc_server_stop(wk_grpc_server_t *s) {
   pthread_mutex_unlock(&s->lock);
   pthread_mutex_destroy(&s->lock);
   pthread_cond_destroy(&s->cond);
+  free(s->methods);
   free(s);
 }

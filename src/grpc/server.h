@@ -59,7 +59,7 @@ typedef struct wk_grpc_opts_s {
   void *ud;               /* handed to every method */
 } wk_grpc_opts_t;
 
-/* Listens on opts->host:port. The method table must outlive the server. Main thread. */
+/* Listens on opts->host:port (the method table is copied). Main thread. */
 int wk_grpc_server_start(const wk_grpc_opts_t *opts, wk_grpc_server_t **out, wk_err_t *err);
 int wk_grpc_server_port(const wk_grpc_server_t *s);
 /* Stops accepting, closes every connection (calls not answered yet are dropped: their
