@@ -15,7 +15,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: all deps build build-asan build-tsan fuzz demo serve test test-unit test-asan test-tsan \
         test-e2e test-compat bench \
-        bench-torchserve bench-pt2 compat soak fuzz-long clean format
+        bench-torchserve bench-grpc bench-pt2 compat soak fuzz-long clean format
 
 all: build
 
@@ -93,7 +93,7 @@ test: build build-asan demo
 
 bench: demo
 	bash bench/run.sh $(BUILD)
-	$(MAKE) --no-print-directory bench-pt2 bench-torchserve
+	$(MAKE) --no-print-directory bench-pt2 bench-torchserve bench-grpc
 
 # The differential harness against a live TorchServe: records its answers
 # (tests/compat/torchserve-0.12.0.json) and compares wick's (tests/compat/RESULTS.md).
@@ -111,6 +111,12 @@ bench-pt2: demo
 bench-torchserve: build
 	bash scripts/install-torchserve.sh
 	$(PYTHON) bench/run_torchserve.py $(BUILD)
+
+# gRPC ([12]): v2 ModelInfer over gRPC vs v2 HTTP binary on wick, and TorchServe's own gRPC
+# Predictions vs wick's (h2load), into bench/RESULTS-grpc.md.
+bench-grpc: build
+	bash scripts/install-torchserve.sh
+	$(PYTHON) bench/run_grpc.py $(BUILD)
 
 # Every fuzz target for 10 M executions or an hour ([11] part 12; hours, never in CI):
 # tests/fuzz/RESULTS-long.md, minimized corpora back into tests/fuzz/corpus/.

@@ -130,7 +130,8 @@ def post(url, body, ctype="application/json", want_body=False):
         return (r.status, data) if want_body else r.status
 
 
-def start_torchserve(ts_venv, store, workers, work, models=("mlp=mlp_ts.mar",)):
+def start_torchserve(ts_venv, store, workers, work, models=("mlp=mlp_ts.mar",), extra=""):
+    """extra: more config.properties lines (run_grpc.py's gRPC ports)."""
     ports = [free_port() for _ in range(3)]
     cfg = work / f"ts-{ports[0]}.properties"
     cfg.write_text(f"inference_address=http://127.0.0.1:{ports[0]}\n"
@@ -138,7 +139,7 @@ def start_torchserve(ts_venv, store, workers, work, models=("mlp=mlp_ts.mar",)):
                    f"metrics_address=http://127.0.0.1:{ports[2]}\n"
                    "disable_token_authorization=true\n"
                    f"default_workers_per_model={workers}\n"
-                   "install_py_dep_per_model=false\n")
+                   "install_py_dep_per_model=false\n" + extra)
     # TorchServe keeps its pid file in the temporary folder and refuses to start while one
     # is there: each instance gets a folder of its own
     tmp = work / f"ts-tmp-{ports[0]}"
@@ -149,10 +150,10 @@ def start_torchserve(ts_venv, store, workers, work, models=("mlp=mlp_ts.mar",)):
     return Server("torchserve", cmd, ports[0], work, env)
 
 
-def start_wick(wick, store, models, workers, work, kind):
+def start_wick(wick, store, models, workers, work, kind, extra=""):
     ports = [free_port() for _ in range(3)]
     cfg = work / f"wick-{ports[0]}.properties"
-    cfg.write_text(f"default_workers_per_model={workers}\n")
+    cfg.write_text(f"default_workers_per_model={workers}\n" + extra)
     cmd = [wick, "serve", "--model-store", str(store), "--models", *models, "--quiet",
            "--ts-config", str(cfg),
            "--inference_address", f"http://127.0.0.1:{ports[0]}",

@@ -43,8 +43,8 @@ DEV_PKGS=(
   libcmocka-dev openssl
   # demo data
   dataset-fashion-mnist
-  # bench: load generator, HTTP ceiling
-  wrk "$NGINX"
+  # bench: load generators (h2load drives unary gRPC), HTTP ceiling
+  wrk nghttp2-client "$NGINX"
 )
 
 REQS=(requirements/serve.txt)
