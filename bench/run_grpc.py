@@ -96,6 +96,65 @@ def v2_http(port, body_file, header_len, conns, seconds, out_path):
     return r
 
 
+class Nginx:
+    """nginx as a process group Server-like object (stop())."""
+
+    def __init__(self, proc):
+        self.proc = proc
+
+    def stop(self):
+        from serving_tools import stop_group
+        stop_group(self.proc, grace=10)
+
+
+def start_nginx(work, servers):
+    """nginx answering 200 on an h2c (HTTP/2 with prior knowledge) port and an HTTP/1.1
+    port: what h2load and wrk cost on their own on this machine. None without nginx."""
+    if subprocess.run(["which", "nginx"], capture_output=True).returncode != 0:
+        return None
+    d = work / "nginx"
+    (d / "tmp").mkdir(parents=True)
+    ports = [free_port(), free_port()]
+    conf = d / "nginx.conf"
+    conf.write_text(f"""daemon off;
+worker_processes 2;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/tmp/body;
+  proxy_temp_path {d}/tmp/proxy;
+  fastcgi_temp_path {d}/tmp/fastcgi;
+  uwsgi_temp_path {d}/tmp/uwsgi;
+  scgi_temp_path {d}/tmp/scgi;
+  keepalive_requests 100000000;
+  server {{
+    listen 127.0.0.1:{ports[0]} http2;
+    listen 127.0.0.1:{ports[1]};
+    location = /ok {{ return 200 'ok'; }}
+  }}
+}}
+""")
+    proc = subprocess.Popen(["nginx", "-p", str(d), "-e", str(d / "error.log"), "-c", str(conf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    servers["nginx"] = Nginx(proc)
+    time.sleep(0.5)
+    return ports if proc.poll() is None else None
+
+
+def wrk_get(port, path, conns, seconds, out_path):
+    from report import parse_wrk
+    with open(out_path, "w") as out:
+        subprocess.run(["wrk", f"-t{1 if conns == 1 else 2}", f"-c{conns}", f"-d{seconds}s", "--latency",
+                        "--timeout", "10s", f"http://127.0.0.1:{port}{path}"],
+                       stdout=out, stderr=subprocess.STDOUT, timeout=seconds + 60)
+    r = parse_wrk(out_path)
+    if r is None:
+        raise RuntimeError(f"wrk printed no figures; see {out_path}")
+    return r
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
@@ -174,6 +233,17 @@ def main():
             loads.append(("gRPC Predictions (TorchServe)", lambda c, o: h2load(
                 ports["torchserve"], "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions",
                 work / "pred-torchserve.grpc", c, a.seconds, o)))
+        (work / "empty.grpc").write_bytes(b"\0\0\0\0\0")
+        nginx_ports = start_nginx(work, servers)
+        loads += [("ceiling: gRPC ServerLive (wick, h2load)", lambda c, o: h2load(
+                       ports["wick"], "/inference.GRPCInferenceService/ServerLive", work / "empty.grpc", c, a.seconds, o)),
+                  ("ceiling: HTTP GET /v2/health/live (wick, wrk)", lambda c, o: wrk_get(
+                       servers["wick"].port, "/v2/health/live", c, a.seconds, o))]
+        if nginx_ports:
+            loads += [("load generators: nginx h2c POST 200 (h2load)", lambda c, o: h2load(
+                           nginx_ports[0], "/ok", work / "infer.grpc", c, a.seconds, o)),
+                      ("load generators: nginx HTTP/1.1 GET 200 (wrk)", lambda c, o: wrk_get(
+                           nginx_ports[1], "/ok", c, a.seconds, o))]
         results = {}
         for rnd in range(a.rounds):
             for c in (1, 16, 64):
@@ -208,8 +278,10 @@ def write(a, results, names, answers, same, have_ts):
             r = results.get((name, c))
             if r is None:
                 continue
-            lat = f"mean {r['mean_ms']:.2f} ms" if "mean_ms" in r and r["mean_ms"] is not None else \
-                f"p50 {r.get('p50', '?')} / p99 {r.get('p99', '?')}"
+            if r.get("mean_ms") is not None:
+                lat = f"mean {r['mean_ms']:.2f} ms"
+            else:  # wrk: microseconds
+                lat = f"p50 {r['p50'] / 1000:.2f} ms, p99 {r['p99'] / 1000:.2f} ms" if r.get("p50") else "?"
             failed = r.get("failed", r.get("non2xx", 0) + r.get("errors", 0))
             lines.append(f"| {name} | {c} | {r['rps']:.0f} | {lat} | {failed} |")
     lines += ["", "## Targets (ratios of req/s in this run)", ""]
@@ -225,6 +297,23 @@ def write(a, results, names, answers, same, have_ts):
             ratio = w["rps"] / t["rps"]
             lines.append(f"- wick / TorchServe gRPC Predictions at c={c}: **{ratio:.1f}x** (target >= 5x: "
                          f"{'met' if ratio >= 5 else 'missed'})")
+    for c in (1, 16, 64):
+        g = results.get(("ceiling: gRPC ServerLive (wick, h2load)", c))
+        h = results.get(("ceiling: HTTP GET /v2/health/live (wick, wrk)", c))
+        if g and h:
+            lines.append(f"- the transports' ceiling at c={c} (no model, the load generator included): gRPC "
+                         f"ServerLive / HTTP live = {g['rps'] / h['rps']:.2f}x")
+    for c in (1, 16, 64):
+        g = results.get(("load generators: nginx h2c POST 200 (h2load)", c))
+        h = results.get(("load generators: nginx HTTP/1.1 GET 200 (wrk)", c))
+        gi, hi = results.get(("v2 gRPC ModelInfer (wick)", c)), results.get(("v2 HTTP binary (wick)", c))
+        if g and h:
+            gen = g["rps"] / h["rps"]
+            lines.append(f"- the load generators alone at c={c} (nginx answering 200 on both protocols): "
+                         f"h2load / wrk = {gen:.2f}x" + (
+                             f"; v2 gRPC / v2 HTTP divided by it: {gi['rps'] / hi['rps'] / gen:.2f}x (a rough "
+                             "estimate of the ratio without h2load's extra cost on the shared cores; nginx's "
+                             "own figures swing from run to run)" if gi and hi else ""))
     if not have_ts:
         lines.append("- TorchServe was not installed (scripts/install-torchserve.sh): its row is missing")
     Path(a.out).write_text("\n".join(lines) + "\n")

@@ -29,7 +29,7 @@ SERVE_PKGS=(
   libmicrohttpd-dev libjansson-dev libyaml-dev zlib1g-dev libcurl4-openssl-dev
   libturbojpeg0-dev libpng-dev
   # gRPC ([12]): HTTP/2 and protobuf in C, the .proto files compiled at build time
-  libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler
+  libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev
   # the venv (libtorch itself comes from the pinned torch wheel in .venv/)
   python3-venv
   # health checks

@@ -291,7 +291,8 @@ static int is_loopback(const char *host) {
 }
 
 /* Token authorization and TLS from cfg: *auth (NULL when off) and the PEM texts (NULL when
- * no address is https://). Fails, with the reason logged, on a bad setting or file. */
+ * no address is https:// and enable_grpc_ssl is off). Fails, with the reason logged, on a
+ * bad setting or file. */
 static int setup_security(const wk_config_t *cfg, wk_auth_t **auth, char **cert, char **key) {
   static const char *names[3] = {"inference", "management", "metrics"};
   const char *addrs[3] = {cfg->inference_address, cfg->management_address, cfg->metrics_address};
@@ -313,11 +314,16 @@ static int setup_security(const wk_config_t *cfg, wk_auth_t **auth, char **cert,
   }
   const char *cert_file = wk_props_get(&cfg->props, "certificate_file");
   const char *key_file = wk_props_get(&cfg->props, "private_key_file");
-  if (https >= 0) {
+  int grpc_ssl = wk_config_bool(cfg, "enable_grpc_ssl", 0);
+  if (https >= 0 || grpc_ssl) {
     if (cert_file == NULL || key_file == NULL || !*cert_file || !*key_file) {
-      wk_log_error("%s_address %s is https://, which needs certificate_file and private_key_file "
-                   "(PEM files; wick does not read Java keystores)",
-                   names[https], addrs[https]);
+      if (https >= 0)
+        wk_log_error("%s_address %s is https://, which needs certificate_file and private_key_file "
+                     "(PEM files; wick does not read Java keystores)",
+                     names[https], addrs[https]);
+      else
+        wk_log_error("enable_grpc_ssl=true needs certificate_file and private_key_file (PEM files; "
+                     "wick does not read Java keystores)");
       return WK_EINVAL;
     }
     wk_err_t err = {{0}};
@@ -343,8 +349,8 @@ static int setup_security(const wk_config_t *cfg, wk_auth_t **auth, char **cert,
       return WK_EFORMAT;
     }
   } else if (cert_file != NULL || key_file != NULL) {
-    wk_log_warn("certificate_file/private_key_file are set but no address is https://: serving "
-                "plain HTTP");
+    wk_log_warn("certificate_file/private_key_file are set but no address is https:// and "
+                "enable_grpc_ssl is off: serving plain HTTP");
   }
 
   const char *disable = wk_props_get(&cfg->props, "disable_token_authorization");
@@ -396,7 +402,8 @@ static int setup_security(const wk_config_t *cfg, wk_auth_t **auth, char **cert,
  * (7070, 7071). Unlike the HTTP ports a port that is taken is not fatal: the error names it
  * and the key that moves it, and HTTP is served without that gRPC service. */
 static wk_grpc_server_t *start_grpc(const wk_config_t *cfg, wk_api_t *api, const char *which,
-                                    int dflt_port, const wk_grpc_method_t *methods, size_t n) {
+                                    int dflt_port, const wk_grpc_method_t *methods, size_t n,
+                                    const char *tls_cert, const char *tls_key) {
   char key[64], name[64];
   snprintf(key, sizeof key, "grpc_%s_port", which);
   const char *v = wk_props_get(&cfg->props, key);
@@ -413,14 +420,14 @@ static wk_grpc_server_t *start_grpc(const wk_config_t *cfg, wk_api_t *api, const
   snprintf(name, sizeof name, "gRPC %s API", which);
   wk_grpc_opts_t o = {.name = name, .host = host, .port = (int)port,
                       .max_request = (size_t)cfg->max_request_size, .methods = methods,
-                      .n_methods = n, .ud = api};
+                      .n_methods = n, .ud = api, .tls_cert_pem = tls_cert, .tls_key_pem = tls_key};
   wk_grpc_server_t *srv = NULL;
   wk_err_t err = {{0}};
   if (wk_grpc_server_start(&o, &srv, &err) != 0) {
     wk_log_error("%s (set grpc_%s_port to move it); serving without it", err.msg, which);
     return NULL;
   }
-  wk_log_info("%s listening on %s:%d", name, host, wk_grpc_server_port(srv));
+  wk_log_info("%s listening on %s:%d%s", name, host, wk_grpc_server_port(srv), tls_cert ? " (TLS)" : "");
   return srv;
 }
 
@@ -588,17 +595,20 @@ int wk_cmd_serve(int argc, char **argv) {
 
   wk_grpc_server_t *grpc[2] = {NULL, NULL};
   if (exit_code == 0) {
+    /* enable_grpc_ssl: both gRPC ports over TLS, with the HTTP ports' certificate and key */
+    int grpc_ssl = wk_config_bool(&cfg, "enable_grpc_ssl", 0);
+    const char *grpc_cert = grpc_ssl ? tls_cert : NULL, *grpc_key = grpc_ssl ? tls_key : NULL;
     /* the inference port serves TorchServe's service, KServe v2 and gRPC health */
     size_t n = wk_grpc_inference_n_methods + wk_grpc_v2_n_methods;
     wk_grpc_method_t *inference = malloc(n * sizeof *inference);
     if (inference) {
       memcpy(inference, wk_grpc_inference_methods, sizeof *inference * wk_grpc_inference_n_methods);
       memcpy(inference + wk_grpc_inference_n_methods, wk_grpc_v2_methods, sizeof *inference * wk_grpc_v2_n_methods);
-      grpc[0] = start_grpc(&cfg, &api, "inference", 7070, inference, n);
+      grpc[0] = start_grpc(&cfg, &api, "inference", 7070, inference, n, grpc_cert, grpc_key);
       free(inference); /* the server keeps a copy */
     }
     grpc[1] = start_grpc(&cfg, &api, "management", 7071, wk_grpc_management_methods,
-                         wk_grpc_management_n_methods);
+                         wk_grpc_management_n_methods, grpc_cert, grpc_key);
   }
 
   if (exit_code == 0) {

@@ -14,6 +14,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -67,6 +70,7 @@ struct wk_grpc_call_s {
 struct conn_s {
   wk_grpc_server_t *srv;
   int fd, efd;
+  SSL *ssl; /* TLS (enable_grpc_ssl); NULL for plain HTTP/2. Connection thread only. */
   nghttp2_session *session;
   pthread_mutex_t lock;
   int refs;               /* the thread's and one per call */
@@ -83,6 +87,7 @@ struct wk_grpc_server_s {
   pthread_t acceptor;
   _Atomic int stopping;
   wk_grpc_method_t *methods; /* a copy of opts.methods */
+  SSL_CTX *tls;              /* NULL: plain HTTP/2 (prior knowledge) */
   pthread_mutex_t lock;
   pthread_cond_t cond;
   conn_t *conns;
@@ -463,9 +468,15 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 
 /* ---- a connection's thread ---- */
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
+static int write_all(conn_t *c, const uint8_t *p, size_t n) {
+  while (c->ssl && n > 0) {
+    int w = SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (w <= 0) return -1;
+    p += w;
+    n -= (size_t)w;
+  }
   while (n > 0) {
-    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) return -1;
     p += w;
@@ -474,13 +485,26 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
   return 0;
 }
 
+/* Sends what nghttp2 has queued: its frames are gathered into one buffer and written with
+ * one send (an answer is HEADERS, DATA and trailers: three sends otherwise). */
 static int flush(conn_t *c) {
+  static _Thread_local uint8_t buf[1 << 14];
+  size_t used = 0;
   for (;;) {
     const uint8_t *data;
     ssize_t n = nghttp2_session_mem_send(c->session, &data);
     if (n < 0) return -1;
+    if (n == 0 || used + (size_t)n > sizeof buf) {
+      if (used > 0 && write_all(c, buf, used) != 0) return -1;
+      used = 0;
+    }
     if (n == 0) return 0;
-    if (write_all(c->fd, data, (size_t)n) != 0) return -1;
+    if ((size_t)n > sizeof buf) {
+      if (write_all(c, data, (size_t)n) != 0) return -1;
+    } else {
+      memcpy(buf + used, data, (size_t)n);
+      used += (size_t)n;
+    }
   }
 }
 
@@ -506,6 +530,43 @@ static void drain_ready(conn_t *c) {
   }
 }
 
+/* Reads what the peer sent: up to n bytes, 0 when it closed (or TLS failed), -1 with
+ * errno EAGAIN/EINTR when nothing could be read now. */
+static ssize_t conn_recv(conn_t *c, uint8_t *buf, size_t n) {
+  if (c->ssl == NULL) return recv(c->fd, buf, n, 0);
+  int r = SSL_read(c->ssl, buf, (int)n);
+  if (r > 0) return r;
+  int e = SSL_get_error(c->ssl, r);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    errno = EAGAIN;
+    return -1;
+  }
+  return 0;
+}
+
+/* The TLS handshake, bounded by the socket's timeouts: 0, or -1 (logged at debug level;
+ * a port scanner or a plain-text client is not an error of wick's). */
+static int tls_accept(conn_t *c) {
+  c->ssl = SSL_new(c->srv->tls);
+  if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) return -1;
+  struct timeval tv = {.tv_sec = 10};
+  setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  int ok = SSL_accept(c->ssl) == 1;
+  struct timeval none = {0};
+  setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+  if (!ok) {
+    char why[200];
+    ERR_error_string_n(ERR_get_error(), why, sizeof why);
+    wk_log_debug("%s: a TLS handshake failed: %s", c->srv->name, why);
+    ERR_clear_error();
+    return -1;
+  }
+  const unsigned char *proto = NULL;
+  unsigned len = 0;
+  SSL_get0_alpn_selected(c->ssl, &proto, &len);
+  return len == 2 && memcmp(proto, "h2", 2) == 0 ? 0 : -1;
+}
+
 static void *conn_main(void *arg) {
   conn_t *c = arg;
   wk_grpc_server_t *s = c->srv;
@@ -516,7 +577,7 @@ static void *conn_main(void *arg) {
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
-  int ok = nghttp2_session_server_new(&c->session, cb, c) == 0;
+  int ok = (s->tls == NULL || tls_accept(c) == 0) && nghttp2_session_server_new(&c->session, cb, c) == 0;
   nghttp2_session_callbacks_del(cb);
   if (ok) {
     nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS}};
@@ -527,15 +588,17 @@ static void *conn_main(void *arg) {
     if (flush(c) != 0) break;
     if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) break;
     struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = c->efd, .events = POLLIN}};
-    int n = poll(p, 2, expire(c));
+    /* TLS may hold decrypted bytes the socket no longer shows */
+    int buffered = c->ssl && SSL_pending(c->ssl) > 0;
+    int n = poll(p, 2, buffered ? 0 : expire(c));
     if (n < 0 && errno != EINTR) break;
-    if (n <= 0) {
+    if (n <= 0 && !buffered) {
       expire(c);
       continue;
     }
-    if (p[1].revents & POLLIN) drain_ready(c);
-    if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-      ssize_t got = recv(c->fd, in, 1 << 16, 0);
+    if (n > 0 && (p[1].revents & POLLIN)) drain_ready(c);
+    if (buffered || (n > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)))) {
+      ssize_t got = conn_recv(c, in, 1 << 16);
       if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       if (got <= 0) break;
       if (nghttp2_session_mem_recv(c->session, in, (size_t)got) < 0) break;
@@ -561,6 +624,7 @@ static void *conn_main(void *arg) {
     call_unref(k);
   }
   if (c->session) nghttp2_session_del(c->session);
+  if (c->ssl) SSL_free(c->ssl);
   close(c->fd);
   close(c->efd);
   pthread_mutex_lock(&s->lock);
@@ -625,6 +689,52 @@ static void *accept_main(void *arg) {
   return NULL;
 }
 
+/* ALPN: gRPC over TLS is HTTP/2 ("h2") or nothing. */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                       unsigned int inlen, void *arg) {
+  (void)ssl, (void)arg;
+  for (unsigned i = 0; i < inlen;) {
+    unsigned n = in[i];
+    if (i + 1 + n > inlen) break;
+    if (n == 2 && memcmp(in + i + 1, "h2", 2) == 0) {
+      *out = in + i + 1;
+      *outlen = 2;
+      return SSL_TLSEXT_ERR_OK;
+    }
+    i += 1 + n;
+  }
+  return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/* A TLS context from PEM texts: the certificate (then its chain) and the key. */
+static SSL_CTX *tls_context(const char *name, const char *cert_pem, const char *key_pem, wk_err_t *err) {
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  BIO *b = BIO_new_mem_buf(cert_pem, -1);
+  X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+  int ok = ctx && x && SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 &&
+           SSL_CTX_use_certificate(ctx, x) == 1;
+  X509_free(x);
+  while (ok && b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+    if (SSL_CTX_add_extra_chain_cert(ctx, x) != 1) X509_free(x); /* else the context owns it */
+  BIO_free(b);
+  b = ok ? BIO_new_mem_buf(key_pem, -1) : NULL;
+  EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+  ok = ok && k && SSL_CTX_use_PrivateKey(ctx, k) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+  EVP_PKEY_free(k);
+  BIO_free(b);
+  if (!ok) {
+    char why[200] = "no certificate or key";
+    unsigned long e = ERR_get_error();
+    if (e) ERR_error_string_n(e, why, sizeof why);
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    wk_err(err, WK_EINVAL, "%s: the TLS certificate or key cannot be used: %s", name, why);
+    return NULL;
+  }
+  SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+  return ctx;
+}
+
 int wk_grpc_server_start(const wk_grpc_opts_t *opts, wk_grpc_server_t **out, wk_err_t *err) {
   wk_grpc_server_t *s = calloc(1, sizeof *s);
   if (s == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
@@ -635,6 +745,12 @@ int wk_grpc_server_start(const wk_grpc_opts_t *opts, wk_grpc_server_t **out, wk_
     return wk_err(err, WK_ENOMEM, "out of memory");
   }
   if (opts->n_methods) memcpy(s->methods, opts->methods, opts->n_methods * sizeof *s->methods);
+  if (opts->tls_cert_pem && opts->tls_key_pem &&
+      (s->tls = tls_context(opts->name ? opts->name : "gRPC", opts->tls_cert_pem, opts->tls_key_pem, err)) == NULL) {
+    free(s->methods);
+    free(s);
+    return WK_EINVAL;
+  }
   snprintf(s->name, sizeof s->name, "%s", opts->name ? opts->name : "gRPC");
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->cond, NULL);
@@ -661,7 +777,8 @@ int wk_grpc_server_start(const wk_grpc_opts_t *opts, wk_grpc_server_t **out, wk_
       bind(s->lfd, (struct sockaddr *)&ss, slen) != 0 || listen(s->lfd, 1024) != 0) {
     int e = errno;
     if (s->lfd >= 0) close(s->lfd);
-    free(s->methods);
+    SSL_CTX_free(s->tls);
+  free(s->methods);
     free(s);
     return wk_err(err, WK_EIO, "%s: cannot listen on %s:%d: %s", opts->name, opts->host, opts->port,
                   strerror(e));
@@ -673,13 +790,15 @@ int wk_grpc_server_start(const wk_grpc_opts_t *opts, wk_grpc_server_t **out, wk_
                                      : ((struct sockaddr_in *)&bound)->sin_port);
   if (pthread_create(&s->acceptor, NULL, accept_main, s) != 0) {
     close(s->lfd);
-    free(s->methods);
+    SSL_CTX_free(s->tls);
+  free(s->methods);
     free(s);
     return wk_err(err, WK_EINTERNAL, "%s: cannot start its thread", opts->name);
   }
   *out = s;
   return 0;
 bad_address:
+  SSL_CTX_free(s->tls);
   free(s->methods);
   free(s);
   return wk_err(err, WK_EINVAL, "%s address: '%s' is not an IP address", opts->name, opts->host);
@@ -699,6 +818,7 @@ void wk_grpc_server_stop(wk_grpc_server_t *s) {
   pthread_mutex_unlock(&s->lock);
   pthread_mutex_destroy(&s->lock);
   pthread_cond_destroy(&s->cond);
+  SSL_CTX_free(s->tls);
   free(s->methods);
   free(s);
 }

@@ -1,5 +1,6 @@
 /* gRPC's transport on nghttp2 ([12] part 1): HTTP/2 without TLS (prior knowledge, as
- * gRPC clients speak it on an insecure channel), length-prefixed messages, the
+ * gRPC clients speak it on an insecure channel) or over TLS (OpenSSL, ALPN h2), length-
+ * prefixed messages, the
  * `grpc-status` / `grpc-message` trailers. It knows no protobuf and no service: a table
  * maps each method path ("/package.Service/Method") to a function that gets the request's
  * message bytes and answers through the call, from any thread, once.
@@ -57,6 +58,10 @@ typedef struct wk_grpc_opts_s {
   const wk_grpc_method_t *methods; /* others are UNIMPLEMENTED */
   size_t n_methods;
   void *ud;               /* handed to every method */
+  /* TLS (ALPN h2): both PEM texts (copied into the server's TLS context), or both NULL for
+   * HTTP/2 without TLS. */
+  const char *tls_cert_pem; /* the certificate, optionally followed by its chain */
+  const char *tls_key_pem;  /* the private key, unencrypted */
 } wk_grpc_opts_t;
 
 /* Listens on opts->host:port (the method table is copied). Main thread. */

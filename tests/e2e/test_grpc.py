@@ -392,3 +392,61 @@ def test_streams_cut_by_deadline_or_cancel_leave_the_server_serving(serve, stubs
             from google.protobuf import empty_pb2
             assert other_stub.Ping(empty_pb2.Empty(), timeout=10).health
         assert [next(c).prediction for c in calls] == [b"plain z%d" % i for i in range(20)]
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory):
+    d = tmp_path_factory.mktemp("grpc-tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"),
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return d / "cert.pem", d / "key.pem"
+
+
+def test_enable_grpc_ssl_serves_both_ports_over_tls(serve, stubs, models, cert):
+    """enable_grpc_ssl=true: both gRPC ports speak TLS (ALPN h2) with the certificate_file
+    and private_key_file of the HTTP ports; a plain-text client gets no answer and the
+    server serves on; the HTTP ports stay as their addresses say."""
+    import json
+
+    from google.protobuf import empty_pb2
+
+    pb, rpc = stubs
+    store, _, _ = models
+    cert_pem, key_pem = cert
+    s = serve("--model-store", store, "--models", "echo=echo.mar", "--enable_grpc_ssl", "true",
+              "--certificate_file", cert_pem, "--private_key_file", key_pem)
+    assert "(TLS)" in s.logs()
+    creds = grpc.ssl_channel_credentials(root_certificates=cert_pem.read_bytes())
+    with grpc.secure_channel(f"127.0.0.1:{s.ports['grpc_inference']}", creds) as ch:
+        stub = rpc.InferenceAPIsServiceStub(ch)
+        assert stub.Ping(empty_pb2.Empty(), timeout=10).health
+        got = stub.Predictions(pb.PredictionsRequest(model_name="echo", input={"data": b"tls"}), timeout=30)
+        assert json.loads(got.prediction) == {"data": "tls"}
+        big = b"x" * 300_000  # many TLS records in one message, and in its answer
+        got = stub.Predictions(pb.PredictionsRequest(model_name="echo", input={"data": big}), timeout=30)
+        assert json.loads(got.prediction)["data"] == big.decode()
+    mgmt = grpc.secure_channel(f"127.0.0.1:{s.ports['grpc_management']}", creds)
+    with mgmt:
+        raw = mgmt.unary_unary("/org.pytorch.serve.grpc.management.ManagementAPIsService/ListModels",
+                               request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        assert b"echo" in raw(b"", timeout=10)
+    with channel(s) as plain:  # no TLS: the handshake fails, nothing is answered
+        with pytest.raises(grpc.RpcError) as e:
+            rpc.InferenceAPIsServiceStub(plain).Ping(empty_pb2.Empty(), timeout=3)
+        assert e.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    with grpc.secure_channel(f"127.0.0.1:{s.ports['grpc_inference']}", creds) as ch:
+        assert rpc.InferenceAPIsServiceStub(ch).Ping(empty_pb2.Empty(), timeout=10).health
+    assert s.infer("GET", "/ping").status == 200  # HTTP is still plain HTTP
+
+
+@pytest.mark.badinput
+def test_enable_grpc_ssl_needs_a_certificate(tmp_path):
+    import subprocess as sp
+
+    from conftest import WICK
+
+    r = sp.run([WICK, "serve", "--enable_grpc_ssl", "true", "--inference_address", "http://127.0.0.1:0"],
+               capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "enable_grpc_ssl=true needs certificate_file" in r.stdout + r.stderr
