@@ -235,3 +235,40 @@ def test_errors_get_a_status_and_the_server_serves_on(server, client):
             raw(b"\xff\xff\xff", timeout=10)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert client.is_server_live() and client.is_model_ready("mlp")
+
+
+@pytest.mark.badinput
+def test_token_authorization_covers_v2_and_health(tmp_path):
+    """With token authorization on, v2 metadata and inference need the inference key in the
+    `authorization` metadata, as the HTTP v2 routes do; liveness, readiness and the health
+    service stay open, as /v2/health/* and /ping are."""
+    save_script(MLP, tmp_path / "mlp.pt")
+    pack(tmp_path, "mlp", tmp_path / "mlp.pt")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    s = Server(["--model-store", tmp_path, "--models", "mlp=mlp.mar", "--disable_token_authorization", "false"],
+               tmp_path / "wick.log", cwd=run_dir)
+    try:
+        keys = json.loads((run_dir / "key_file.json").read_text())
+        c = grpcclient.InferenceServerClient(f"127.0.0.1:{s.ports['grpc_inference']}")
+        assert c.is_server_live() and c.is_server_ready()
+        inp = grpcclient.InferInput("INPUT__0", [1, 16], "FP32")
+        inp.set_data_from_numpy(np.zeros((1, 16), dtype=np.float32))
+        for headers in (None, {"authorization": "Bearer nope"},
+                        {"authorization": "Bearer " + keys["management"]["key"]}):
+            with pytest.raises(InferenceServerException) as e:
+                c.infer("mlp", [inp], headers=headers)
+            assert e.value.status() == "StatusCode.UNAUTHENTICATED", e.value
+            assert keys["inference"]["key"] not in e.value.message()
+            with pytest.raises(InferenceServerException) as e:
+                c.get_model_metadata("mlp", headers=headers)
+            assert e.value.status() == "StatusCode.UNAUTHENTICATED"
+        good = {"authorization": "Bearer " + keys["inference"]["key"]}
+        assert c.infer("mlp", [inp], headers=good).as_numpy("OUTPUT__0").shape == (1, 4)
+        with grpc.insecure_channel(f"127.0.0.1:{s.ports['grpc_inference']}") as ch:
+            check = ch.unary_unary("/grpc.health.v1.Health/Check", request_serializer=lambda b: b,
+                                   response_deserializer=lambda b: b)
+            assert check(b"", timeout=10) == b"\x08\x01"
+        c.close()
+    finally:
+        assert s.stop() == 0, s.logs()[-3000:]
