@@ -213,9 +213,10 @@ static int form_body(const Org__Pytorch__Serve__Grpc__Inference__PredictionsRequ
       if ((pass == 0) != is_data || (pass == 1) != is_body) continue;
       if (strpbrk(key, "\"\r\n") != NULL) return WK_EINVAL;
       const ProtobufCBinaryData *v = &in->input[i]->value;
-      if (memmem(v->data, v->len, boundary, sizeof boundary - 1) != NULL) return WK_EINVAL;
+      /* an empty value may have no data pointer at all */
+      if (v->len > 0 && memmem(v->data, v->len, boundary, sizeof boundary - 1) != NULL) return WK_EINVAL;
       wk_buf_printf(b, "--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n", boundary, key);
-      wk_buf_append(b, v->data, v->len);
+      if (v->len > 0) wk_buf_append(b, v->data, v->len);
       wk_buf_puts(b, "\r\n");
     }
   }

@@ -223,7 +223,7 @@ static ssize_t read_reply(nghttp2_session *session, int32_t stream_id, uint8_t *
   pthread_mutex_lock(&k->conn->lock);
   size_t n = k->out.len - k->out_off;
   if (n > length) n = length;
-  memcpy(buf, k->out.data + k->out_off, n);
+  if (n > 0) memcpy(buf, k->out.data + k->out_off, n);
   k->out_off += n;
   if (k->out_off == k->out.len) k->out_off = k->out.len = 0; /* reuse the buffer */
   int done = k->done && k->out.len == 0;
