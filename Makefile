@@ -32,7 +32,7 @@ build-asan: deps
 
 fuzz: deps
 	@cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-	  -DWK_FUZZ=ON -DWK_ASAN=ON -DWK_TORCH=OFF >/dev/null
+	  -DWK_FUZZ=ON -DWK_ASAN=ON -DWK_UBSAN=ON -DWK_TORCH=OFF >/dev/null
 	@cmake --build $(BUILD_FUZZ) -j $(JOBS)
 	@echo "fuzz targets are in $(BUILD_FUZZ)/: e.g. $(BUILD_FUZZ)/fuzz_zip tests/fuzz/corpus/zip"
 
