@@ -28,8 +28,9 @@ SERVE_PKGS=(
   # libraries
   libmicrohttpd-dev libjansson-dev libyaml-dev zlib1g-dev libcurl4-openssl-dev
   libturbojpeg0-dev libpng-dev
-  # gRPC ([12]): HTTP/2 and protobuf in C, the .proto files compiled at build time
-  libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev
+  # gRPC ([12]): HTTP/2, TLS and protobuf in C, the .proto files compiled at build time
+  # (protoc-c for the messages, protoc for the reflection descriptors)
+  libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libssl-dev
   # the venv (libtorch itself comes from the pinned torch wheel in .venv/)
   python3-venv
   # health checks

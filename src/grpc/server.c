@@ -31,6 +31,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "grpc/reflection.h"
 
 #define MAX_METADATA 64
 #define MAX_STREAMS 128 /* SETTINGS_MAX_CONCURRENT_STREAMS we announce */
@@ -53,6 +54,7 @@ struct wk_grpc_call_s {
   size_t n_md;
   wk_buf_t body;
   int too_big;
+  int reflection;  /* a ServerReflectionInfo stream: each message is answered as it comes */
   /* the answer, under the connection's lock: length-prefixed messages not yet handed to
    * nghttp2 (out, from out_off), and, once done, the final status and message */
   wk_buf_t out;
@@ -87,6 +89,8 @@ struct wk_grpc_server_s {
   pthread_t acceptor;
   _Atomic int stopping;
   wk_grpc_method_t *methods; /* a copy of opts.methods */
+  char **services;           /* "package.Service" of every method, and reflection's own */
+  size_t n_services;
   SSL_CTX *tls;              /* NULL: plain HTTP/2 (prior knowledge) */
   pthread_mutex_t lock;
   pthread_cond_t cond;
@@ -143,13 +147,16 @@ static void post(wk_grpc_call_t *k) {
 
 /* ---- answers ---- */
 
-/* grpc-message is percent-encoded: bytes outside printable ASCII, and '%'. */
+/* grpc-message is percent-encoded: bytes outside printable ASCII, '%', and a space at
+ * either end (HTTP/2 refuses a field value with leading or trailing whitespace: a strict
+ * client resets the stream and never sees the status). */
 static char *percent_encode(const char *s) {
   size_t n = strlen(s);
   char *out = malloc(n * 3 + 1), *p = out;
   if (out == NULL) return NULL;
   for (const unsigned char *q = (const unsigned char *)s; *q; q++) {
-    if (*q >= 0x20 && *q < 0x7f && *q != '%') *p++ = (char)*q;
+    int edge_space = *q == ' ' && (q == (const unsigned char *)s || q[1] == '\0');
+    if (*q >= 0x20 && *q < 0x7f && *q != '%' && !edge_space) *p++ = (char)*q;
     else p += sprintf(p, "%%%02X", *q);
   }
   *p = '\0';
@@ -365,6 +372,50 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
   return 0;
 }
 
+/* application/grpc, optionally +proto or ;params */
+static int grpc_content_type(const wk_grpc_call_t *k) {
+  return k->content_type != NULL && strncasecmp(k->content_type, "application/grpc", 16) == 0 &&
+         (k->content_type[16] == '\0' || k->content_type[16] == '+' || k->content_type[16] == ';');
+}
+
+static int is_reflection(const char *path) {
+  return strcmp(path, wk_grpc_reflection_paths[0]) == 0 || strcmp(path, wk_grpc_reflection_paths[1]) == 0;
+}
+
+/* A reflection stream: answers each complete message in k's body and keeps the rest (a
+ * message still arriving). Returns 0, or -1 after failing the call (a bad message). */
+static int reflect(conn_t *c, wk_grpc_call_t *k) {
+  wk_grpc_server_t *s = c->srv;
+  size_t off = 0;
+  const uint8_t *b = (const uint8_t *)k->body.data;
+  while (k->body.len - off >= 5) {
+    uint32_t be;
+    memcpy(&be, b + off + 1, 4);
+    size_t mlen = ntohl(be);
+    if (mlen > k->body.len - off - 5) break;
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    if (b[off] != 0 || wk_grpc_reflection_answer((const char *const *)s->services, s->n_services, b + off + 5,
+                                                 mlen, &out, &out_len) != 0) {
+      free(out);
+      pthread_mutex_lock(&c->lock);
+      k->refs++; /* the answer's (finish drops it) */
+      pthread_mutex_unlock(&c->lock);
+      wk_grpc_fail(k, WK_GRPC_INVALID_ARGUMENT, "not a ServerReflectionRequest");
+      k->reflection = 2; /* answered: ignore the rest */
+      return -1;
+    }
+    wk_grpc_send(k, out, out_len);
+    free(out);
+    off += 5 + mlen;
+  }
+  if (off > 0) {
+    memmove(k->body.data, k->body.data + off, k->body.len - off);
+    k->body.len -= off;
+  }
+  return 0;
+}
+
 static int on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data,
                    size_t len, void *user_data) {
   (void)flags;
@@ -377,6 +428,8 @@ static int on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id, c
     return 0;
   }
   if (wk_buf_append(&k->body, data, len) != 0) k->too_big = 1;
+  else if (k->reflection == 0 && is_reflection(k->path) && grpc_content_type(k)) k->reflection = 1;
+  if (k->reflection == 1) reflect(c, k);
   return 0;
 }
 
@@ -393,8 +446,7 @@ static void dispatch(conn_t *c, wk_grpc_call_t *k) {
   k->refs++; /* the method's */
   pthread_mutex_unlock(&c->lock);
   char msg[400];
-  if (k->content_type == NULL || strncasecmp(k->content_type, "application/grpc", 16) != 0 ||
-      (k->content_type[16] != '\0' && k->content_type[16] != '+' && k->content_type[16] != ';')) {
+  if (!grpc_content_type(k)) {
     /* not gRPC: plain HTTP's answer, as the gRPC spec asks */
     atomic_store(&k->answered, 1); /* no deadline answer after this one */
     k->started = 1;
@@ -407,6 +459,19 @@ static void dispatch(conn_t *c, wk_grpc_call_t *k) {
     snprintf(msg, sizeof msg, "the request message is larger than the limit (max_request_size) of %zu bytes",
              s->opts.max_request);
     wk_grpc_fail(k, WK_GRPC_RESOURCE_EXHAUSTED, msg);
+    return;
+  }
+  if (k->reflection == 2) { /* failed already */
+    call_unref(k);
+    return;
+  }
+  if (is_reflection(k->path)) { /* the client has sent all it will: end the stream */
+    if (reflect(c, k) != 0) {
+      call_unref(k);
+      return;
+    }
+    if (k->body.len > 0) wk_grpc_fail(k, WK_GRPC_INTERNAL, "the stream ended inside a message");
+    else wk_grpc_fail(k, WK_GRPC_OK, NULL);
     return;
   }
   const uint8_t *b = (const uint8_t *)k->body.data;
@@ -689,6 +754,11 @@ static void *accept_main(void *arg) {
   return NULL;
 }
 
+static void free_services(wk_grpc_server_t *s) {
+  for (size_t i = 0; i < s->n_services; i++) free(s->services[i]);
+  free(s->services);
+}
+
 /* ALPN: gRPC over TLS is HTTP/2 ("h2") or nothing. */
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
                        unsigned int inlen, void *arg) {
@@ -745,8 +815,20 @@ int wk_grpc_server_start(const wk_grpc_opts_t *opts, wk_grpc_server_t **out, wk_
     return wk_err(err, WK_ENOMEM, "out of memory");
   }
   if (opts->n_methods) memcpy(s->methods, opts->methods, opts->n_methods * sizeof *s->methods);
+  s->services = calloc(opts->n_methods + 2, sizeof *s->services);
+  for (size_t i = 0; s->services && i < opts->n_methods + 2; i++) {
+    const char *path = i < opts->n_methods ? opts->methods[i].path : wk_grpc_reflection_paths[i - opts->n_methods];
+    const char *slash = strchr(path + 1, '/');
+    if (path[0] != '/' || slash == NULL) continue;
+    char *name = strndup(path + 1, (size_t)(slash - path - 1));
+    int seen = 0;
+    for (size_t j = 0; name && j < s->n_services && !seen; j++) seen = strcmp(s->services[j], name) == 0;
+    if (name && !seen) s->services[s->n_services++] = name;
+    else free(name);
+  }
   if (opts->tls_cert_pem && opts->tls_key_pem &&
       (s->tls = tls_context(opts->name ? opts->name : "gRPC", opts->tls_cert_pem, opts->tls_key_pem, err)) == NULL) {
+    free_services(s);
     free(s->methods);
     free(s);
     return WK_EINVAL;
@@ -778,6 +860,7 @@ int wk_grpc_server_start(const wk_grpc_opts_t *opts, wk_grpc_server_t **out, wk_
     int e = errno;
     if (s->lfd >= 0) close(s->lfd);
     SSL_CTX_free(s->tls);
+  free_services(s);
   free(s->methods);
     free(s);
     return wk_err(err, WK_EIO, "%s: cannot listen on %s:%d: %s", opts->name, opts->host, opts->port,
@@ -791,6 +874,7 @@ int wk_grpc_server_start(const wk_grpc_opts_t *opts, wk_grpc_server_t **out, wk_
   if (pthread_create(&s->acceptor, NULL, accept_main, s) != 0) {
     close(s->lfd);
     SSL_CTX_free(s->tls);
+  free_services(s);
   free(s->methods);
     free(s);
     return wk_err(err, WK_EINTERNAL, "%s: cannot start its thread", opts->name);
@@ -799,6 +883,7 @@ int wk_grpc_server_start(const wk_grpc_opts_t *opts, wk_grpc_server_t **out, wk_
   return 0;
 bad_address:
   SSL_CTX_free(s->tls);
+  free_services(s);
   free(s->methods);
   free(s);
   return wk_err(err, WK_EINVAL, "%s address: '%s' is not an IP address", opts->name, opts->host);
@@ -819,6 +904,7 @@ void wk_grpc_server_stop(wk_grpc_server_t *s) {
   pthread_mutex_destroy(&s->lock);
   pthread_cond_destroy(&s->cond);
   SSL_CTX_free(s->tls);
+  free_services(s);
   free(s->methods);
   free(s);
 }

@@ -204,6 +204,9 @@ def test_errors_get_a_status_and_the_server_serves_on(server, client):
     with pytest.raises(InferenceServerException) as e:
         client.get_model_metadata("nothere")
     cases.append((e.value, "StatusCode.NOT_FOUND", "nothere"))
+    with pytest.raises(InferenceServerException) as e:  # the message ends in a space: sent encoded
+        client.get_model_metadata("mlp", model_version="9 ")
+    cases.append((e.value, "StatusCode.NOT_FOUND", "no version 9 "))
     with pytest.raises(InferenceServerException) as e:
         client.get_model_config("nothere")
     cases.append((e.value, "StatusCode.NOT_FOUND", "nothere"))

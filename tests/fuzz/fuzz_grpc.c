@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/grpc_api.h"
@@ -102,6 +103,8 @@ static int on_close(nghttp2_session *session, int32_t stream_id, uint32_t error_
 #define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
 
 static void call(int port, const char *path, const uint8_t *body, size_t len) {
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return;
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -130,13 +133,16 @@ static void call(int port, const char *path, const uint8_t *body, size_t len) {
     ssize_t n;
     while ((n = nghttp2_session_mem_send(s, &out)) > 0)
       if (send(fd, out, (size_t)n, MSG_NOSIGNAL) != n) ok = 0;
-    if (!ok || n < 0) break;
+    if (!ok || n < 0 || c.closed) break; /* closed while sending: a reset stream */
     struct pollfd p = {.fd = fd, .events = POLLIN};
     if (poll(&p, 1, 6000) != 1) break; /* the server's deadline answer comes within 5 s */
     ssize_t got = recv(fd, in, sizeof in, 0);
     if (got <= 0 || nghttp2_session_mem_recv(s, in, (size_t)got) < 0) break;
   }
-  if (g_show) fprintf(stderr, "fuzz_grpc: %s -> %s %s\n", path, c.closed ? c.status : "(no answer)", c.message);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  if (g_show)
+    fprintf(stderr, "fuzz_grpc: %s -> %s %s (%ld ms)\n", path, c.closed ? c.status : "(no answer)", c.message,
+            (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
   if (s) nghttp2_session_del(s);
   close(fd);
 }
