@@ -73,7 +73,7 @@ test-tsan: build-tsan
 	WICK_BIN=$(CURDIR)/$(BUILD_TSAN)/wick WICK_SANITIZED=1 TSAN_OPTIONS=halt_on_error=0 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e/test_torchserve_compat.py \
 	  tests/e2e/test_envelopes.py tests/e2e/test_python_handlers.py tests/e2e/test_threads.py \
-	  tests/e2e/test_cancellation.py tests/e2e/test_grpc.py \
+	  tests/e2e/test_cancellation.py tests/e2e/test_grpc.py tests/e2e/test_grpc_reflection.py \
 	  -k "not eager_cnn and not equal_the_http and not torchserve_status_codes"
 
 test-asan: build-asan
