@@ -2,12 +2,13 @@
 #include "core/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static int g_level = WK_LOG_INFO;
+static _Atomic int g_level = WK_LOG_INFO; /* set while threads log (tests, reloads) */
 
 size_t wk_log_escape(const char *in, size_t len, char *out, size_t cap) {
   static const char hex[] = "0123456789abcdef";

@@ -450,3 +450,29 @@ def test_enable_grpc_ssl_needs_a_certificate(tmp_path):
     r = sp.run([WICK, "serve", "--enable_grpc_ssl", "true", "--inference_address", "http://127.0.0.1:0"],
                capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "enable_grpc_ssl=true needs certificate_file" in r.stdout + r.stderr
+
+
+@pytest.mark.badinput
+def test_a_wrong_content_type_gets_http_415_and_others_are_served(serve, stubs, tmp_path):
+    """A request that is not gRPC (content-type application/json) on the gRPC port gets
+    plain HTTP/2's 415, as the gRPC protocol asks; gRPC calls go on being answered."""
+    import shutil
+
+    from google.protobuf import empty_pb2
+
+    nghttp = shutil.which("nghttp")
+    if nghttp is None:
+        pytest.skip("nghttp (nghttp2-client) is not installed")
+    pb, rpc = stubs
+    s = serve("--quiet")
+    body = tmp_path / "body.bin"
+    body.write_bytes(b"\0\0\0\0\0")
+    url = f"http://127.0.0.1:{s.ports['grpc_inference']}/org.pytorch.serve.grpc.inference.InferenceAPIsService/Ping"
+    r = subprocess.run([nghttp, "-v", "-d", str(body), "-H", "content-type: application/json", url],
+                       capture_output=True, text=True, timeout=30)
+    assert ":status: 415" in r.stdout, r.stdout[-2000:]
+    r = subprocess.run([nghttp, "-v", "-d", str(body), "-H", "content-type: application/grpc", "-H", "te: trailers",
+                        url], capture_output=True, text=True, timeout=30)
+    assert "grpc-status: 0" in r.stdout, r.stdout[-2000:]
+    with channel(s) as ch:
+        assert rpc.InferenceAPIsServiceStub(ch).Ping(empty_pb2.Empty(), timeout=10).health
