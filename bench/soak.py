@@ -378,6 +378,17 @@ class Soak:
             self.proc.kill()
             self.rc = "killed after 90 s"
 
+    def last_event_before(self, t):
+        """' (N s after <event>)' for the last chaos event before t, so that an error the
+        window does not explain can be placed in the timeline."""
+        if not isinstance(t, (int, float)):
+            return ""
+        before = [(et, what) for et, what in self.events if et <= t]
+        if not before:
+            return " (before any chaos event)"
+        et, what = before[-1]
+        return f" ({t - et:.1f} s after {what})"
+
     def explained(self, t0, t1):
         """1 when an echo error [t0, t1] falls near a kill or a stop."""
         for t, what in self.events:
@@ -453,7 +464,7 @@ def report(s, args):
     if s.wrong or s.unexpected or unexplained:
         lines += ["", "First problems:", ""]
         for w in (s.wrong[:5] + s.unexpected[:5] + unexplained[:5]):
-            lines.append(f"- {w!r}"[:400])
+            lines.append(f"- {w!r}"[:400] + s.last_event_before(w[0]))
     text = "\n".join(lines) + "\n"
     (ROOT / "bench" / "RESULTS-soak.md").write_text(text)
     res = ROOT / "bench" / "RESULTS.md"
