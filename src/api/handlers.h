@@ -35,6 +35,8 @@ void wk_mgmt_describe(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *
 void wk_mgmt_scale(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 void wk_mgmt_unregister(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 void wk_mgmt_set_default(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
+/* dashboard.c: the operator's view (GET /status.json) */
+void wk_api_status_json(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 /* Triton's model repository API on the inference port (management.c) */
 void wk_mgmt_repo_index(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 void wk_mgmt_repo_load(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);

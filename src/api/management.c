@@ -23,6 +23,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "serve/download.h"
+#include "serve/status.h"
 
 /* Replies TorchServe's {"status": "..."}. */
 static void reply_status(wk_http_req_t *req, int code, const char *fmt, ...)
@@ -428,6 +429,8 @@ static void register_parsed(wk_api_t *api, wk_http_req_t *req, const reg_t *rp, 
     forget_download(path, downloaded);
     /* a worker that failed to start (its handler raised, it timed out) is TorchServe's 500 */
     int internal = rc == WK_EIO || rc == WK_ENOMEM || rc == WK_EINTERNAL || rc == WK_EWORKER;
+    /* the model never reached the registry: the operator's view remembers why */
+    wk_status_note_error(r.model_name ? r.model_name : r.url, NULL, internal ? 500 : 400, err.msg);
     wk_http_reply_error(req, internal ? 500 : 400,
                         internal ? "InternalServerException" : "InvalidModelException", "%s",
                         err.msg);

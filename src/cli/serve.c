@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "serve/config.h"
 #include "serve/registry.h"
+#include "serve/status.h"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -121,6 +122,7 @@ static void load_one(wk_registry_t *reg, const wk_config_t *cfg, const char *spe
   wk_err_t err = {{0}};
   if (wk_model_load(&o, &m, &err) != 0) {
     wk_log_error("model %s not loaded: %s", name[0] ? name : url, err.msg);
+    wk_status_note_error(name[0] ? name : url, NULL, 500, err.msg);
     return;
   }
   if (wk_registry_add(reg, m, &err) != 0) {

@@ -2,6 +2,7 @@
  * and TorchServe's keys with their defaults and checks. It reads settings; it does not
  * open sockets or look at the model store. */
 #include "serve/config.h"
+#include "serve/status.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -416,7 +417,7 @@ static const known_key_t known_keys[] = {
     KEY(worker_spin_us, K_INT_NONNEG), KEY(idle_timeout, K_INT_POS),
     KEY(max_connections, K_INT_NONNEG), KEY(max_connections_per_client, K_INT_NONNEG),
     KEY(request_timeout, K_INT_POS), KEY(max_unpacked_archive_size, K_LONG_POS),
-    KEY(max_unpacked_total_size, K_LONG_POS),
+    KEY(max_unpacked_total_size, K_LONG_POS), KEY(status_interval_ms, K_INT_POS),
 };
 
 static void *field(wk_config_t *c, const known_key_t *k) {
@@ -436,6 +437,7 @@ void wk_config_init(wk_config_t *c) {
   c->torch_threads = 0;
   c->worker_spin_us = WK_DEFAULT_WORKER_SPIN_US;
   c->idle_timeout = WK_DEFAULT_IDLE_TIMEOUT_S;
+  c->status_interval_ms = WK_STATUS_DEFAULT_INTERVAL_MS;
   c->request_timeout = WK_DEFAULT_REQUEST_TIMEOUT_S;
   c->max_unpacked_archive_size = WK_DEFAULT_MAX_UNPACKED_ARCHIVE;
   c->max_unpacked_total_size = WK_DEFAULT_MAX_UNPACKED_TOTAL;
@@ -684,6 +686,7 @@ static const struct {
     /* wick's */
     {"torch_threads", NULL},
     {"worker_spin_us", NULL},
+    {"status_interval_ms", NULL},
     {"idle_timeout", NULL},
     {"max_connections", NULL},
     {"max_connections_per_client", NULL},

@@ -39,6 +39,7 @@ typedef struct wk_config_s {
                                     before it sleeps (one worker per model at a time) */
   char *python;                  /* wick: worker interpreter, WK_PYWORKER_DEFAULT_PYTHON (the venv's) */
   int idle_timeout;              /* wick: seconds a connection may stay idle, 60 */
+  int status_interval_ms;        /* wick: one /status.json sample per interval, 10000 */
   int max_connections;           /* wick: per API; 0 = from the open-file limit */
   int max_connections_per_client;/* wick: per API and client address; 0 = no cap */
   int request_timeout;           /* wick: seconds to send one request (header and body), 60 */

@@ -87,12 +87,14 @@ static int claim(wk_model_t *m, wk__job_t *j, int status) {
   else if (status == WK__STATUS_CLIENT_GONE) atomic_fetch_add(&m->req_cancelled, 1);
   else if (status < 500) atomic_fetch_add(&m->req_client_err, 1);
   else atomic_fetch_add(&m->req_server_err, 1);
+  wk__status_answered(m, j, status);
   return 1;
 }
 
 int wk__job_reply_error(wk_model_t *m, wk__job_t *j, int status, const char *type,
                         const char *msg) {
   if (!claim(m, j, status)) return 0;
+  wk__status_error(m, status, msg);
   j->sink->ops->error(j->sink, status, type, msg);
   return 1;
 }

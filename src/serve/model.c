@@ -41,6 +41,8 @@ void wk__submit(wk_model_t *m, const wk_request_t *r, wk_sink_t *sink, int expla
     const char *type;
     int status = wk__error_status(rc, &type);
     atomic_fetch_add(status >= 500 ? &m->req_server_err : &m->req_client_err, 1);
+    wk__status_answered(m, NULL, status);
+    wk__status_error(m, status, err.msg);
     sink->ops->error(sink, status, type, err.msg);
     return;
   }
@@ -438,7 +440,7 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   }
   if ((rc = choose_handler(m, o, err)) != 0) goto fail;
   settings(m, o);
-  if ((rc = wk__metrics_init(m)) != 0) {
+  if ((rc = wk__metrics_init(m)) != 0 || (rc = wk__status_init(m, o->status_interval_ms)) != 0) {
     wk_err(err, rc, "out of memory");
     goto fail;
   }
@@ -477,6 +479,7 @@ void wk_model_free(wk_model_t *m) {
   pthread_cond_destroy(&m->state_cond);
   pthread_cond_destroy(&m->mon_cond);
   wk__metrics_free(m);
+  wk__status_free(m);
   pthread_mutex_destroy(&m->custom_lock);
   free(m->name);
   free(m->version);
@@ -508,6 +511,7 @@ void wk_model_load_opts_from_config(wk_model_load_opts_t *o, const wk_config_t *
   o->response_timeout_s = cfg->default_response_timeout;
   o->torch_threads = cfg->torch_threads;
   o->worker_spin_us = cfg->worker_spin_us;
+  o->status_interval_ms = cfg->status_interval_ms;
   o->python = cfg->python;
   o->service_envelope = wk_props_get(&cfg->props, "service_envelope");
   o->install_py_deps = wk_config_bool(cfg, "install_py_dep_per_model", 0);

@@ -25,6 +25,7 @@ typedef struct wk_model_load_opts_s {
   int response_timeout_s;     /* used when the model config has no responseTimeout */
   int torch_threads;          /* 0: auto */
   int worker_spin_us;         /* idle polling before a worker sleeps; 0: never poll */
+  int status_interval_ms;     /* the operator's view: one sample per interval; 0: 10 s */
   long max_image_pixels;      /* image handler: limit_max_image_pixels; <= 0: no limit */
   const char *python;         /* Python handlers: the interpreter (NULL: WK_PYWORKER_DEFAULT_PYTHON) */
   const char *service_envelope; /* Python handlers: TorchServe's service_envelope (body, json,

@@ -21,6 +21,13 @@
 /* Upper bounds of the latency histograms (seconds) and of the batch-size histogram. */
 #define WK__LAT_BUCKETS 16
 #define WK__BATCH_BUCKETS 10
+/* status.c's latency buckets (four per power of two microseconds) and the statuses it
+ * counts one by one (100 ... 599). */
+#define WK__E2E_BUCKETS 128
+#define WK__STATUS_FIRST 100
+#define WK__STATUS_CODES 500
+
+typedef struct wk__window_s wk__window_t;
 
 typedef struct wk__hist_s {
   _Atomic uint64_t counts[WK__LAT_BUCKETS + 1]; /* the last one is +Inf */
@@ -45,6 +52,9 @@ typedef struct wk__worker_s {
   size_t batch_n;
   int64_t batch_deadline_us;
   int64_t load_us;      /* how long its start (the handler's warm-up) took */
+  int crashes;          /* its process died (Python) and was replaced (lock held) */
+  time_t crashed_at;    /* the last time, and why (lock held) */
+  char crash_reason[200];
   struct wk__worker_s *next;
 } wk__worker_t;
 
@@ -118,6 +128,12 @@ struct wk_model_s {
    * the wall-clock time of the latest */
   _Atomic uint64_t *batch_runs, *batch_run_us;
   _Atomic int64_t last_inference_ms;
+  /* the operator's view (status.c): answers by latency from arrival and by status, and
+   * the ring of samples the monitor takes (NULL: none taken) */
+  _Atomic uint64_t e2e_counts[WK__E2E_BUCKETS];
+  _Atomic uint64_t by_status[WK__STATUS_CODES];
+  wk__window_t *window;
+  time_t loaded_at;
 };
 
 /* metrics.c */
@@ -132,6 +148,22 @@ void wk__metrics_custom(wk_model_t *m, const char *name, const char *labels, int
 /* The per-batch-size counters (after the batch size is known). WK_ENOMEM. */
 int wk__metrics_init(wk_model_t *m);
 void wk__metrics_free(wk_model_t *m);
+
+/* status.c */
+/* Starts m's sample ring, one sample every interval_ms (<= 0: the default). WK_ENOMEM. */
+int wk__status_init(wk_model_t *m, int interval_ms);
+void wk__status_free(wk_model_t *m);
+/* Counts an answer: its status and, for a queued job (j may be NULL), its time from
+ * arrival. Any thread. */
+void wk__status_answered(wk_model_t *m, const wk__job_t *j, int status);
+/* Remembers an error answer (status >= 400, not a departed client's) among the recent
+ * errors. Any thread. */
+void wk__status_error(wk_model_t *m, int status, const char *msg);
+/* Takes a sample when one is due. The monitor thread, m->lock held. */
+void wk__status_tick(wk_model_t *m, int64_t now_us);
+/* Worker index's process died (why) and is being replaced: counted on the worker, shown
+ * with the recent errors. Worker thread, lock not held. */
+void wk__status_worker_crashed(wk_model_t *m, int index, const char *why);
 
 /* pool.c */
 int wk__pool_start(wk_model_t *m, int workers, wk_err_t *err); /* main thread, at load */

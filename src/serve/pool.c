@@ -326,6 +326,7 @@ static void *monitor_main(void *arg) {
     pthread_cond_timedwait(&m->mon_cond, &m->lock, &until);
     if (m->stopping) break;
     int64_t now = wk_now_us();
+    wk__status_tick(m, now);
     /* requests that waited in the queue past their deadline and, now and then, requests
      * whose client has gone: out of the queue (its slots free again, their sockets
      * closed) without waiting for a worker to reach them */

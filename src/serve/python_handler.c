@@ -348,6 +348,7 @@ static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_
   int rc = wk_pyworker_infer(*py, reqs, live, &resp, timeout_ms, &err);
   if (rc != 0) {
     wk_log_error("model %s: Python worker %d: %s; restarting it", m->name, index, err.msg);
+    wk__status_worker_crashed(m, index, err.msg);
     for (size_t i = 0; i < live; i++)
       wk__job_reply_error(m, sent[i], 503, "ServiceUnavailableException", err.msg);
     wk_pyworker_stop(*py);
