@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/handlers.h"
 #include "serve/status.h"
@@ -29,7 +30,14 @@ void wk_api_status_json(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t
   pthread_mutex_lock(&api->reg_lock);
   int registering = api->registering;
   pthread_mutex_unlock(&api->reg_lock);
-  if (process) json_object_set_new(process, "registrations_running", json_integer(registering));
+  if (process) {
+    json_object_set_new(process, "registrations_running", json_integer(registering));
+    /* the actions the page may offer: scale, set-default and unregister */
+    const char *v = api->config ? wk_props_get(&api->config->props, "enable_model_api") : NULL;
+    json_object_set_new(process, "model_api_enabled",
+                        json_boolean(v != NULL && strcasecmp(v, "true") == 0));
+    json_object_set_new(process, "token_authorization", json_boolean(api->auth != NULL));
+  }
   json_object_set_new(root, "server", process ? process : json_null());
   json_object_set_new(root, "healthy", json_boolean(wk_api_healthy(api)));
   json_object_set_new(root, "models", models);

@@ -88,6 +88,7 @@ def test_status_json_shows_what_each_model_does(serve, store):
     assert proc["pid"] == s.proc.pid and proc["rss_bytes"] > 10 << 20
     assert proc["uptime_s"] > 0 and proc["registrations_running"] == 0
     assert isinstance(proc["gpus"], list)
+    assert proc["model_api_enabled"] is False and proc["token_authorization"] is False
     # the view is the management port's only
     assert s.infer("GET", "/status.json").status == 404
     assert s.mgmt("POST", "/status.json").status == 405
