@@ -185,19 +185,39 @@ static wk_model_t *kserve_model(wk_api_t *api, wk_http_req_t *req, const wk_rout
   return m;
 }
 
-/* {"name": ..., "ready": ...} with status 200 (v1) or, for v2, 200 when ready and 400 when
- * not, as the protocol has it. */
+/* {"name": ..., "ready": ...}: 200 when ready; when not, v2's 400 (as the protocol has it)
+ * or v1's 503 (as KServe's model server answers), with the state (loading, failed,
+ * unhealthy) and why. A name still loading, or whose load failed, is not ready rather than
+ * unknown ([13] part 3). */
 static void model_ready(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a, int v2) {
-  wk_model_t *m = kserve_model(api, req, a);
-  if (m == NULL) return;
-  char why[256];
-  int ready = wk_model_healthy(m, why, sizeof why);
-  wk_registry_release(api->registry, m);
+  char why[512] = "";
+  const char *state = "ready";
+  wk_model_t *m = wk_registry_acquire(api->registry, a->model_name, a->model_version);
+  if (m != NULL) {
+    if (!wk_model_healthy(m, why, sizeof why)) state = "unhealthy";
+    wk_registry_release(api->registry, m);
+  } else if (a->model_version == NULL || !wk_registry_has_name(api->registry, a->model_name)) {
+    wk_load_state_t ls = wk_registry_load_state(api->registry, a->model_name, why, sizeof why);
+    if (ls == WK_LOAD_NONE) {
+      kserve_model(api, req, a); /* answers 404 */
+      return;
+    }
+    state = ls == WK_LOAD_LOADING ? "loading" : "failed";
+  } else {
+    kserve_model(api, req, a); /* that version is unknown: 404 */
+    return;
+  }
+  int ready = strcmp(state, "ready") == 0;
   wk_buf_t b = WK_BUF_INIT;
   wk_buf_puts(&b, "{\"name\": ");
   wk_buf_json_str(&b, a->model_name);
-  wk_buf_printf(&b, ", \"ready\": %s}\n", ready ? "true" : "false");
-  reply_buf(req, v2 && !ready ? 400 : 200, "application/json", &b);
+  wk_buf_printf(&b, ", \"ready\": %s", ready ? "true" : "false");
+  if (!ready) {
+    wk_buf_printf(&b, ", \"state\": \"%s\", \"reason\": ", state);
+    wk_buf_json_str(&b, why);
+  }
+  wk_buf_puts(&b, "}\n");
+  reply_buf(req, ready ? 200 : v2 ? 400 : 503, "application/json", &b);
 }
 
 void wk_api_v1_ready(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
@@ -237,10 +257,36 @@ static void ready_visit(wk_model_t *const *models, const int *is_default, size_t
     if (!wk_model_healthy(models[i], why, sizeof why)) *(int *)ud = 0;
 }
 
-void wk_api_v2_ready(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
-  (void)a;
+typedef struct {
+  char names[WK_MAX_LOADS][128];
+  size_t n;
+} failed_t;
+
+static void loads_visit(const wk_load_info_t *loads, size_t n, void *ud) {
+  failed_t *f = ud;
+  for (size_t i = 0; i < n; i++)
+    if (loads[i].state == WK_LOAD_FAILED && f->n < WK_MAX_LOADS)
+      snprintf(f->names[f->n++], sizeof f->names[0], "%s", loads[i].name);
+}
+
+/* Ready when every registered version is healthy and no model failed to load (Triton's
+ * strict readiness): a pod whose model failed to load is not ready. A registration still
+ * running, or a failed new version of a name that is served, does not take a serving pod
+ * out of its service (per-model readiness and /status.json show those). */
+int wk_api_ready(wk_api_t *api) {
   int ready = 1;
   wk_registry_visit(api->registry, ready_visit, &ready);
+  static __thread failed_t f; /* 8 kB: not on an HTTP thread's stack */
+  f.n = 0;
+  wk_registry_visit_loads(api->registry, loads_visit, &f);
+  for (size_t i = 0; i < f.n && ready; i++)
+    if (!wk_registry_has_name(api->registry, f.names[i])) ready = 0;
+  return ready;
+}
+
+void wk_api_v2_ready(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  (void)a;
+  int ready = wk_api_ready(api);
   const char *body = ready ? "{\"ready\": true}\n" : "{\"ready\": false}\n";
   wk_http_reply_json(req, ready ? 200 : 400, body, strlen(body)); /* 4xx is false */
 }

@@ -35,6 +35,9 @@ void wk_api_shutdown(wk_api_t *api);
 void wk_api_destroy(wk_api_t *api);
 /* 1 when every model is healthy (TorchServe's /ping rule), 0 otherwise. Any thread. */
 int wk_api_healthy(wk_api_t *api);
+/* 1 when the server is ready (GET /v2/health/ready): healthy, and no load has failed
+ * since its name was last registered or forgotten. Any thread. */
+int wk_api_ready(wk_api_t *api);
 
 /* Handlers for wk_http_opts_t.handler, with the wk_api_t as ud: the routers of the three
  * ports (routes.c). */

@@ -22,6 +22,16 @@ static void add_models(wk_model_t *const *models, const int *is_default, size_t 
   }
 }
 
+static void add_loads(const wk_load_info_t *loads, size_t n, void *ud) {
+  json_t *list = ud;
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:I}", "name", loads[i].name, "url",
+                                           loads[i].url, "state",
+                                           loads[i].state == WK_LOAD_LOADING ? "loading" : "failed",
+                                           "reason", loads[i].reason, "since",
+                                           (json_int_t)loads[i].since_ms));
+}
+
 void wk_api_status_json(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
   (void)a;
   json_t *root = json_object(), *models = json_array();
@@ -40,7 +50,11 @@ void wk_api_status_json(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t
   }
   json_object_set_new(root, "server", process ? process : json_null());
   json_object_set_new(root, "healthy", json_boolean(wk_api_healthy(api)));
+  json_object_set_new(root, "ready", json_boolean(wk_api_ready(api)));
   json_object_set_new(root, "models", models);
+  json_t *loads = json_array();
+  wk_registry_visit_loads(api->registry, add_loads, loads);
+  json_object_set_new(root, "loads", loads);
   json_object_set_new(root, "recent_errors", wk_status_recent_errors());
   char *text = json_dumps(root, JSON_COMPACT);
   json_decref(root);

@@ -393,7 +393,13 @@ static void register_parsed(wk_api_t *api, wk_http_req_t *req, const reg_t *rp, 
   wk_err_t err = {{0}};
   char path[PATH_MAX];
   int downloaded = 0;
+  /* readiness says "loading" from now on; a request refused for its url is not a load */
+  char load_name[256];
+  if (r.model_name) snprintf(load_name, sizeof load_name, "%s", r.model_name);
+  else wk_registry_name_of_url(r.url, load_name, sizeof load_name);
+  long ticket = wk_registry_load_begin(api->registry, load_name, r.url);
   if (resolve_url(api, req, r.url, path, sizeof path, &downloaded) != 0) {
+    wk_registry_load_end(api->registry, ticket, NULL);
     return;
   }
 
@@ -416,6 +422,7 @@ static void register_parsed(wk_api_t *api, wk_http_req_t *req, const reg_t *rp, 
   if (r.startup_timeout == 0 && o.initial_workers != 0) {
     /* TorchServe takes it literally and its workers time out at once */
     forget_download(path, downloaded);
+    wk_registry_load_end(api->registry, ticket, NULL);
     wk_http_reply_error(req, 500, "InternalServerException",
                         "Failed to start workers for %s: startup_timeout=0 leaves them no time to "
                         "start; give the seconds a worker may take to load",
@@ -428,9 +435,11 @@ static void register_parsed(wk_api_t *api, wk_http_req_t *req, const reg_t *rp, 
   if (rc != 0) {
     forget_download(path, downloaded);
     /* a worker that failed to start (its handler raised, it timed out) is TorchServe's 500 */
-    int internal = rc == WK_EIO || rc == WK_ENOMEM || rc == WK_EINTERNAL || rc == WK_EWORKER;
+    int internal = rc == WK_EIO || rc == WK_ENOMEM || rc == WK_EINTERNAL || rc == WK_EWORKER ||
+                   rc == WK_ETIMEDOUT;
     /* the model never reached the registry: the operator's view remembers why */
     wk_status_note_error(r.model_name ? r.model_name : r.url, NULL, internal ? 500 : 400, err.msg);
+    wk_registry_load_end(api->registry, ticket, err.msg);
     wk_http_reply_error(req, internal ? 500 : 400,
                         internal ? "InternalServerException" : "InvalidModelException", "%s",
                         err.msg);
@@ -441,6 +450,8 @@ static void register_parsed(wk_api_t *api, wk_http_req_t *req, const reg_t *rp, 
   snprintf(version, sizeof version, "%s", wk_model_version(m));
   int workers = wk_model_min_workers(m);
   rc = wk_registry_add(api->registry, m, &err);
+  /* a version already registered stands: that is no failed load */
+  wk_registry_load_end(api->registry, ticket, rc != 0 && rc != WK_EEXIST ? err.msg : NULL);
   if (rc != 0) {
     wk_model_free(m);
     forget_download(path, downloaded);
@@ -640,6 +651,13 @@ static void unregister_model(wk_api_t *api, wk_http_req_t *req, const char *name
     return;
   }
   if (rc != 0) {
+    /* a name that only failed to load: unregistering it forgets the failure, so that
+     * readiness stops reporting it */
+    if (version == NULL && wk_registry_load_forget(api->registry, name) > 0) {
+      wk_log_info("model %s: its failed load is forgotten", name);
+      reply_status(req, 200, "Model \"%s\" failed to load; that failure is forgotten", name);
+      return;
+    }
     model_not_found(api, req, name, version);
     return;
   }
@@ -872,8 +890,24 @@ static int store_name(const char *entry, int is_dir, char *out, size_t cap) {
   return 0;
 }
 
+/* The loads of names not registered: LOADING, or UNAVAILABLE with the failure as reason
+ * (copied out under the loads' lock, checked against the registry after). */
+typedef struct {
+  json_t *list;
+} loads_ctx_t;
+
+static void copy_loads(const wk_load_info_t *loads, size_t n, void *ud) {
+  loads_ctx_t *c = ud;
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(c->list, json_pack("{s:s,s:s,s:s}", "name", loads[i].name, "state",
+                                             loads[i].state == WK_LOAD_LOADING ? "LOADING"
+                                                                               : "UNAVAILABLE",
+                                             "reason", loads[i].reason));
+}
+
 /* POST /v2/repository/index [{"ready": true}]: the registered versions with their state,
- * then the model store's archives that are not registered (UNAVAILABLE, "unloaded"). */
+ * the loads running or failed, then the model store's archives that are not registered
+ * (UNAVAILABLE, "unloaded"). */
 void wk_mgmt_repo_index(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
   (void)a;
   size_t len;
@@ -888,18 +922,29 @@ void wk_mgmt_repo_index(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t
   repo_ctx_t c = {json_array(), json_is_true(json_object_get(in, "ready"))};
   json_decref(in);
   wk_registry_visit(api->registry, repo_visit, &c);
+  loads_ctx_t lc = {json_array()};
+  wk_registry_visit_loads(api->registry, copy_loads, &lc);
+  size_t k;
+  json_t *entry;
+  json_array_foreach(lc.list, k, entry) {
+    const char *name = json_string_value(json_object_get(entry, "name"));
+    if (!c.ready_only && !wk_registry_has_name(api->registry, name))
+      json_array_append(c.list, entry);
+  }
   const char *store = model_store(api);
   DIR *d = store && !c.ready_only ? opendir(store) : NULL;
   for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
     char path[PATH_MAX], name[256];
     if (wk_fs_join(path, sizeof path, store, e->d_name) != 0 ||
         !store_name(e->d_name, wk_fs_is_dir(path), name, sizeof name) ||
-        wk_registry_has_name(api->registry, name))
+        wk_registry_has_name(api->registry, name) ||
+        wk_registry_load_state(api->registry, name, NULL, 0) != WK_LOAD_NONE)
       continue;
     json_array_append_new(c.list, json_pack("{s:s,s:s,s:s}", "name", name, "state", "UNAVAILABLE",
                                              "reason", "unloaded"));
   }
   if (d) closedir(d);
+  json_decref(lc.list);
   char *text = json_dumps(c.list, JSON_COMPACT);
   json_decref(c.list);
   if (text == NULL) {

@@ -92,6 +92,11 @@ static void load_one(wk_registry_t *reg, const wk_config_t *cfg, const char *spe
   else wk_fs_join(path, sizeof path, cfg->model_store, url);
   if (strstr(url, "..") != NULL && url[0] != '/') {
     wk_log_error("model %s: '%s' leaves the model store; not loaded", name[0] ? name : url, url);
+    char load_name[256];
+    if (name[0]) snprintf(load_name, sizeof load_name, "%s", name);
+    else wk_registry_name_of_url(url, load_name, sizeof load_name);
+    wk_registry_load_end(reg, wk_registry_load_begin(reg, load_name, url),
+                         "its url leaves the model store");
     return;
   }
   /* `--models machin-lern`, as torchserve takes it: the archive of that name in the store */
@@ -120,16 +125,23 @@ static void load_one(wk_registry_t *reg, const wk_config_t *cfg, const char *spe
   o.loaded_at_startup = 1;
   wk_model_t *m = NULL;
   wk_err_t err = {{0}};
+  char load_name[256];
+  if (name[0]) snprintf(load_name, sizeof load_name, "%s", name);
+  else wk_registry_name_of_url(url, load_name, sizeof load_name);
+  long ticket = wk_registry_load_begin(reg, load_name, url);
   if (wk_model_load(&o, &m, &err) != 0) {
     wk_log_error("model %s not loaded: %s", name[0] ? name : url, err.msg);
-    wk_status_note_error(name[0] ? name : url, NULL, 500, err.msg);
+    wk_status_note_error(load_name, NULL, 500, err.msg);
+    wk_registry_load_end(reg, ticket, err.msg);
     return;
   }
   if (wk_registry_add(reg, m, &err) != 0) {
     wk_log_error("model %s not loaded: %s", name[0] ? name : url, err.msg);
+    wk_registry_load_end(reg, ticket, err.msg);
     wk_model_free(m);
     return;
   }
+  wk_registry_load_end(reg, ticket, NULL);
   wk_log_info("model %s version %s ready (%s)", wk_model_name(m), wk_model_version(m), url);
 }
 

@@ -403,7 +403,33 @@ static void settings(wk_model_t *m, const wk_model_load_opts_t *o) {
                       o->job_queue_size > 0 ? o->job_queue_size : WK_DEFAULT_JOB_QUEUE_SIZE);
 }
 
-int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err) {
+/* A load on a thread of its own ([13] part 3), so that the caller can give up on it at the
+ * startup timeout: shared by the caller and that thread, freed by the last to leave. */
+typedef struct load_ctx_s {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int refs;       /* 2, then 1, then 0 */
+  int done;       /* the thread has finished (rc, err, m set) */
+  int abandoned;  /* the caller gave up: the thread frees what it loaded */
+  int bound_s;    /* how long the load may take; 0: unbounded (a Python model: its workers
+                     have their own startup timeout and pip its own) */
+  int rc;
+  wk_err_t err;
+  wk_model_t *m;
+  wk_model_load_opts_t o; /* a copy, its strings owned */
+} load_ctx_t;
+
+/* Sets how long the load may take from its start, once the model's settings say. */
+static void load_bound(load_ctx_t *c, int seconds) {
+  if (c == NULL) return;
+  pthread_mutex_lock(&c->lock);
+  c->bound_s = seconds;
+  pthread_cond_broadcast(&c->cond);
+  pthread_mutex_unlock(&c->lock);
+}
+
+static int load_now(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err,
+                    load_ctx_t *ctx) {
   wk_model_t *m = calloc(1, sizeof *m);
   if (m == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
   wk_manifest_init(&m->manifest);
@@ -429,6 +455,7 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
   m->startup_timeout_s = pick(m->config.startup_timeout_s, o->startup_timeout_s > 0
                                                                ? o->startup_timeout_s
                                                                : WK_DEFAULT_STARTUP_TIMEOUT_S);
+  load_bound(ctx, m->startup_timeout_s);
   m->spin_us = o->worker_spin_us;
   if (m->name == NULL || m->version == NULL || m->url == NULL || m->handler == NULL) {
     rc = wk_err(err, WK_ENOMEM, "out of memory");
@@ -439,6 +466,7 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
     goto fail;
   }
   if ((rc = choose_handler(m, o, err)) != 0) goto fail;
+  if (!(m->h->flags & WK__HF_NATIVE)) load_bound(ctx, 0);
   settings(m, o);
   if ((rc = wk__metrics_init(m)) != 0 || (rc = wk__status_init(m, o->status_interval_ms)) != 0) {
     wk_err(err, rc, "out of memory");
@@ -453,6 +481,99 @@ int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err
 
 fail:
   wk_model_free(m);
+  return rc;
+}
+
+static void load_ctx_release(load_ctx_t *c) {
+  pthread_mutex_lock(&c->lock);
+  int last = --c->refs == 0;
+  pthread_mutex_unlock(&c->lock);
+  if (!last) return;
+  pthread_mutex_destroy(&c->lock);
+  pthread_cond_destroy(&c->cond);
+  const char **strs[] = {&c->o.archive, &c->o.url,     &c->o.name,   &c->o.python,
+                         &c->o.service_envelope, &c->o.handler, &c->o.version};
+  for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) free((char *)*strs[i]);
+  free(c);
+}
+
+static void *load_thread(void *arg) {
+  load_ctx_t *c = arg;
+  wk_model_t *m = NULL;
+  wk_err_t err = {{0}};
+  int rc = load_now(&c->o, &m, &err, c);
+  pthread_mutex_lock(&c->lock);
+  c->done = 1;
+  c->rc = rc;
+  c->err = err;
+  c->m = m;
+  int abandoned = c->abandoned;
+  pthread_cond_broadcast(&c->cond);
+  pthread_mutex_unlock(&c->lock);
+  if (abandoned) {
+    wk_log_warn("model %s: the load abandoned at its startup timeout has ended (%s)%s",
+                c->o.name ? c->o.name : c->o.url, rc == 0 ? "loaded" : err.msg,
+                rc == 0 ? "; it is freed" : "");
+    if (rc == 0) wk_model_free(m);
+  }
+  load_ctx_release(c);
+  return NULL;
+}
+
+/* Copies s into *dst; 0, or -1 when out of memory. */
+static int copy_opt(const char **dst, const char *s) {
+  if (s == NULL) return 0;
+  *dst = strdup(s);
+  return *dst ? 0 : -1;
+}
+
+int wk_model_load(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *err) {
+  load_ctx_t *c = calloc(1, sizeof *c);
+  if (c == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  c->o = *o;
+  c->o.archive = c->o.url = c->o.name = c->o.python = c->o.service_envelope = NULL;
+  c->o.handler = c->o.version = NULL;
+  c->refs = 2;
+  c->bound_s = o->startup_timeout_s > 0 ? o->startup_timeout_s : WK_DEFAULT_STARTUP_TIMEOUT_S;
+  pthread_mutex_init(&c->lock, NULL);
+  pthread_cond_init(&c->cond, NULL);
+  const char *what = o->name ? o->name : o->url;
+  pthread_t t;
+  if (copy_opt(&c->o.archive, o->archive) || copy_opt(&c->o.url, o->url) ||
+      copy_opt(&c->o.name, o->name) || copy_opt(&c->o.python, o->python) ||
+      copy_opt(&c->o.service_envelope, o->service_envelope) ||
+      copy_opt(&c->o.handler, o->handler) || copy_opt(&c->o.version, o->version) ||
+      pthread_create(&t, NULL, load_thread, c) != 0) {
+    c->refs = 1;
+    load_ctx_release(c);
+    return load_now(o, out, err, NULL); /* no thread to be had: load here, unbounded */
+  }
+  pthread_detach(t);
+  int64_t start = wk_now_us();
+  pthread_mutex_lock(&c->lock);
+  while (!c->done) {
+    int64_t now = wk_now_us();
+    if (c->bound_s > 0 && now - start >= (int64_t)c->bound_s * 1000000) break;
+    struct timespec until;
+    wk_realtime_in(200000, &until); /* the bound may change: look again soon */
+    pthread_cond_timedwait(&c->cond, &c->lock, &until);
+  }
+  int rc;
+  if (c->done) {
+    rc = c->rc;
+    if (rc == 0) *out = c->m;
+    else *err = c->err;
+  } else {
+    c->abandoned = 1;
+    rc = wk_err(err, WK_ETIMEDOUT,
+                "model '%s': loading took longer than its startup timeout (startupTimeout in "
+                "model-config.yaml, startup_timeout when registering) of %d s; the load was "
+                "abandoned",
+                what, c->bound_s);
+    wk_log_error("%s (it goes on in the background and is freed when it ends)", err->msg);
+  }
+  pthread_mutex_unlock(&c->lock);
+  load_ctx_release(c);
   return rc;
 }
 

@@ -6,9 +6,20 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/limits.h"
+
+typedef struct {
+  long ticket;
+  wk_load_state_t state;
+  long long since_ms;
+  char name[128];
+  char url[512];
+  char reason[512];
+} load_t;
 
 typedef struct slot_s {
   wk_model_t *model;
@@ -26,6 +37,10 @@ struct wk_registry_s {
   slot_t *retiring;
   pthread_mutex_t drain_lock; /* with drained: a retiring slot's count reached zero */
   pthread_cond_t drained;
+  pthread_mutex_t loads_lock; /* guards the loads, apart from the models' lock */
+  load_t loads[WK_MAX_LOADS]; /* oldest first */
+  size_t n_loads;
+  long next_ticket;
 };
 
 wk_registry_t *wk_registry_new(void) {
@@ -39,6 +54,7 @@ wk_registry_t *wk_registry_new(void) {
   pthread_rwlockattr_destroy(&attr);
   pthread_mutex_init(&r->drain_lock, NULL);
   pthread_cond_init(&r->drained, NULL);
+  pthread_mutex_init(&r->loads_lock, NULL);
   return r;
 }
 
@@ -51,6 +67,7 @@ void wk_registry_free(wk_registry_t *r) {
   pthread_rwlock_destroy(&r->lock);
   pthread_mutex_destroy(&r->drain_lock);
   pthread_cond_destroy(&r->drained);
+  pthread_mutex_destroy(&r->loads_lock);
   free(r);
 }
 
@@ -123,6 +140,7 @@ int wk_registry_add(wk_registry_t *r, wk_model_t *m, wk_err_t *err) {
   }
   pthread_rwlock_unlock(&r->lock);
   if (rc != 0) free(s);
+  else wk_registry_load_forget(r, name); /* registered now: its earlier failures are past */
   return rc;
 }
 
@@ -235,4 +253,121 @@ void wk_registry_visit(wk_registry_t *r, wk_registry_visit_fn fn, void *ud) {
   pthread_rwlock_rdlock(&r->lock);
   fn(r->models, r->is_default, r->count, ud);
   pthread_rwlock_unlock(&r->lock);
+}
+
+/* ---- loads ---- */
+
+static long long wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Removes loads[i]. Loads' lock held. */
+static void drop_load(wk_registry_t *r, size_t i) {
+  memmove(&r->loads[i], &r->loads[i + 1], (r->n_loads - i - 1) * sizeof r->loads[0]);
+  r->n_loads--;
+}
+
+long wk_registry_load_begin(wk_registry_t *r, const char *name, const char *url) {
+  pthread_mutex_lock(&r->loads_lock);
+  if (r->n_loads == WK_MAX_LOADS) { /* make room: the oldest failure goes */
+    for (size_t i = 0; i < r->n_loads; i++) {
+      if (r->loads[i].state == WK_LOAD_FAILED) {
+        drop_load(r, i);
+        break;
+      }
+    }
+  }
+  long ticket = 0;
+  if (r->n_loads < WK_MAX_LOADS) {
+    load_t *l = &r->loads[r->n_loads++];
+    memset(l, 0, sizeof *l);
+    l->ticket = ticket = ++r->next_ticket;
+    l->state = WK_LOAD_LOADING;
+    l->since_ms = wall_ms();
+    snprintf(l->name, sizeof l->name, "%s", name ? name : "");
+    snprintf(l->url, sizeof l->url, "%s", url ? url : "");
+  }
+  pthread_mutex_unlock(&r->loads_lock);
+  return ticket;
+}
+
+void wk_registry_load_end(wk_registry_t *r, long ticket, const char *reason) {
+  if (ticket == 0) return;
+  pthread_mutex_lock(&r->loads_lock);
+  for (size_t i = 0; i < r->n_loads; i++) {
+    load_t *l = &r->loads[i];
+    if (l->ticket != ticket) continue;
+    if (reason == NULL) {
+      drop_load(r, i);
+    } else {
+      l->state = WK_LOAD_FAILED;
+      l->since_ms = wall_ms();
+      snprintf(l->reason, sizeof l->reason, "%s", reason);
+    }
+    break;
+  }
+  pthread_mutex_unlock(&r->loads_lock);
+}
+
+wk_load_state_t wk_registry_load_state(wk_registry_t *r, const char *name, char *reason,
+                                       size_t reason_len) {
+  wk_load_state_t st = WK_LOAD_NONE;
+  if (reason && reason_len) reason[0] = '\0';
+  pthread_mutex_lock(&r->loads_lock);
+  for (size_t i = 0; i < r->n_loads; i++) {
+    const load_t *l = &r->loads[i];
+    if (strcmp(l->name, name) != 0) continue;
+    if (l->state == WK_LOAD_LOADING) st = WK_LOAD_LOADING;
+    else if (st != WK_LOAD_LOADING) st = WK_LOAD_FAILED;
+    if (l->state == WK_LOAD_FAILED && reason && reason_len)
+      snprintf(reason, reason_len, "%s", l->reason); /* the latest failure wins */
+  }
+  pthread_mutex_unlock(&r->loads_lock);
+  return st;
+}
+
+int wk_registry_load_forget(wk_registry_t *r, const char *name) {
+  int n = 0;
+  pthread_mutex_lock(&r->loads_lock);
+  for (size_t i = 0; i < r->n_loads;) {
+    if (r->loads[i].state == WK_LOAD_FAILED && strcmp(r->loads[i].name, name) == 0) {
+      drop_load(r, i);
+      n++;
+    } else {
+      i++;
+    }
+  }
+  pthread_mutex_unlock(&r->loads_lock);
+  return n;
+}
+
+void wk_registry_visit_loads(wk_registry_t *r, wk_registry_loads_fn fn, void *ud) {
+  wk_load_info_t info[WK_MAX_LOADS];
+  pthread_mutex_lock(&r->loads_lock);
+  for (size_t i = 0; i < r->n_loads; i++)
+    info[i] = (wk_load_info_t){r->loads[i].name, r->loads[i].url, r->loads[i].reason,
+                               r->loads[i].state, r->loads[i].since_ms};
+  fn(info, r->n_loads, ud);
+  pthread_mutex_unlock(&r->loads_lock);
+}
+
+void wk_registry_name_of_url(const char *url, char *out, size_t outlen) {
+  const char *q = url ? url : "";
+  size_t len = strcspn(q, "?#");
+  while (len > 1 && q[len - 1] == '/') len--; /* a folder given as "dep/" */
+  const char *base = q;
+  for (size_t i = 0; i < len; i++)
+    if (q[i] == '/') base = q + i + 1;
+  size_t n = len - (size_t)(base - q);
+  static const char *const exts[] = {".tar.gz", ".mar", ".tgz", ".zip"};
+  for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+    size_t k = strlen(exts[i]);
+    if (n > k && strncmp(base + n - k, exts[i], k) == 0) {
+      n -= k;
+      break;
+    }
+  }
+  snprintf(out, outlen, "%.*s", (int)n, base);
 }

@@ -47,4 +47,42 @@ typedef void (*wk_registry_visit_fn)(wk_model_t *const *models, const int *is_de
                                      void *ud);
 void wk_registry_visit(wk_registry_t *r, wk_registry_visit_fn fn, void *ud);
 
+/* ---- loads: names on their way in, and loads that failed ([13] part 3) ----
+ * A registration or a startup load is noted before it starts, so that readiness can say
+ * "loading" (not "no such model"), and a failed one stays noted, so that readiness says
+ * "failed" and why, until the name is registered, the failure is forgotten
+ * (wk_registry_load_forget) or newer failures push it out (at most WK_MAX_LOADS kept). */
+
+#define WK_MAX_LOADS 64
+
+typedef enum { WK_LOAD_NONE = 0, WK_LOAD_LOADING = 1, WK_LOAD_FAILED = 2 } wk_load_state_t;
+
+typedef struct wk_load_info_s {
+  const char *name;   /* the name asked for, or the archive's file name without extension */
+  const char *url;
+  const char *reason; /* "" while loading */
+  wk_load_state_t state;
+  long long since_ms; /* wall clock: when it started, or failed */
+} wk_load_info_t;
+
+/* Notes that name is loading from url; returns a ticket for wk_registry_load_end (0 when
+ * the table holds WK_MAX_LOADS loads already: then the load is not shown). Any thread. */
+long wk_registry_load_begin(wk_registry_t *r, const char *name, const char *url);
+/* Ends a load: with reason NULL it succeeded (the note goes; wk_registry_add has also
+ * dropped that name's failures), else it is kept as failed with reason. */
+void wk_registry_load_end(wk_registry_t *r, long ticket, const char *reason);
+/* The state of name's loads (LOADING wins over FAILED), with the reason of the latest
+ * failure in reason (may be NULL). */
+wk_load_state_t wk_registry_load_state(wk_registry_t *r, const char *name, char *reason,
+                                       size_t reason_len);
+/* Forgets name's failed loads; returns how many. */
+int wk_registry_load_forget(wk_registry_t *r, const char *name);
+/* Calls fn with every noted load, oldest first, under the loads' lock (no wk_registry_*
+ * call inside). */
+typedef void (*wk_registry_loads_fn)(const wk_load_info_t *loads, size_t n, void *ud);
+void wk_registry_visit_loads(wk_registry_t *r, wk_registry_loads_fn fn, void *ud);
+/* The name a load of url is known by before its manifest is read: its file name without
+ * .mar, .tar.gz, .tgz or .zip ("models/fashion.mar" -> "fashion"). */
+void wk_registry_name_of_url(const char *url, char *out, size_t outlen);
+
 #endif

@@ -1,0 +1,132 @@
+"""End-to-end: lifecycle endpoints an orchestrator can trust ([13] part 3). A model still
+loading, or whose load failed, is not ready (per-model readiness on v1 and v2, and the
+server's /v2/health/ready after a failure) while /ping keeps TorchServe's rule; a native
+load is bounded by the startup timeout (abandoned there, the model marked failed, the
+other models serving on); a Python worker that keeps dying is restarted with a growing
+back-off and its model is marked failed instead of being restarted forever."""
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from conftest import pack, run_wick
+from models import MLP, save_script
+
+ROW = json.dumps([[0.5] * 16])
+API_ON = ("--enable_model_api", "true")
+
+
+@pytest.fixture
+def store(tmp_path):
+    """mlp.mar, and slow/: a model folder whose serialized file is a FIFO no one writes,
+    so that reading it blocks (a load that never ends, as on a hung network disk)."""
+    d = tmp_path / "store"
+    d.mkdir()
+    save_script(MLP, tmp_path / "mlp.pt")
+    pack(d, "mlp", tmp_path / "mlp.pt")
+    slow = d / "slow"
+    (slow / "MAR-INF").mkdir(parents=True)
+    (slow / "MAR-INF" / "MANIFEST.json").write_text(json.dumps(
+        {"runtime": "python", "archiverVersion": "0.12.0",
+         "model": {"modelName": "slow", "modelVersion": "1.0", "handler": "tensor",
+                   "serializedFile": "model.pt"}}))
+    os.mkfifo(slow / "model.pt")
+    yield d
+    # let the abandoned load end: a writer that closes at once gives it an empty file
+    fd = os.open(slow / "model.pt", os.O_WRONLY | os.O_NONBLOCK) if _has_reader(slow) else None
+    if fd is not None:
+        os.close(fd)
+
+
+def _has_reader(slow):
+    try:
+        os.close(os.open(slow / "model.pt", os.O_WRONLY | os.O_NONBLOCK))
+        return True
+    except OSError:  # ENXIO: nobody has it open for reading
+        return False
+
+
+def ready(s, name, v1=False):
+    r = s.infer("GET", f"/v1/models/{name}" if v1 else f"/v2/models/{name}/ready")
+    return r.status, r.json()
+
+
+def test_a_load_that_hangs_is_abandoned_at_the_startup_timeout(serve, store):
+    s = serve("--model-store", store, "--models", "mlp=mlp.mar", *API_ON)
+    reply = {}
+
+    def register():
+        t = time.time()
+        reply["r"] = s.mgmt("POST", "/models?url=slow&startup_timeout=3&initial_workers=1"
+                                    "&synchronous=true")
+        reply["took"] = time.time() - t
+
+    th = threading.Thread(target=register)
+    th.start()
+    # while it loads: not ready, and says so; the other model serves on; /ping is TorchServe's
+    status, body = wait_for(lambda: (lambda r: r if r[1].get("state") == "loading" else None)(
+        ready(s, "slow")))
+    assert status == 400 and body == {"name": "slow", "ready": False, "state": "loading",
+                                      "reason": ""}, body
+    status, body = ready(s, "slow", v1=True)
+    assert status == 503 and body["ready"] is False and body["state"] == "loading"
+    assert s.infer("POST", "/predictions/mlp", ROW).status == 200
+    assert s.infer("GET", "/v2/health/ready").status == 200  # a registration does not unready a pod
+    st = s.mgmt("GET", "/status.json").json()
+    assert [(x["name"], x["state"]) for x in st["loads"]] == [("slow", "loading")]
+    th.join(timeout=30)
+    r = reply["r"]
+    assert r.status == 500, r
+    assert "startup timeout" in r.json()["message"] and "3 s" in r.json()["message"], r.json()
+    assert 2.5 < reply["took"] < 15, reply["took"]
+    # after: failed, with the reason, on every readiness route; /ping keeps TorchServe's rule
+    status, body = ready(s, "slow")
+    assert status == 400 and body["state"] == "failed" and "startup timeout" in body["reason"]
+    status, body = ready(s, "slow", v1=True)
+    assert status == 503 and body["state"] == "failed"
+    r = s.infer("GET", "/v2/health/ready")
+    assert r.status == 400 and r.json() == {"ready": False}
+    assert s.infer("GET", "/ping").status == 200
+    assert ready(s, "mlp") == (200, {"name": "mlp", "ready": True})
+    assert s.infer("POST", "/predictions/mlp", ROW).status == 200
+    idx = s.infer("POST", "/v2/repository/index", "{}").json()
+    assert {"name": "slow", "state": "UNAVAILABLE"}.items() <= \
+        [e for e in idx if e["name"] == "slow"][0].items()
+    st = s.mgmt("GET", "/status.json").json()
+    [load] = st["loads"]
+    assert load["state"] == "failed" and "startup timeout" in load["reason"] and st["ready"] is False
+    # unregistering the name forgets the failure: the pod is ready again
+    r = s.mgmt("DELETE", "/models/slow")
+    assert r.status == 200 and "forgotten" in r.json()["status"], r
+    assert s.infer("GET", "/v2/health/ready").status == 200
+    assert s.infer("GET", "/v2/models/slow/ready").status == 404
+    assert s.mgmt("DELETE", "/models/slow").status == 404
+
+
+def test_a_model_that_failed_at_startup_is_not_ready(serve, store, tmp_path):
+    (store / "broken.mar").write_bytes(b"not an archive")
+    s = serve("--model-store", store, "--models", "mlp=mlp.mar,broken=broken.mar")
+    status, body = ready(s, "broken")
+    assert status == 400 and body["state"] == "failed" and body["reason"], body
+    assert s.infer("GET", "/v2/health/ready").status == 400
+    assert s.infer("GET", "/ping").status == 200  # TorchServe's rule: registered models only
+    assert s.infer("GET", "/v2/models/nosuch/ready").status == 404
+    # registering the name successfully supersedes the failure
+    s2 = serve("--model-store", store, "--models", "mlp=mlp.mar,broken=broken.mar", *API_ON)
+    assert s2.infer("GET", "/v2/health/ready").status == 400
+    r = s2.mgmt("POST", "/models?url=mlp.mar&model_name=broken&initial_workers=1&synchronous=true")
+    assert r.status == 200, r
+    assert ready(s2, "broken") == (200, {"name": "broken", "ready": True})
+    assert s2.infer("GET", "/v2/health/ready").status == 200
+
+
+def wait_for(pred, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
