@@ -194,7 +194,7 @@ static void model_ready(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t
   const char *state = "ready";
   wk_model_t *m = wk_registry_acquire(api->registry, a->model_name, a->model_version);
   if (m != NULL) {
-    if (!wk_model_healthy(m, why, sizeof why)) state = "unhealthy";
+    if (!wk_model_healthy(m, why, sizeof why)) state = wk_model_failed(m) ? "failed" : "unhealthy";
     wk_registry_release(api->registry, m);
   } else if (a->model_version == NULL || !wk_registry_has_name(api->registry, a->model_name)) {
     wk_load_state_t ls = wk_registry_load_state(api->registry, a->model_name, why, sizeof why);

@@ -16,7 +16,9 @@ static void add_models(wk_model_t *const *models, const int *is_default, size_t 
     if (o == NULL) continue;
     char why[256] = "";
     int healthy = wk_model_healthy(models[i], why, sizeof why);
-    json_object_set_new(o, "state", json_string(healthy ? "ready" : "unhealthy"));
+    json_object_set_new(o, "state", json_string(healthy                       ? "ready"
+                                                : wk_model_failed(models[i]) ? "failed"
+                                                                             : "unhealthy"));
     if (!healthy) json_object_set_new(o, "state_reason", json_string(why));
     json_array_append_new(list, o);
   }

@@ -80,6 +80,11 @@
 #define WK_DEFAULT_WORKER_SPIN_US 200
 /* A model with more workers than this stuck in a timed-out forward reports unhealthy. */
 #define WK_MAX_ABANDONED_WORKERS 2
+/* Worker deaths in a row, with no successful answer between them, that mark a model failed
+ * rather than restarting its workers forever ([13] part 3); and the longest rest between a
+ * worker's restarts. */
+#define WK_CRASH_LOOP_MAX 5
+#define WK_MAX_RESTART_BACKOFF_MS 30000
 /* Request headers forwarded to a Python handler (context.get_request_header); more are dropped. */
 #define WK_MAX_FORWARDED_HEADERS 64
 /* Instances in one KServe v1 request that runs as one job per instance. */

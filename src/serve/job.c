@@ -83,8 +83,11 @@ void wk__job_free(wk__job_t *j) {
 static int claim(wk_model_t *m, wk__job_t *j, int status) {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&j->answered, &expected, 1)) return 0;
-  if (status < 400) atomic_fetch_add(&m->req_ok, 1);
-  else if (status == WK__STATUS_CLIENT_GONE) atomic_fetch_add(&m->req_cancelled, 1);
+  if (status < 400) {
+    atomic_fetch_add(&m->req_ok, 1);
+    if (atomic_load_explicit(&m->crash_streak, memory_order_relaxed) != 0)
+      atomic_store(&m->crash_streak, 0); /* a worker answers: no crash loop */
+  } else if (status == WK__STATUS_CLIENT_GONE) atomic_fetch_add(&m->req_cancelled, 1);
   else if (status < 500) atomic_fetch_add(&m->req_client_err, 1);
   else atomic_fetch_add(&m->req_server_err, 1);
   wk__status_answered(m, j, status);

@@ -664,11 +664,18 @@ int wk_model_min_workers(const wk_model_t *mc) {
   return locked_int(m, &m->min_workers);
 }
 
+int wk_model_failed(const wk_model_t *m) {
+  return wk__pool_failed((wk_model_t *)m, NULL, 0);
+}
+
 int wk_model_healthy(const wk_model_t *mc, char *why, size_t whylen) {
   wk_model_t *m = (wk_model_t *)mc;
   pthread_mutex_lock(&m->lock);
   int workers = m->workers, min = m->min_workers, abandoned = m->abandoned;
+  int failed = m->failed;
+  if (failed) snprintf(why, whylen, "%s", m->failed_reason);
   pthread_mutex_unlock(&m->lock);
+  if (failed) return 0;
   if (workers < min) {
     snprintf(why, whylen, "model %s %s has %d live workers, fewer than its minWorkers %d",
              m->name, m->version, workers, min);

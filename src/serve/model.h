@@ -122,5 +122,8 @@ int wk_model_min_workers(const wk_model_t *m);
 /* 1 if the model has at least minWorkers live workers and at most
  * WK_MAX_ABANDONED_WORKERS abandoned ones; otherwise 0 and why says which. Any thread. */
 int wk_model_healthy(const wk_model_t *m, char *why, size_t whylen);
+/* 1 when m's workers kept dying and it was marked failed (wk_model_healthy says why):
+ * requests are answered 503 until it is scaled (wk_model_scale) or registered again. */
+int wk_model_failed(const wk_model_t *m);
 
 #endif

@@ -53,6 +53,9 @@ typedef struct wk__worker_s {
   int64_t batch_deadline_us;
   int64_t load_us;      /* how long its start (the handler's warm-up) took */
   int crashes;          /* its process died (Python) and was replaced (lock held) */
+  int backoff_ms;       /* the wait before its next process (lock held) */
+  int64_t rest_until_us;/* takes no batch before (lock held) */
+  int64_t last_crash_us;
   time_t crashed_at;    /* the last time, and why (lock held) */
   char crash_reason[200];
   struct wk__worker_s *next;
@@ -114,12 +117,15 @@ struct wk_model_s {
   int abandoned;      /* abandoned, still inside forward */
   int threads;        /* all worker threads alive, abandoned included */
   int retire;         /* workers asked to exit after their batch */
+  int failed;         /* its workers kept dying: no restart, every request 503 ([13]) */
+  char failed_reason[512];
   int next_worker_id;
   wk__worker_t *worker_list;
   pthread_t monitor;
   int monitor_started;
 
   _Atomic int nqueued; /* == queued, readable without the lock (the filler polls it) */
+  _Atomic int crash_streak; /* worker deaths since the last successful answer */
   _Atomic uint64_t req_total, req_ok, req_client_err, req_server_err, abandoned_total;
   _Atomic uint64_t req_cancelled; /* the client went before its request ran (499) */
   _Atomic uint64_t inference_us_total, queue_us_total;
@@ -166,6 +172,14 @@ void wk__status_tick(wk_model_t *m, int64_t now_us);
 void wk__status_worker_crashed(wk_model_t *m, int index, const char *why);
 
 /* pool.c */
+/* Worker index's process died or did not start (why): the worker rests 1 s, 2 s, ... 30 s
+ * (doubling while it dies again within a minute) before it takes the next batch; after
+ * WK_CRASH_LOOP_MAX deaths with no successful answer between them the model is marked
+ * failed: its requests are answered 503 and no process is started until it is scaled.
+ * Returns 1 when the model is (now) failed. Worker thread, lock not held. */
+int wk__pool_worker_crashed(wk_model_t *m, int index, const char *why);
+/* 1 when m is failed, with the reason in why. Any thread. */
+int wk__pool_failed(wk_model_t *m, char *why, size_t whylen);
 int wk__pool_start(wk_model_t *m, int workers, wk_err_t *err); /* main thread, at load */
 void wk__pool_stop(wk_model_t *m);
 int wk__pool_all_exited(wk_model_t *m); /* 1 if every thread exited (m may be freed) */

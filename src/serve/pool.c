@@ -22,10 +22,16 @@
 
 void wk__pool_submit(wk_model_t *m, wk__job_t *j) {
   pthread_mutex_lock(&m->lock);
-  if (m->stopping || m->queued >= m->queue_cap || m->target_workers == 0) {
-    int stopping = m->stopping, none = m->target_workers == 0;
+  if (m->stopping || m->failed || m->queued >= m->queue_cap || m->target_workers == 0) {
+    int stopping = m->stopping, none = m->target_workers == 0, failed = m->failed;
+    char msg[512];
+    if (failed) snprintf(msg, sizeof msg, "%s", m->failed_reason);
     pthread_mutex_unlock(&m->lock);
-    char msg[256];
+    if (failed) {
+      wk__job_reply_error(m, j, 503, "ServiceUnavailableException", msg);
+      wk__job_free(j);
+      return;
+    }
     if (stopping) snprintf(msg, sizeof msg, "model '%s' is being unloaded", m->name);
     else if (none)
       snprintf(msg, sizeof msg,
@@ -167,6 +173,12 @@ static size_t next_batch(wk_model_t *m, wk__job_t **batch, size_t cap) {
 static void run_batch(wk_model_t *m, wk__worker_t *w, int index, wk__job_t **batch, size_t n) {
   int64_t start = wk_now_us();
   for (size_t i = 0; i < n; i++) wk__metrics_queued(m, start - batch[i]->enqueued_us);
+  char why[512];
+  if (wk__pool_failed(m, why, sizeof why)) {
+    for (size_t i = 0; i < n; i++)
+      wk__job_reply_error(m, batch[i], 503, "ServiceUnavailableException", why);
+    return;
+  }
   if (batch[0]->explain && m->h->explain == NULL) {
     char msg[200];
     snprintf(msg, sizeof msg, "%s models have no explanations", m->h->name);
@@ -177,6 +189,64 @@ static void run_batch(wk_model_t *m, wk__worker_t *w, int index, wk__job_t **bat
   if (batch[0]->explain) m->h->explain(m, &w->hstate, index, batch, n);
   else m->h->run(m, &w->hstate, index, batch, n);
   wk__metrics_ran(m, wk_now_us() - start, n);
+}
+
+/* Waits out the worker's rest after a crash (woken early when the model stops, fails or is
+ * scaled); returns 1 when the worker should start its process again now (it crashed, and
+ * the model is neither failed nor stopping). */
+static int rest(wk_model_t *m, wk__worker_t *w) {
+  pthread_mutex_lock(&m->lock);
+  int crashed = w->rest_until_us != 0;
+  while (!should_exit(m) && !m->failed && wk_now_us() < w->rest_until_us) {
+    struct timespec until;
+    wk_realtime_in(w->rest_until_us - wk_now_us(), &until);
+    pthread_cond_timedwait(&m->state_cond, &m->lock, &until);
+  }
+  w->rest_until_us = 0;
+  int again = crashed && !should_exit(m) && !m->failed;
+  pthread_mutex_unlock(&m->lock);
+  return again;
+}
+
+int wk__pool_worker_crashed(wk_model_t *m, int index, const char *why) {
+  int64_t now = wk_now_us();
+  int streak = atomic_fetch_add(&m->crash_streak, 1) + 1;
+  int backoff = 0, failed_now = 0;
+  pthread_mutex_lock(&m->lock);
+  for (wk__worker_t *w = m->worker_list; w; w = w->next) {
+    if (w->id != WK__WORKER_ID_BASE + index) continue;
+    /* dying again within a minute doubles the rest; a minute of work starts it over */
+    int again = w->last_crash_us && now - w->last_crash_us < 60 * 1000000LL;
+    w->backoff_ms = again && w->backoff_ms ? w->backoff_ms * 2 : 1000;
+    if (w->backoff_ms > WK_MAX_RESTART_BACKOFF_MS) w->backoff_ms = WK_MAX_RESTART_BACKOFF_MS;
+    w->last_crash_us = now;
+    w->rest_until_us = now + (int64_t)w->backoff_ms * 1000;
+    backoff = w->backoff_ms;
+  }
+  if (!m->failed && streak >= WK_CRASH_LOOP_MAX) {
+    m->failed = failed_now = 1;
+    snprintf(m->failed_reason, sizeof m->failed_reason,
+             "model '%s' failed: its workers died %d times in a row with no request answered "
+             "between (last: %.160s); scale it (PUT /models/%.100s) or register it again",
+             m->name, streak, why, m->name);
+    pthread_cond_broadcast(&m->state_cond); /* resting workers need not wait any longer */
+  }
+  int failed = m->failed;
+  pthread_mutex_unlock(&m->lock);
+  wk__status_worker_crashed(m, index, why);
+  if (failed_now) wk_log_error("%s", m->failed_reason);
+  else if (!failed)
+    wk_log_warn("model %s %s: worker %d: %s; it restarts in %d ms (%d in a row)", m->name,
+                m->version, WK__WORKER_ID_BASE + index, why, backoff, streak);
+  return failed;
+}
+
+int wk__pool_failed(wk_model_t *m, char *why, size_t whylen) {
+  pthread_mutex_lock(&m->lock);
+  int failed = m->failed;
+  if (failed && why) snprintf(why, whylen, "%s", m->failed_reason);
+  pthread_mutex_unlock(&m->lock);
+  return failed;
 }
 
 static void *worker_main(void *arg) {
@@ -193,7 +263,11 @@ static void *worker_main(void *arg) {
   pthread_mutex_lock(&m->lock);
   w->load_us = wk_now_us() - t0;
   pthread_mutex_unlock(&m->lock);
-  for (size_t n; batch && (n = next_batch(m, batch, cap)) > 0;) {
+  for (size_t n; batch;) {
+    /* after a crash: rest, then start again at once rather than at the next request (a
+     * start that fails is a crash too, so a model that cannot start fails by itself) */
+    while (rest(m, w) && m->h->warm) m->h->warm(m, &w->hstate, index);
+    if ((n = next_batch(m, batch, cap)) == 0) break;
     /* Requests whose client has gone are dropped and requests whose time ran out while they
      * waited are answered now: neither runs. */
     size_t kept = 0;
@@ -309,6 +383,7 @@ static int reconcile(wk_model_t *m, wk_err_t *err) {
     m->retire += effective - m->target_workers;
     pthread_cond_broadcast(&m->idle_cond);
     pthread_cond_broadcast(&m->fill_cond);
+    pthread_cond_broadcast(&m->state_cond);
   }
   return 0;
 }
@@ -413,6 +488,13 @@ int wk_model_scale(wk_model_t *m, int min_workers, int max_workers, int synchron
   m->min_workers = min_workers;
   m->max_workers = max_workers;
   m->target_workers = min_workers;
+  if (m->failed) { /* the operator's answer to a failed model: try again, from scratch */
+    wk_log_info("model %s %s: scaled: no longer failed, its workers start again", m->name,
+                m->version);
+    m->failed = 0;
+    atomic_store(&m->crash_streak, 0);
+    for (wk__worker_t *w = m->worker_list; w; w = w->next) w->backoff_ms = 0, w->rest_until_us = 0;
+  }
   int rc = reconcile(m, err);
   if (rc == 0 && synchronous) {
     /* Retiring workers finish their batch first; bound the wait by the response timeout. */
@@ -456,6 +538,7 @@ void wk__pool_stop(wk_model_t *m) {
   pthread_cond_broadcast(&m->fill_cond);
   pthread_cond_broadcast(&m->idle_cond);
   pthread_cond_broadcast(&m->mon_cond);
+  pthread_cond_broadcast(&m->state_cond); /* workers resting after a crash */
   pthread_mutex_unlock(&m->lock);
   for (wk__job_t *j = pending, *n; j; j = n) {
     n = j->next;

@@ -35,8 +35,6 @@ typedef struct {
 
 static _Atomic uint64_t g_request_ids;
 /* per worker thread: when its process may be started again after a failed start */
-static _Thread_local int64_t t_next_start_us;
-static _Thread_local int t_backoff_ms;
 
 static const char *python_dir(void) {
   const char *env = getenv("WICK_PYTHON_PATH");
@@ -273,21 +271,18 @@ static int stream_batch(wk_model_t *m, wk_pyworker_t *py, int index, wk__job_t *
   return rc;
 }
 
-/* Starts this thread's process, unless the last failure's back-off (1 s, 2 s, ... 30 s)
- * still runs. Returns 0 with *py set, or the error. Worker thread. */
+/* Starts this thread's process. A failure counts as the worker's death: the pool rests the
+ * worker (1 s, 2 s, ... 30 s) before its next batch, and a model whose workers keep failing
+ * is marked failed (wk__pool_worker_crashed). Returns 0 with *py set, or the error. Worker
+ * thread. */
 static int start_with_backoff(wk_model_t *m, wk_pyworker_t **py, int index, wk_err_t *err) {
-  int64_t now = wk_now_us();
-  if (now < t_next_start_us)
-    return wk_err(err, WK_EBUSY, "model '%s': its Python worker failed to start; next attempt in %lld ms",
-                  m->name, (long long)((t_next_start_us - now) / 1000));
   int rc = start_process(m, index, py, err);
   if (rc != 0) {
-    t_backoff_ms = t_backoff_ms ? (t_backoff_ms * 2 > 30000 ? 30000 : t_backoff_ms * 2) : 1000;
-    t_next_start_us = wk_now_us() + (int64_t)t_backoff_ms * 1000;
-    return rc;
+    char why[600];
+    snprintf(why, sizeof why, "its process did not start: %s", err->msg);
+    wk__pool_worker_crashed(m, index, why);
   }
-  t_backoff_ms = 0;
-  return 0;
+  return rc;
 }
 
 /* Starts a worker thread's process when it has none, so that every worker is ready (and
@@ -305,8 +300,7 @@ static void warm(wk_model_t *m, void **wstate, int index) {
   if (*py != NULL) return;
   wk_err_t err = {{0}};
   if (start_with_backoff(m, py, index, &err) != 0)
-    wk_log_error("model %s: Python worker %d did not start: %s; retrying at its first batch", m->name,
-                 index, err.msg);
+    wk_log_error("model %s: Python worker %d did not start: %s", m->name, index, err.msg);
 }
 
 static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_t n) {
@@ -347,8 +341,8 @@ static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_
   int timeout_ms = m->response_timeout_s * 1000 + 1000;
   int rc = wk_pyworker_infer(*py, reqs, live, &resp, timeout_ms, &err);
   if (rc != 0) {
-    wk_log_error("model %s: Python worker %d: %s; restarting it", m->name, index, err.msg);
-    wk__status_worker_crashed(m, index, err.msg);
+    wk_log_error("model %s: Python worker %d: %s", m->name, index, err.msg);
+    wk__pool_worker_crashed(m, index, err.msg);
     for (size_t i = 0; i < live; i++)
       wk__job_reply_error(m, sent[i], 503, "ServiceUnavailableException", err.msg);
     wk_pyworker_stop(*py);
@@ -359,6 +353,7 @@ static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_
     if (stream_batch(m, *py, index, sent, live, &resp, timeout_ms, &err) != 0) {
       wk_pyworker_stop(*py);
       *py = NULL;
+      wk__pool_worker_crashed(m, index, err.msg);
     }
     goto done;
   }

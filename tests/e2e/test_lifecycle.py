@@ -35,17 +35,10 @@ def store(tmp_path):
     os.mkfifo(slow / "model.pt")
     yield d
     # let the abandoned load end: a writer that closes at once gives it an empty file
-    fd = os.open(slow / "model.pt", os.O_WRONLY | os.O_NONBLOCK) if _has_reader(slow) else None
-    if fd is not None:
-        os.close(fd)
-
-
-def _has_reader(slow):
     try:
         os.close(os.open(slow / "model.pt", os.O_WRONLY | os.O_NONBLOCK))
-        return True
-    except OSError:  # ENXIO: nobody has it open for reading
-        return False
+    except OSError:  # ENXIO: nobody has it open for reading (any more)
+        pass
 
 
 def ready(s, name, v1=False):
@@ -130,3 +123,76 @@ def wait_for(pred, timeout=20):
             return v
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+CRASHY_PY = '''
+import os
+
+BROKEN = {broken!r}
+if os.path.exists(BROKEN):
+    raise RuntimeError("cannot start: " + BROKEN + " exists")
+
+
+def handle(data, context):
+    if data is None:
+        return None
+    out = []
+    for row in data:
+        body = row.get("body")
+        if isinstance(body, (bytes, bytearray)):
+            body = body.decode()
+        if body == "break":
+            open(BROKEN, "w").close()
+            os.kill(os.getpid(), 9)
+        out.append(body)
+    return out
+'''
+
+
+@pytest.mark.badinput
+def test_a_worker_that_keeps_dying_fails_its_model_instead_of_restarting_forever(serve, tmp_path):
+    broken = tmp_path / "broken"
+    (tmp_path / "crashy.py").write_text(CRASHY_PY.format(broken=str(broken)))
+    (tmp_path / "dummy.txt").write_text("x")
+    store = tmp_path / "store"
+    store.mkdir()
+    run_wick("pack", "--model-name", "crashy", "--version", "1.0", "--serialized-file",
+             tmp_path / "dummy.txt", "--handler", f"{tmp_path / 'crashy.py'}:handle",
+             "--export-path", store, "-f")
+    s = serve("--model-store", store, "--models", "crashy=crashy.mar",
+              "--default_workers_per_model", "1")
+    assert s.infer("POST", "/predictions/crashy", "hi").status == 200
+    t0 = time.time()
+    assert s.infer("POST", "/predictions/crashy", "break").status == 503
+    # no more traffic: the worker restarts by itself, 1 s, 2 s, 4 s, 8 s apart, and each
+    # start fails; the fifth death in a row fails the model
+    st = wait_for(lambda: (lambda st: st if st["models"][0]["state"] == "failed" else None)(
+        s.mgmt("GET", "/status.json").json()), timeout=90)
+    took = time.time() - t0
+    assert took > 14, took  # rests of 1+2+4+8 s: no hot loop
+    m = st["models"][0]
+    [w] = m["workers"]
+    assert w["restarts"] == 5 and "cannot start" in w["last_crash_reason"], w
+    crashes = [e for e in st["recent_errors"] if e["status"] is None]
+    assert len(crashes) == 5
+    logs = s.logs()
+    for ms in (1000, 2000, 4000, 8000):
+        assert f"restarts in {ms} ms" in logs
+    assert "died 5 times in a row" in logs
+    # failed: answered at once with why; not ready; TorchServe's /ping says Unhealthy
+    t = time.time()
+    r = s.infer("POST", "/predictions/crashy", "hi")
+    assert r.status == 503 and "died 5 times in a row" in r.json()["message"], r
+    assert time.time() - t < 2
+    status, body = ready(s, "crashy")
+    assert status == 400 and body["state"] == "failed" and "died 5 times" in body["reason"]
+    assert s.infer("GET", "/ping").status == 500
+    assert s.infer("GET", "/v2/health/ready").status == 400
+    time.sleep(3)  # and it stays down: no restart while failed
+    assert s.mgmt("GET", "/status.json").json()["models"][0]["workers"][0]["restarts"] == 5
+    # the operator fixes the cause and scales: it serves again
+    broken.unlink()
+    r = s.mgmt("PUT", "/models/crashy?min_worker=1&max_worker=1&synchronous=true")
+    assert r.status == 200, r
+    assert s.infer("POST", "/predictions/crashy", "again").status == 200
+    assert ready(s, "crashy")[0] == 200 and s.infer("GET", "/ping").status == 200

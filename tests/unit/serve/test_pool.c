@@ -166,6 +166,26 @@ static const wk_handler_t fake_python = {
     .worker_exit = py_exit,
 };
 
+/* A kind whose worker process "dies" on every job with key 99 (as a Python worker killed
+ * mid-batch) and answers the others. */
+static _Atomic int64_t g_crash_runs_us[16];
+static _Atomic int g_crash_runs;
+
+static void crashing_run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_t n) {
+  (void)wstate;
+  int k = atomic_fetch_add(&g_crash_runs, 1);
+  if (k < 16) atomic_store(&g_crash_runs_us[k], wk_now_us());
+  if (jobs[0]->target != 99) {
+    fake_run(m, wstate, index, jobs, n);
+    return;
+  }
+  for (size_t i = 0; i < n; i++)
+    wk__job_reply_error(m, jobs[i], 503, "ServiceUnavailableException", "worker died");
+  wk__pool_worker_crashed(m, index, "its process was killed by signal 9");
+}
+
+static const wk_handler_t crashing = {.name = "crashing", .run = crashing_run};
+
 /* ---- a model and its jobs ---- */
 
 static wk_model_t *model_new(int batch_size, int delay_ms, int timeout_s, int queue_cap) {
@@ -232,6 +252,51 @@ static void wait_running(int n) {
 }
 
 /* ---- tests ---- */
+
+static void test_a_dying_worker_rests_longer_each_time_then_the_model_fails(void **state) {
+  (void)state;
+  wk_model_t *m = model_new(1, 0, 30, 100);
+  m->h = &crashing;
+  wk_err_t err = {{0}};
+  atomic_store(&g_crash_runs, 0);
+  assert_int_equal(wk__pool_start(m, 1, &err), 0);
+  /* three deaths, each followed by a rest (1 s, then 2 s) before the next batch */
+  cap_t r[8];
+  for (int i = 0; i < 3; i++) {
+    req_init(&r[i]);
+    submit(m, &r[i], 99);
+  }
+  for (int i = 0; i < 3; i++) assert_int_equal(req_wait(&r[i], 10000), 503);
+  int64_t gap1 = atomic_load(&g_crash_runs_us[1]) - atomic_load(&g_crash_runs_us[0]);
+  int64_t gap2 = atomic_load(&g_crash_runs_us[2]) - atomic_load(&g_crash_runs_us[1]);
+  assert_true(gap1 >= 950000 && gap2 >= 1950000); /* rests, not a hot restart loop */
+  assert_int_equal(atomic_load(&m->crash_streak), 3);
+  char why[512];
+  assert_false(wk__pool_failed(m, why, sizeof why));
+  /* a request answered between deaths: no crash loop */
+  req_init(&r[3]);
+  submit(m, &r[3], 1);
+  assert_int_equal(req_wait(&r[3], 10000), 200);
+  assert_int_equal(atomic_load(&m->crash_streak), 0);
+  /* WK_CRASH_LOOP_MAX deaths in a row: failed, every request 503 at once with the reason */
+  for (int i = 0; i < WK_CRASH_LOOP_MAX; i++) wk__pool_worker_crashed(m, 0, "it did not start");
+  assert_true(wk__pool_failed(m, why, sizeof why));
+  assert_non_null(strstr(why, "died 5 times in a row"));
+  assert_non_null(strstr(why, "it did not start"));
+  req_init(&r[4]);
+  int64_t t0 = wk_now_us();
+  submit(m, &r[4], 1);
+  assert_int_equal(req_wait(&r[4], 1000), 503);
+  assert_true(r[4].answered_us - t0 < 500000);
+  assert_non_null(strstr(r[4].body, "failed"));
+  /* scaling is the way back: the worker serves again at once */
+  assert_int_equal(wk_model_scale(m, 1, 1, 1, &err), 0);
+  assert_false(wk__pool_failed(m, NULL, 0));
+  req_init(&r[5]);
+  submit(m, &r[5], 1);
+  assert_int_equal(req_wait(&r[5], 3000), 200);
+  model_free(m);
+}
 
 static void test_batches_hold_one_key_and_at_most_batch_size(void **state) {
   (void)state;
@@ -611,6 +676,7 @@ int main(void) {
       cmocka_unit_test(test_batches_stop_at_max_batch_elements),
       cmocka_unit_test(test_explanations_run_alone_or_get_501),
       cmocka_unit_test(test_metrics_are_recorded_around_each_batch),
+      cmocka_unit_test(test_a_dying_worker_rests_longer_each_time_then_the_model_fails),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
