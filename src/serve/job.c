@@ -147,8 +147,25 @@ void wk__sink_reply_v2(wk_sink_t *sink, wk_buf_t *b, size_t json_len) {
   }
 }
 
+/* 1 when an answer of len bytes is over m's max_response_size; j is then answered 500
+ * with the sizes (TorchServe refuses a worker's response over it too). */
+static int over_limit(wk_model_t *m, wk__job_t *j, size_t len) {
+  if (m->max_response_size <= 0 || len <= (size_t)m->max_response_size) return 0;
+  char msg[300];
+  snprintf(msg, sizeof msg,
+           "the model's answer is %zu bytes, over max_response_size (%ld bytes); raise "
+           "max_response_size in config.properties to send it",
+           len, m->max_response_size);
+  wk__job_reply_error(m, j, 500, "InternalServerException", msg);
+  return 1;
+}
+
 int wk__job_reply_typed(wk_model_t *m, wk__job_t *j, int status, const char *content_type,
                         char *body, size_t len) {
+  if (over_limit(m, j, len)) {
+    free(body);
+    return 1;
+  }
   if (!claim(m, j, status)) {
     free(body);
     return 0;
@@ -203,6 +220,10 @@ int wk__job_reply_value(wk_model_t *m, wk__job_t *j, const wk_value_t *v) {
       return rc == WK_EINVAL
                  ? wk__job_reply_error(m, j, 400, "BadRequestException", err.msg)
                  : wk__job_reply_error(m, j, 500, "InternalServerException", err.msg);
+    }
+    if (over_limit(m, j, b.len)) {
+      wk_buf_destroy(&b);
+      return 1;
     }
     if (!claim(m, j, 200)) {
       wk_buf_destroy(&b);

@@ -457,6 +457,7 @@ static int load_now(const wk_model_load_opts_t *o, wk_model_t **out, wk_err_t *e
                                                                : WK_DEFAULT_STARTUP_TIMEOUT_S);
   load_bound(ctx, m->startup_timeout_s);
   m->spin_us = o->worker_spin_us;
+  m->max_response_size = o->max_response_size > 0 ? o->max_response_size : WK_DEFAULT_MAX_RESPONSE_SIZE;
   if (m->name == NULL || m->version == NULL || m->url == NULL || m->handler == NULL) {
     rc = wk_err(err, WK_ENOMEM, "out of memory");
     goto fail;
@@ -633,6 +634,7 @@ void wk_model_load_opts_from_config(wk_model_load_opts_t *o, const wk_config_t *
   o->torch_threads = cfg->torch_threads;
   o->worker_spin_us = cfg->worker_spin_us;
   o->status_interval_ms = cfg->status_interval_ms;
+  o->max_response_size = cfg->max_response_size;
   o->python = cfg->python;
   o->service_envelope = wk_props_get(&cfg->props, "service_envelope");
   o->install_py_deps = wk_config_bool(cfg, "install_py_dep_per_model", 0);

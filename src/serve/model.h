@@ -27,6 +27,8 @@ typedef struct wk_model_load_opts_s {
   int worker_spin_us;         /* idle polling before a worker sleeps; 0: never poll */
   int status_interval_ms;     /* the operator's view: one sample per interval; 0: 10 s */
   long max_image_pixels;      /* image handler: limit_max_image_pixels; <= 0: no limit */
+  long max_response_size;     /* bytes one answer may hold (max_response_size); 0: the
+                                 default, 6553500 */
   const char *python;         /* Python handlers: the interpreter (NULL: WK_PYWORKER_DEFAULT_PYTHON) */
   const char *service_envelope; /* Python handlers: TorchServe's service_envelope (body, json,
                                  kserve, kservev2) or NULL */

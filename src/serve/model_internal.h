@@ -92,6 +92,7 @@ struct wk_model_s {
    * the batcher leaves a job for the next batch rather than go past it ([11] part 1) */
   int64_t max_batch_elements;
   int loaded_at_startup;
+  long max_response_size; /* bytes an answer's body may hold; 0: no limit */
   int startup_timeout_s; /* as described (TorchServe's startupTimeout) */
   int spin_us;
   pthread_mutex_t custom_lock; /* guards custom metrics (written by worker log readers) */

@@ -3,6 +3,7 @@ wick's own .proto files (proto/), which carry TorchServe's package, service, met
 field names and numbers: the transport, Ping, Predictions and StreamPredictions ([12] parts
 1, 2, 4); the management service is in test_grpc_management.py."""
 import importlib
+import json
 import subprocess
 import sys
 
@@ -476,3 +477,39 @@ def test_a_wrong_content_type_gets_http_415_and_others_are_served(serve, stubs, 
     assert "grpc-status: 0" in r.stdout, r.stdout[-2000:]
     with channel(s) as ch:
         assert rpc.InferenceAPIsServiceStub(ch).Ping(empty_pb2.Empty(), timeout=10).health
+
+
+class Widen(__import__("torch").nn.Module):
+    """Answers 1000 values for each input value: an output far larger than its input."""
+
+    def forward(self, x):
+        return x.repeat(1, 1000)
+
+
+@pytest.mark.badinput
+def test_an_answer_over_max_response_size_is_refused_on_every_route(serve, stubs, tmp_path):
+    pb, rpc = stubs
+    store = tmp_path / "store"
+    store.mkdir()
+    save_script(Widen, tmp_path / "widen.pt")
+    pack(store, "widen", tmp_path / "widen.pt")
+    s = serve("--model-store", store, "--models", "widen=widen.mar", "--max_response_size", "100000")
+    small = [[0.5] * 2]  # 2000 values in the answer (~8 kB) fit; 16000 (~190 kB) do not
+    assert s.infer("POST", "/predictions/widen", json.dumps(small)).status == 200
+    r = s.infer("POST", "/predictions/widen", json.dumps([[0.123456789] * 16]))
+    assert r.status == 500, r
+    msg = r.json()["message"]
+    assert "max_response_size (100000 bytes)" in msg and "bytes, over" in msg, msg
+    v2 = {"inputs": [{"name": "INPUT__0", "datatype": "FP32", "shape": [1, 16], "data": [0.123456789] * 16}]}
+    r = s.infer("POST", "/v2/models/widen/infer", json.dumps(v2))
+    assert r.status == 500 and "max_response_size" in r.json()["error"], r
+    with channel(s) as ch:
+        with pytest.raises(grpc.RpcError) as e:
+            rpc.InferenceAPIsServiceStub(ch).Predictions(
+                pb.PredictionsRequest(model_name="widen",
+                                      input={"data": json.dumps([[0.123456789] * 16]).encode()}),
+                timeout=30)
+    assert "max_response_size" in e.value.details()
+    # the server serves on
+    assert s.infer("POST", "/predictions/widen", json.dumps(small)).status == 200
+    assert s.mgmt("GET", "/status.json").json()["models"][0]["answers_by_status"]["500"] == 3
