@@ -12,11 +12,13 @@
 #include "api/grpc_v2.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc_predict_v2.pb-c.h"
 #include "http/server.h"
@@ -782,6 +784,16 @@ static void model_infer(wk_grpc_call_t *call, const uint8_t *msg, size_t len, vo
 
 /* ---- grpc.health.v1.Health ---- */
 
+static const char *const health_services[] = {
+    "", "inference.GRPCInferenceService", "org.pytorch.serve.grpc.openinference.GRPCInferenceService",
+    "org.pytorch.serve.grpc.inference.InferenceAPIsService"};
+
+static int known_service(const char *name) {
+  for (size_t i = 0; i < sizeof health_services / sizeof health_services[0]; i++)
+    if (strcmp(name, health_services[i]) == 0) return 1;
+  return 0;
+}
+
 static void health_answer(wk_grpc_call_t *call, int status, json_t *j, const uint8_t *t, size_t n) {
   (void)j, (void)t, (void)n;
   Grpc__Health__V1__HealthCheckResponse out = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
@@ -800,12 +812,7 @@ static void health_check(wk_grpc_call_t *call, const uint8_t *msg, size_t len, v
     wk_grpc_fail(call, WK_GRPC_INVALID_ARGUMENT, "the message is not a HealthCheckRequest");
     return;
   }
-  static const char *const services[] = {"", "inference.GRPCInferenceService",
-                                         "org.pytorch.serve.grpc.openinference.GRPCInferenceService",
-                                         "org.pytorch.serve.grpc.inference.InferenceAPIsService"};
-  int known = 0;
-  for (size_t i = 0; i < sizeof services / sizeof services[0]; i++) known |= strcmp(in->service, services[i]) == 0;
-  if (!known) {
+  if (!known_service(in->service)) {
     char text[300];
     snprintf(text, sizeof text, "unknown service %.200s", in->service);
     wk_grpc_fail(call, WK_GRPC_NOT_FOUND, text);
@@ -815,9 +822,130 @@ static void health_check(wk_grpc_call_t *call, const uint8_t *msg, size_t len, v
   protobuf_c_message_free_unpacked(&in->base, NULL);
 }
 
+/* Watch(service): the status now, then each change, as one stream per caller, until the
+ * client cancels or the server stops. One thread looks at every watch every
+ * WATCH_PERIOD_MS (the server's health is the /ping rule, read directly); a service this
+ * port does not serve is SERVICE_UNKNOWN, sent once, as the protocol asks. */
+#define WATCH_PERIOD_MS 250
+
+typedef struct watch_s {
+  wk_grpc_call_t *call;
+  int known;
+  int last; /* the status sent last */
+  struct watch_s *next;
+} watch_t;
+
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  watch_t *list;
+  wk_api_t *api;
+  pthread_t thread;
+  int started, stopping;
+} g_watch = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0, 0};
+
+static int watch_status(wk_api_t *api, int known) {
+  if (!known) return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
+  return wk_api_healthy(api) ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                             : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+}
+
+/* Sends status on call's stream; WK_EIO once the call is gone or answered. */
+static int watch_send(wk_grpc_call_t *call, int status) {
+  Grpc__Health__V1__HealthCheckResponse out = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+  out.status = status;
+  uint8_t buf[16];
+  size_t n = protobuf_c_message_pack(&out.base, buf);
+  return wk_grpc_send(call, buf, n);
+}
+
+static void *watch_main(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&g_watch.lock);
+  while (!g_watch.stopping) {
+    struct timespec until;
+    wk_realtime_in(WATCH_PERIOD_MS * 1000, &until);
+    pthread_cond_timedwait(&g_watch.cond, &g_watch.lock, &until);
+    if (g_watch.stopping) break;
+    int healthy = -1; /* read once per round, for every watch */
+    for (watch_t **p = &g_watch.list; *p;) {
+      watch_t *w = *p;
+      int status = w->last;
+      if (w->known) {
+        if (healthy < 0) healthy = watch_status(g_watch.api, 1);
+        status = healthy;
+      }
+      if (wk_grpc_call_gone(w->call) || (status != w->last && watch_send(w->call, status) != 0)) {
+        *p = w->next; /* the client went (or its deadline passed): end its call */
+        wk_grpc_fail(w->call, WK_GRPC_CANCELLED, "the client cancelled the watch");
+        free(w);
+        continue;
+      }
+      w->last = status;
+      p = &w->next;
+    }
+  }
+  pthread_mutex_unlock(&g_watch.lock);
+  return NULL;
+}
+
 static void health_watch(wk_grpc_call_t *call, const uint8_t *msg, size_t len, void *api) {
-  (void)msg, (void)len, (void)api;
-  wk_grpc_fail(call, WK_GRPC_UNIMPLEMENTED, "Watch is not served: poll Check (as Kubernetes probes do)");
+  Grpc__Health__V1__HealthCheckRequest *in = (Grpc__Health__V1__HealthCheckRequest *)protobuf_c_message_unpack(
+      &grpc__health__v1__health_check_request__descriptor, NULL, len, msg);
+  if (in == NULL) {
+    wk_grpc_fail(call, WK_GRPC_INVALID_ARGUMENT, "the message is not a HealthCheckRequest");
+    return;
+  }
+  watch_t *w = calloc(1, sizeof *w);
+  int known = known_service(in->service);
+  protobuf_c_message_free_unpacked(&in->base, NULL);
+  if (w == NULL) {
+    wk_grpc_fail(call, WK_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  w->call = call;
+  w->known = known;
+  w->last = watch_status(api, known);
+  if (watch_send(call, w->last) != 0) {
+    free(w);
+    wk_grpc_fail(call, WK_GRPC_CANCELLED, "the client went");
+    return;
+  }
+  pthread_mutex_lock(&g_watch.lock);
+  if (g_watch.stopping) {
+    pthread_mutex_unlock(&g_watch.lock);
+    free(w);
+    wk_grpc_fail(call, WK_GRPC_UNAVAILABLE, "the server is stopping");
+    return;
+  }
+  g_watch.api = api;
+  if (!g_watch.started && pthread_create(&g_watch.thread, NULL, watch_main, NULL) == 0)
+    g_watch.started = 1;
+  if (!g_watch.started) {
+    pthread_mutex_unlock(&g_watch.lock);
+    free(w);
+    wk_grpc_fail(call, WK_GRPC_RESOURCE_EXHAUSTED, "no thread for the watch: poll Check");
+    return;
+  }
+  w->next = g_watch.list;
+  g_watch.list = w;
+  pthread_mutex_unlock(&g_watch.lock);
+}
+
+void wk_grpc_v2_shutdown(void) {
+  pthread_mutex_lock(&g_watch.lock);
+  g_watch.stopping = 1;
+  pthread_cond_broadcast(&g_watch.cond);
+  int started = g_watch.started;
+  pthread_mutex_unlock(&g_watch.lock);
+  if (started) pthread_join(g_watch.thread, NULL);
+  for (watch_t *w = g_watch.list, *next; w; w = next) {
+    next = w->next;
+    wk_grpc_fail(w->call, WK_GRPC_UNAVAILABLE, "the server is stopping");
+    free(w);
+  }
+  g_watch.list = NULL;
+  g_watch.started = 0;
 }
 
 /* ---- the table ---- */

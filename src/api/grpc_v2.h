@@ -11,4 +11,8 @@
 extern const wk_grpc_method_t wk_grpc_v2_methods[];
 extern const size_t wk_grpc_v2_n_methods;
 
+/* Ends the health watches still open (UNAVAILABLE) and their thread. Main thread, after
+ * wk_api_shutdown and before the gRPC servers stop. */
+void wk_grpc_v2_shutdown(void);
+
 #endif

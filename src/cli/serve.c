@@ -633,6 +633,7 @@ int wk_cmd_serve(int argc, char **argv) {
     wk_log_info("received %s: answering pending requests and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
   }
   wk_api_shutdown(&api); /* from here new requests get 503 (gRPC: UNAVAILABLE) */
+  wk_grpc_v2_shutdown();  /* health watches end before the registry they read goes */
   if (exit_code == 0) drain_models(reg, &cfg);
   wk_registry_free(reg); /* answers what is still queued with 503, joins workers */
   for (int i = 0; i < 3; i++) wk_http_server_stop(api.servers[i]);

@@ -513,3 +513,44 @@ def test_an_answer_over_max_response_size_is_refused_on_every_route(serve, stubs
     # the server serves on
     assert s.infer("POST", "/predictions/widen", json.dumps(small)).status == 200
     assert s.mgmt("GET", "/status.json").json()["models"][0]["answers_by_status"]["500"] == 3
+
+
+SERVING, NOT_SERVING, SERVICE_UNKNOWN = b"\x08\x01", b"\x08\x02", b"\x08\x03"
+
+
+def test_health_watch_streams_each_change_until_cancelled_or_stopped(serve, tmp_path):
+    """grpc.health.v1 Watch: the status at once, then every change (here: three workers
+    stuck past the response timeout make the server unhealthy, their end healthy again);
+    an unknown service is SERVICE_UNKNOWN; a cancelled watch ends, and the server's stop
+    ends the rest with UNAVAILABLE."""
+    from test_batching import busy_iterations_per_second, make_store, warm_up
+    from models import Busy
+
+    store, _ = make_store(tmp_path, "busy", Busy,
+                          "minWorkers: 1\nmaxWorkers: 1\nbatchSize: 1\nresponseTimeout: 1\n")
+    s = serve("--model-store", store, "--models", "busy=busy.mar")
+    warm_up(s)
+    with channel(s) as ch:
+        watch = ch.unary_stream("/grpc.health.v1.Health/Watch", request_serializer=lambda b: b,
+                                response_deserializer=lambda b: b)
+        server_watch = watch(b"", timeout=120)
+        assert next(server_watch) == SERVING
+        unknown = watch(b"\x0a\x03abc", timeout=120)
+        assert next(unknown) == SERVICE_UNKNOWN
+        unknown.cancel()
+        n = max(1, int(busy_iterations_per_second() * 6))  # ~6 s of work each
+        for _ in range(3):  # each lands on the replacement of the previous stuck worker
+            assert s.infer("POST", "/predictions/busy", {"data": [[float(n)]]}).status == 504
+        assert next(server_watch) == NOT_SERVING
+        assert s.infer("GET", "/ping").status == 500
+        assert next(server_watch) == SERVING  # the stuck forwards ended
+        assert s.infer("GET", "/ping").status == 200
+        last = watch(b"", timeout=120)
+        assert next(last) == SERVING
+        s.stop()
+        with pytest.raises(grpc.RpcError) as e:
+            next(last)
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+        with pytest.raises(grpc.RpcError):
+            next(server_watch)
+    assert "Watch" not in s.logs() or "UNIMPLEMENTED" not in s.logs()
