@@ -166,7 +166,13 @@ static void load_all(wk_registry_t *reg, const wk_config_t *cfg) {
     if (e->d_name[0] == '.') continue;
     char path[4096];
     wk_fs_join(path, sizeof path, cfg->model_store, e->d_name);
-    if (wk_archive_kind(path) < 0) continue;
+    /* an archive's name that holds no archive is loaded all the same, to fail loudly (a
+     * failed load that readiness reports), not skipped in silence */
+    size_t len = strlen(e->d_name);
+    int named = (len > 4 && strcmp(e->d_name + len - 4, ".mar") == 0) ||
+                (len > 7 && strcmp(e->d_name + len - 7, ".tar.gz") == 0) ||
+                (len > 4 && strcmp(e->d_name + len - 4, ".tgz") == 0);
+    if (!named && wk_archive_kind(path) < 0) continue;
     names[n++] = strdup(e->d_name);
   }
   closedir(d);

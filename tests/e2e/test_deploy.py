@@ -82,8 +82,12 @@ def test_serving_runtime_has_what_kserve_needs(help_text):
     ports = [p["containerPort"] for p in c["ports"]]
     assert ports == [8080], ports  # KServe routes to the first port; 8080 is its http port
     assert c["args"][c["args"].index("--inference_address") + 1].endswith(":8080")
-    for probe, path in (("readinessProbe", "/v2/health/ready"), ("livenessProbe", "/v2/health/live")):
+    for probe, path in (("readinessProbe", "/v2/health/ready"), ("livenessProbe", "/v2/health/live"),
+                        ("startupProbe", "/v2/health/live")):
         assert c[probe]["httpGet"] == {"path": path, "port": 8080}, c[probe]
+    # the startup probe waits for the models' loads (wick listens after them): minutes
+    start = c["startupProbe"]
+    assert start["periodSeconds"] * start["failureThreshold"] >= 300, start
     # The model store is the storage initializer's mount.
     assert c["args"][c["args"].index("--model-store") + 1].startswith("/mnt/models")
 
@@ -120,6 +124,13 @@ def test_serving_runtime_args_serve_and_answer_the_probes(serve, store, tmp_path
     assert s.infer("GET", "/v1/models").json() == {"models": ["mlp"]}
     r = s.infer("POST", "/v1/models/mlp:predict", {"instances": [[0.0] * 16]})
     assert r.status == 200, r
+    # a model of the store that fails to load: the pod is live but not ready ([13] part 3)
+    (mnt / "model-store" / "broken.mar").write_bytes(b"not an archive")
+    s2 = run_with(serve, args)
+    assert s2.infer("GET", c["livenessProbe"]["httpGet"]["path"]).status == 200
+    r = s2.infer("GET", c["readinessProbe"]["httpGet"]["path"])
+    assert r.status == 400 and r.json() == {"ready": False}, r
+    assert s2.infer("POST", "/v1/models/mlp:predict", {"instances": [[0.0] * 16]}).status == 200
 
 
 # ---- Dockerfile ----
