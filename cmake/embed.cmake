@@ -1,5 +1,7 @@
-# Writes OUT, a C file defining NAME[] (the bytes of IN) and NAME_len: how the descriptors
-# protoc writes for proto/ reach the binary (grpc/reflection.c). cmake -DIN= -DOUT= -DNAME= -P
+# Writes OUT, a C file defining NAME[] (the bytes of IN, then a 0 that NAME_len does not
+# count) and NAME_len: how files reach the binary as they are, the descriptors protoc
+# writes for proto/ (grpc/reflection.c) and the status page (api/status_page.c).
+# cmake -DIN= -DOUT= -DNAME= -P
 file(READ ${IN} hex HEX)
 string(LENGTH "${hex}" n)
 math(EXPR n "${n} / 2")

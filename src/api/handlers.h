@@ -37,6 +37,10 @@ void wk_mgmt_unregister(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t
 void wk_mgmt_set_default(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 /* dashboard.c: the operator's view (GET /status.json) */
 void wk_api_status_json(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
+/* status_page.c: the status page (GET /status; GET / for a browser), static HTML that reads
+ * /status.json; and whether req's Accept header asks for HTML (names text/html, q > 0). */
+void wk_api_status_page(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
+int wk_api_wants_html(wk_http_req_t *req);
 /* Triton's model repository API on the inference port (management.c) */
 void wk_mgmt_repo_index(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 void wk_mgmt_repo_load(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);

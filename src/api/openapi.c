@@ -70,13 +70,14 @@ static json_t *error_schema(void) {
 }
 
 /* One reply, "code:description". A description that starts with "<type>" names the reply's
- * media type (any schema: a prediction's reply is whatever its handler sends, the star
- * type); one that starts with "[" is a JSON array; otherwise a JSON object (errors:
- * error_schema). */
+ * media type, or "<type,type>" several (the one sent depends on the request's Accept); a
+ * type other than JSON has any schema (a prediction's reply is whatever its handler sends,
+ * the star type). Otherwise it is JSON: an array when the description starts with "[", an
+ * object otherwise (errors: error_schema). */
 static int add_response(json_t *responses, const char *item, size_t len) {
   const char *colon = memchr(item, ':', len);
   if (colon == NULL || colon - item != 3) return WK_EINTERNAL;
-  char code[4], media[64] = "application/json";
+  char code[4], media[128] = "application/json";
   memcpy(code, item, 3);
   code[3] = '\0';
   const char *desc = colon + 1;
@@ -89,14 +90,23 @@ static int add_response(json_t *responses, const char *item, size_t len) {
     dlen -= (size_t)(end + 1 - desc);
     desc = end + 1;
   }
-  json_t *body;
-  if (code[0] >= '4') body = error_schema();
-  else if (strcmp(media, "application/json") != 0) body = json_object();
-  else if (dlen > 0 && desc[0] == '[') body = json_pack("{s:s}", "type", "array");
-  else body = json_pack("{s:s}", "type", "object");
-  json_t *r = json_pack("{s:s%,s:{s:{s:o}}}", "description", desc, dlen, "content", media,
-                        "schema", body);
-  return r == NULL || json_object_set_new(responses, code, r) != 0 ? WK_ENOMEM : 0;
+  json_t *r = json_pack("{s:s%,s:{}}", "description", desc, dlen, "content");
+  if (r == NULL) return WK_ENOMEM;
+  json_t *content = json_object_get(r, "content");
+  char *save = NULL;
+  for (char *type = strtok_r(media, ",", &save); type; type = strtok_r(NULL, ",", &save)) {
+    json_t *body;
+    if (code[0] >= '4') body = error_schema();
+    else if (strcmp(type, "application/json") != 0) body = json_object();
+    else if (dlen > 0 && desc[0] == '[') body = json_pack("{s:s}", "type", "array");
+    else body = json_pack("{s:s}", "type", "object");
+    if (body == NULL ||
+        json_object_set_new(content, type, json_pack("{s:o}", "schema", body)) != 0) {
+      json_decref(r);
+      return WK_ENOMEM;
+    }
+  }
+  return json_object_set_new(responses, code, r) != 0 ? WK_ENOMEM : 0;
 }
 
 /* The parameters of op: its path's {x} (required strings), then its query parameters. */

@@ -19,6 +19,7 @@
 static void describe(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 static void token(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 static void model_doc(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
+static void root(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 
 #define INF WK_PORT_INFERENCE
 #define MGT WK_PORT_MANAGEMENT
@@ -41,6 +42,13 @@ static const wk_route_t routes[] = {
      NULL, NULL, "200:the OpenAPI document"},
     {ALL, "get", "/api-description", WK_ROUTE_PUBLIC, describe, 0, "getApiDescription",
      "This port's API description (OpenAPI 3.0)", NULL, NULL, "200:the OpenAPI document"},
+    /* the status page ([13]): static, so public; its data comes from /status.json */
+    {MGT, "get", "/", WK_ROUTE_PUBLIC, root, 0, "root",
+     "The status page for a browser (Accept: text/html), else this API description", NULL, NULL,
+     "200:<text/html,application/json>the status page, or the OpenAPI document"},
+    {MGT, "get", "/status", WK_ROUTE_PUBLIC, wk_api_status_page, 0, "statusPage",
+     "The status page (HTML; it reads /status.json with the key typed into it)", NULL, NULL,
+     "200:<text/html>the status page"},
 
     /* inference port: TorchServe's routes (api.c) */
     {INF, "get", "/ping", WK_ROUTE_PUBLIC, wk_api_ping, 0, "ping", "Health of the server and its models", NULL, NULL,
@@ -341,6 +349,14 @@ static void describe_some(wk_api_t *api, wk_http_req_t *req, const wk_route_args
 
 static void describe(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
   describe_some(api, req, a, NULL);
+}
+
+/* GET / on the management port: a browser gets the status page, anything else (curl,
+ * scripts) the API description, as OPTIONS / answers. */
+static void root(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a) {
+  wk_http_reply_header(req, "Vary", "Accept");
+  if (wk_api_wants_html(req)) wk_api_status_page(api, req, a);
+  else describe(api, req, a);
 }
 
 /* The routes a model predicts through, as TorchServe's per-model description lists them. */

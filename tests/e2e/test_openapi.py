@@ -36,6 +36,7 @@ REAL_ROUTES = {
         ("PUT", "/models/mlp"), ("DELETE", "/models/mlp"), ("GET", "/models/mlp/1.0"),
         ("GET", "/models/mlp/all"), ("PUT", "/models/mlp/1.0"), ("DELETE", "/models/mlp/1.0"),
         ("PUT", "/models/mlp/1.0/set-default"), ("OPTIONS", "/"), ("GET", "/api-description"),
+        ("GET", "/"), ("GET", "/status"), ("GET", "/status.json"),
     ],
     "metrics": [("GET", "/metrics"), ("OPTIONS", "/"), ("GET", "/api-description")],
 }
@@ -188,7 +189,11 @@ def test_description_needs_no_token(tmp_path, store):
             method = next(iter(idoc["paths"][path])).upper()
             assert w.infer(method, path)[0] == 200, path
         assert "security" not in idoc["paths"]["/predictions/{model_name}"]["post"]
-        # Other methods on / still need nothing but are refused.
-        assert w.mgmt("GET", "/")[0] == 405
+        # GET / on the management port (the status page for a browser, else the description)
+        # needs no key; other methods on / need nothing either but are refused.
+        status, _, body = w.mgmt("GET", "/")
+        assert status == 200 and json.loads(body) == mdoc, body[:200]
+        assert w.mgmt("POST", "/")[0] == 405
+        assert w.infer("GET", "/")[0] == 405
     finally:
         assert w.stop() == 0, w.logs()[-4000:]

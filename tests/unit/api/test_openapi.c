@@ -106,6 +106,16 @@ static void test_documents(void **state) {
   assert_false(has_op(inf, "/models", "get"));
   assert_true(has_op(mgt, "/models/{model_name}/{model_version}/set-default", "put"));
   assert_false(has_op(mgt, "/ping", "get"));
+  /* the status page: GET / answers a browser with HTML and anything else with JSON */
+  json_t *root_get = json_object_get(json_object_get(json_object_get(mgt, "paths"), "/"), "get");
+  json_t *root_200 =
+      json_object_get(json_object_get(json_object_get(root_get, "responses"), "200"), "content");
+  assert_int_equal(json_object_size(root_200), 2);
+  assert_non_null(json_object_get(root_200, "text/html"));
+  assert_non_null(json_object_get(root_200, "application/json"));
+  assert_true(has_op(mgt, "/status", "get"));
+  assert_false(has_op(inf, "/", "get"));
+  assert_false(has_op(inf, "/status", "get"));
   assert_int_equal(json_object_size(json_object_get(met, "paths")), 3);
   assert_true(has_op(met, "/metrics", "get"));
   for (json_t *d = inf; d; d = d == inf ? mgt : d == mgt ? met : NULL) {
