@@ -42,6 +42,9 @@ DEV_PKGS=(
   clang ${LLVM:+libfuzzer-$LLVM-dev libclang-rt-$LLVM-dev}
   # tests
   libcmocka-dev openssl
+  # the status page in a real browser (tests/e2e/test_status_page.py, make screenshot):
+  # headless chromium driven through Debian's chromedriver, and a font to draw text with
+  chromium chromium-driver fonts-dejavu-core
   # demo data
   dataset-fashion-mnist
   # bench: load generators (h2load drives unary gRPC), HTTP ceiling
