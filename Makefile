@@ -15,7 +15,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: all deps build build-asan build-tsan fuzz demo serve test test-unit test-asan test-tsan \
         test-e2e test-compat bench \
-        bench-torchserve bench-grpc bench-pt2 compat soak fuzz-long clean format
+        bench-torchserve bench-grpc bench-pt2 compat soak fuzz-long screenshot clean format
 
 all: build
 
@@ -131,6 +131,12 @@ fuzz-long: fuzz
 SOAK_SECONDS ?= 1800
 soak: demo
 	$(PYTHON) bench/soak.py --wick $(BUILD)/wick --demo $(DEMO) --seconds $(SOAK_SECONDS)
+
+# docs/status-page.png: the status page ([13]) of the demo under about 75 s of traffic,
+# photographed by Debian's headless chromium (scripts/screenshot.py; under two minutes).
+screenshot: demo
+	$(PYTHON) scripts/screenshot.py --wick $(BUILD)/wick --store $(DEMO)/model_store \
+	  --out docs/status-page.png
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cc')
