@@ -40,8 +40,8 @@ SERVE_PKGS=(
 DEV_PKGS=(
   # fuzzing (the unversioned clang is 14 on Debian 12, 19 on 13)
   clang ${LLVM:+libfuzzer-$LLVM-dev libclang-rt-$LLVM-dev}
-  # tests
-  libcmocka-dev openssl
+  # tests (tmux: the terminal wick top's end-to-end tests read)
+  libcmocka-dev openssl tmux
   # the status page in a real browser (tests/e2e/test_status_page.py, make screenshot):
   # headless chromium driven through Debian's chromedriver, and a font to draw text with
   chromium chromium-driver fonts-dejavu-core

@@ -1,4 +1,4 @@
-/* The wick command: dispatches to serve, pack, inspect, weights. */
+/* The wick command: dispatches to serve, pack, inspect, weights, top. */
 #include <stdio.h>
 #include <string.h>
 
@@ -6,6 +6,7 @@
 #include "cli/inspect.h"
 #include "cli/pack.h"
 #include "cli/serve.h"
+#include "cli/top.h"
 #include "cli/weights.h"
 
 static void usage(FILE *f) {
@@ -16,6 +17,7 @@ static void usage(FILE *f) {
           "  pack      build a model archive (torch-model-archiver's flags)\n"
           "  inspect   show what an archive holds, without running it\n"
           "  weights   transfer: copy a checkpoint into another layout (torch_liberator)\n"
+          "  top       a running server's status, refreshed in the terminal (GET /status.json)\n"
           "\n"
           "wick COMMAND --help shows a command's options. wick --version prints the version.\n");
 }
@@ -30,6 +32,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "pack") == 0) return wk_cmd_pack(argc - 1, argv + 1);
   if (strcmp(cmd, "inspect") == 0) return wk_cmd_inspect(argc - 1, argv + 1);
   if (strcmp(cmd, "weights") == 0) return wk_cmd_weights(argc - 1, argv + 1);
+  if (strcmp(cmd, "top") == 0) return wk_cmd_top(argc - 1, argv + 1);
   if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
     printf("wick %s (libtorch %s)\n", WK_VERSION, wk_torch_version());
     return 0;
