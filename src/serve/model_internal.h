@@ -174,7 +174,8 @@ void wk__status_worker_crashed(wk_model_t *m, int index, const char *why);
 
 /* pool.c */
 /* Worker index's process died or did not start (why): the worker rests 1 s, 2 s, ... 30 s
- * (doubling while it dies again within a minute) before it takes the next batch; after
+ * (doubling while it dies again within a minute with nothing answered between) before it
+ * takes the next batch; after
  * WK_CRASH_LOOP_MAX deaths with no successful answer between them the model is marked
  * failed: its requests are answered 503 and no process is started until it is scaled.
  * Returns 1 when the model is (now) failed. Worker thread, lock not held. */

@@ -215,8 +215,10 @@ int wk__pool_worker_crashed(wk_model_t *m, int index, const char *why) {
   pthread_mutex_lock(&m->lock);
   for (wk__worker_t *w = m->worker_list; w; w = w->next) {
     if (w->id != WK__WORKER_ID_BASE + index) continue;
-    /* dying again within a minute doubles the rest; a minute of work starts it over */
-    int again = w->last_crash_us && now - w->last_crash_us < 60 * 1000000LL;
+    /* dying again within a minute, with nothing answered since the last death, doubles the
+     * rest; an answer (or a minute) in between starts it over: a worker killed now and then
+     * under load comes back after 1 s each time */
+    int again = streak > 1 && w->last_crash_us && now - w->last_crash_us < 60 * 1000000LL;
     w->backoff_ms = again && w->backoff_ms ? w->backoff_ms * 2 : 1000;
     if (w->backoff_ms > WK_MAX_RESTART_BACKOFF_MS) w->backoff_ms = WK_MAX_RESTART_BACKOFF_MS;
     w->last_crash_us = now;

@@ -273,11 +273,26 @@ static void test_a_dying_worker_rests_longer_each_time_then_the_model_fails(void
   assert_int_equal(atomic_load(&m->crash_streak), 3);
   char why[512];
   assert_false(wk__pool_failed(m, why, sizeof why));
-  /* a request answered between deaths: no crash loop */
+  /* a request answered between deaths: no crash loop, and the next rest is 1 s again */
   req_init(&r[3]);
   submit(m, &r[3], 1);
   assert_int_equal(req_wait(&r[3], 10000), 200);
   assert_int_equal(atomic_load(&m->crash_streak), 0);
+  cap_t again;
+  req_init(&again);
+  submit(m, &again, 99);
+  assert_int_equal(req_wait(&again, 10000), 503);
+  /* the answer goes out before the worker reports its death: wait for the report */
+  int crashes = 0, backoff = 0;
+  for (int i = 0; i < 2000 && crashes < 4; i++) {
+    pthread_mutex_lock(&m->lock);
+    crashes = m->worker_list->crashes;
+    backoff = m->worker_list->backoff_ms;
+    pthread_mutex_unlock(&m->lock);
+    if (crashes < 4) usleep(1000);
+  }
+  assert_int_equal(crashes, 4);
+  assert_int_equal(backoff, 1000);
   /* WK_CRASH_LOOP_MAX deaths in a row: failed, every request 503 at once with the reason */
   for (int i = 0; i < WK_CRASH_LOOP_MAX; i++) wk__pool_worker_crashed(m, 0, "it did not start");
   assert_true(wk__pool_failed(m, why, sizeof why));
