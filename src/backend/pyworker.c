@@ -447,6 +447,12 @@ int wk_pyworker_infer(wk_pyworker_t *w, const wk_otf_request_t *reqs, size_t n,
 int wk_pyworker_pid(const wk_pyworker_t *w) { return (int)w->pid; }
 int wk_pyworker_alive(const wk_pyworker_t *w) { return !w->broken; }
 
+int wk_pyworker_exited(wk_pyworker_t *w, char *why, size_t whylen) {
+  if (!reap(w, 0)) return 0;
+  describe_status(w->status, why, whylen);
+  return 1;
+}
+
 int wk_pyworker_stop(wk_pyworker_t *w) {
   if (w == NULL) return -1;
   if (w->sock >= 0) close(w->sock);

@@ -66,6 +66,10 @@ int wk_pyworker_read_response(wk_pyworker_t *w, wk_otf_response_t *resp, int tim
 /* The worker's pid, and 1 while it is usable (no error so far). */
 int wk_pyworker_pid(const wk_pyworker_t *w);
 int wk_pyworker_alive(const wk_pyworker_t *w);
+/* 1 when the process has ended (found without waiting), with how in why ("was killed by
+ * signal 9"): a worker killed while idle, found before a batch is sent to it. The owning
+ * thread only. */
+int wk_pyworker_exited(wk_pyworker_t *w, char *why, size_t whylen);
 
 /* Copies the last WK_PYWORKER_TAIL_BYTES of the worker's output to b. Any thread. */
 int wk_pyworker_log_tail(wk_pyworker_t *w, wk_buf_t *b);

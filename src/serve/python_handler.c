@@ -326,6 +326,17 @@ static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_
     sent[live++] = jobs[i];
   }
   if (live == 0) goto done;
+  char how[64];
+  if (*py != NULL && wk_pyworker_exited(*py, how, sizeof how)) {
+    /* it died while idle (killed, out of memory): a new process takes this batch rather
+     * than the batch failing on the dead one; the death counts as a crash */
+    char why[160];
+    snprintf(why, sizeof why, "its process %s while idle", how);
+    wk_log_error("model %s: Python worker %d: %s", m->name, index, why);
+    wk__pool_worker_crashed(m, index, why);
+    wk_pyworker_stop(*py);
+    *py = NULL;
+  }
   if (*py == NULL) {
     /* (re)start this thread's process, backing off 1 s, 2 s, ... 30 s after failures */
     wk_err_t err = {{0}};

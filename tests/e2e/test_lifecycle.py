@@ -196,3 +196,57 @@ def test_a_worker_that_keeps_dying_fails_its_model_instead_of_restarting_forever
     assert r.status == 200, r
     assert s.infer("POST", "/predictions/crashy", "again").status == 200
     assert ready(s, "crashy")[0] == 200 and s.infer("GET", "/ping").status == 200
+
+
+ECHO_PY = '''
+def handle(data, context):
+    if data is None:
+        return None
+    return [row.get("body").decode() if isinstance(row.get("body"), (bytes, bytearray))
+            else row.get("body") for row in data]
+'''
+
+
+def python_worker_pids(server_pid):
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if ppid == server_pid and b"wick_worker" in cmd:
+            pids.append(int(d))
+    return pids
+
+
+@pytest.mark.badinput
+def test_a_worker_killed_while_idle_is_replaced_before_its_next_batch(serve, tmp_path):
+    """A Python worker's process killed while it waits for work (the soak's chaos, an OOM
+    kill) is found dead when its next batch comes and replaced for that batch: no request
+    fails for it (the batch used to get 503 'killed by signal 9')."""
+    (tmp_path / "echo.py").write_text(ECHO_PY)
+    (tmp_path / "dummy.txt").write_text("x")
+    store = tmp_path / "store"
+    store.mkdir()
+    run_wick("pack", "--model-name", "echo", "--version", "1.0", "--serialized-file",
+             tmp_path / "dummy.txt", "--handler", f"{tmp_path / 'echo.py'}:handle",
+             "--export-path", store, "-f")
+    s = serve("--model-store", store, "--models", "echo=echo.mar", "--default_workers_per_model", "2")
+    assert s.infer("POST", "/predictions/echo", "hi").status == 200
+    pids = python_worker_pids(s.proc.pid)
+    assert len(pids) == 2, pids
+    for pid in pids:
+        os.kill(pid, 9)
+    time.sleep(0.5)
+    for i in range(8):
+        r = s.infer("POST", "/predictions/echo", f"after {i}")
+        assert r.status == 200 and r.body == f"after {i}".encode(), r
+    assert "while idle" in s.logs()
+    st = s.mgmt("GET", "/status.json").json()
+    assert sum(w["restarts"] for w in st["models"][0]["workers"]) >= 1
+    assert st["models"][0]["state"] == "ready"
