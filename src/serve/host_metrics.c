@@ -35,8 +35,7 @@ static double cpu_percent(void) {
   return dt ? 100.0 * (double)(dt - di) / (double)dt : 0.0;
 }
 
-/* MemTotal and MemAvailable in kB; 0 when unreadable. */
-static int meminfo(unsigned long long *total_kb, unsigned long long *avail_kb) {
+int wk_host_meminfo(unsigned long long *total_kb, unsigned long long *avail_kb) {
   FILE *f = fopen("/proc/meminfo", "r");
   if (f == NULL) return -1;
   char line[256];
@@ -63,7 +62,7 @@ void wk_host_metrics(wk_buf_t *b, const char *host) {
   double cpu = cpu_percent();
   if (cpu >= 0) gauge(b, "CPUUtilization", "Percent", host, cpu);
   unsigned long long total, avail;
-  if (meminfo(&total, &avail) == 0) {
+  if (wk_host_meminfo(&total, &avail) == 0) {
     gauge(b, "MemoryUsed", "Megabytes", host, (double)(total - avail) / 1024.0);
     gauge(b, "MemoryAvailable", "Megabytes", host, (double)avail / 1024.0);
     gauge(b, "MemoryUtilization", "Percent", host, 100.0 * (double)(total - avail) / (double)total);

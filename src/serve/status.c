@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "serve/gpu_memory.h"
+#include "serve/host_metrics.h"
 #include "serve/model_internal.h"
 
 /* ---- latency buckets: four per power of two microseconds (about 19% wide) ---- */
@@ -371,23 +372,11 @@ static long long rss_bytes(void) {
   return n == 2 ? resident * sysconf(_SC_PAGESIZE) : -1;
 }
 
-/* The host's MemTotal and MemAvailable in bytes. */
-static void host_memory(long long *total, long long *avail) {
-  *total = *avail = -1;
-  FILE *f = fopen("/proc/meminfo", "r");
-  if (f == NULL) return;
-  char line[256];
-  long long kb;
-  while (fgets(line, sizeof line, f)) {
-    if (sscanf(line, "MemTotal: %lld kB", &kb) == 1) *total = kb * 1024;
-    if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) *avail = kb * 1024;
-  }
-  fclose(f);
-}
-
 json_t *wk_status_process(void) {
-  long long total, avail;
-  host_memory(&total, &avail);
+  unsigned long long total_kb = 0, avail_kb = 0;
+  int mem = wk_host_meminfo(&total_kb, &avail_kb);
+  long long total = mem == 0 ? (long long)total_kb * 1024 : -1;
+  long long avail = mem == 0 ? (long long)avail_kb * 1024 : -1;
   char host[256] = "localhost";
   gethostname(host, sizeof host - 1);
   json_t *o = json_pack("{s:s,s:s,s:i,s:o,s:f,s:I,s:I,s:I,s:i}", "server", "wick", "version", WK_VERSION,
