@@ -144,6 +144,17 @@ def serve(tmp_path):
         assert rc == 0, f"wick exited with {rc}:\n{text[-4000:]}"
 
 
+def wait_for(pred, timeout=20):
+    """pred()'s first true value, asked every 50 ms for up to timeout seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
 def run_wick(*args, check=True):
     r = subprocess.run([WICK] + [str(a) for a in args], capture_output=True, text=True, timeout=120)
     if check and r.returncode != 0:

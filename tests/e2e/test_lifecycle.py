@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import pack, run_wick
+from conftest import pack, run_wick, wait_for
 from models import MLP, save_script
 
 ROW = json.dumps([[0.5] * 16])
@@ -114,15 +114,6 @@ def test_a_model_that_failed_at_startup_is_not_ready(serve, store, tmp_path):
     assert ready(s2, "broken") == (200, {"name": "broken", "ready": True})
     assert s2.infer("GET", "/v2/health/ready").status == 200
 
-
-def wait_for(pred, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 CRASHY_PY = '''

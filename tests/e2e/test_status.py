@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import pack, run_wick
+from conftest import pack, run_wick, wait_for
 from models import MLP, save_script
 
 ROW = json.dumps([[0.5] * 16])
@@ -40,15 +40,6 @@ def model_of(st, name):
 def all_samples(m):
     return m["samples"] + [m["current"]]
 
-
-def wait_for(pred, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.mark.badinput
