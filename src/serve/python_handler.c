@@ -275,7 +275,7 @@ static int stream_batch(wk_model_t *m, wk_pyworker_t *py, int index, wk__job_t *
  * worker (1 s, 2 s, ... 30 s) before its next batch, and a model whose workers keep failing
  * is marked failed (wk__pool_worker_crashed). Returns 0 with *py set, or the error. Worker
  * thread. */
-static int start_with_backoff(wk_model_t *m, wk_pyworker_t **py, int index, wk_err_t *err) {
+static int start_or_note_crash(wk_model_t *m, wk_pyworker_t **py, int index, wk_err_t *err) {
   int rc = start_process(m, index, py, err);
   if (rc != 0) {
     char why[600];
@@ -299,7 +299,7 @@ static void warm(wk_model_t *m, void **wstate, int index) {
   }
   if (*py != NULL) return;
   wk_err_t err = {{0}};
-  if (start_with_backoff(m, py, index, &err) != 0)
+  if (start_or_note_crash(m, py, index, &err) != 0)
     wk_log_error("model %s: Python worker %d did not start: %s", m->name, index, err.msg);
 }
 
@@ -340,7 +340,7 @@ static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_
   if (*py == NULL) {
     /* (re)start this thread's process, backing off 1 s, 2 s, ... 30 s after failures */
     wk_err_t err = {{0}};
-    start_with_backoff(m, py, index, &err);
+    start_or_note_crash(m, py, index, &err);
     if (*py == NULL) {
       for (size_t i = 0; i < live; i++)
         wk__job_reply_error(m, sent[i], 503, "ServiceUnavailableException", err.msg);
