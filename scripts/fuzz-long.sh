@@ -56,8 +56,9 @@ run_one() {
   fi
   local why="${MAX_S} s reached"
   [ "${execs:-0}" -ge "$RUNS" ] && why="${RUNS} runs reached"
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" "${execs:-?}" "$secs" "${speed:-?}" \
-    "${rss:-?}" "$why" "$(ls "tests/fuzz/corpus/$t" | wc -l)" "$outcome" >"$work/row"
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" "${execs:-?}" "$secs" "${speed:-?}" \
+    "${rss:-?}" "$why" "$(ls "tests/fuzz/corpus/$t" | wc -l)" "$outcome" \
+    "$(date -u '+%Y-%m-%d') at $(git rev-parse --short HEAD), $JOBS at a time, nice $(nice)" >"$work/row"
   echo "fuzz-long: $t: ${execs:-?} executions in $secs s, $outcome"
 }
 
@@ -72,22 +73,37 @@ for t in "${TARGETS[@]}"; do
 done
 wait
 
+# Rows of targets this run did not touch are kept from the previous table (each row says
+# when and how it was run), so targets can be run one at a time and the table stays whole.
+declare -A KEEP=()
+if [ -f "$OUT" ]; then
+  while IFS= read -r line; do
+    name=$(awk -F'|' '{gsub(/ /, "", $2); print $2}' <<<"$line")
+    cols=$(awk -F'|' '{print NF}' <<<"$line")
+    # rows written before the "run" column existed: say so instead of inventing a date
+    [ "$cols" -eq 10 ] && line="${line} 2026-12-03 (before this column), 1 at a time |"
+    KEEP[$name]=$line
+  done < <(grep -E '^\| [a-z_]+ \| [0-9?]' "$OUT")
+fi
+for t in "${TARGETS[@]}"; do KEEP[$t]=$(cat "$BUILD/fuzz-long/$t/row"); done
+
 {
   echo "# Long fuzzing runs"
   echo
   echo "Written by \`scripts/fuzz-long.sh\` (\`make fuzz-long\`); the fast replay of the corpora"
   echo "runs in \`make test\`."
   echo
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "- machine: $(nproc) CPUs, $(uname -m), Linux $(uname -r); $JOBS targets at a time"
+  echo "- last run: $(date -u '+%Y-%m-%d %H:%M UTC'), targets: ${TARGETS[*]}"
+  echo "- machine: $(nproc) CPUs, $(uname -m), Linux $(uname -r)"
   echo "- command: \`FUZZ_RUNS=$RUNS FUZZ_MAX_SECONDS=$MAX_S FUZZ_JOBS=$JOBS bash scripts/fuzz-long.sh\`"
-  echo "  (clang $(clang --version | sed -n 's/.*version \([0-9.]*\).*/\1/p' | head -1), ASan, libFuzzer)"
+  echo "  (clang $(clang --version | sed -n 's/.*version \([0-9.]*\).*/\1/p' | head -1), ASan + UBSan, libFuzzer)"
   echo "- goal: 10,000,000 executions per target, or an hour for a target slower than 3,000 exec/s"
   echo
-  echo "| target | executions | seconds | exec/s | peak RSS (MB) | stopped at | corpus files | outcome |"
-  echo "|---|---:|---:|---:|---:|---|---:|---|"
-  for t in "${TARGETS[@]}"; do cat "$BUILD/fuzz-long/$t/row"; done
-} >"$OUT"
+  echo "| target | executions | seconds | exec/s | peak RSS (MB) | stopped at | corpus files | outcome | run |"
+  echo "|---|---:|---:|---:|---:|---|---:|---|---|"
+  for t in $(printf '%s\n' "${!KEEP[@]}" | sort); do echo "${KEEP[$t]}"; done
+} >"$OUT.new"
+mv "$OUT.new" "$OUT"
 cat "$OUT"
 grep -q '\*\*finding\*\*' "$OUT" && exit 1
 exit 0
