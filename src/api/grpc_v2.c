@@ -22,6 +22,7 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc_predict_v2.pb-c.h"
 #include "http/server.h"
+#include "tensor/oip.h"
 
 /* ---- a call's in-process request and its answer ---- */
 
@@ -634,32 +635,6 @@ static int infer_body(const Inference__ModelInferRequest *in, wk_buf_t *b, size_
   return 0;
 }
 
-/* A JSON "data" list (an output the route answered in JSON) as raw bytes of datatype dt. */
-static void json_to_raw(json_t *data, const char *dt, wk_buf_t *b) {
-  size_t i;
-  json_t *x;
-  int size = elem_size(dt);
-  json_array_foreach(data, i, x) {
-    if (json_is_array(x)) {
-      json_to_raw(x, dt, b);
-    } else if (size == 0) {
-      const char *s = json_string_value(x);
-      uint32_t n = s ? (uint32_t)json_string_length(x) : 0;
-      wk_buf_append(b, &n, 4);
-      if (s) wk_buf_append(b, s, n);
-    } else if (strcmp(dt, "FP32") == 0) {
-      float f = (float)json_number_value(x);
-      wk_buf_append(b, &f, 4);
-    } else if (strcmp(dt, "FP64") == 0) {
-      double d = json_number_value(x);
-      wk_buf_append(b, &d, 8);
-    } else if (size > 0) {
-      int64_t v = json_is_true(x) ? 1 : json_is_integer(x) ? json_integer_value(x) : (int64_t)json_number_value(x);
-      wk_buf_append(b, &v, (size_t)size); /* little-endian: the low bytes first */
-    }
-  }
-}
-
 static Inference__InferParameter *param_of(arena_t *a, json_t *x) {
   Inference__InferParameter *p = arena_alloc(a, sizeof *p);
   if (p == NULL) return NULL;
@@ -744,8 +719,14 @@ static void infer_answer(wk_grpc_call_t *call, int status, json_t *j, const uint
       out.raw_output_contents[i].len = len;
       off += len;
     } else {
-      conv_off[i] = converted.len;
-      json_to_raw(json_object_get(x, "data"), t->datatype, &converted);
+      conv_off[i] = converted.len; /* an output the route answered in JSON */
+      wk_err_t err = {{0}};
+      if (wk_oip_output_binary(x, i, &converted, &err) != 0) {
+        wk_grpc_fail(call, WK_GRPC_INTERNAL, err.msg);
+        wk_buf_destroy(&converted);
+        arena_free(&a);
+        return;
+      }
       conv_len[i] = converted.len - conv_off[i];
     }
     out.outputs[out.n_outputs++] = t;

@@ -160,8 +160,34 @@ static int over_limit(wk_model_t *m, wk__job_t *j, size_t len) {
   return 1;
 }
 
+/* A Python handler's answer to a v2 request, encoded before the job is claimed so that an
+ * answer that cannot be sent counts as the error it becomes. */
+static int reply_v2_body(wk_model_t *m, wk__job_t *j, char *body, size_t len) {
+  wk_buf_t b = WK_BUF_INIT;
+  size_t json_len = 0;
+  wk_err_t err = {{0}};
+  int rc = wk__v2_encode_body(m, j->v2, body, len, &b, &json_len, &err);
+  free(body);
+  if (rc != 0) {
+    wk_buf_destroy(&b);
+    return rc == WK_EINVAL ? wk__job_reply_error(m, j, 400, "BadRequestException", err.msg)
+                           : wk__job_reply_error(m, j, 500, "InternalServerException", err.msg);
+  }
+  if (over_limit(m, j, b.len)) {
+    wk_buf_destroy(&b);
+    return 1;
+  }
+  if (!claim(m, j, 200)) {
+    wk_buf_destroy(&b);
+    return 0;
+  }
+  wk__sink_reply_v2(j->sink, &b, json_len);
+  return 1;
+}
+
 int wk__job_reply_typed(wk_model_t *m, wk__job_t *j, int status, const char *content_type,
                         char *body, size_t len) {
+  if (j->envelope == WK__ENV_V2 && status < 400) return reply_v2_body(m, j, body, len);
   if (over_limit(m, j, len)) {
     free(body);
     return 1;
@@ -182,18 +208,6 @@ int wk__job_reply_typed(wk_model_t *m, wk__job_t *j, int status, const char *con
     return 1;
   }
   wk_buf_t b = WK_BUF_INIT;
-  if (j->envelope == WK__ENV_V2) {
-    size_t json_len = 0;
-    int rc = wk__v2_encode_body(m, j->v2, body, len, &b, &json_len);
-    free(body);
-    if (rc != 0) {
-      wk_buf_destroy(&b);
-      j->sink->ops->error(j->sink, 500, "InternalServerException", "out of memory");
-      return 1;
-    }
-    wk__sink_reply_v2(j->sink, &b, json_len);
-    return 1;
-  }
   /* v1: the handler's answer inside {"predictions": ...} */
   wk_buf_puts(&b, j->explain ? "{\"explanations\": " : "{\"predictions\": ");
   wk_buf_append(&b, body ? body : "null", body ? len : 4);

@@ -87,23 +87,87 @@ int wk__v2_encode_value(const wk_model_t *m, const wk_oip_request_t *r, const wk
   return 0;
 }
 
+/* Whether the client asked for output `name` in binary: its own parameters.binary_data,
+ * else the request's binary_data_output. */
+static int wants_binary(const wk_oip_request_t *r, const char *name) {
+  if (r == NULL) return 0;
+  for (size_t k = 0; k < r->n_outputs; k++)
+    if (strcmp(r->outputs[k].name, name) == 0 && r->outputs[k].binary >= 0) return r->outputs[k].binary;
+  return r->binary_output;
+}
+
+/* The handler's outputs picked and ordered as the request lists them (all of them when it
+ * lists none), each asked-for binary one's data moved after the JSON. */
+static int shape_outputs(const wk_oip_request_t *r, json_t *root, wk_buf_t *tail, wk_err_t *err) {
+  json_t *outs = json_object_get(root, "outputs");
+  if (r && r->n_outputs) {
+    json_t *picked = json_array();
+    for (size_t k = 0; k < r->n_outputs; k++) {
+      size_t i;
+      json_t *o, *hit = NULL;
+      json_array_foreach(outs, i, o) {
+        if (json_is_string(json_object_get(o, "name")) &&
+            strcmp(json_string_value(json_object_get(o, "name")), r->outputs[k].name) == 0)
+          hit = o;
+      }
+      if (hit == NULL) {
+        json_decref(picked);
+        return wk_err(err, WK_EINVAL, "outputs[%zu]: the handler's answer has no output '%.60s'", k,
+                      r->outputs[k].name);
+      }
+      json_array_append(picked, hit);
+    }
+    json_object_set_new(root, "outputs", picked);
+    outs = picked;
+  }
+  size_t i;
+  json_t *o;
+  json_array_foreach(outs, i, o) {
+    json_t *name = json_object_get(o, "name");
+    if (!json_is_string(name) || !wants_binary(r, json_string_value(name))) continue;
+    size_t before = tail->len;
+    int rc = wk_oip_output_binary(o, i, tail, err);
+    if (rc != 0 && rc != WK_ENOMEM) { /* the handler's fault, not the client's */
+      wk_err_prefix(err, "the handler's answer cannot be sent as binary data");
+      rc = WK_EMODEL;
+    }
+    if (rc != 0) return rc;
+    json_t *params = json_object_get(o, "parameters");
+    if (!json_is_object(params)) {
+      params = json_object();
+      json_object_set_new(o, "parameters", params);
+    }
+    json_object_set_new(params, "binary_data_size", json_integer((json_int_t)(tail->len - before)));
+    json_object_del(o, "data");
+  }
+  return 0;
+}
+
 int wk__v2_encode_body(const wk_model_t *m, const wk_oip_request_t *r, const char *body,
-                       size_t len, wk_buf_t *out, size_t *json_len) {
+                       size_t len, wk_buf_t *out, size_t *json_len, wk_err_t *err) {
   json_t *root = json_loadb(body ? body : "", body ? len : 0, 0, NULL);
   if (json_is_object(root) && json_is_array(json_object_get(root, "outputs"))) {
     json_object_set_new(root, "model_name", json_string(m->name));
     json_object_set_new(root, "model_version", json_string(m->version));
     if (r && r->id) json_object_set_new(root, "id", json_string(r->id));
-    char *text = json_dumps(root, JSON_COMPACT);
+    wk_buf_t tail = WK_BUF_INIT;
+    int rc = shape_outputs(r, root, &tail, err);
+    char *text = rc == 0 ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
-    int rc = text ? wk_buf_puts(out, text) : WK_ENOMEM;
+    if (rc == 0 && text == NULL) rc = wk_err(err, WK_ENOMEM, "out of memory");
+    if (rc == 0 && wk_buf_puts(out, text) != 0) rc = wk_err(err, WK_ENOMEM, "out of memory");
     free(text);
     *json_len = out->len;
+    if (rc == 0 && wk_buf_append(out, tail.data, tail.len) != 0) rc = wk_err(err, WK_ENOMEM, "out of memory");
+    wk_buf_destroy(&tail);
     return rc;
   }
   json_decref(root);
   const char *elems[1] = {body ? body : ""};
   size_t lens[1] = {body ? len : 0};
-  wk_oip_output_t o = {"OUTPUT__0", NULL, 1, elems, lens, r ? r->binary_output : 0};
-  return wk_oip_write_response(out, m->name, m->version, r ? r->id : NULL, &o, 1, json_len);
+  int bin = r && r->n_outputs ? wants_binary(r, r->outputs[0].name) : wants_binary(r, "OUTPUT__0");
+  wk_oip_output_t o = {"OUTPUT__0", NULL, 1, elems, lens, bin};
+  if (wk_oip_write_response(out, m->name, m->version, r ? r->id : NULL, &o, 1, json_len) != 0)
+    return wk_err(err, WK_ENOMEM, "out of memory");
+  return 0;
 }

@@ -26,8 +26,11 @@ int wk__v2_encode_value(const wk_model_t *m, const wk_oip_request_t *r, const wk
                         wk_buf_t *out, size_t *json_len, wk_err_t *err);
 
 /* Appends the response for a Python handler's answer body: a JSON object with "outputs"
- * gets model_name, model_version and id added; anything else becomes one BYTES output. */
+ * gets model_name, model_version and id added, its outputs picked as r lists them and
+ * those r wants in binary moved after the JSON; anything else becomes one BYTES output.
+ * WK_EINVAL when r asks for an output the answer lacks, WK_EMODEL when an output to send
+ * in binary has data that does not fit its shape and datatype (err says which), WK_ENOMEM. */
 int wk__v2_encode_body(const wk_model_t *m, const wk_oip_request_t *r, const char *body,
-                       size_t len, wk_buf_t *out, size_t *json_len);
+                       size_t len, wk_buf_t *out, size_t *json_len, wk_err_t *err);
 
 #endif

@@ -426,10 +426,10 @@ static int scan_numeric(const dtinfo_t *di, const char *text, size_t len, wk_oip
   return 0;
 }
 
-static int parse_input(json_t *o, size_t idx, const char *bin, size_t bin_len, size_t *bin_off,
-                       const char *body, span_t span, wk_oip_input_t *in, wk_err_t *err) {
+static int parse_input(json_t *o, const char *list, size_t idx, const char *bin, size_t bin_len,
+                       size_t *bin_off, const char *body, span_t span, wk_oip_input_t *in, wk_err_t *err) {
   char what[160];
-  snprintf(what, sizeof what, "inputs[%zu]", idx);
+  snprintf(what, sizeof what, "%s[%zu]", list, idx);
   if (!json_is_object(o)) return wk_err(err, WK_EINVAL, "%s: expected an object with name, shape, datatype and data", what);
   json_t *name = json_object_get(o, "name"), *shape = json_object_get(o, "shape");
   json_t *dtype = json_object_get(o, "datatype"), *data = json_object_get(o, "data");
@@ -437,7 +437,7 @@ static int parse_input(json_t *o, size_t idx, const char *bin, size_t bin_len, s
   if (!json_is_string(name)) return wk_err(err, WK_EINVAL, "%s: \"name\" must be a string", what);
   in->name = strdup(json_string_value(name));
   if (in->name == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
-  snprintf(what, sizeof what, "inputs[%zu] '%.100s'", idx, in->name);
+  snprintf(what, sizeof what, "%s[%zu] '%.100s'", list, idx, in->name);
   if (!json_is_string(dtype)) return wk_err(err, WK_EINVAL, "%s: \"datatype\" must be a string such as \"FP32\"", what);
   const char *dn = json_string_value(dtype);
   const dtinfo_t *di = find_dtype(dn);
@@ -582,7 +582,7 @@ int wk_oip_parse_request(const char *body, size_t len, size_t json_len, wk_oip_r
   for (size_t i = 0; i < json_array_size(inputs); i++) {
     out->n_inputs = i + 1;
     span_t sp = i < WK_OIP_MAX_TENSORS ? spans[i] : (span_t){0, 0};
-    if ((rc = parse_input(json_array_get(inputs, i), i, bin, bin_len, &bin_off, body, sp, &out->inputs[i], err)) != 0)
+    if ((rc = parse_input(json_array_get(inputs, i), "inputs", i, bin, bin_len, &bin_off, body, sp, &out->inputs[i], err)) != 0)
       goto done;
     for (size_t k = 0; k < i; k++)
       if (strcmp(out->inputs[k].name, out->inputs[i].name) == 0) {
@@ -709,6 +709,37 @@ int wk_oip_request_json(const wk_oip_request_t *r, wk_buf_t *out) {
   }
   rc |= wk_buf_putc(out, '}');
   return rc ? WK_ENOMEM : 0;
+}
+
+int wk_oip_output_binary(const struct json_t *output, size_t idx, wk_buf_t *out, wk_err_t *err) {
+  wk_oip_input_t t = {0};
+  size_t off = 0;
+  /* read as a request's input is, so the same checks apply (shape vs data, ranges) */
+  int rc = parse_input((json_t *)output, "outputs", idx, NULL, 0, &off, NULL, (span_t){0, 0}, &t, err);
+  if (rc == 0 && t.is_bytes) {
+    for (size_t k = 0; k < t.n_elems && rc == 0; k++) {
+      uint32_t l = (uint32_t)t.elem_lens[k];
+      unsigned char le[4] = {(unsigned char)l, (unsigned char)(l >> 8), (unsigned char)(l >> 16),
+                             (unsigned char)(l >> 24)};
+      rc = wk_buf_append(out, le, 4) | wk_buf_append(out, t.elems[k], t.elem_lens[k]);
+    }
+  } else if (rc == 0) {
+    const dtinfo_t *di = find_dtype(t.datatype);
+    size_t stored = wk_dtype_size(t.tensor.dtype), n = wk_tensor_numel(&t.tensor);
+    if (di->wire == stored) {
+      rc = wk_buf_append(out, t.tensor.data, t.tensor.nbytes);
+    } else { /* UINT16 kept in int32, UINT32 in int64: the low bytes (little-endian) */
+      const unsigned char *p = t.tensor.data;
+      for (size_t k = 0; k < n && rc == 0; k++) rc = wk_buf_append(out, p + k * stored, di->wire);
+    }
+  }
+  if (rc != 0 && err->msg[0] == '\0') rc = wk_err(err, WK_ENOMEM, "out of memory"); /* an append */
+  wk_tensor_destroy(&t.tensor);
+  for (size_t k = 0; k < t.n_elems; k++) free(t.elems[k]);
+  free(t.elems);
+  free(t.elem_lens);
+  free(t.name);
+  return rc;
 }
 
 int wk_oip_write_response(wk_buf_t *out, const char *model, const char *version, const char *id,

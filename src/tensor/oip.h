@@ -66,6 +66,16 @@ int wk_oip_request_json(const wk_oip_request_t *r, wk_buf_t *out);
 /* The protocol's datatype name of a torch dtype ("FP32", "INT64", "BOOL", "BF16"). */
 const char *wk_oip_datatype(wk_dtype_t dt);
 
+/* Appends the binary tensor data of `output`, one output object of a response in JSON
+ * ({name, datatype, shape, data}; `idx` its place, for messages): numbers little-endian at
+ * the datatype's width (UINT16 two bytes, FP16/BF16 rounded to nearest even), BYTES a
+ * 4-byte length before each element; the byte count binary_data_size announces. The data
+ * must fit the shape and datatype as a request's would (WK_EINVAL naming the output and
+ * the element), WK_ENOMEM. For answers written as JSON (Python handlers) that a client
+ * asked to get in binary. */
+struct json_t;
+int wk_oip_output_binary(const struct json_t *output, size_t idx, wk_buf_t *out, wk_err_t *err);
+
 /* One output of a response: a tensor, or BYTES elements. */
 typedef struct wk_oip_output_s {
   const char *name;

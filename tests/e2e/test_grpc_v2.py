@@ -18,7 +18,7 @@ from tritonclient.utils import InferenceServerException  # noqa: E402
 from conftest import Server, pack  # noqa: E402
 from models import MLP, Embed, save_script  # noqa: E402
 
-# Echoes BYTES elements back, upper-cased, as one BYTES output.
+# Echoes BYTES elements back, upper-cased, as one BYTES output, and half their lengths as FP16.
 BYTES_PY = '''
 def handle(data, context):
     if data is None:
@@ -27,7 +27,9 @@ def handle(data, context):
     for row in data:
         vals = row["body"]["inputs"][0]["data"]
         out.append({"outputs": [{"name": "upper", "datatype": "BYTES", "shape": [len(vals)],
-                                 "data": [v.upper() for v in vals]}]})
+                                 "data": [v.upper() for v in vals]},
+                                {"name": "half_len", "datatype": "FP16", "shape": [len(vals)],
+                                 "data": [len(v) / 2 for v in vals]}]})
     return out
 '''
 
@@ -123,8 +125,11 @@ def test_infer_fp32_int64_bytes_equal_http_and_the_model(server, client):
     words = np.array([b"abc", b"hello grpc"], dtype=np.object_)
     inp = grpcclient.InferInput("words", [2], "BYTES")
     inp.set_data_from_numpy(words)
-    got = client.infer("upper", [inp]).as_numpy("upper")
-    assert list(got) == [b"ABC", b"HELLO GRPC"]
+    res = client.infer("upper", [inp])
+    assert list(res.as_numpy("upper")) == [b"ABC", b"HELLO GRPC"]
+    # a Python handler's FP16 output in JSON reaches the client as float16 bits, not integers
+    half = res.as_numpy("half_len")
+    assert half.dtype == np.float16 and half.tolist() == [1.5, 5.0]
 
     # asynchronous calls, many at once: each answered with its own input's result
     answers = queue.Queue()

@@ -38,6 +38,22 @@ def handle(data, context):
     return out
 '''
 
+# Numeric outputs written as JSON by a Python handler, one of them out of its range.
+NUMERIC_PY = '''
+def handle(data, context):
+    if data is None:
+        return None
+    out = []
+    for row in data:
+        x = row["body"]["inputs"][0]["data"]
+        out.append({"outputs": [
+            {"name": "double", "datatype": "FP32", "shape": [len(x)], "data": [2 * v for v in x]},
+            {"name": "half", "datatype": "FP16", "shape": [len(x)], "data": [v / 2 for v in x]},
+            {"name": "count", "datatype": "UINT16", "shape": [1], "data": [len(x)]},
+            {"name": "bad", "datatype": "INT8", "shape": [1], "data": [1000]}]})
+    return out
+'''
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -53,9 +69,11 @@ def server(tmp_path_factory):
     (d / "bytes.py").write_text(BYTES_PY)
     (d / "dummy.txt").write_text("x")
     pack(d, "upper", d / "dummy.txt", handler=d / "bytes.py")
+    (d / "numeric.py").write_text(NUMERIC_PY)
+    pack(d, "numeric", d / "dummy.txt", handler=d / "numeric.py")
     pack(d, "spare", d / "mlp.pt")  # in the store, not loaded: the repository API's
     s = Server(["--model-store", d, "--models", "mlp=mlp.mar", "embed=embed.mar", "embedraw=embedraw.mar", "upper=upper.mar",
-                "--enable-model-api"], tmp_path_factory.mktemp("tritonlog") / "wick.log")
+                "numeric=numeric.mar", "--enable-model-api"], tmp_path_factory.mktemp("tritonlog") / "wick.log")
     s.models = models
     yield s
     assert s.stop() == 0, s.logs()[-4000:]
@@ -136,6 +154,63 @@ def test_int64_and_bytes(server, client):
         r = client.infer("upper", [b], outputs=[httpclient.InferRequestedOutput("upper", binary_data=True)])
         got = [v if isinstance(v, bytes) else v.encode() for v in r.as_numpy("upper")]
         assert got == expect
+
+
+def test_python_handler_outputs_in_binary(server, client):
+    """A Python handler answers in JSON; a client that asks for binary outputs gets them
+    as the binary tensor data extension, each in the datatype the handler named."""
+    x = np.array([1.0, -3.0, 0.25], dtype=np.float32)
+    i = httpclient.InferInput("x", [3], "FP32")
+    i.set_data_from_numpy(x, binary_data=True)
+    outs = [httpclient.InferRequestedOutput(n, binary_data=True) for n in ("half", "double", "count")]
+    r = client.infer("numeric", [i], outputs=outs)
+    assert [o["name"] for o in r.get_response()["outputs"]] == ["half", "double", "count"]
+    assert all("data" not in o and o["parameters"]["binary_data_size"] > 0 for o in r.get_response()["outputs"])
+    assert r.as_numpy("half").dtype == np.float16 and r.as_numpy("half").tolist() == [0.5, -1.5, 0.125]
+    assert r.as_numpy("double").dtype == np.float32 and r.as_numpy("double").tolist() == [2.0, -6.0, 0.5]
+    assert r.as_numpy("count").dtype == np.uint16 and r.as_numpy("count").tolist() == [3]
+
+    # on the wire: JSON, then the outputs' bytes in order, the split in the header
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [4.0]}],
+            "parameters": {"binary_data_output": True},
+            "outputs": [{"name": "count"}, {"name": "double", "parameters": {"binary_data": False}}]}
+    raw = server.infer("POST", "/v2/models/numeric/infer", json.dumps(body), {"Content-Type": "application/json"})
+    assert raw.status == 200, raw.body
+    assert raw.headers["Content-Type"] == "application/octet-stream"
+    n = int(raw.headers["Inference-Header-Content-Length"])
+    head = json.loads(raw.body[:n])
+    assert head["model_name"] == "numeric"
+    assert head["outputs"][0] == {"name": "count", "datatype": "UINT16", "shape": [1],
+                                  "parameters": {"binary_data_size": 2}}
+    assert head["outputs"][1]["data"] == [8.0] and len(head["outputs"]) == 2
+    assert raw.body[n:] == b"\x01\x00"
+
+    # nothing asked in binary: the handler's JSON as it wrote it, every output
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [4.0]}]}
+    raw = server.infer("POST", "/v2/models/numeric/infer", json.dumps(body), {"Content-Type": "application/json"})
+    assert raw.status == 200 and raw.headers["Content-Type"] == "application/json"
+    assert [o["name"] for o in raw.json()["outputs"]] == ["double", "half", "count", "bad"]
+
+
+@pytest.mark.badinput
+def test_python_handler_outputs_that_cannot_be_binary(server, client):
+    i = httpclient.InferInput("x", [1], "FP32")
+    i.set_data_from_numpy(np.ones(1, dtype=np.float32), binary_data=True)
+    # 1000 is no INT8: the handler's fault, said as such
+    with pytest.raises(InferenceServerException) as e:
+        client.infer("numeric", [i], outputs=[httpclient.InferRequestedOutput("bad", binary_data=True)])
+    assert "cannot be sent as binary data" in str(e.value) and "'bad'" in str(e.value), str(e.value)
+    assert "out of the range of INT8" in str(e.value)
+    # an output the handler did not write: the client's mistake
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]}],
+            "outputs": [{"name": "nothere"}]}
+    raw = server.infer("POST", "/v2/models/numeric/infer", json.dumps(body), {"Content-Type": "application/json"})
+    assert raw.status == 400 and "no output 'nothere'" in raw.json()["error"], raw.body
+    # the same output asked in JSON goes through as the handler wrote it
+    body["outputs"] = [{"name": "bad"}]
+    raw = server.infer("POST", "/v2/models/numeric/infer", json.dumps(body), {"Content-Type": "application/json"})
+    assert raw.status == 200 and raw.json()["outputs"] == [{"name": "bad", "datatype": "INT8", "shape": [1],
+                                                            "data": [1000]}], raw.body
 
 
 @pytest.mark.badinput

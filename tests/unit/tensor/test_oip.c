@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "core/buf.h"
 #include "tensor/oip.h"
@@ -135,12 +136,58 @@ static void test_response(void **state) {
   wk_buf_destroy(&b);
 }
 
+/* The binary form of one JSON output, as wk_oip_output_binary writes it. */
+static int output_binary(const char *json, wk_buf_t *b, wk_err_t *err) {
+  json_t *o = json_loads(json, 0, NULL);
+  assert_non_null(o);
+  b->len = 0;
+  memset(err, 0, sizeof *err);
+  int rc = wk_oip_output_binary(o, 2, b, err);
+  json_decref(o);
+  return rc;
+}
+
+static void test_output_binary(void **state) {
+  (void)state;
+  wk_buf_t b = WK_BUF_INIT;
+  wk_err_t err;
+  /* FP16 and BF16 are rounded to their 16 bits, not cut from an integer */
+  assert_int_equal(output_binary("{\"name\":\"h\",\"datatype\":\"FP16\",\"shape\":[3],\"data\":[0.5,-2,65504]}", &b, &err), 0);
+  assert_int_equal(b.len, 6);
+  assert_memory_equal(b.data, "\x00\x38\x00\xc0\xff\x7b", 6);
+  assert_int_equal(output_binary("{\"name\":\"b\",\"datatype\":\"BF16\",\"shape\":[1],\"data\":[1.0]}", &b, &err), 0);
+  assert_memory_equal(b.data, "\x80\x3f", 2);
+  /* UINT16 is kept in int32 by the reader: two bytes each on the wire; nested data flattened */
+  assert_int_equal(output_binary("{\"name\":\"u\",\"datatype\":\"UINT16\",\"shape\":[2,1],\"data\":[[65535],[2]]}", &b, &err), 0);
+  assert_int_equal(b.len, 4);
+  assert_memory_equal(b.data, "\xff\xff\x02\x00", 4);
+  assert_int_equal(output_binary("{\"name\":\"i\",\"datatype\":\"INT64\",\"shape\":[1],\"data\":[-1]}", &b, &err), 0);
+  assert_memory_equal(b.data, "\xff\xff\xff\xff\xff\xff\xff\xff", 8);
+  assert_int_equal(output_binary("{\"name\":\"t\",\"datatype\":\"BOOL\",\"shape\":[2],\"data\":[true,false]}", &b, &err), 0);
+  assert_memory_equal(b.data, "\x01\x00", 2);
+  assert_int_equal(output_binary("{\"name\":\"s\",\"datatype\":\"BYTES\",\"shape\":[2],\"data\":[\"ab\",\"\"]}", &b, &err), 0);
+  assert_int_equal(b.len, 10);
+  assert_memory_equal(b.data, "\x02\x00\x00\x00" "ab" "\x00\x00\x00\x00", 10);
+  /* what does not fit is refused, naming the output and the element */
+  assert_int_equal(output_binary("{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[3],\"data\":[1,2]}", &b, &err), WK_EINVAL);
+  assert_non_null(strstr(err.msg, "outputs[2] 'x'"));
+  assert_non_null(strstr(err.msg, "holds 3 elements, data has 2"));
+  assert_int_equal(output_binary("{\"name\":\"x\",\"datatype\":\"INT8\",\"shape\":[1],\"data\":[300]}", &b, &err), WK_EINVAL);
+  assert_non_null(strstr(err.msg, "out of the range of INT8"));
+  assert_int_equal(output_binary("{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1],\"data\":[\"a\"]}", &b, &err), WK_EINVAL);
+  assert_non_null(strstr(err.msg, "element 0 is not a number"));
+  assert_int_equal(output_binary("{\"name\":\"x\",\"datatype\":\"FP8\",\"shape\":[1],\"data\":[1]}", &b, &err), WK_EINVAL);
+  assert_non_null(strstr(err.msg, "unknown datatype"));
+  wk_buf_destroy(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_json_nested_and_flat),
       cmocka_unit_test(test_datatypes_and_ranges),
       cmocka_unit_test(test_binary_numbers_and_bytes),
       cmocka_unit_test(test_response),
+      cmocka_unit_test(test_output_binary),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
