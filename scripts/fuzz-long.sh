@@ -36,8 +36,10 @@ run_one() {
   rm -rf "$work"
   mkdir -p "$work/new" "$work/artifacts"
   local start=$SECONDS
-  # -timeout: one input taking over 10 s is a finding (a hang); -rss_limit_mb: so is 4 GB
-  "$BUILD/fuzz_$t" -runs="$RUNS" -max_total_time="$MAX_S" -print_final_stats=1 -timeout=10 \
+  # -timeout: one input taking over 30 s is a finding (a hang; the largest tables the transfer
+  # planner allows, WK_MAX_XFER_CELLS, take ~20 s in this ASan+UBSan+coverage build, ~1 s in
+  # a release one); -rss_limit_mb: so is 4 GB
+  "$BUILD/fuzz_$t" -runs="$RUNS" -max_total_time="$MAX_S" -print_final_stats=1 -timeout=30 \
     -rss_limit_mb=4096 -artifact_prefix="$work/artifacts/" "$work/new" "tests/fuzz/corpus/$t" \
     >"$work/log" 2>&1
   local rc=$? secs=$((SECONDS - start))
