@@ -4,7 +4,9 @@ TorchServe does, and encodes its results into a response frame. No socket I/O ex
 send_intermediate_predict_response, which writes on the connection the context holds.
 
 Results: bytes/bytearray as they are, str as UTF-8, anything else as JSON (tensors and
-numpy arrays as nested lists, also inside lists and dicts). Failures of the whole batch:
+numpy arrays as nested lists, also inside lists and dicts); a str or bytes result the
+handler gave no content type is labelled JSON when it parses as JSON, else text/plain
+(UTF-8) or application/octet-stream. Failures of the whole batch:
 MemoryError or CUDA out-of-memory -> 507 "Out of resources"; PredictionException ->
 its error_code and message; any other exception -> 503 "Prediction failed" (traceback
 to the log only); a result that is not a list or not one per request -> 503.
@@ -77,12 +79,38 @@ def _json_default(obj):
     raise TypeError("a %s is not JSON serializable" % type(obj).__name__)
 
 
+_JSON_STARTS = b'{["-0123456789tfn'
+
+
+def _media_type_of(raw, text):
+    """What a str or bytes answer is when the handler named no content type: JSON when it
+    parses as JSON (handlers often return json.dumps(...)), else text when it is a str or
+    UTF-8, else bytes. TorchServe sends such answers with no Content-Type at all; a label
+    that is true beats none, and "OK" is no JSON."""
+    head = raw[:64].lstrip()[:1]
+    if head and head in _JSON_STARTS:
+        try:
+            json.loads(raw)
+            return "application/json"
+        except ValueError:
+            pass
+    if text:
+        return "text/plain; charset=utf-8"
+    try:
+        raw.decode("utf-8")
+        return "text/plain; charset=utf-8"
+    except UnicodeDecodeError:
+        return "application/octet-stream"
+
+
 def encode_result(val):
     """(body bytes, content type to use when the handler set none)."""
     if isinstance(val, (bytes, bytearray, memoryview)):
-        return bytes(val), ""
+        raw = bytes(val)
+        return raw, _media_type_of(raw, False)
     if isinstance(val, str):
-        return val.encode("utf-8"), ""
+        raw = val.encode("utf-8")
+        return raw, _media_type_of(raw, True)
     tolist = getattr(val, "tolist", None)
     if callable(tolist) and not isinstance(val, (list, dict)):
         val = tolist()
@@ -127,7 +155,10 @@ def create_predict_response(ret, req_id_map, message, code, context=None, ts_str
             status = sc if sc is not None else 200
             reason = phrase or ""
             headers = dict(context.get_response_headers(idx))
-            ctype = context.get_response_content_type(idx) or default_ct
+            named = context.get_response_content_type(idx)
+            if not named:  # a Content-Type the handler set as a header counts as named
+                named = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+            ctype = named or default_ct
         preds.append(protocol.Prediction(rid, ctype, status, reason, headers, body))
     try:
         return protocol.encode_response(protocol.Response(code, message, preds))

@@ -438,11 +438,12 @@ static void register_parsed(wk_api_t *api, wk_http_req_t *req, const reg_t *rp, 
     int internal = rc == WK_EIO || rc == WK_ENOMEM || rc == WK_EINTERNAL || rc == WK_EWORKER ||
                    rc == WK_ETIMEDOUT;
     /* the model never reached the registry: the operator's view remembers why */
-    wk_status_note_error(r.model_name ? r.model_name : r.url, NULL, internal ? 500 : 400, err.msg);
+    /* out of memory while loading (a worker's MemoryError included) is TorchServe's 507 */
+    int status = rc == WK_ENOMEM ? 507 : internal ? 500 : 400;
+    wk_status_note_error(r.model_name ? r.model_name : r.url, NULL, status, err.msg);
     wk_registry_load_end(api->registry, ticket, err.msg);
-    wk_http_reply_error(req, internal ? 500 : 400,
-                        internal ? "InternalServerException" : "InvalidModelException", "%s",
-                        err.msg);
+    wk_http_reply_error(req, status, internal ? "InternalServerException" : "InvalidModelException",
+                        "%s", err.msg);
     return;
   }
   char name[256], version[128];

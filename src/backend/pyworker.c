@@ -407,8 +407,10 @@ int wk_pyworker_start(const wk_pyworker_opts_t *o, wk_pyworker_t **out, wk_err_t
     int first = nl ? (int)(nl - m) : (int)strlen(m);
     size_t tl = strlen(t);
     const char *tt = tl > 300 ? t + tl - 300 : t;
-    rc = wk_err(err, WK_EMODEL, "model %s failed to load (%d): %.*s; worker log tail: %s",
-                o->model_name, resp.code, first, m, tt);
+    /* 507: the handler ran out of memory loading (MemoryError, CUDA OOM), TorchServe's 507 */
+    rc = wk_err(err, resp.code == 507 ? WK_ENOMEM : WK_EMODEL,
+                "model %s failed to load (%d): %.*s; worker log tail: %s", o->model_name, resp.code,
+                first, m, tt);
     if (o->failure_log)
       wk_buf_printf(o->failure_log, "%s\n--- worker log tail ---\n%s", m, t);
   } else {

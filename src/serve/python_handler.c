@@ -370,8 +370,8 @@ static void run(wk_model_t *m, void **wstate, int index, wk__job_t **jobs, size_
   }
   if (resp.code != 200) {
     for (size_t i = 0; i < live; i++)
-      wk__job_reply_error(m, sent[i], resp.code, resp.code == 503 ? "InternalServerException" : "PredictionException",
-                          resp.message);
+      /* TorchServe's type for every failure a worker reports, its custom codes included */
+      wk__job_reply_error(m, sent[i], resp.code, "InternalServerException", resp.message);
   } else {
     for (size_t i = 0; i < live; i++) {
       const wk_otf_prediction_t *p = find_pred(&resp, sent[i]);

@@ -128,8 +128,10 @@ def test_function_handler_batches_and_errors(serve, tmp_path):
     assert "boom requested" in s.logs()  # the traceback goes to the log
     r = s.infer("POST", "/predictions/echo", "teapot")
     assert r.status == 418 and r.json()["message"] == "I am a teapot", r
+    assert r.json()["type"] == "InternalServerException"  # TorchServe's type for any code
     r = s.infer("POST", "/predictions/echo", "oom")
     assert r.status == 507 and "Out of resources" in r.json()["message"], r
+    assert r.json()["type"] == "InternalServerException"
     assert s.infer("POST", "/predictions/echo", "again").status == 200
     # values recorded through context.metrics appear on /metrics
     text = s.metrics().body.decode()
@@ -437,3 +439,43 @@ def test_initialize_that_raises_fails_the_load_with_its_message(serve, tmp_path)
     assert "ValueError: no weights in" in r.json()["message"], r.json()
     assert s.infer("POST", "/predictions/h", "x").status == 404
     assert s.infer("GET", "/ping").status == 200
+
+
+@pytest.mark.badinput
+def test_initialize_out_of_memory_is_507_and_text_answers_are_labelled(serve, tmp_path):
+    """A MemoryError while loading is TorchServe's 507 on registration; a handler's str
+    answer is labelled by what it is (TorchServe sends no Content-Type)."""
+    (tmp_path / "oom.py").write_text(
+        "class H:\n"
+        "    def initialize(self, context):\n"
+        "        raise MemoryError('weights too large')\n"
+        "    def handle(self, data, context):\n"
+        "        return data\n")
+    (tmp_path / "text.py").write_text(
+        "import json\n"
+        "def handle(data, context):\n"
+        "    if data is None:\n"
+        "        return None\n"
+        "    out = []\n"
+        "    for row in data:\n"
+        "        b = row['body']\n"
+        "        b = b.decode() if isinstance(b, (bytes, bytearray)) else b\n"
+        "        out.append({'ok': 'OK', 'json': json.dumps({'a': 1}), 'bin': b'\\xff\\x00'}[b])\n"
+        "    return out\n")
+    store = tmp_path / "store"
+    store.mkdir()
+    (tmp_path / "dummy.txt").write_text("x")
+    for name in ("oom", "text"):
+        run_wick("pack", "--model-name", name, "--version", "1.0", "--serialized-file", tmp_path / "dummy.txt",
+                 "--handler", tmp_path / f"{name}.py", "--export-path", store, "-f")
+    s = serve("--model-store", store, "--enable-model-api")
+    r = s.mgmt("POST", "/models?url=oom.mar&initial_workers=1&synchronous=true")
+    assert r.status == 507, r
+    assert "MemoryError" in r.json()["message"] and r.json()["type"] == "InternalServerException", r.json()
+    assert s.mgmt("POST", "/models?url=text.mar&initial_workers=1&synchronous=true").status == 200
+    for body, ctype, want in (("ok", "text/plain; charset=utf-8", b"OK"),
+                              ("json", "application/json", b'{"a": 1}'),
+                              ("bin", "application/octet-stream", b"\xff\x00")):
+        r = s.infer("POST", "/predictions/text", body, {"Content-Type": "text/plain"})
+        assert r.status == 200 and r.body == want, r
+        assert r.headers["Content-Type"] == ctype, (body, r.headers)

@@ -230,8 +230,15 @@ def test_shim_resolves_ts_names_to_wick():
 
 
 def test_encode_result_types():
-    assert service.encode_result(b"\x00") == (b"\x00", "")
-    assert service.encode_result("é") == ("é".encode(), "")
+    # str and bytes: labelled by what they are (TorchServe sends no Content-Type for them)
+    assert service.encode_result(b"\xff\x00") == (b"\xff\x00", "application/octet-stream")
+    assert service.encode_result(b"plain") == (b"plain", "text/plain; charset=utf-8")
+    assert service.encode_result("é") == ("é".encode(), "text/plain; charset=utf-8")
+    assert service.encode_result("OK") == (b"OK", "text/plain; charset=utf-8")
+    assert service.encode_result("falsehood") == (b"falsehood", "text/plain; charset=utf-8")
+    assert service.encode_result(' {"a": [1]}') == (b' {"a": [1]}', "application/json")
+    assert service.encode_result(b"[1, 2]") == (b"[1, 2]", "application/json")
+    assert service.encode_result("42") == (b"42", "application/json")
     assert service.encode_result(torch.tensor([[1, 2]])) == (b"[[1, 2]]", "application/json")
     body, ct = service.encode_result({"t": torch.tensor(1.5), "s": (1, 2)})
     assert json.loads(body) == {"t": 1.5, "s": [1, 2]} and ct == "application/json"
