@@ -99,10 +99,15 @@ bench: demo
 
 # The differential harness against a live TorchServe: records its answers
 # (tests/compat/torchserve-0.12.0.json) and compares wick's (tests/compat/RESULTS.md).
+# TS_SNAPSHOT=<a checkout or bare git folder of github.com/pytorch/serve, fetched
+# beforehand> adds the sequences on TorchServe's own test archives, read from it at run
+# time (never committed: they hold TorchServe's code).
 compat: build
 	bash scripts/install-torchserve.sh
-	$(PYTHON) tests/compat/harness.py record tests/compat/torchserve-0.12.0.json
-	$(PYTHON) tests/compat/harness.py compare --wick $(BUILD)/wick \
+	@[ -n "$(TS_SNAPSHOT)" ] || echo "compat: no TS_SNAPSHOT: the sequences on TorchServe's own archives are skipped"
+	$(PYTHON) tests/compat/harness.py record $(if $(TS_SNAPSHOT),--ts-snapshot $(TS_SNAPSHOT)) \
+	  tests/compat/torchserve-0.12.0.json
+	$(PYTHON) tests/compat/harness.py compare --wick $(BUILD)/wick $(if $(TS_SNAPSHOT),--ts-snapshot $(TS_SNAPSHOT)) \
 	  --results tests/compat/RESULTS.md tests/compat/torchserve-0.12.0.json
 
 # AOTInductor .pt2 packages vs frozen TorchScript (bench/RESULTS-pt2.md).

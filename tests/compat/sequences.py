@@ -3,7 +3,12 @@ order, on servers started with no model (tests/compat/harness.py). A step: metho
 port (inference by default; management, metrics), body, headers. Models in the store:
 mlp.mar and mlp2.mar (a TorchScript MLP with bench/handlers/mlp_handler.py, version 1.0),
 mlp-v2.mar (the same MLP named mlp, version 2.0), failing.mar (a handler whose
-initialisation raises: tests/compat/handlers/failing_handler.py)."""
+initialisation raises: tests/compat/handlers/failing_handler.py).
+
+The sequences with "needs" use TorchServe's own test archives (the .mar files of its
+frontend tests, read from a snapshot of its repository at run time by `make compat`, never
+committed: they hold TorchServe's code); they run only when those archives are in the
+store, so `make test`, which has no snapshot, skips them and their recorded answers."""
 
 ROW = {"data": [[0.5] * 16]}
 REGISTER = "/models?url=mlp.mar&initial_workers=1&synchronous=true"
@@ -203,4 +208,69 @@ SEQUENCES = [
         step("GET", "/metrics?name[]=nothere", port="metrics"),
     ]},
     {"name": "cleanup", "steps": [mgmt("DELETE", "/models/mlp")]},
+    # TorchServe's own test archives (its frontend's ModelServerTest uses them)
+    {"name": "ts_echo", "needs": ["echo.mar"], "steps": [
+        mgmt("POST", "/models?url=echo.mar&initial_workers=1&synchronous=true"),
+        # the handler reads entry["data"]: a raw body is named "body", so it raises
+        step("POST", "/predictions/echo", body=b"hello", headers={"Content-Type": "text/plain"}),
+        step("POST", "/predictions/echo", body=b"data=hello",
+             headers={"Content-Type": "application/x-www-form-urlencoded"}),
+        step("POST", "/predictions/echo",
+             body=b"--B\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\nhello\r\n--B--\r\n",
+             headers={"Content-Type": "multipart/form-data; boundary=B"}),
+        mgmt("GET", "/models/echo"),
+        mgmt("DELETE", "/models/echo"),
+    ]},
+    {"name": "ts_noop_versions", "needs": ["noop.mar", "noop_v2.mar"], "steps": [
+        mgmt("POST", "/models?url=noop.mar&initial_workers=1&synchronous=true"),
+        step("POST", "/predictions/noop", body=b"hello", headers={"Content-Type": "text/plain"}),
+        post_json("/predictions/noop/1.11", {"a": 1}),
+        mgmt("POST", "/models?url=noop_v2.mar&initial_workers=1&synchronous=true"),
+        mgmt("GET", "/models/noop/all"),
+        mgmt("PUT", "/models/noop/1.2.1/set-default"),
+        mgmt("GET", "/models/noop"),
+        step("POST", "/predictions/noop", body=b"hello", headers={"Content-Type": "text/plain"}),
+        mgmt("PUT", "/models/noop/1.11?min_worker=2&synchronous=true"),
+        mgmt("GET", "/models/noop/1.11"),
+        mgmt("DELETE", "/models/noop/1.11"),
+        mgmt("DELETE", "/models/noop/1.2.1"),
+        mgmt("GET", "/models/noop"),
+    ]},
+    {"name": "ts_customized", "needs": ["noop-customized.mar"], "steps": [
+        mgmt("POST", "/models?url=noop-customized.mar&initial_workers=1&synchronous=true"),
+        mgmt("GET", "/models/noop-customized?customized=true"),
+        mgmt("DELETE", "/models/noop-customized"),
+    ]},
+    {"name": "ts_handler_errors", "needs": ["pred-custom-return-code.mar", "prediction-memory-error.mar",
+                                            "error_batch.mar"], "steps": [
+        mgmt("POST", "/models?url=pred-custom-return-code.mar&initial_workers=1&synchronous=true"),
+        step("POST", "/predictions/pred-custom-return-code", body=b"x", headers={"Content-Type": "text/plain"}),
+        mgmt("POST", "/models?url=prediction-memory-error.mar&initial_workers=1&synchronous=true"),
+        step("POST", "/predictions/prediction-memory-error", body=b"x", headers={"Content-Type": "text/plain"}),
+        mgmt("POST", "/models?url=error_batch.mar&initial_workers=1&synchronous=true"),
+        step("POST", "/predictions/error_batch", body=b"x", headers={"Content-Type": "text/plain"}),
+        mgmt("DELETE", "/models/pred-custom-return-code"),
+        mgmt("DELETE", "/models/prediction-memory-error"),
+        mgmt("DELETE", "/models/error_batch"),
+    ]},
+    {"name": "ts_load_errors", "needs": ["init-error.mar", "loading-memory-error.mar",
+                                         "custom_python_dep.mar"], "steps": [
+        mgmt("POST", "/models?url=init-error.mar&initial_workers=1&synchronous=true"),
+        mgmt("POST", "/models?url=loading-memory-error.mar&initial_workers=1&synchronous=true"),
+        # install_py_dep_per_model=false: its requirement is not installed, its import fails
+        mgmt("POST", "/models?url=custom_python_dep.mar&initial_workers=1&synchronous=true"),
+        step("GET", "/ping"),
+    ]},
+    {"name": "ts_entry_points", "needs": ["noop_entrypntfunc.mar", "noop_handlername.mar",
+                                          "respheader-test.mar", "noop-no-manifest.mar"], "steps": [
+        mgmt("POST", "/models?url=noop_entrypntfunc.mar&initial_workers=1&synchronous=true"),
+        step("POST", "/predictions/noop_entrypntfunc", body=b"x", headers={"Content-Type": "text/plain"}),
+        mgmt("POST", "/models?url=noop_handlername.mar&initial_workers=1&synchronous=true"),
+        step("POST", "/predictions/noop_handlername", body=b"x", headers={"Content-Type": "text/plain"}),
+        mgmt("POST", "/models?url=respheader-test.mar&initial_workers=1&synchronous=true"),
+        post_json("/predictions/respheader-test", {"a": 1}),
+        mgmt("POST", "/models?url=noop-no-manifest.mar&initial_workers=1&synchronous=true"),
+        step("POST", "/predictions/noop-no-manifest", body=b"x", headers={"Content-Type": "text/plain"}),
+        mgmt("GET", "/models"),
+    ]},
 ]
