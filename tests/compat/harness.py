@@ -29,6 +29,7 @@ import argparse
 import fnmatch
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -266,7 +267,7 @@ def differences(want, got):
         why = {}
         gaps = shape_gaps(w["shape"], g.get("shape")) if "shape" in w else []
         if gaps:
-            why["shape"] = ", ".join(gaps[:12]) + (" ..." if len(gaps) > 12 else "")
+            why["shape"] = ", ".join(gaps)
         for field in ("status", "content_type", "error", "body"):
             if w.get(field) != g.get(field):
                 why[field] = (f"TorchServe {json.dumps(w.get(field))[:160]}, "
@@ -309,11 +310,36 @@ def allowlist():
 
 def explain(key, fields, allowed):
     """{field: why deliberate or None} for one difference ({field: description}). A why
-    that starts with "GAP" is a known difference not fixed yet, not a deliberate one."""
-    return {field: next((why for glob, f, text, why in allowed
-                         if fnmatch.fnmatchcase(key, glob) and f in ("*", field)
-                         and text in desc), None)
-            for field, desc in fields.items()}
+    that starts with "GAP" is a known difference not fixed yet, not a deliberate one. A
+    shape difference is a list of gaps ("$.a missing, $.b: ..."): each needs a line of its
+    own, and the field's why is theirs together (a known gap if one of them is)."""
+    def one(field, desc):
+        return next((why for glob, f, text, why in allowed
+                     if fnmatch.fnmatchcase(key, glob) and f in ("*", field) and text in desc),
+                    None)
+    out = {}
+    for field, desc in fields.items():
+        if field != "shape":
+            out[field] = one(field, desc)
+            continue
+        whys = [one(field, gap) for gap in shape_items(desc)]
+        out[field] = (None if None in whys
+                      else next((w for w in whys if w.startswith("GAP")), None)
+                      or "; ".join(dict.fromkeys(whys)))
+    return out
+
+
+def shape_items(desc):
+    """The gaps of a shape difference's description, one per "$..." item."""
+    return re.split(r", (?=\$)", desc)
+
+
+def brief(field, desc):
+    """A difference's description as RESULTS.md prints it: at most 12 gaps of a shape."""
+    if field != "shape":
+        return desc
+    items = shape_items(desc)
+    return ", ".join(items[:12]) + (" ..." if len(items) > 12 else "")
 
 
 def tag(why):
@@ -393,7 +419,7 @@ def main():
              f"{len(gaps)}; unexplained: {len(unexplained)}",
              ""]
     for k in sorted(diffs, key=lambda k: (k.split("/")[0], int(k.split("/")[1]))):
-        parts = [f"{f}: {d} ({tag(why[k][f])})" for f, d in diffs[k].items()]
+        parts = [f"{f}: {brief(f, d)} ({tag(why[k][f])})" for f, d in diffs[k].items()]
         lines.append(f"- `{k}` `{rec['answers'][k]['request']}`: " + "; ".join(parts))
     text = "\n".join(lines) + "\n"
     if a.results:
