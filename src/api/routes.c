@@ -26,6 +26,70 @@ static void root(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 #define MET WK_PORT_METRICS
 #define ALL (INF | MGT | MET)
 
+/* The JSON replies (the notation is in routes.h). */
+#define OPENAPI_DOC                                                                                \
+  "{openapi:string(3.0.1),info:{title:string,version:string(wick's),description:string}"           \
+  "(what this document is),paths:object(each path and method this port answers),"                 \
+  "components?:object(the bearer scheme; with token authorization),security?:[object](the bearer " \
+  "scheme; with token authorization)} the OpenAPI document"
+#define STATUS_REPLY "{status:string(what was done, in words)}"
+#define MODEL_LIST                                                                                 \
+  "{models:[{modelName:string(the model's name),modelUrl:string(the archive its default version " \
+  "came from)}](a page of the registered models, by name),nextPageToken?:string(the "              \
+  "next_page_token of the next page; not on the last page)}"
+#define WORKER                                                                                     \
+  "{id:string(the worker's number),startTime:string(when it started; ISO 8601 UTC),"               \
+  "status:=READY/BUSY/ABANDONED(its state),memoryUsage:integer(0: not measured),pid:integer(the "  \
+  "server's process),gpu:boolean(whether it runs on a GPU),gpuUsage:string(gpuId::N, or N/A)}"
+#define MODEL_DESCRIPTION                                                                          \
+  "[{modelName:string(the model's name),modelVersion:string(this version),modelUrl:string(the "    \
+  "archive it came from),runtime:=native/python(who runs it: libtorch in the server, or Python "   \
+  "workers),handler:string(the handler),minWorkers:integer(the fewest workers),maxWorkers:integer(" \
+  "the most workers),batchSize:integer(the largest batch),maxBatchDelay:integer(how long a batch " \
+  "waits to fill; ms),responseTimeout:integer(s),startupTimeout:integer(s),"                       \
+  "maxRetryTimeoutInSec:integer,clientTimeoutInMills:integer,parallelType:string,"                 \
+  "parallelLevel:integer,deviceType:=cpu/gpu,continuousBatching:boolean,useJobTicket:boolean,"     \
+  "useVenv:boolean,stateful:boolean,sequenceMaxIdleMSec:integer,sequenceTimeoutMSec:integer,"      \
+  "maxNumSequence:integer,maxSequenceJobQueueSize:integer,loadedAtStartup:boolean(registered by "  \
+  "--models at startup),workers:[" WORKER "](its workers),jobQueueStatus:{remainingCapacity:"      \
+  "integer(requests the queue still takes),pendingRequests:integer(requests waiting)},"            \
+  "customizedMetadata?:any(with customized=true: what the handler's describe_handle answered)}]"
+#define READY_REPLY "{name:string(the model's name),ready:boolean(true)}"
+#define NOT_READY                                                                                  \
+  "{name:string(the model's name),ready:boolean(false),state:=loading/failed/unhealthy(why not),"  \
+  "reason:string(what went wrong)}"
+#define TENSOR_META "{name:string,datatype?:string(v2's datatype),shape?:[integer](-1: any size)}"
+#define V2_METADATA                                                                                \
+  "{name:string,versions:[string],platform:string(pytorch_libtorch, python, ...),inputs:["         \
+  TENSOR_META "],outputs:[" TENSOR_META "]}"
+#define V2_INFER_REPLY                                                                             \
+  "200:<application/json,application/octet-stream>{model_name:string,model_version:string,id?:"    \
+  "string(the request's id),outputs:[{name:string,datatype?:string,shape?:[integer],data?:[any],"  \
+  "parameters?:object(binary_data_size: the output is in the binary part)}]} the outputs; "        \
+  "application/octet-stream when the client asked for binary outputs: this JSON, then the "        \
+  "tensors' bytes (Inference-Header-Content-Length is the JSON's size)"
+#define TRITON_CONFIG                                                                              \
+  "{name:string,platform:string,backend:=pytorch/python,version_policy:object,"                    \
+  "max_batch_size:integer,instance_group:[{name:string,kind:=KIND_CPU/KIND_GPU,count:integer,"     \
+  "gpus:[integer]}],input:[{name:string,data_type:string,dims:[integer],format:string,"           \
+  "optional:boolean}],output:[{name:string,data_type:string,dims:[integer]}],dynamic_batching?:{"  \
+  "preferred_batch_size:[integer],max_queue_delay_microseconds:integer}(with a batch size over 1),"\
+  "parameters:{handler:{string_value:string},response_timeout:{string_value_int:integer}}}"
+#define COUNT_NS "{count:integer,ns:integer}"
+#define TRITON_STATS                                                                               \
+  "{model_stats:[{name:string,version:string,last_inference:integer(ms since the epoch; 0: none)," \
+  "inference_count:integer,execution_count:integer(batches run),inference_stats:{success:"         \
+  COUNT_NS ",fail:" COUNT_NS ",queue:" COUNT_NS ",compute_input:" COUNT_NS ",compute_infer:"        \
+  COUNT_NS ",compute_output:" COUNT_NS ",cache_hit:" COUNT_NS ",cache_miss:" COUNT_NS "},"         \
+  "batch_stats:[{batch_size:integer,compute_input:" COUNT_NS ",compute_infer:" COUNT_NS            \
+  ",compute_output:" COUNT_NS "}],memory_usage:[any]}]}"
+#define STATUS_JSON                                                                                \
+  "{server:object(the process: version, pid, uptime, memory, CPUs, GPUs, settings),"               \
+  "healthy:boolean(as /ping),ready:boolean(as /v2/health/ready),models:[{name:string,"             \
+  "version:string,default:boolean}](each version: settings, workers, queue, totals, samples),"      \
+  "loads:[object](registrations running or failed),recent_errors:[object](the last errors "       \
+  "answered)} the server's status"
+
 #define PREDICT_BODY "application/json=any|application/octet-stream|multipart/form-data|*/*"
 #define PREDICT_REPLIES                                                                            \
   "200:<*/*>the handler's output|400:bad input|404:no such model or version|413:body too "              \
@@ -39,28 +103,30 @@ static void root(wk_api_t *api, wk_http_req_t *req, const wk_route_args_t *a);
 
 static const wk_route_t routes[] = {
     {ALL, "options", "/", WK_ROUTE_PUBLIC, describe, 1, "apiDescription", "This port's API description (OpenAPI 3.0)",
-     NULL, NULL, "200:the OpenAPI document"},
+     NULL, NULL, "200:" OPENAPI_DOC},
     {ALL, "get", "/api-description", WK_ROUTE_PUBLIC, describe, 0, "getApiDescription",
-     "This port's API description (OpenAPI 3.0)", NULL, NULL, "200:the OpenAPI document"},
+     "This port's API description (OpenAPI 3.0)", NULL, NULL, "200:" OPENAPI_DOC},
     /* the status page ([13]): static, so public; its data comes from /status.json */
     {MGT, "get", "/", WK_ROUTE_PUBLIC, root, 0, "root",
      "The status page for a browser (Accept: text/html), else this API description", NULL, NULL,
-     "200:<text/html,application/json>the status page, or the OpenAPI document"},
+     "200:<text/html,application/json>" OPENAPI_DOC "; or the status page"},
     {MGT, "get", "/status", WK_ROUTE_PUBLIC, wk_api_status_page, 0, "statusPage",
      "The status page (HTML; it reads /status.json with the key typed into it)", NULL, NULL,
      "200:<text/html>the status page"},
 
     /* inference port: TorchServe's routes (api.c) */
     {INF, "get", "/ping", WK_ROUTE_PUBLIC, wk_api_ping, 0, "ping", "Health of the server and its models", NULL, NULL,
-     "200:{\"status\": \"Healthy\"}|500:{\"status\": \"Unhealthy\"}"},
+     "200:{status:=Healthy(every model is healthy)} healthy|500:{status:=Unhealthy(a model is "
+     "not)} unhealthy"},
     {INF, "post", "/ping", WK_ROUTE_PUBLIC, wk_api_ping, 0, "pingPost", "Health of the server (as GET)", NULL, NULL,
-     "200:{\"status\": \"Healthy\"}|500:{\"status\": \"Unhealthy\"}"},
+     "200:{status:=Healthy(every model is healthy)} healthy|500:{status:=Unhealthy(a model is "
+     "not)} unhealthy"},
     {INF, "*", "/ping", WK_ROUTE_PUBLIC, wk_api_ping, 0, "pingAny", "Health (any method, as TorchServe)", NULL, NULL, NULL},
     {INF, "options", "/predictions/{model_name}", 0, model_doc, 0, "predictionsApi",
-     "The prediction routes of one model (OpenAPI 3.0)", NULL, NULL, "200:the OpenAPI document|404:no such model"},
+     "The prediction routes of one model (OpenAPI 3.0)", NULL, NULL, "200:" OPENAPI_DOC "|404:no such model"},
     {INF, "options", "/predictions/{model_name}/{model_version}", 0, model_doc, 0, "versionPredictionsApi",
      "The prediction routes of one version (OpenAPI 3.0)", NULL, NULL,
-     "200:the OpenAPI document|404:no such model or version"},
+     "200:" OPENAPI_DOC "|404:no such model or version"},
     {INF, "post", "/predictions/{model_name}", 0, wk_api_predictions, 0, "predictions", "Predict with the default version",
      NULL, PREDICT_BODY, PREDICT_REPLIES},
     {INF, "put", "/predictions/{model_name}", 0, wk_api_predictions, 0, "predictionsPut", "Predict (as POST)", NULL,
@@ -95,104 +161,107 @@ static const wk_route_t routes[] = {
 
     /* inference port: KServe v1 (api.c) */
     {INF, "get", "/v1/models", 0, wk_api_v1_list, 0, "kserveV1List", "KServe v1: the models' names", NULL, NULL,
-     "200:{\"models\": [...]}"},
+     "200:{models:[string](the models' names)} the models"},
     {INF, "get", "/v1/models/{model_name}", 0, wk_api_v1_ready, 0, "kserveV1Ready", "KServe v1: model readiness", NULL,
-     NULL, "200:{\"name\": ..., \"ready\": ...}|404:{\"error\": ...}"},
+     NULL, "200:" READY_REPLY " ready|404:no such model|503:" NOT_READY " not ready"},
     {INF, "post", "/v1/models/{model_name}:predict", 0, wk_api_v1_predict, 0, "kserveV1Predict",
      "KServe v1: {\"instances\"|\"inputs\": [...]} -> {\"predictions\": [...]}", NULL,
-     "application/json|*/*", "200:{\"predictions\": [...]}|400:{\"error\": ...}|404:{\"error\": ...}|503:queue "
-     "full or no workers"},
+     "application/json|*/*", "200:{predictions:[any](an answer per instance)} the answers|400:bad input|404:no such "
+     "model|503:queue full or no workers"},
     {INF, "post", "/v1/models/{model_name}:explain", 0, wk_api_v1_predict, 1, "kserveV1Explain",
      "KServe v1: explanations of the instances", NULL, "application/json|*/*",
-     "200:{\"explanations\": [...]}|400:{\"error\": ...}|404:{\"error\": ...}|503:queue full or no workers"},
+     "200:{explanations:[any](an explanation per instance)} the explanations|400:bad input|404:no "
+     "such model|503:queue full or no workers"},
 
     /* inference port: KServe v2 / Open Inference Protocol (api.c) */
     {INF, "get", "/v2", 0, wk_api_v2_server, 0, "kserveV2Server", "Server metadata (name, version, extensions)", NULL,
-     NULL, "200:server metadata"},
+     NULL, "200:{name:string(wick),version:string,extensions:[string]} server metadata"},
     {INF, "get", "/v2/health/live", WK_ROUTE_PUBLIC, wk_api_v2_live, 0, "kserveV2Live", "Server liveness", NULL, NULL,
-     "200:{\"live\": true}"},
+     "200:{live:boolean(true)} live"},
     {INF, "get", "/v2/health/ready", WK_ROUTE_PUBLIC, wk_api_v2_ready, 0, "kserveV2Ready",
      "Server readiness (every model healthy)", NULL, NULL,
-     "200:{\"ready\": true}|400:{\"ready\": false}"},
+     "200:{ready:boolean(true)} ready|400:{ready:boolean(false)} not ready"},
     /* Triton's extensions: statistics, model configuration, the model repository */
     {INF, "get", "/v2/models/stats", 0, wk_api_v2_stats, 0, "tritonStats", "Statistics of every model version",
-     NULL, NULL, "200:{\"model_stats\": [...]}"},
+     NULL, NULL, "200:" TRITON_STATS " statistics"},
     {INF, "get", "/v2/models/{model_name}/stats", 0, wk_api_v2_stats, 0, "tritonModelStats",
-     "Statistics of a model's versions", NULL, NULL, "200:{\"model_stats\": [...]}|404:{\"error\": ...}"},
+     "Statistics of a model's versions", NULL, NULL, "200:" TRITON_STATS " statistics|404:no such model or version"},
     {INF, "get", "/v2/models/{model_name}/versions/{model_version}/stats", 0, wk_api_v2_stats, 0,
      "tritonVersionStats", "Statistics of one version", NULL, NULL,
-     "200:{\"model_stats\": [...]}|404:{\"error\": ...}"},
+     "200:" TRITON_STATS " statistics|404:no such model or version"},
     {INF, "get", "/v2/models/{model_name}/config", 0, wk_api_v2_config, 0, "tritonModelConfig",
-     "The model's configuration as Triton writes it", NULL, NULL, "200:model configuration|404:{\"error\": ...}"},
+     "The model's configuration as Triton writes it", NULL, NULL, "200:" TRITON_CONFIG " the configuration|404:no such model or version"},
     {INF, "get", "/v2/models/{model_name}/versions/{model_version}/config", 0, wk_api_v2_config, 0,
      "tritonVersionConfig", "One version's configuration", NULL, NULL,
-     "200:model configuration|404:{\"error\": ...}"},
+     "200:" TRITON_CONFIG " the configuration|404:no such model or version"},
     {INF, "post", "/v2/repository/index", WK_ROUTE_MGMT_KEY, wk_mgmt_repo_index, 0, "tritonRepositoryIndex",
      "The model store's archives and the registered versions, with their state", NULL, "application/json",
-     "200:[{\"name\", \"version\", \"state\", \"reason\"}]|400:{\"error\": ...}"},
+     "200:[{name:string,version?:string(registered versions only),state:=READY/UNAVAILABLE/LOADING,"
+     "reason:string(why not ready; unloaded: in the store, not registered)}] the models|400:bad body"},
     {INF, "post", "/v2/repository/models/{model_name}/load", WK_ROUTE_MODEL_API | WK_ROUTE_MGMT_KEY, wk_mgmt_repo_load,
      0, "tritonLoad", "Register {model_name}.mar (or the folder) of the model store, as POST /models does",
-     NULL, "application/json", "200:loaded|400:{\"error\": ...}|404:{\"error\": ...}"},
+     NULL, "application/json", "200:{} loaded|400:bad request|404:no such archive"},
     {INF, "post", "/v2/repository/models/{model_name}/unload", WK_ROUTE_MODEL_API | WK_ROUTE_MGMT_KEY,
      wk_mgmt_repo_unload, 0, "tritonUnload", "Unregister every version of the model", NULL, "application/json",
-     "200:unloaded|400:{\"error\": ...}|404:{\"error\": ...}"},
+     "200:{} unloaded|400:not loaded|404:no such model"},
     {INF, "get", "/v2/models/{model_name}", 0, wk_api_v2_metadata, 0, "kserveV2ModelMetadata",
      "Model metadata: inputs and outputs with name, datatype and shape", NULL, NULL,
-     "200:model metadata|404:{\"error\": ...}"},
+     "200:" V2_METADATA " model metadata|404:no such model or version"},
     {INF, "get", "/v2/models/{model_name}/ready", 0, wk_api_v2_model_ready, 0, "kserveV2ModelReady", "Model readiness", NULL,
-     NULL, "200:ready|400:not ready|404:{\"error\": ...}"},
+     NULL, "200:" READY_REPLY " ready|400:" NOT_READY " not ready|404:no such model or version"},
     {INF, "post", "/v2/models/{model_name}/infer", 0, wk_api_v2_infer, 0, "kserveV2Infer",
      "Inference, JSON or the binary tensor data extension", NULL, V2_BODY,
-     "200:inference response|400:{\"error\": ...}|404:{\"error\": ...}|503:queue full or no workers"},
+     V2_INFER_REPLY "|400:bad input|404:no such model or version|503:queue full or no workers"},
     {INF, "post", "/v2/models/{model_name}/explain", 0, wk_api_v2_infer, 1, "kserveV2Explain",
      "Explanation, as TorchServe routes it: the handler's explain", NULL, V2_BODY,
-     "200:inference response|400:{\"error\": ...}|404:{\"error\": ...}|503:queue full or no workers"},
+     V2_INFER_REPLY "|400:bad input|404:no such model or version|503:queue full or no workers"},
     {INF, "get", "/v2/models/{model_name}/versions/{model_version}", 0, wk_api_v2_metadata, 0, "kserveV2VersionMetadata",
-     "Metadata of one version", NULL, NULL, "200:model metadata|404:{\"error\": ...}"},
+     "Metadata of one version", NULL, NULL, "200:" V2_METADATA " model metadata|404:no such model or version"},
     {INF, "get", "/v2/models/{model_name}/versions/{model_version}/ready", 0, wk_api_v2_model_ready, 0,
      "kserveV2VersionReady", "Readiness of one version", NULL, NULL,
-     "200:ready|400:not ready|404:{\"error\": ...}"},
+     "200:" READY_REPLY " ready|400:" NOT_READY " not ready|404:no such model or version"},
     {INF, "post", "/v2/models/{model_name}/versions/{model_version}/infer", 0, wk_api_v2_infer, 0,
      "kserveV2VersionInfer", "Inference with one version", NULL, V2_BODY,
-     "200:inference response|400:{\"error\": ...}|404:{\"error\": ...}|503:queue full or no workers"},
+     V2_INFER_REPLY "|400:bad input|404:no such model or version|503:queue full or no workers"},
     {INF, "post", "/v2/models/{model_name}/versions/{model_version}/explain", 0, wk_api_v2_infer, 1,
      "kserveV2VersionExplain", "Explanation with one version", NULL, V2_BODY,
-     "200:inference response|400:{\"error\": ...}|404:{\"error\": ...}|503:queue full or no workers"},
+     V2_INFER_REPLY "|400:bad input|404:no such model or version|503:queue full or no workers"},
 
     /* management port (management.c; /token: auth.c) */
     {MGT, "get", "/models", 0, wk_mgmt_list, 0, "listModels", "Registered models, a page at a time",
-     "limit:integer|next_page_token:string", NULL, "200:{\"models\": [...]}|400:bad parameter"},
+     "limit:integer=100|next_page_token:string=0", NULL, "200:" MODEL_LIST " a page of models|400:bad parameter"},
     {MGT, "post", "/models", WK_ROUTE_MODEL_API, wk_mgmt_register, 0, "registerModel",
      "Register a model archive from the model store or an allowed URL", REGISTER_QUERY,
      "application/json",
-     "200:registered|202:registered, workers starting|400:bad parameter or archive|404:no "
+     "200:" STATUS_REPLY " registered|202:" STATUS_REPLY " registered, workers starting|400:bad parameter or archive|404:no "
      "such archive|409:already registered"},
     {MGT, "get", "/models/{model_name}", 0, wk_mgmt_describe, 0, "describeModel", "Describe the default version", NULL,
-     NULL, "200:[description]|404:no such model"},
+     NULL, "200:" MODEL_DESCRIPTION " the default version|404:no such model"},
     {MGT, "put", "/models/{model_name}", 0, wk_mgmt_scale, 0, "setAutoScale", "Scale the default version's workers",
      SCALE_QUERY, NULL,
-     "200:scaled|202:scaling|206:scaling in progress|400:bad parameter|404:no "
+     "200:" STATUS_REPLY " scaled|202:" STATUS_REPLY " scaling|206:" STATUS_REPLY " scaling in progress|400:bad parameter|404:no "
      "such model"},
     {MGT, "delete", "/models/{model_name}", WK_ROUTE_MODEL_API, wk_mgmt_unregister, 0, "unregisterModel",
-     "Unregister the default version", NULL, NULL, "200:unregistered|404:no such model"},
+     "Unregister the default version", NULL, NULL, "200:" STATUS_REPLY " unregistered|404:no such model"},
     {MGT, "get", "/models/{model_name}/{model_version}", 0, wk_mgmt_describe, 0, "versionDescribeModel",
      "Describe one version ('all': every version)", NULL, NULL,
-     "200:[description, ...]|404:no such model or version"},
+     "200:" MODEL_DESCRIPTION " the version, or every one|404:no such model or version"},
     {MGT, "put", "/models/{model_name}/{model_version}", 0, wk_mgmt_scale, 0, "versionSetAutoScale",
      "Scale one version's workers", SCALE_QUERY, NULL,
-     "200:scaled|202:scaling|206:scaling in progress|400:bad parameter|404:no such model or "
+     "200:" STATUS_REPLY " scaled|202:" STATUS_REPLY " scaling|206:" STATUS_REPLY " scaling in progress|400:bad parameter|404:no such model or "
      "version"},
     {MGT, "delete", "/models/{model_name}/{model_version}", WK_ROUTE_MODEL_API, wk_mgmt_unregister, 0, "versionUnregisterModel",
      "Unregister one version", NULL, NULL,
-     "200:unregistered|403:the default version of several|404:no such model or version"},
+     "200:" STATUS_REPLY " unregistered|403:the default version of several|404:no such model or version"},
     {MGT, "put", "/models/{model_name}/{model_version}/set-default", 0, wk_mgmt_set_default, 0, "setDefault",
-     "Make a version the default", NULL, NULL, "200:done|404:no such model or version"},
+     "Make a version the default", NULL, NULL, "200:" STATUS_REPLY " done|404:no such model or version"},
     {MGT, "get", "/status.json", 0, wk_api_status_json, 0, "status",
      "The operator's view: models, workers, queues, the last minutes' samples, recent errors",
-     NULL, NULL, "200:the server's status"},
+     NULL, NULL, "200:" STATUS_JSON},
     {MGT, "get", "/token", WK_ROUTE_AUTH, token, 0, "token",
      "Replace the inference or management key (needs the API key)", "type:string", NULL,
-     "200:the new key|400:bad type|401:not the API key"},
+     "200:{management?:{key:string,expiration time?:string},inference?:{key:string,"
+     "expiration time?:string}} the new key of the type asked for|400:bad type|401:not the API key"},
 
     /* metrics port (api.c) */
     {MET, "get", "/metrics", WK_ROUTE_PUBLIC, wk_api_metrics_text, 0, "metrics",

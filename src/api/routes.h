@@ -45,10 +45,21 @@ typedef struct wk_route_s {
   /* the API description */
   const char *id;        /* operationId */
   const char *summary;   /* one line */
-  const char *query;     /* "name:type|..." of query parameters (string, integer, boolean) */
+  const char *query;     /* "name:type|..." of query parameters (string, integer, boolean);
+                            "name:type=value" gives the value the route uses without it */
   const char *body;      /* "type|..." of accepted request content types, or NULL */
-  const char *responses; /* "code:description|..." */
+  const char *responses; /* "code:[<type,...>][schema ]description|...", see below */
 } wk_route_t;
+
+/* A reply of the table: its status code; "<type,...>" when it is not only JSON (the one sent
+ * depends on the request's Accept or on the handler); then, for JSON, the body's schema:
+ *   {key:schema,key?:schema}  an object; every key wick sends is listed, '?' marks one not
+ *                             always sent, each may be followed by "(its description)"
+ *   [schema]                  an array of them
+ *   string integer number boolean, object (any object), any (any JSON value),
+ *   =A/B/C                    a string, one of those
+ * and a space before the prose. An error reply without a schema is TorchServe's {code, type,
+ * message} (with "error" on KServe's paths); a JSON reply without one is an object. */
 
 /* The table. */
 const wk_route_t *wk_routes(size_t *n);

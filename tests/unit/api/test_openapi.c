@@ -153,10 +153,85 @@ static void test_model_api_setting(void **state) {
   wk_config_destroy(&cfg);
 }
 
+/* The schema of op's reply code as JSON. */
+static json_t *reply_schema(json_t *doc, const char *path, const char *method, const char *code) {
+  json_t *op = json_object_get(json_object_get(json_object_get(doc, "paths"), path), method);
+  json_t *r = json_object_get(json_object_get(op, "responses"), code);
+  json_t *s =
+      json_object_get(json_object_get(json_object_get(r, "content"), "application/json"), "schema");
+  if (s == NULL) fail_msg("%s %s: no JSON schema for %s", method, path, code);
+  return s;
+}
+
+/* 1 if the JSON array list holds the string s. */
+static int lists(json_t *list, const char *s) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(list, i, v) if (strcmp(json_string_value(v), s) == 0) return 1;
+  return 0;
+}
+
+/* A JSON reply says which keys it has, and which of them are always there. */
+static void test_reply_schemas(void **state) {
+  (void)state;
+  wk_api_t api;
+  memset(&api, 0, sizeof api);
+  json_t *inf = describe(&api, WK_PORT_INFERENCE);
+  json_t *mgt = describe(&api, WK_PORT_MANAGEMENT);
+  /* /ping: {"status": "Healthy"}, and its 500 is {"status": "Unhealthy"}, not an error */
+  json_t *ping = reply_schema(inf, "/ping", "get", "200");
+  assert_true(lists(json_object_get(ping, "required"), "status"));
+  json_t *status = json_object_get(json_object_get(ping, "properties"), "status");
+  assert_string_equal(json_string_value(json_object_get(status, "type")), "string");
+  assert_true(lists(json_object_get(status, "enum"), "Healthy"));
+  json_t *sick = reply_schema(inf, "/ping", "get", "500");
+  assert_non_null(json_object_get(json_object_get(sick, "properties"), "status"));
+  assert_null(json_object_get(json_object_get(sick, "properties"), "code"));
+  /* GET /models: models always, nextPageToken not on the last page; limit's default */
+  json_t *list = reply_schema(mgt, "/models", "get", "200");
+  assert_true(lists(json_object_get(list, "required"), "models"));
+  assert_false(lists(json_object_get(list, "required"), "nextPageToken"));
+  assert_non_null(json_object_get(json_object_get(list, "properties"), "nextPageToken"));
+  json_t *models = json_object_get(json_object_get(list, "properties"), "models");
+  assert_string_equal(json_string_value(json_object_get(models, "type")), "array");
+  assert_true(lists(json_object_get(json_object_get(models, "items"), "required"), "modelUrl"));
+  json_t *params = json_object_get(
+      json_object_get(json_object_get(json_object_get(mgt, "paths"), "/models"), "get"),
+      "parameters");
+  json_t *limit = json_object_get(json_array_get(params, 0), "schema");
+  assert_string_equal(json_string_value(json_object_get(json_array_get(params, 0), "name")),
+                      "limit");
+  assert_int_equal(json_integer_value(json_object_get(limit, "default")), 100);
+  /* describe: an array of versions, each with its workers */
+  json_t *desc = reply_schema(mgt, "/models/{model_name}", "get", "200");
+  assert_string_equal(json_string_value(json_object_get(desc, "type")), "array");
+  json_t *version = json_object_get(desc, "items");
+  assert_true(lists(json_object_get(version, "required"), "modelVersion"));
+  assert_false(lists(json_object_get(version, "required"), "customizedMetadata"));
+  json_t *worker =
+      json_object_get(json_object_get(json_object_get(version, "properties"), "workers"), "items");
+  assert_true(lists(
+      json_object_get(json_object_get(json_object_get(worker, "properties"), "status"), "enum"),
+      "READY"));
+  /* errors: TorchServe's three keys, and KServe's "error" on its paths */
+  json_t *err = reply_schema(mgt, "/models/{model_name}", "get", "404");
+  assert_true(lists(json_object_get(err, "required"), "message"));
+  assert_false(lists(json_object_get(err, "required"), "error"));
+  json_t *kerr = reply_schema(inf, "/v2/models/{model_name}", "get", "404");
+  assert_true(lists(json_object_get(kerr, "required"), "error"));
+  assert_true(lists(json_object_get(kerr, "required"), "code"));
+  /* /metrics only where it is served */
+  assert_false(has_op(inf, "/metrics", "get"));
+  assert_false(has_op(mgt, "/metrics", "get"));
+  json_decref(inf);
+  json_decref(mgt);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_documents),
       cmocka_unit_test(test_model_api_setting),
+      cmocka_unit_test(test_reply_schemas),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
