@@ -55,11 +55,15 @@ def predictions_pb(work):
     return inference_pb2, inference_pb2_grpc
 
 
-def h2load(port, path, body_file, conns, seconds, out_path):
-    """One h2load run; {rps, mean_ms, done, failed} from its summary."""
+GRPC_HEADERS = ("content-type: application/grpc", "te: trailers")
+
+
+def h2load(port, path, body_file, conns, seconds, out_path, headers=GRPC_HEADERS, h1=False):
+    """One h2load run (HTTP/2 with prior knowledge, or HTTP/1.1 with h1); {rps, mean_ms,
+    done, failed} from its summary."""
     cmd = ["h2load", "-c", str(conns), "-m", "1", "-t", "1" if conns == 1 else "2", "-D", str(seconds),
-           "--warm-up-time=1", "-d", str(body_file), "-H", "content-type: application/grpc", "-H", "te: trailers",
-           f"http://127.0.0.1:{port}{path}"]
+           "--warm-up-time=1", "-d", str(body_file)] + [x for h in headers for x in ("-H", h)] + (
+           ["--h1"] if h1 else []) + [f"http://127.0.0.1:{port}{path}"]
     with open(out_path, "w") as out:
         out.write(" ".join(cmd) + "\n")
         out.flush()
@@ -226,6 +230,11 @@ def main():
                                                                      work / "infer.grpc", c, a.seconds, o)),
                  ("v2 HTTP binary (wick)", lambda c, o: v2_http(servers["wick"].port, work / "infer.http", len(header), c,
                                                                 a.seconds, o)),
+                 # the same HTTP requests from h2load (HTTP/1.1): both protocols from one tool
+                 ("v2 HTTP binary (wick, h2load --h1)", lambda c, o: h2load(
+                     servers["wick"].port, "/v2/models/mlp_native/infer", work / "infer.http", c, a.seconds, o,
+                     headers=("content-type: application/octet-stream",
+                              f"inference-header-content-length: {len(header)}"), h1=True)),
                  ("gRPC Predictions (wick native)", lambda c, o: h2load(
                      ports["wick"], "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions",
                      work / "pred-wick.grpc", c, a.seconds, o))]
@@ -268,8 +277,10 @@ def write(a, results, names, answers, same, have_ts):
              f"- machine: {os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}; servers, h2load and wrk share them",
              f"- command: `.venv/bin/python bench/run_grpc.py {a.build} --seconds {a.seconds} --rounds {a.rounds}`",
              "- model: the bench MLP (16-64-4, TorchScript), one worker on each server, one [1, 16] FP32 row",
-             "- load: h2load for gRPC (c connections, one stream each), wrk for HTTP (c connections); the better "
-             "of the rounds; h2load has no percentiles, so its mean latency is shown",
+             "- load: h2load for gRPC (c connections, one stream each), wrk for HTTP (c connections), and h2load "
+             "--h1 for HTTP too, so that one tool drives both protocols (it costs more CPU per request than wrk, on "
+             "the cores the servers use); the better of the rounds; h2load has no percentiles, so its mean latency "
+             "is shown",
              f"- answers checked before the load (grpcio): every server's prediction equals v2 ModelInfer's "
              f"within 1e-4: **{'yes' if same else 'NO'}** ({', '.join(sorted(answers))})", ""]
     lines += ["| load | c | req/s | latency | failed |", "|---|---:|---:|---|---:|"]
@@ -291,6 +302,12 @@ def write(a, results, names, answers, same, have_ts):
             ratio = g["rps"] / h["rps"]
             lines.append(f"- v2 gRPC / v2 HTTP binary at c={c}: **{ratio:.2f}x** (target >= 0.9x: "
                          f"{'met' if ratio >= 0.9 else 'missed'})")
+    for c in (1, 16, 64):
+        g, h = results.get(("v2 gRPC ModelInfer (wick)", c)), results.get(("v2 HTTP binary (wick, h2load --h1)", c))
+        if g and h:
+            ratio = g["rps"] / h["rps"]
+            lines.append(f"- the same, both driven by h2load (HTTP/2 for gRPC, HTTP/1.1 for HTTP) at c={c}: "
+                         f"**{ratio:.2f}x** (target >= 0.9x: {'met' if ratio >= 0.9 else 'missed'})")
     for c in (1, 16, 64):
         w, t = results.get(("gRPC Predictions (wick native)", c)), results.get(("gRPC Predictions (TorchServe)", c))
         if w and t:
