@@ -143,7 +143,7 @@ def test_function_handler_inputs_outputs_and_context(fn_worker):
     a, b, c, dd = resp.predictions
     assert json.loads(a.body) == {"type": "dict", "value": {"k": [1, 2]}, "id": "a", "tensor": [0, 1, 2]}
     assert a.content_type == "application/json" and a.status == 200
-    assert b.body == "text:héllo".encode() and b.content_type == ""
+    assert b.body == "text:héllo".encode() and b.content_type == "text/plain; charset=utf-8"
     assert c.body == b"\x02\x01\x00"
     assert (dd.status, dd.reason, dd.content_type) == (201, "Made", "text/x-custom")
     assert dd.headers == {"content-type": "text/x-custom", "x-answer": "42"}
