@@ -270,6 +270,8 @@ static void test_a_dying_worker_rests_longer_each_time_then_the_model_fails(void
   int64_t gap1 = atomic_load(&g_crash_runs_us[1]) - atomic_load(&g_crash_runs_us[0]);
   int64_t gap2 = atomic_load(&g_crash_runs_us[2]) - atomic_load(&g_crash_runs_us[1]);
   assert_true(gap1 >= 950000 && gap2 >= 1950000); /* rests, not a hot restart loop */
+  /* the third answer goes out before the worker reports its death: wait for the report */
+  for (int i = 0; i < 2000 && atomic_load(&m->crash_streak) < 3; i++) usleep(1000);
   assert_int_equal(atomic_load(&m->crash_streak), 3);
   char why[512];
   assert_false(wk__pool_failed(m, why, sizeof why));
