@@ -12,7 +12,7 @@ import pytest
 grpc = pytest.importorskip("grpc")
 pytest.importorskip("grpc_tools")
 
-from conftest import ROOT, pack, run_wick  # noqa: E402
+from conftest import ROOT, pack, run_wick, wait_for  # noqa: E402
 from models import MLP, save_script  # noqa: E402
 
 
@@ -418,7 +418,8 @@ def test_enable_grpc_ssl_serves_both_ports_over_tls(serve, stubs, models, cert):
     cert_pem, key_pem = cert
     s = serve("--model-store", store, "--models", "echo=echo.mar", "--enable_grpc_ssl", "true",
               "--certificate_file", cert_pem, "--private_key_file", key_pem)
-    assert "(TLS)" in s.logs()
+    # the HTTP ports answer /ping before the gRPC ones have logged (seen under TSan)
+    wait_for(lambda: s.logs().count("(TLS)") >= 2)
     creds = grpc.ssl_channel_credentials(root_certificates=cert_pem.read_bytes())
     with grpc.secure_channel(f"127.0.0.1:{s.ports['grpc_inference']}", creds) as ch:
         stub = rpc.InferenceAPIsServiceStub(ch)
