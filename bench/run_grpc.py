@@ -274,7 +274,8 @@ def write(a, results, names, answers, same, have_ts):
     lines = ["# gRPC bench", "",
              "Written by `bench/run_grpc.py` (`make bench-grpc`; issue [12] part 6).", "",
              f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-             f"- machine: {os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}; servers, h2load and wrk share them",
+             f"- machine: {os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}; servers, h2load and wrk share them; "
+             f"load average when the run ended {os.getloadavg()[0]:.1f} (anything else running shows here)",
              f"- command: `.venv/bin/python bench/run_grpc.py {a.build} --seconds {a.seconds} --rounds {a.rounds}`",
              "- model: the bench MLP (16-64-4, TorchScript), one worker on each server, one [1, 16] FP32 row",
              "- load: h2load for gRPC (c connections, one stream each), wrk for HTTP (c connections), and h2load "
