@@ -17,6 +17,10 @@ extern const size_t wk_grpc_inference_n_methods;
 extern const wk_grpc_method_t wk_grpc_management_methods[];
 extern const size_t wk_grpc_management_n_methods;
 
+/* Waits (up to timeout_s) for the management calls still running on their own threads;
+ * after wk_api_shutdown, before the registry they use is freed. */
+void wk_grpc_management_shutdown(int timeout_s);
+
 /* TorchServe's gRPC status for an HTTP status of the same outcome: a full queue (a 503
  * that came with Retry-After) is RESOURCE_EXHAUSTED, other 503s UNAVAILABLE. */
 int wk_grpc_code_for_http(int status, int queue_full);

@@ -7,17 +7,19 @@
  * the gRPC status TorchServe gives it, with the message and the error's type on a second
  * line (TorchServe adds its exception's class there).
  *
- * A call runs on its connection's thread: register answers from its own thread as it does
- * over HTTP, while a synchronous scale, an unregister waiting for its requests or a
- * customized describe hold that connection's other calls meanwhile, as they hold an HTTP
- * connection. */
+ * Each call runs on a thread of its own (run()), so that a synchronous scale, an
+ * unregister waiting for its requests or a customized describe does not hold up the other
+ * calls of its connection. */
 #include "api/grpc_api.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
+#include "core/log.h"
 #include "http/server.h"
 #include "management.pb-c.h"
 
@@ -114,11 +116,71 @@ static int str_arg(wk_http_req_t *req, const char *key, const char *v) {
   return v == NULL || v[0] == '\0' ? 0 : wk_http_local_arg(req, key, v);
 }
 
-/* Hands req to the management routes (they answer through done), or answers it here
- * when an argument could not be added. */
+/* Management calls run on a thread of their own: a synchronous register, scale or
+ * unregister waits for workers, and on the connection's thread it held up every other
+ * stream of that connection (a Ping behind a scale-up waited for the workers). They are
+ * counted, so that shutdown can wait for them before the registry goes. */
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int running;
+} g_calls = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+typedef struct {
+  wk_http_req_t *req;
+  void *api;
+} call_job_t;
+
+static void *call_main(void *arg) {
+  call_job_t *j = arg;
+  wk_api_management(j->req, j->api);
+  free(j);
+  pthread_mutex_lock(&g_calls.lock);
+  g_calls.running--;
+  pthread_cond_broadcast(&g_calls.cond);
+  pthread_mutex_unlock(&g_calls.lock);
+  return NULL;
+}
+
+/* Hands req to the management routes on a thread of its own (they answer through done;
+ * inline when no thread can be had), or answers it here when an argument could not be
+ * added. */
 static void run(wk_http_req_t *req, int args_failed, void *api) {
-  if (args_failed) wk_http_reply_error(req, 500, "InternalServerException", "out of memory");
-  else wk_api_management(req, api);
+  if (args_failed) {
+    wk_http_reply_error(req, 500, "InternalServerException", "out of memory");
+    return;
+  }
+  call_job_t *j = malloc(sizeof *j);
+  pthread_attr_t attr;
+  pthread_t t;
+  int started = 0;
+  if (j != NULL && pthread_attr_init(&attr) == 0) {
+    j->req = req;
+    j->api = api;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&g_calls.lock);
+    started = pthread_create(&t, &attr, call_main, j) == 0;
+    if (started) g_calls.running++;
+    pthread_mutex_unlock(&g_calls.lock);
+    pthread_attr_destroy(&attr);
+  }
+  if (!started) {
+    free(j);
+    wk_api_management(req, api);
+  }
+}
+
+void wk_grpc_management_shutdown(int timeout_s) {
+  int64_t give_up = wk_now_us() + (int64_t)timeout_s * 1000000;
+  pthread_mutex_lock(&g_calls.lock);
+  while (g_calls.running > 0 && wk_now_us() < give_up) {
+    struct timespec until;
+    wk_realtime_in(100000, &until);
+    pthread_cond_timedwait(&g_calls.cond, &g_calls.lock, &until);
+  }
+  int left = g_calls.running;
+  pthread_mutex_unlock(&g_calls.lock);
+  if (left > 0) wk_log_warn("%d gRPC management call(s) still running after %d s; stopping anyway", left, timeout_s);
 }
 
 /* "/models/<name>" or "/models/<name>/<version>" (+ suffix), or 0 after answering

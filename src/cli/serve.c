@@ -640,6 +640,7 @@ int wk_cmd_serve(int argc, char **argv) {
   }
   wk_api_shutdown(&api); /* from here new requests get 503 (gRPC: UNAVAILABLE) */
   wk_grpc_v2_shutdown();  /* health watches end before the registry they read goes */
+  wk_grpc_management_shutdown(60); /* as do gRPC management calls (a synchronous scale) */
   if (exit_code == 0) drain_models(reg, &cfg);
   wk_registry_free(reg); /* answers what is still queued with 503, joins workers */
   for (int i = 0; i < 3; i++) wk_http_server_stop(api.servers[i]);

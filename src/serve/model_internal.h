@@ -52,6 +52,7 @@ typedef struct wk__worker_s {
   size_t batch_n;
   int64_t batch_deadline_us;
   int64_t load_us;      /* how long its start (the handler's warm-up) took */
+  int warmed;           /* its start is done (counted in the model's warmed; lock held) */
   int crashes;          /* its process died (Python) and was replaced (lock held) */
   int backoff_ms;       /* the wait before its next process (lock held) */
   int64_t rest_until_us;/* takes no batch before (lock held) */
@@ -115,6 +116,7 @@ struct wk_model_s {
   int min_workers, max_workers;
   int target_workers; /* workers wanted (not counting abandoned ones) */
   int workers;        /* running, not abandoned */
+  int warmed;         /* of those, the ones whose start (the handler's warm-up) is done */
   int abandoned;      /* abandoned, still inside forward */
   int threads;        /* all worker threads alive, abandoned included */
   int retire;         /* workers asked to exit after their batch */

@@ -264,6 +264,11 @@ static void *worker_main(void *arg) {
   if (m->h->warm) m->h->warm(m, &w->hstate, index);
   pthread_mutex_lock(&m->lock);
   w->load_us = wk_now_us() - t0;
+  if (w->state != WK__W_ABANDONED) {
+    w->warmed = 1;
+    m->warmed++;
+    pthread_cond_broadcast(&m->state_cond); /* a synchronous scale-up waits for this */
+  }
   pthread_mutex_unlock(&m->lock);
   for (size_t n; batch;) {
     /* after a crash: rest, then start again at once rather than at the next request (a
@@ -330,8 +335,12 @@ static void *worker_main(void *arg) {
   free(batch);
   if (m->h->worker_exit) m->h->worker_exit(m, w->hstate);
   pthread_mutex_lock(&m->lock);
-  if (w->state == WK__W_ABANDONED) m->abandoned--;
-  else m->workers--;
+  if (w->state == WK__W_ABANDONED) {
+    m->abandoned--;
+  } else {
+    m->workers--;
+    if (w->warmed) m->warmed--;
+  }
   m->threads--;
   for (wk__worker_t **p = &m->worker_list; *p; p = &(*p)->next) {
     if (*p == w) {
@@ -436,6 +445,7 @@ static void *monitor_main(void *arg) {
         wk__job_reply_error(m, w->batch[i], 504, "RequestTimeout", msg);
       w->state = WK__W_ABANDONED;
       m->workers--;
+      if (w->warmed) m->warmed--;
       m->abandoned++;
       atomic_fetch_add(&m->abandoned_total, 1);
       wk_log_warn("model %s %s: worker %d abandoned: its forward has run past the response "
@@ -499,16 +509,26 @@ int wk_model_scale(wk_model_t *m, int min_workers, int max_workers, int synchron
   }
   int rc = reconcile(m, err);
   if (rc == 0 && synchronous) {
-    /* Retiring workers finish their batch first; bound the wait by the response timeout. */
+    /* Until the new workers have started (a Python handler loaded: TorchServe answers a
+     * synchronous scale-up once its workers are up) and retiring ones have finished their
+     * batch, or a new one failed to start; bounded by the response timeout. */
     int64_t give_up = wk_now_us() + (int64_t)(m->response_timeout_s + 5) * 1000000;
-    while (m->workers != m->target_workers && !m->stopping && wk_now_us() < give_up) {
+    int streak = atomic_load(&m->crash_streak);
+    while ((m->workers != m->target_workers || m->warmed < m->workers) && !m->stopping &&
+           wk_now_us() < give_up && atomic_load(&m->crash_streak) == streak) {
       struct timespec until;
-      wk_realtime_in(1000000, &until);
+      wk_realtime_in(100000, &until);
       pthread_cond_timedwait(&m->state_cond, &m->lock, &until);
     }
-    if (m->workers != m->target_workers)
-      rc = wk_err(err, WK_ETIMEDOUT, "model '%s': %d workers running, %d wanted", m->name,
-                  m->workers, m->target_workers);
+    if (atomic_load(&m->crash_streak) != streak) {
+      const char *why = "";
+      for (wk__worker_t *w = m->worker_list; w; w = w->next)
+        if (w->crash_reason[0]) why = w->crash_reason;
+      rc = wk_err(err, WK_EWORKER, "model '%s': a new worker failed to start: %s", m->name, why);
+    } else if (m->workers != m->target_workers || m->warmed < m->workers) {
+      rc = wk_err(err, WK_ETIMEDOUT, "model '%s': %d workers running (%d started), %d wanted",
+                  m->name, m->workers, m->warmed, m->target_workers);
+    }
   }
   pthread_mutex_unlock(&m->lock);
   return rc;

@@ -174,3 +174,46 @@ def test_model_api_and_token_rules_are_the_http_ones(serve, mpb, store, tmp_path
         got = stub.ListModels(pb.ListModelsRequest(), timeout=30,
                               metadata=(("authorization", "Bearer " + keys["management"]["key"]),))
         assert [m["modelName"] for m in json.loads(got.msg)["models"]] == ["mlp"]
+
+
+SLOW_PY = '''
+import time
+
+
+class Slow:
+    def initialize(self, context):
+        time.sleep(3)
+
+    def handle(self, data, context):
+        return ["ok" for _ in data or []]
+'''
+
+
+def test_a_synchronous_scale_up_does_not_hold_up_the_connection(serve, mpb, tmp_path):
+    """A synchronous ScaleWorker waits for the new worker (3 s to load here); other calls on
+    the same connection are answered meanwhile (it ran on the connection's thread and held
+    up every stream of that connection)."""
+    import time
+
+    pb, rpc = mpb
+    store = tmp_path / "slowstore"
+    store.mkdir()
+    (tmp_path / "slow.py").write_text(SLOW_PY)
+    (tmp_path / "dummy.txt").write_text("x")
+    run_wick("pack", "--model-name", "slow", "--version", "1.0", "--serialized-file", tmp_path / "dummy.txt",
+             "--handler", tmp_path / "slow.py", "--export-path", store, "-f")
+    s = serve("--model-store", store, "--enable-model-api", "--quiet")
+    ch, stub = stub_for(s, rpc)
+    with ch:
+        stub.RegisterModel(pb.RegisterModelRequest(url="slow.mar", initial_workers=0, synchronous=True), timeout=60)
+        t0 = time.monotonic()
+        scale = stub.ScaleWorker.future(pb.ScaleWorkerRequest(model_name="slow", min_worker=1, synchronous=True),
+                                        timeout=120)
+        time.sleep(0.3)  # the scale-up is under way
+        listed = stub.ListModels(pb.ListModelsRequest(), timeout=30)
+        waited = time.monotonic() - t0
+        assert "slow" in listed.msg
+        assert not scale.done() and waited < 2.5, waited  # answered while the worker loads
+        assert "slow" in scale.result().msg or scale.result().msg
+        assert time.monotonic() - t0 >= 2.5  # and the scale-up did wait for the worker
+    assert s.mgmt("GET", "/models/slow").json()[0]["workers"][0]["status"] == "READY"

@@ -479,3 +479,41 @@ def test_initialize_out_of_memory_is_507_and_text_answers_are_labelled(serve, tm
         r = s.infer("POST", "/predictions/text", body, {"Content-Type": "text/plain"})
         assert r.status == 200 and r.body == want, r
         assert r.headers["Content-Type"] == ctype, (body, r.headers)
+
+
+@pytest.mark.badinput
+def test_a_synchronous_scale_up_waits_for_the_load_and_reports_a_failed_one(serve, tmp_path):
+    """synchronous=true answers once the new worker has loaded (TorchServe's meaning), and
+    a worker whose handler cannot load makes it fail at once, not at the timeout."""
+    import time
+
+    (tmp_path / "slow.py").write_text(
+        "import time\n"
+        "class H:\n"
+        "    def initialize(self, context):\n"
+        "        time.sleep(2)\n"
+        "    def handle(self, data, context):\n"
+        "        return ['ok' for _ in data]\n")
+    (tmp_path / "bad.py").write_text(
+        "class H:\n"
+        "    def initialize(self, context):\n"
+        "        raise ValueError('cannot load this')\n"
+        "    def handle(self, data, context):\n"
+        "        return data\n")
+    store = tmp_path / "store"
+    store.mkdir()
+    (tmp_path / "dummy.txt").write_text("x")
+    for name in ("slow", "bad"):
+        run_wick("pack", "--model-name", name, "--version", "1.0", "--serialized-file", tmp_path / "dummy.txt",
+                 "--handler", tmp_path / f"{name}.py", "--export-path", store, "-f")
+    s = serve("--model-store", store, "--enable-model-api")
+    for name in ("slow", "bad"):
+        assert s.mgmt("POST", f"/models?url={name}.mar&initial_workers=0&synchronous=true").status == 200
+    t0 = time.monotonic()
+    r = s.mgmt("PUT", "/models/slow?min_worker=1&synchronous=true")
+    assert r.status == 200 and time.monotonic() - t0 >= 1.8, (r, time.monotonic() - t0)
+    assert s.infer("POST", "/predictions/slow", "x").status == 200  # no 503 right after
+    t0 = time.monotonic()
+    r = s.mgmt("PUT", "/models/bad?min_worker=1&synchronous=true")
+    assert r.status == 500 and "failed to start" in r.json()["message"], r
+    assert "cannot load this" in r.json()["message"] and time.monotonic() - t0 < 30, r
