@@ -405,7 +405,7 @@ static int push_int(vm_t *vm, wk_pv_kind_t kind, int64_t i) {
 static int pop_mark(vm_t *vm, wk_pv_t ***items, size_t *n) {
   if (vm->nmarks == 0) return verr(vm, WK_EFORMAT, "no MARK to pop to");
   size_t m = vm->marks[--vm->nmarks];
-  *items = vm->stack + m;
+  *items = vm->stack ? vm->stack + m : NULL; /* a MARK on a stack never grown: no items */
   *n = vm->sp - m;
   vm->sp = m;
   return 0;
