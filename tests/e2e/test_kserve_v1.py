@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from conftest import DEMO_DIR, ROOT, pack, run_wick
+from conftest import DEMO_DIR, ROOT, pack, run_wick, wait_for
 from test_serve import metric_values as parse_metrics
 from test_vision_handler import FASHION_CFG, fashion_test_images
 
@@ -130,7 +130,9 @@ def test_instances_of_one_request_are_batched(server):
         replies = list(pool.map(lambda _: server.infer("POST", "/v1/models/fashion:predict",
                                                        json.dumps(body), JSON), range(4)))
     assert all(r.status == 200 and len(r.json()["predictions"]) == 8 for r in replies), replies
-    # 32 instances went through batches larger than one (batchSize 8)
+    # 32 instances went through batches larger than one (batchSize 8); the worker records a
+    # batch just after it answered: wait for the last one
+    wait_for(lambda: metric(server, "wick_batch_size_sum", "fashion") - before >= 32)
     counts = metric(server, "wick_batch_size_count", "fashion") - before_n
     sums = metric(server, "wick_batch_size_sum", "fashion") - before
     assert sums == 32

@@ -134,8 +134,17 @@ def test_function_handler_batches_and_errors(serve, tmp_path):
     assert r.status == 507 and "Out of resources" in r.json()["message"], r
     assert r.json()["type"] == "InternalServerException"
     assert s.infer("POST", "/predictions/echo", "again").status == 200
-    # values recorded through context.metrics appear on /metrics
-    text = s.metrics().body.decode()
+    # values recorded through context.metrics appear on /metrics; the worker records a
+    # batch's times just after it answered: wait until the last one is in
+    lab = 'model_name="echo",model_version="1.0"'
+
+    def settled():
+        t = s.metrics().body.decode()
+        v = metric_values(t)
+        n = v.get(f"wick_queue_seconds_count{{{lab}}}", 0)
+        done = v.get(f"wick_inference_seconds_count{{{lab}}}") == n == v.get(f"wick_batch_size_sum{{{lab}}}")
+        return t if n >= 8 and done else None
+    text = wait_for(settled)
     lines = [l for l in text.splitlines() if l.startswith("EchoRequests{")]
     assert lines and 'model_name="echo"' in lines[0], text[-2000:]
     assert float(lines[0].rsplit(" ", 1)[1]) >= 4  # the first four requests at least (the log
@@ -144,7 +153,6 @@ def test_function_handler_batches_and_errors(serve, tmp_path):
     # the worker loop measured the Python model as it does native ones: queue time, run
     # time and batch sizes (these stayed empty for Python models before [8])
     v = metric_values(text)
-    lab = 'model_name="echo",model_version="1.0"'
     n = v[f"wick_queue_seconds_count{{{lab}}}"]
     assert n >= 8, n  # every answered request, errors included
     assert v[f"wick_inference_seconds_count{{{lab}}}"] == n
