@@ -60,7 +60,7 @@ run_one() {
   [ "${execs:-0}" -ge "$RUNS" ] && why="${RUNS} runs reached"
   printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" "${execs:-?}" "$secs" "${speed:-?}" \
     "${rss:-?}" "$why" "$(ls "tests/fuzz/corpus/$t" | wc -l)" "$outcome" \
-    "$(date -u '+%Y-%m-%d') at $(git rev-parse --short HEAD), $JOBS at a time, nice $(nice)" >"$work/row"
+    "$(date -u '+%Y-%m-%d'), binary built $(date -u -r "$BUILD/fuzz_$t" '+%H:%M') (main was at $(git rev-parse --short HEAD) when the row was written), $JOBS at a time, nice $(nice)" >"$work/row"
   echo "fuzz-long: $t: ${execs:-?} executions in $secs s, $outcome"
 }
 
