@@ -48,7 +48,9 @@
 /* Partial state transfer: the isomorphism/embedding searches fill a table of (nodes of
  * one key tree) x (nodes of the other) cells, 5-10 bytes each. ResNet-50 into Faster
  * R-CNN takes ~0.1M (isomorphism) or ~1M (embedding) cells. */
+#ifndef WK_MAX_XFER_CELLS /* the fuzz build sets a smaller one (CMakeLists.txt, WK_FUZZ) */
 #define WK_MAX_XFER_CELLS (1L << 25)
+#endif
 
 /* explanations */
 #define WK_DEFAULT_IG_STEPS 50
