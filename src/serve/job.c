@@ -160,6 +160,27 @@ static int over_limit(wk_model_t *m, wk__job_t *j, size_t len) {
   return 1;
 }
 
+/* Sends an encoded v2 answer (rc: how its encoding went; err says why it failed): a
+ * client's mistake is 400, anything else 500, then max_response_size, then the claim. */
+static int send_v2(wk_model_t *m, wk__job_t *j, int rc, wk_buf_t *b, size_t json_len,
+                   const wk_err_t *err) {
+  if (rc != 0) {
+    wk_buf_destroy(b);
+    return rc == WK_EINVAL ? wk__job_reply_error(m, j, 400, "BadRequestException", err->msg)
+                           : wk__job_reply_error(m, j, 500, "InternalServerException", err->msg);
+  }
+  if (over_limit(m, j, b->len)) {
+    wk_buf_destroy(b);
+    return 1;
+  }
+  if (!claim(m, j, 200)) {
+    wk_buf_destroy(b);
+    return 0;
+  }
+  wk__sink_reply_v2(j->sink, b, json_len);
+  return 1;
+}
+
 /* A Python handler's answer to a v2 request, encoded before the job is claimed so that an
  * answer that cannot be sent counts as the error it becomes. */
 static int reply_v2_body(wk_model_t *m, wk__job_t *j, char *body, size_t len) {
@@ -168,21 +189,7 @@ static int reply_v2_body(wk_model_t *m, wk__job_t *j, char *body, size_t len) {
   wk_err_t err = {{0}};
   int rc = wk__v2_encode_body(m, j->v2, body, len, &b, &json_len, &err);
   free(body);
-  if (rc != 0) {
-    wk_buf_destroy(&b);
-    return rc == WK_EINVAL ? wk__job_reply_error(m, j, 400, "BadRequestException", err.msg)
-                           : wk__job_reply_error(m, j, 500, "InternalServerException", err.msg);
-  }
-  if (over_limit(m, j, b.len)) {
-    wk_buf_destroy(&b);
-    return 1;
-  }
-  if (!claim(m, j, 200)) {
-    wk_buf_destroy(&b);
-    return 0;
-  }
-  wk__sink_reply_v2(j->sink, &b, json_len);
-  return 1;
+  return send_v2(m, j, rc, &b, json_len, &err);
 }
 
 int wk__job_reply_typed(wk_model_t *m, wk__job_t *j, int status, const char *content_type,
@@ -229,22 +236,7 @@ int wk__job_reply_value(wk_model_t *m, wk__job_t *j, const wk_value_t *v) {
     size_t json_len = 0;
     wk_err_t err = {{0}};
     int rc = wk__v2_encode_value(m, j->v2, v, &b, &json_len, &err);
-    if (rc != 0) {
-      wk_buf_destroy(&b);
-      return rc == WK_EINVAL
-                 ? wk__job_reply_error(m, j, 400, "BadRequestException", err.msg)
-                 : wk__job_reply_error(m, j, 500, "InternalServerException", err.msg);
-    }
-    if (over_limit(m, j, b.len)) {
-      wk_buf_destroy(&b);
-      return 1;
-    }
-    if (!claim(m, j, 200)) {
-      wk_buf_destroy(&b);
-      return 0;
-    }
-    wk__sink_reply_v2(j->sink, &b, json_len);
-    return 1;
+    return send_v2(m, j, rc, &b, json_len, &err);
   }
   if (wk_json_print_value(&b, v) != 0) {
     wk_buf_destroy(&b);
