@@ -579,7 +579,8 @@ static int not_zip(const unsigned char *head, size_t n, wk_err_t *err) {
     return wk_err(err, WK_EUNSUPPORTED,
                   "this is the tar-based torch.save format of PyTorch before 0.4, which wick "
                   "does not read; re-save it with a current torch");
-  if (n >= 1 && head[0] == 0x80)
+  /* A pickle of protocol 2 or later opens with PROTO (0x80) and its version. */
+  if (n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5)
     return wk_err(err, WK_EUNSUPPORTED,
                   "this is a bare pickle, not a torch.save zip checkpoint; wick reads .pt files "
                   "written by torch.save (PyTorch 1.6 or later)");

@@ -152,6 +152,13 @@ static void test_wrong_formats(void **state) {
   static const char junk[64] = "GIF89a this is not a checkpoint at all";
   assert_int_equal(wk_pt_open_mem(junk, sizeof junk, 0, &pt, &err), WK_EFORMAT);
   assert_non_null(strstr(err.msg, "not a PyTorch checkpoint"));
+  /* a pickle opens with PROTO and a version from 2 to 5; 0x80 alone is junk */
+  static const unsigned char pickled[] = {0x80, 0x04, 0x95, 0, 0, 0, 0, 0, 0, 0, 0, 0x7d, 0x2e};
+  assert_int_equal(wk_pt_open_mem(pickled, sizeof pickled, 0, &pt, &err), WK_EUNSUPPORTED);
+  assert_non_null(strstr(err.msg, "bare pickle"));
+  static const unsigned char high[] = {0x80, 0xf3, 0x11, 0x42, 0x00, 0x9c, 0x21, 0x07};
+  assert_int_equal(wk_pt_open_mem(high, sizeof high, 0, &pt, &err), WK_EFORMAT);
+  assert_non_null(strstr(err.msg, "not a PyTorch checkpoint"));
   /* a zip without a record folder */
   wk_zip_writer_t *w;
   assert_int_equal(wk_zip_writer_open(g_path, &w, &err), 0);
