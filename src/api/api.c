@@ -95,6 +95,7 @@ static void submit(wk_model_t *m, wk_http_req_t *req, wk_api_errors_t errors, en
   }
   wk_api_request_t r;
   wk_api_request_from_http(req, &r);
+  if (entry == INFER_V2 || entry == EXPLAIN_V2) r.r.v2 = wk_http_req_decoded(req);
   switch (entry) {
   case PREDICT: wk_model_predict(m, &r.r, sink, 0); break;
   case EXPLAIN: wk_model_predict(m, &r.r, sink, 1); break;

@@ -5,10 +5,12 @@
  * Each call becomes an in-process request for the v2 HTTP route of the same meaning
  * (http/server.h's local requests): the gate (stopping, the inference key from the
  * `authorization` metadata), the registry lookups and the v2 code are the HTTP ones, so the
- * two cannot answer differently. ModelInfer is turned into a binary-extension body (the
- * JSON header, then each input's raw bytes, typed `contents` packed to raw first) asking
- * for every output in binary; the reply's JSON header (found by parsing it) and the bytes
- * after it become the ModelInferResponse with raw_output_contents. */
+ * two cannot answer differently. ModelInfer's message is decoded straight into the v2
+ * request the HTTP route would parse from a body (tensor/oip.h; typed `contents` packed to
+ * raw bytes first), every output asked for in binary, and handed to the route beside an
+ * empty body (wk_http_local_set_decoded), so no JSON is written or read on the way in; the
+ * reply's JSON header (found by parsing it) and the bytes after it become the
+ * ModelInferResponse with raw_output_contents. */
 #include "api/grpc_v2.h"
 
 #include <jansson.h>
@@ -33,6 +35,7 @@ typedef void (*answer_fn)(wk_grpc_call_t *call, int status, json_t *j, const uin
 typedef struct {
   wk_grpc_call_t *call;
   answer_fn answer;
+  wk_oip_request_t *decoded; /* ModelInfer's request, until the route has answered */
 } pending_t;
 
 /* An error reply of the v2 routes ({"error": ...}) as a gRPC status. */
@@ -54,28 +57,35 @@ static void done(void *ud, int status, const char *content_type, char *body, siz
   p->answer(p->call, status, j, (const uint8_t *)(body ? body : "") + used, len - used);
   json_decref(j);
   free(body);
+  if (p->decoded) {
+    wk_oip_request_destroy(p->decoded); /* what the route did not take */
+    free(p->decoded);
+  }
   free(p);
 }
 
 static int gone(void *ud) { return wk_grpc_call_gone(((pending_t *)ud)->call); }
 
-/* Hands `method path` (with body) to the inference routes on the call's behalf; the answer
- * goes to fn. Answers the call itself when out of memory. */
-static void ask(wk_grpc_call_t *call, void *api, const char *method, const char *path, const void *body,
-                size_t len, const char *header_len, answer_fn fn) {
+/* Hands `method path` to the inference routes on the call's behalf, with a decoded v2
+ * request (taken; may be NULL) in place of a body; the answer goes to fn. Answers the call
+ * itself when out of memory. */
+static void ask(wk_grpc_call_t *call, void *api, const char *method, const char *path, wk_oip_request_t *decoded,
+                answer_fn fn) {
   pending_t *p = calloc(1, sizeof *p);
-  wk_http_req_t *req = p ? wk_http_local_new("gRPC inference", method, path, body, len, done, gone, p) : NULL;
+  wk_http_req_t *req = p ? wk_http_local_new("gRPC inference", method, path, "", 0, done, gone, p) : NULL;
   const char *auth = wk_grpc_call_metadata(call, "authorization");
-  if (req == NULL || (auth && wk_http_local_header(req, "Authorization", auth) != 0) ||
-      (header_len && (wk_http_local_header(req, "Inference-Header-Content-Length", header_len) != 0 ||
-                      wk_http_local_header(req, "Content-Type", "application/octet-stream") != 0))) {
+  if (req == NULL || (auth && wk_http_local_header(req, "Authorization", auth) != 0)) {
     wk_http_local_discard(req);
     free(p);
+    if (decoded) wk_oip_request_destroy(decoded);
+    free(decoded);
     wk_grpc_fail(call, WK_GRPC_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
   p->call = call;
   p->answer = fn;
+  p->decoded = decoded;
+  if (decoded) wk_http_local_set_decoded(req, decoded);
   wk_api_inference(req, api);
 }
 
@@ -184,7 +194,7 @@ static void server_live(wk_grpc_call_t *call, const uint8_t *msg, size_t len, vo
   unpack_or_fail(call, &inference__server_live_request__descriptor, msg, len, &in);
   if (in == NULL) return;
   protobuf_c_message_free_unpacked(in, NULL);
-  ask(call, api, "GET", "/v2/health/live", NULL, 0, NULL, live_answer);
+  ask(call, api, "GET", "/v2/health/live", NULL, live_answer);
 }
 
 /* ready: 200 true, 400 false (the HTTP protocol's way of saying not ready) */
@@ -204,7 +214,7 @@ static void server_ready(wk_grpc_call_t *call, const uint8_t *msg, size_t len, v
   unpack_or_fail(call, &inference__server_ready_request__descriptor, msg, len, &in);
   if (in == NULL) return;
   protobuf_c_message_free_unpacked(in, NULL);
-  ask(call, api, "GET", "/v2/health/ready", NULL, 0, NULL, ready_answer);
+  ask(call, api, "GET", "/v2/health/ready", NULL, ready_answer);
 }
 
 /* A model that is not registered is not ready (false, as Triton answers), not an error. */
@@ -225,7 +235,7 @@ static void model_ready(wk_grpc_call_t *call, const uint8_t *msg, size_t len, vo
   char path[700];
   if (in == NULL) wk_grpc_fail(call, WK_GRPC_INVALID_ARGUMENT, "the message is not a ModelReadyRequest");
   else if (model_path(call, in->name, in->version, "/ready", path, sizeof path))
-    ask(call, api, "GET", path, NULL, 0, NULL, model_ready_answer);
+    ask(call, api, "GET", path, NULL, model_ready_answer);
   if (in) protobuf_c_message_free_unpacked(&in->base, NULL);
 }
 
@@ -250,7 +260,7 @@ static void server_metadata(wk_grpc_call_t *call, const uint8_t *msg, size_t len
   unpack_or_fail(call, &inference__server_metadata_request__descriptor, msg, len, &in);
   if (in == NULL) return;
   protobuf_c_message_free_unpacked(in, NULL);
-  ask(call, api, "GET", "/v2", NULL, 0, NULL, server_metadata_answer);
+  ask(call, api, "GET", "/v2", NULL, server_metadata_answer);
 }
 
 static Inference__ModelMetadataResponse__TensorMetadata **tensor_list(arena_t *a, json_t *arr, size_t *n) {
@@ -296,7 +306,7 @@ static void model_metadata(wk_grpc_call_t *call, const uint8_t *msg, size_t len,
   char path[700];
   if (in == NULL) wk_grpc_fail(call, WK_GRPC_INVALID_ARGUMENT, "the message is not a ModelMetadataRequest");
   else if (model_path(call, in->name, in->version, "", path, sizeof path))
-    ask(call, api, "GET", path, NULL, 0, NULL, model_metadata_answer);
+    ask(call, api, "GET", path, NULL, model_metadata_answer);
   if (in) protobuf_c_message_free_unpacked(&in->base, NULL);
 }
 
@@ -415,7 +425,7 @@ static void model_config(wk_grpc_call_t *call, const uint8_t *msg, size_t len, v
   char path[700];
   if (in == NULL) wk_grpc_fail(call, WK_GRPC_INVALID_ARGUMENT, "the message is not a ModelConfigRequest");
   else if (model_path(call, in->name, in->version, "/config", path, sizeof path))
-    ask(call, api, "GET", path, NULL, 0, NULL, config_answer);
+    ask(call, api, "GET", path, NULL, config_answer);
   if (in) protobuf_c_message_free_unpacked(&in->base, NULL);
 }
 
@@ -486,9 +496,9 @@ static void model_statistics(wk_grpc_call_t *call, const uint8_t *msg, size_t le
       &inference__model_statistics_request__descriptor, NULL, len, msg);
   char path[700];
   if (in == NULL) wk_grpc_fail(call, WK_GRPC_INVALID_ARGUMENT, "the message is not a ModelStatisticsRequest");
-  else if (in->name[0] == '\0') ask(call, api, "GET", "/v2/models/stats", NULL, 0, NULL, stats_answer);
+  else if (in->name[0] == '\0') ask(call, api, "GET", "/v2/models/stats", NULL, stats_answer);
   else if (model_path(call, in->name, in->version, "/stats", path, sizeof path))
-    ask(call, api, "GET", path, NULL, 0, NULL, stats_answer);
+    ask(call, api, "GET", path, NULL, stats_answer);
   if (in) protobuf_c_message_free_unpacked(&in->base, NULL);
 }
 
@@ -568,71 +578,52 @@ static const char *pack_contents(const Inference__InferTensorContents *c, const 
   return NULL;
 }
 
-/* The v2 binary-extension body for in into b: the JSON header (its length in *header_len),
- * then the tensors' bytes. 0, or -1 with why set when the request is malformed. */
-static int infer_body(const Inference__ModelInferRequest *in, wk_buf_t *b, size_t *header_len, char *why,
-                      size_t why_len) {
-  if (in->n_raw_input_contents && in->n_raw_input_contents != in->n_inputs) {
-    snprintf(why, why_len, "raw_input_contents has %zu entries for %zu inputs: give one per input, or none",
-             in->n_raw_input_contents, in->n_inputs);
-    return -1;
+/* ModelInfer's request as the v2 route's (binary output asked for everywhere: raw output
+ * contents carry every output). 0, or the WK_E* code with err saying what is wrong. */
+static int decode_infer(const Inference__ModelInferRequest *in, wk_oip_request_t *r, wk_err_t *err) {
+  if (in->n_raw_input_contents && in->n_raw_input_contents != in->n_inputs)
+    return wk_err(err, WK_EINVAL, "raw_input_contents has %zu entries for %zu inputs: give one per input, or none",
+                  in->n_raw_input_contents, in->n_inputs);
+  if (in->n_inputs == 0 || in->n_inputs > WK_OIP_MAX_TENSORS)
+    return wk_err(err, WK_EINVAL, "\"inputs\" must be a list of 1 to %d tensors", WK_OIP_MAX_TENSORS);
+  if (in->id[0] && (r->id = strdup(in->id)) == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  r->binary_output = 1;
+  if (in->n_parameters == 0) {
+    r->parameters = strdup("{\"binary_data_output\":true}");
+  } else { /* for handlers that read the request as JSON */
+    json_t *params = params_json((param_entry_t *const *)in->parameters, in->n_parameters);
+    json_object_set_new(params, "binary_data_output", json_true());
+    r->parameters = json_dumps(params, JSON_COMPACT);
+    json_decref(params);
   }
-  json_t *root = json_object(), *inputs = json_array();
-  if (in->id[0]) json_object_set_new(root, "id", json_string(in->id));
-  json_t *params = params_json((param_entry_t *const *)in->parameters, in->n_parameters);
-  json_object_set_new(params, "binary_data_output", json_true());
-  json_object_set_new(root, "parameters", params);
-  json_object_set_new(root, "inputs", inputs);
-  wk_buf_t data = WK_BUF_INIT;
-  for (size_t i = 0; i < in->n_inputs; i++) {
+  if (r->parameters == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  wk_buf_t packed = WK_BUF_INIT;
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < in->n_inputs; i++) {
     const Inference__ModelInferRequest__InferInputTensor *t = in->inputs[i];
-    size_t before = data.len;
+    const void *data;
+    size_t len;
     if (in->n_raw_input_contents) {
-      wk_buf_append(&data, in->raw_input_contents[i].data, in->raw_input_contents[i].len);
+      data = in->raw_input_contents[i].data;
+      len = in->raw_input_contents[i].len;
     } else if (t->contents) {
-      const char *bad = pack_contents(t->contents, t->datatype, &data);
+      packed.len = 0;
+      const char *bad = pack_contents(t->contents, t->datatype, &packed);
       if (bad) {
-        snprintf(why, why_len, "input %.100s (%.20s): %s", t->name, t->datatype, bad);
-        json_decref(root);
-        wk_buf_destroy(&data);
-        return -1;
+        rc = wk_err(err, WK_EINVAL, "input %.100s (%.20s): %s", t->name, t->datatype, bad);
+        break;
       }
+      data = packed.data ? packed.data : "";
+      len = packed.len;
     } else {
-      snprintf(why, why_len, "input %.100s has neither contents nor raw_input_contents", t->name);
-      json_decref(root);
-      wk_buf_destroy(&data);
-      return -1;
+      rc = wk_err(err, WK_EINVAL, "input %.100s has neither contents nor raw_input_contents", t->name);
+      break;
     }
-    json_t *shape = json_array();
-    for (size_t k = 0; k < t->n_shape; k++) json_array_append_new(shape, json_integer(t->shape[k]));
-    json_t *tp = params_json((param_entry_t *const *)t->parameters, t->n_parameters);
-    json_object_set_new(tp, "binary_data_size", json_integer((json_int_t)(data.len - before)));
-    json_array_append_new(inputs, json_pack("{s:s,s:s,s:o,s:o}", "name", t->name, "datatype", t->datatype,
-                                            "shape", shape, "parameters", tp));
+    rc = wk_oip_add_input(r, t->name, t->datatype, t->shape, t->n_shape, data, len, err);
   }
-  if (in->n_outputs) {
-    json_t *outputs = json_array();
-    for (size_t i = 0; i < in->n_outputs; i++) {
-      const Inference__ModelInferRequest__InferRequestedOutputTensor *o = in->outputs[i];
-      json_t *op = params_json((param_entry_t *const *)o->parameters, o->n_parameters);
-      json_object_set_new(op, "binary_data", json_true());
-      json_array_append_new(outputs, json_pack("{s:s,s:o}", "name", o->name, "parameters", op));
-    }
-    json_object_set_new(root, "outputs", outputs);
-  }
-  char *text = json_dumps(root, JSON_COMPACT);
-  json_decref(root);
-  if (text == NULL) {
-    wk_buf_destroy(&data);
-    snprintf(why, why_len, "out of memory");
-    return -1;
-  }
-  *header_len = strlen(text);
-  wk_buf_puts(b, text);
-  free(text);
-  if (data.len) wk_buf_append(b, data.data, data.len);
-  wk_buf_destroy(&data);
-  return 0;
+  wk_buf_destroy(&packed);
+  for (size_t i = 0; rc == 0 && i < in->n_outputs; i++) rc = wk_oip_add_output(r, in->outputs[i]->name, 1, err);
+  return rc;
 }
 
 static Inference__InferParameter *param_of(arena_t *a, json_t *x) {
@@ -746,20 +737,22 @@ static void infer_answer(wk_grpc_call_t *call, int status, json_t *j, const uint
 static void model_infer(wk_grpc_call_t *call, const uint8_t *msg, size_t len, void *api) {
   Inference__ModelInferRequest *in = (Inference__ModelInferRequest *)protobuf_c_message_unpack(
       &inference__model_infer_request__descriptor, NULL, len, msg);
-  char path[700], why[400], header_len[24];
-  wk_buf_t body = WK_BUF_INIT;
-  size_t hlen = 0;
+  char path[700];
   if (in == NULL) {
     wk_grpc_fail(call, WK_GRPC_INVALID_ARGUMENT, "the message is not a ModelInferRequest");
   } else if (model_path(call, in->model_name, in->model_version, "/infer", path, sizeof path)) {
-    if (infer_body(in, &body, &hlen, why, sizeof why) != 0) {
-      wk_grpc_fail(call, WK_GRPC_INVALID_ARGUMENT, why);
+    wk_oip_request_t *r = calloc(1, sizeof *r);
+    wk_err_t err = {{0}};
+    int rc = r ? decode_infer(in, r, &err) : wk_err(&err, WK_ENOMEM, "out of memory");
+    if (rc != 0) {
+      if (r) wk_oip_request_destroy(r);
+      free(r);
+      wk_grpc_fail(call, rc == WK_ETOOBIG || rc == WK_ENOMEM ? WK_GRPC_RESOURCE_EXHAUSTED : WK_GRPC_INVALID_ARGUMENT,
+                   err.msg);
     } else {
-      snprintf(header_len, sizeof header_len, "%zu", hlen);
-      ask(call, api, "POST", path, body.data, body.len, header_len, infer_answer);
+      ask(call, api, "POST", path, r, infer_answer);
     }
   }
-  wk_buf_destroy(&body);
   if (in) protobuf_c_message_free_unpacked(&in->base, NULL);
 }
 
@@ -798,7 +791,7 @@ static void health_check(wk_grpc_call_t *call, const uint8_t *msg, size_t len, v
     snprintf(text, sizeof text, "unknown service %.200s", in->service);
     wk_grpc_fail(call, WK_GRPC_NOT_FOUND, text);
   } else {
-    ask(call, api, "GET", "/ping", NULL, 0, NULL, health_answer);
+    ask(call, api, "GET", "/ping", NULL, health_answer);
   }
   protobuf_c_message_free_unpacked(&in->base, NULL);
 }

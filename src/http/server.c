@@ -96,6 +96,7 @@ typedef struct local_s {
   wk_http_local_done_fn done;
   int (*gone)(void *ud);
   void *ud;
+  void *decoded; /* wk_http_local_decoded: the sender's, never freed here */
 } local_t;
 
 static void free_hdrs(hdr_t *h) {
@@ -918,6 +919,12 @@ int wk_http_local_arg(wk_http_req_t *r, const char *key, const char *value) {
 int wk_http_local_header(wk_http_req_t *r, const char *name, const char *value) {
   return r->local ? add_hdr(&r->local->in_headers, name, value) : WK_EINVAL;
 }
+
+void wk_http_local_set_decoded(wk_http_req_t *r, void *decoded) {
+  if (r->local) r->local->decoded = decoded;
+}
+
+void *wk_http_req_decoded(const wk_http_req_t *r) { return r->local ? r->local->decoded : NULL; }
 
 void wk_http_local_discard(wk_http_req_t *r) {
   if (r != NULL && r->local) req_unref(r);

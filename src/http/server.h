@@ -118,6 +118,12 @@ wk_http_req_t *wk_http_local_new(const char *server_name, const char *method, co
 int wk_http_local_arg(wk_http_req_t *r, const char *key, const char *value);
 int wk_http_local_header(wk_http_req_t *r, const char *name, const char *value);
 void wk_http_local_discard(wk_http_req_t *r);
+/* The body already decoded by the sender, for the route that knows its form (gRPC's
+ * ModelInfer hands the v2 infer route a wk_oip_request_t instead of a body to parse).
+ * Opaque here and owned by the sender, which keeps it until done is called. NULL for
+ * requests from sockets. */
+void wk_http_local_set_decoded(wk_http_req_t *r, void *decoded);
+void *wk_http_req_decoded(const wk_http_req_t *r);
 
 /* Per-server counts of replies by status class, for /metrics. */
 typedef struct wk_http_stats_s {

@@ -205,6 +205,7 @@ static wk__job_t *instance_job(wk_model_t *m, group_t *g, size_t k, const wk_req
 static wk_request_t sub_request(const wk_request_t *r, const void *body, size_t len,
                                 const char *content_type) {
   wk_request_t s = *r;
+  s.v2 = NULL; /* the body is the request now */
   s.body = body;
   s.body_len = len;
   s.content_type = content_type;
@@ -381,9 +382,24 @@ static void v2_images(wk_model_t *m, const wk_request_t *req, wk_sink_t *sink, w
   }
 }
 
+/* A request its transport decoded (req->v2), for what reads the body: the same request as
+ * JSON, binary data in "data". */
+static void submit_decoded_as_json(wk_model_t *m, const wk_request_t *req, wk_sink_t *sink, int explain) {
+  wk_buf_t jb = WK_BUF_INIT;
+  if (wk_oip_request_json(req->v2, &jb) != 0) {
+    wk_buf_destroy(&jb);
+    sink->ops->error(sink, 507, "InternalServerException", "out of memory");
+    return;
+  }
+  wk_request_t sub = sub_request(req, jb.data, jb.len, "application/json");
+  wk__submit(m, &sub, sink, explain, WK__ENV_TS);
+  wk_buf_destroy(&jb);
+}
+
 void wk_model_infer_v2(wk_model_t *m, const wk_request_t *req, wk_sink_t *sink, int explain) {
   if (enveloped(m)) {
-    wk__submit(m, req, sink, explain, WK__ENV_TS);
+    if (req->v2) submit_decoded_as_json(m, req, sink, explain);
+    else wk__submit(m, req, sink, explain, WK__ENV_TS);
     return;
   }
   size_t len = req->body_len;
@@ -407,7 +423,14 @@ void wk_model_infer_v2(wk_model_t *m, const wk_request_t *req, wk_sink_t *sink, 
   }
   wk_oip_request_t *r = calloc(1, sizeof *r);
   wk_err_t err = {{0}};
-  int rc = r ? wk_oip_parse_request(body, len, json_len, r, &err) : wk_err(&err, WK_ENOMEM, "out of memory");
+  int rc;
+  if (r && req->v2) { /* decoded already: take its contents */
+    *r = *req->v2;
+    memset(req->v2, 0, sizeof *req->v2);
+    rc = 0;
+  } else {
+    rc = r ? wk_oip_parse_request(body, len, json_len, r, &err) : wk_err(&err, WK_ENOMEM, "out of memory");
+  }
   if (rc != 0) {
     free(r);
     const char *type;
@@ -431,8 +454,9 @@ void wk_model_infer_v2(wk_model_t *m, const wk_request_t *req, wk_sink_t *sink, 
   j->v2 = r;
   if (m->h->parse_v2) {
     rc = m->h->parse_v2(m, j, r, &err);
-  } else if (json_len != len) {
-    /* binary tensor data for a handler that reads JSON: the same request, data in JSON */
+  } else if (json_len != len || req->v2) {
+    /* binary tensor data (or a decoded request) for a handler that reads JSON: the same
+     * request, data in JSON */
     wk_buf_t jb = WK_BUF_INIT;
     rc = wk_oip_request_json(r, &jb);
     if (rc == 0) {

@@ -17,6 +17,8 @@ typedef struct wk_kv_s {
   const char *value;
 } wk_kv_t;
 
+struct wk_oip_request_s;
+
 typedef struct wk_request_s {
   const char *body; /* never NULL ("" when empty) */
   size_t body_len;
@@ -25,6 +27,9 @@ typedef struct wk_request_s {
   size_t n_headers;
   const wk_kv_t *args;      /* query arguments */
   size_t n_args;
+  /* KServe v2 inference only: the request already decoded by its transport (gRPC), used
+   * instead of the body, whose contents are moved out (the transport frees the rest). */
+  struct wk_oip_request_s *v2;
 } wk_request_t;
 
 /* The value of query argument / header `name` (headers case-insensitively), or NULL. */

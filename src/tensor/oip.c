@@ -426,6 +426,61 @@ static int scan_numeric(const dtinfo_t *di, const char *text, size_t len, wk_oip
   return 0;
 }
 
+static int unknown_dtype(const char *what, const char *dn, wk_err_t *err) {
+  return wk_err(err, WK_EINVAL,
+                "%s: unknown datatype \"%.20s\"; expected BOOL, UINT8, UINT16, UINT32, UINT64, INT8, "
+                "INT16, INT32, INT64, FP16, FP32, FP64, BF16 or BYTES",
+                what, dn);
+}
+
+/* What every input declares, however it came: its datatype (in->datatype, is_bytes, *dip,
+ * NULL for BYTES) and shape (in->ndim, shape, *numel, shape_txt), checked, and its storage
+ * allocated (a tensor, or BYTES element slots). what names the input in messages. */
+static int begin_input(wk_oip_input_t *in, const char *what, const char *dn, const int64_t *shape, size_t ndim,
+                       const dtinfo_t **dip, uint64_t *numel, char *shape_txt, size_t shape_txt_len,
+                       wk_err_t *err) {
+  const dtinfo_t *di = find_dtype(dn);
+  int is_bytes = strcmp(dn, "BYTES") == 0;
+  if (di == NULL && !is_bytes) return unknown_dtype(what, dn, err);
+  snprintf(in->datatype, sizeof in->datatype, "%s", dn);
+  in->is_bytes = is_bytes;
+  if (ndim > WK_MAX_DIMS)
+    return wk_err(err, WK_EINVAL, "%s: \"shape\" must be a list of at most %d sizes", what, WK_MAX_DIMS);
+  in->ndim = (int)ndim;
+  *numel = 1;
+  for (int d = 0; d < in->ndim; d++) {
+    if (shape[d] < 0) return wk_err(err, WK_EINVAL, "%s: shape[%d] must be a non-negative integer", what, d);
+    in->shape[d] = shape[d];
+    if ((uint64_t)in->shape[d] > (uint64_t)WK_MAX_TENSOR_ELEMS ||
+        (in->shape[d] && *numel > (uint64_t)WK_MAX_TENSOR_ELEMS / (uint64_t)in->shape[d]))
+      return wk_err(err, WK_ETOOBIG, "%s: shape holds more than %lld elements", what,
+                    (long long)WK_MAX_TENSOR_ELEMS);
+    *numel *= (uint64_t)in->shape[d];
+  }
+  wk_shape_str(in->shape, in->ndim, shape_txt, shape_txt_len);
+  *dip = di;
+  if (is_bytes) {
+    in->elems = calloc(*numel ? *numel : 1, sizeof *in->elems);
+    in->elem_lens = calloc(*numel ? *numel : 1, sizeof *in->elem_lens);
+    if (in->elems == NULL || in->elem_lens == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+    return 0;
+  }
+  int rc = wk_tensor_alloc(&in->tensor, di->dt, in->ndim, in->shape);
+  if (rc != 0) return wk_err(err, rc, "%s: cannot allocate a tensor of shape %s", what, shape_txt);
+  return 0;
+}
+
+/* An input's binary tensor data, n bytes at p, into the storage begin_input made. */
+static int take_binary(const dtinfo_t *di, const unsigned char *p, size_t n, wk_oip_input_t *in, uint64_t numel,
+                       const char *what, const char *shape_txt, wk_err_t *err) {
+  in->binary = 1;
+  if (in->is_bytes) return take_binary_bytes(p, n, in, (size_t)numel, what, err);
+  if (n != numel * di->wire)
+    return wk_err(err, WK_EINVAL, "%s: shape %s of %s needs %llu bytes, binary_data_size is %llu", what,
+                  shape_txt, di->name, (unsigned long long)(numel * di->wire), (unsigned long long)n);
+  return take_binary_numbers(di, p, n, in, what, err);
+}
+
 static int parse_input(json_t *o, const char *list, size_t idx, const char *bin, size_t bin_len,
                        size_t *bin_off, const char *body, span_t span, wk_oip_input_t *in, wk_err_t *err) {
   char what[160];
@@ -440,32 +495,18 @@ static int parse_input(json_t *o, const char *list, size_t idx, const char *bin,
   snprintf(what, sizeof what, "%s[%zu] '%.100s'", list, idx, in->name);
   if (!json_is_string(dtype)) return wk_err(err, WK_EINVAL, "%s: \"datatype\" must be a string such as \"FP32\"", what);
   const char *dn = json_string_value(dtype);
-  const dtinfo_t *di = find_dtype(dn);
-  int is_bytes = strcmp(dn, "BYTES") == 0;
-  if (di == NULL && !is_bytes)
-    return wk_err(err, WK_EINVAL,
-                  "%s: unknown datatype \"%.20s\"; expected BOOL, UINT8, UINT16, UINT32, UINT64, INT8, "
-                  "INT16, INT32, INT64, FP16, FP32, FP64, BF16 or BYTES",
-                  what, dn);
-  snprintf(in->datatype, sizeof in->datatype, "%s", dn);
-  in->is_bytes = is_bytes;
+  if (find_dtype(dn) == NULL && strcmp(dn, "BYTES") != 0)
+    return unknown_dtype(what, dn, err);
   if (!json_is_array(shape) || json_array_size(shape) > WK_MAX_DIMS)
     return wk_err(err, WK_EINVAL, "%s: \"shape\" must be a list of at most %d sizes", what, WK_MAX_DIMS);
-  in->ndim = (int)json_array_size(shape);
-  uint64_t numel = 1;
-  for (int d = 0; d < in->ndim; d++) {
-    json_t *s = json_array_get(shape, (size_t)d);
-    if (!json_is_integer(s) || json_integer_value(s) < 0)
-      return wk_err(err, WK_EINVAL, "%s: shape[%d] must be a non-negative integer", what, d);
-    in->shape[d] = json_integer_value(s);
-    if ((uint64_t)in->shape[d] > (uint64_t)WK_MAX_TENSOR_ELEMS ||
-        (in->shape[d] && numel > (uint64_t)WK_MAX_TENSOR_ELEMS / (uint64_t)in->shape[d]))
-      return wk_err(err, WK_ETOOBIG, "%s: shape holds more than %lld elements", what,
-                    (long long)WK_MAX_TENSOR_ELEMS);
-    numel *= (uint64_t)in->shape[d];
+  int64_t dims[WK_MAX_DIMS];
+  size_t ndim = json_array_size(shape);
+  for (size_t d = 0; d < ndim; d++) {
+    json_t *sz = json_array_get(shape, d);
+    if (!json_is_integer(sz) || json_integer_value(sz) < 0)
+      return wk_err(err, WK_EINVAL, "%s: shape[%zu] must be a non-negative integer", what, d);
+    dims[d] = json_integer_value(sz);
   }
-  char shape_txt[128];
-  wk_shape_str(in->shape, in->ndim, shape_txt, sizeof shape_txt);
   if (params != NULL && !json_is_object(params))
     return wk_err(err, WK_EINVAL, "%s: \"parameters\" must be an object", what);
   json_t *bsize = json_object_get(params, "binary_data_size");
@@ -473,18 +514,15 @@ static int parse_input(json_t *o, const char *list, size_t idx, const char *bin,
     return wk_err(err, WK_EINVAL, "%s: parameters.binary_data_size must be a non-negative integer", what);
   if (bsize != NULL && data != NULL)
     return wk_err(err, WK_EINVAL, "%s: has both \"data\" and parameters.binary_data_size; send one", what);
-  if (span.len && is_bytes)
+  if (span.len && strcmp(dn, "BYTES") == 0)
     return wk_err(err, WK_EINVAL, "%s: BYTES data must be a list of strings", what);
   if (bsize == NULL && data == NULL)
     return wk_err(err, WK_EINVAL, "%s: no \"data\" (and no parameters.binary_data_size)", what);
-  if (is_bytes) {
-    in->elems = calloc(numel ? numel : 1, sizeof *in->elems);
-    in->elem_lens = calloc(numel ? numel : 1, sizeof *in->elem_lens);
-    if (in->elems == NULL || in->elem_lens == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
-  } else {
-    int rc = wk_tensor_alloc(&in->tensor, di->dt, in->ndim, in->shape);
-    if (rc != 0) return wk_err(err, rc, "%s: cannot allocate a tensor of shape %s", what, shape_txt);
-  }
+  const dtinfo_t *di;
+  uint64_t numel;
+  char shape_txt[128];
+  int rc = begin_input(in, what, dn, dims, ndim, &di, &numel, shape_txt, sizeof shape_txt, err);
+  if (rc != 0) return rc;
   if (bsize != NULL) {
     uint64_t n = (uint64_t)json_integer_value(bsize);
     if (n > bin_len - *bin_off)
@@ -494,21 +532,55 @@ static int parse_input(json_t *o, const char *list, size_t idx, const char *bin,
                     what, (unsigned long long)n, bin_len - *bin_off);
     const unsigned char *p = (const unsigned char *)bin + *bin_off;
     *bin_off += (size_t)n;
-    in->binary = 1;
-    if (is_bytes) return take_binary_bytes(p, (size_t)n, in, (size_t)numel, what, err);
-    if (n != numel * di->wire)
-      return wk_err(err, WK_EINVAL, "%s: shape %s of %s needs %llu bytes, binary_data_size is %llu", what,
-                    shape_txt, di->name, (unsigned long long)(numel * di->wire), (unsigned long long)n);
-    return take_binary_numbers(di, p, (size_t)n, in, what, err);
+    return take_binary(di, p, (size_t)n, in, numel, what, shape_txt, err);
   }
   if (span.len) return scan_numeric(di, body + span.off, span.len, in, numel, what, shape_txt, err);
   size_t count = 0;
   fill_t f = {di, in, what};
-  int rc = walk(data, 0, &count, (size_t)numel, is_bytes ? fill_bytes : fill_number, &f, what, err);
+  rc = walk(data, 0, &count, (size_t)numel, in->is_bytes ? fill_bytes : fill_number, &f, what, err);
   if (rc != 0) return rc;
   if (count != numel)
     return wk_err(err, WK_EINVAL, "%s: shape %s holds %llu elements, data has %zu", what, shape_txt,
                   (unsigned long long)numel, count);
+  return 0;
+}
+
+/* inputs[i]'s name against the earlier ones'. */
+static int unique_name(const wk_oip_request_t *r, size_t i, wk_err_t *err) {
+  for (size_t k = 0; k < i; k++)
+    if (strcmp(r->inputs[k].name, r->inputs[i].name) == 0)
+      return wk_err(err, WK_EINVAL, "inputs[%zu]: the name '%.100s' is used twice (also inputs[%zu])", i,
+                    r->inputs[i].name, k);
+  return 0;
+}
+
+int wk_oip_add_input(wk_oip_request_t *r, const char *name, const char *datatype, const int64_t *shape,
+                     size_t ndim, const void *data, size_t len, wk_err_t *err) {
+  size_t i = r->n_inputs;
+  if (i >= WK_OIP_MAX_TENSORS)
+    return wk_err(err, WK_EINVAL, "\"inputs\" must be a list of 1 to %d tensors", WK_OIP_MAX_TENSORS);
+  wk_oip_input_t *in = &r->inputs[i];
+  memset(in, 0, sizeof *in);
+  r->n_inputs = i + 1; /* from here on wk_oip_request_destroy frees what it holds */
+  if ((in->name = strdup(name)) == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  char what[160];
+  snprintf(what, sizeof what, "inputs[%zu] '%.100s'", i, name);
+  const dtinfo_t *di;
+  uint64_t numel;
+  char shape_txt[128];
+  int rc = begin_input(in, what, datatype, shape, ndim, &di, &numel, shape_txt, sizeof shape_txt, err);
+  if (rc == 0) rc = take_binary(di, data, len, in, numel, what, shape_txt, err);
+  if (rc == 0) rc = unique_name(r, i, err);
+  return rc;
+}
+
+int wk_oip_add_output(wk_oip_request_t *r, const char *name, int binary, wk_err_t *err) {
+  if (r->n_outputs >= WK_OIP_MAX_TENSORS)
+    return wk_err(err, WK_EINVAL, "\"outputs\" must be a list of at most %d requested outputs", WK_OIP_MAX_TENSORS);
+  wk_oip_output_req_t *o = &r->outputs[r->n_outputs];
+  if ((o->name = strdup(name)) == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
+  o->binary = binary;
+  r->n_outputs++;
   return 0;
 }
 
@@ -584,12 +656,7 @@ int wk_oip_parse_request(const char *body, size_t len, size_t json_len, wk_oip_r
     span_t sp = i < WK_OIP_MAX_TENSORS ? spans[i] : (span_t){0, 0};
     if ((rc = parse_input(json_array_get(inputs, i), "inputs", i, bin, bin_len, &bin_off, body, sp, &out->inputs[i], err)) != 0)
       goto done;
-    for (size_t k = 0; k < i; k++)
-      if (strcmp(out->inputs[k].name, out->inputs[i].name) == 0) {
-        rc = wk_err(err, WK_EINVAL, "inputs[%zu]: the name '%.100s' is used twice (also inputs[%zu])", i,
-                    out->inputs[i].name, k);
-        goto done;
-      }
+    if ((rc = unique_name(out, i, err)) != 0) goto done;
   }
   if (bin_off != bin_len) {
     rc = wk_err(err, WK_EINVAL,

@@ -57,6 +57,15 @@ int wk_oip_parse_request(const char *body, size_t len, size_t json_len, wk_oip_r
                          wk_err_t *err);
 void wk_oip_request_destroy(wk_oip_request_t *r);
 
+/* Builds a request without JSON (another transport's, e.g. gRPC's ModelInfer): appends an
+ * input whose data comes as binary tensor data (len bytes, as after a JSON header), checked
+ * as the parser checks one (datatype, shape, size, unsigned ranges; messages name
+ * "inputs[i] 'name'"); or a requested output (binary: -1 not said, 0, 1). Start from a
+ * zeroed request; on failure it stays valid for wk_oip_request_destroy. */
+int wk_oip_add_input(wk_oip_request_t *r, const char *name, const char *datatype, const int64_t *shape,
+                     size_t ndim, const void *data, size_t len, wk_err_t *err);
+int wk_oip_add_output(wk_oip_request_t *r, const char *name, int binary, wk_err_t *err);
+
 /* Writes r back as a JSON-only request (binary tensor data turned into JSON "data"), for
  * handlers that read the request as JSON. BYTES elements are JSON strings when every
  * element of the input is UTF-8; else base64, and the input's parameters say

@@ -228,6 +228,7 @@ def test_errors_get_a_status_and_the_server_serves_on(server, client):
         with pytest.raises(grpc.RpcError) as e:
             stub.ModelInfer(req, timeout=30)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value
+        assert "inputs[0] 'INPUT__0': shape [1,16] of FP32 needs 64 bytes" in e.value.details(), e.value
         req.raw_input_contents.append(b"\0" * 64)
         with pytest.raises(grpc.RpcError) as e:
             stub.ModelInfer(req, timeout=30)

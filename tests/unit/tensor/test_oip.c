@@ -116,6 +116,48 @@ static void test_binary_numbers_and_bytes(void **state) {
   free(body);
 }
 
+/* A request built without JSON (gRPC's ModelInfer): the same checks as the parser's. */
+static void test_built_request(void **state) {
+  (void)state;
+  wk_oip_request_t r;
+  memset(&r, 0, sizeof r);
+  wk_err_t err;
+  const int64_t shape[] = {2};
+  const unsigned char u32[8] = {0xff, 0xff, 0xff, 0xff, 7, 0, 0, 0};
+  assert_int_equal(wk_oip_add_input(&r, "x", "UINT32", shape, 1, u32, sizeof u32, &err), 0);
+  assert_int_equal(r.inputs[0].tensor.dtype, WK_DT_INT64);
+  assert_int_equal(((int64_t *)r.inputs[0].tensor.data)[0], 4294967295LL);
+  assert_true(r.inputs[0].binary);
+  const unsigned char bytes[11] = {3, 0, 0, 0, 'a', 'b', 'c', 0, 0, 0, 0};
+  assert_int_equal(wk_oip_add_input(&r, "s", "BYTES", shape, 1, bytes, sizeof bytes, &err), 0);
+  assert_int_equal(r.inputs[1].n_elems, 2);
+  assert_memory_equal(r.inputs[1].elems[0], "abc", 3);
+  assert_int_equal(wk_oip_add_output(&r, "y", 1, &err), 0);
+  assert_int_equal(r.n_outputs, 1);
+  /* the JSON form a handler that reads JSON gets */
+  wk_buf_t b = WK_BUF_INIT;
+  assert_int_equal(wk_oip_request_json(&r, &b), 0);
+  wk_buf_putc(&b, '\0');
+  assert_non_null(strstr(b.data, "4294967295"));
+  assert_non_null(strstr(b.data, "\"abc\""));
+  wk_buf_destroy(&b);
+  /* wrong size, a name used twice, an unknown datatype, a negative size: each named */
+  assert_int_equal(wk_oip_add_input(&r, "z", "FP32", shape, 1, u32, 4, &err), WK_EINVAL);
+  assert_non_null(strstr(err.msg, "inputs[2] 'z': shape [2] of FP32 needs 8 bytes"));
+  wk_oip_request_destroy(&r);
+  assert_int_equal(wk_oip_add_input(&r, "x", "FP32", shape, 1, u32, 8, &err), 0);
+  assert_int_equal(wk_oip_add_input(&r, "x", "INT32", shape, 1, u32, 8, &err), WK_EINVAL);
+  assert_non_null(strstr(err.msg, "used twice"));
+  assert_int_equal(wk_oip_add_input(&r, "w", "FP8", shape, 1, u32, 8, &err), WK_EINVAL);
+  assert_non_null(strstr(err.msg, "unknown datatype \"FP8\""));
+  const int64_t negative[] = {-1};
+  assert_int_equal(wk_oip_add_input(&r, "v", "FP32", negative, 1, u32, 8, &err), WK_EINVAL);
+  assert_non_null(strstr(err.msg, "shape[0] must be a non-negative integer"));
+  const int64_t huge[] = {1LL << 40, 1LL << 40};
+  assert_int_equal(wk_oip_add_input(&r, "h", "FP32", huge, 2, u32, 8, &err), WK_ETOOBIG);
+  wk_oip_request_destroy(&r);
+}
+
 static void test_response(void **state) {
   (void)state;
   float v[3] = {1.5f, -2.0f, 0.1f};
@@ -186,6 +228,7 @@ int main(void) {
       cmocka_unit_test(test_json_nested_and_flat),
       cmocka_unit_test(test_datatypes_and_ranges),
       cmocka_unit_test(test_binary_numbers_and_bytes),
+      cmocka_unit_test(test_built_request),
       cmocka_unit_test(test_response),
       cmocka_unit_test(test_output_binary),
   };
