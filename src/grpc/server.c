@@ -1,21 +1,32 @@
-/* gRPC over HTTP/2 on nghttp2 (see server.h). A connection's thread owns its nghttp2
- * session: it reads the socket into nghttp2, which calls back with headers and data per
- * stream; when a request stream ends, its one message is handed to the method. Answers
- * (one message, or several for a server-streaming method, then the final status) are
- * framed into the call's output from any thread, which puts the call on its connection's
- * ready list; HEADERS go out with a data source that nghttp2 reads as flow control allows
- * (deferred while nothing is framed), then trailers with grpc-status; a failure before
- * any message is a trailers-only response. Who sends them: the answering thread itself
- * when the connection's thread is idle in poll (it holds the connection's io lock
- * whenever it touches the session or the socket), without blocking: what the socket does
- * not take at once is left for the connection's thread; otherwise (connection busy, TLS)
- * an eventfd wakes the connection's thread, which sends. Sending from the answering thread
- * saves each call a wake-up of the connection's thread: a third of the per-call CPU of
- * ModelInfer at 16 connections went to those switches. */
+/* gRPC over HTTP/2 on nghttp2 (see server.h). Each connection has an nghttp2 session:
+ * whoever holds the connection's io lock reads the socket into it, and nghttp2 calls back
+ * with headers and data per stream; when a request stream ends, its one message is handed
+ * to the method. Answers (one message, or several for a server-streaming method, then the
+ * final status) are framed into the call's output from any thread, which puts the call on
+ * its connection's ready list; HEADERS go out with a data source that nghttp2 reads as flow
+ * control allows (deferred while nothing is framed), then trailers with grpc-status; a
+ * failure before any message is a trailers-only response.
+ *
+ * Plain connections are served by a few event loops (epoll, level-triggered, non-blocking
+ * sockets; one loop per two cores, at most four), each owning its connections. A loop reads
+ * what a ready socket has (a few reads at most, for fairness), submits the answers waiting
+ * and sends what the socket takes; the rest waits in the connection's pending bytes with
+ * EPOLLOUT asked and reading paused (so a client that does not read stops being read, and
+ * is dropped after 30 s without progress). TLS connections keep a thread each (OpenSSL's
+ * blocking reads and writes).
+ *
+ * Answers are sent by the loop or the connection's thread, never by the answering thread:
+ * it puts the connection on the loop's wake list (or writes the connection thread's
+ * eventfd). Measured on ModelInfer at 16 connections, one model worker: a thread per
+ * connection cost every call a wake-up of that thread; the model worker sending answers
+ * itself (a loopback send also delivers to the client) made that one worker the
+ * bottleneck. An answer given on the thread that holds the io lock (a method that answers
+ * at once) is sent when that thread flushes. */
 #include "grpc/server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
@@ -29,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -40,8 +52,12 @@
 
 #define MAX_METADATA 64
 #define MAX_STREAMS 128 /* SETTINGS_MAX_CONCURRENT_STREAMS we announce */
+#define MAX_LOOPS 4
+#define STALL_US (30 * 1000000LL) /* a client that takes none of our bytes for this long goes */
+#define READS_PER_EVENT 4          /* socket reads per readiness, so one client cannot hog a loop */
 
 typedef struct conn_s conn_t;
+typedef struct loop_s loop_t;
 
 struct wk_grpc_call_s {
   conn_t *conn;
@@ -76,12 +92,13 @@ struct wk_grpc_call_s {
 
 struct conn_s {
   wk_grpc_server_t *srv;
-  int fd, efd;
+  loop_t *loop; /* the event loop serving it; NULL: a thread of its own (TLS) */
+  int fd, efd;  /* efd: the own thread's wake-up; -1 on a loop */
   SSL *ssl; /* TLS (enable_grpc_ssl); NULL for plain HTTP/2. Connection thread only. */
   nghttp2_session *session;
-  /* io: held by whoever uses session, the socket or pending (the connection's thread
-   * outside poll; an answering thread that sends, which only ever try-locks it). Taken
-   * before lock, never after. */
+  /* io: held by whoever uses session, the socket or pending (the loop while it serves
+   * the connection, or the connection's thread outside poll). Taken before lock, never
+   * after. */
   pthread_mutex_t io;
   wk_buf_t pending; /* bytes nghttp2 produced that the socket did not take yet */
   pthread_mutex_t lock;
@@ -90,6 +107,26 @@ struct conn_s {
   wk_grpc_call_t *ready;  /* answered, waiting to be submitted */
   wk_grpc_call_t *open;   /* streams nghttp2 still holds (under io) */
   conn_t *next;
+  /* on a loop */
+  int woken;              /* on the loop's wake list (loop's lock; the list holds a reference) */
+  conn_t *wake_next;
+  conn_t *loop_next;      /* the loop's connections (loop thread only) */
+  uint32_t interest;      /* the epoll events asked for (io) */
+  int64_t stalled_since;  /* when pending bytes last stopped moving; 0: none pending (io) */
+};
+
+struct loop_s {
+  wk_grpc_server_t *srv;
+  int ep, efd;
+  pthread_t thread;
+  int started;
+  pthread_mutex_t lock;   /* wake and adopt */
+  conn_t *wake;           /* connections with answers to send */
+  conn_t *adopt;          /* accepted, not yet in the epoll set */
+  conn_t *conns;          /* loop thread only */
+  conn_t *dead;           /* closed in this round of events: freed after it (events for
+                           * them may still follow in the same round) */
+  int64_t next_check_us;  /* deadlines and stalls: the next scan (loop thread only) */
 };
 
 struct wk_grpc_server_s {
@@ -105,7 +142,14 @@ struct wk_grpc_server_s {
   pthread_mutex_t lock;
   pthread_cond_t cond;
   conn_t *conns;
+  loop_t loops[MAX_LOOPS];
+  int n_loops;
+  unsigned next_loop;
 };
+
+/* The connection whose io lock this thread holds while it reads and flushes: an answer
+ * posted for it from here is sent by that flush. */
+static _Thread_local conn_t *tl_io_conn;
 
 /* ---- calls and connections: reference counts ---- */
 
@@ -140,7 +184,7 @@ static void call_unref(wk_grpc_call_t *k) {
 
 /* Puts k on its connection's ready list (unless it is there already), so the connection's
  * thread submits what it has: headers, messages, the final status. Any thread. */
-static int send_ready(conn_t *c);
+static void loop_wake(loop_t *l, conn_t *c);
 
 static void post(wk_grpc_call_t *k) {
   conn_t *c = k->conn;
@@ -153,12 +197,10 @@ static void post(wk_grpc_call_t *k) {
     c->ready = k;
   }
   pthread_mutex_unlock(&c->lock);
-  if (!wake) return;
-  /* the connection's thread is idle: send from here (k's reference keeps c alive) */
-  if (c->ssl == NULL && pthread_mutex_trylock(&c->io) == 0) {
-    int sent = send_ready(c);
-    pthread_mutex_unlock(&c->io);
-    if (sent) return;
+  if (!wake || tl_io_conn == c) return; /* this thread flushes c before letting go of it */
+  if (c->loop) {
+    loop_wake(c->loop, c);
+    return;
   }
   uint64_t one = 1;
   (void)!write(c->efd, &one, sizeof one);
@@ -383,6 +425,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     k->content_type = strndup((const char *)value, valuelen);
   } else if (namelen == 12 && memcmp(name, "grpc-timeout", 12) == 0) {
     k->deadline_us = parse_timeout((const char *)value, valuelen);
+    loop_t *l = k->conn->loop; /* on its thread: mem_recv runs there */
+    if (l && k->deadline_us && k->deadline_us < l->next_check_us) l->next_check_us = k->deadline_us;
   } else if (name[0] != ':' && k->n_md < MAX_METADATA) {
     k->md_name[k->n_md] = strndup((const char *)name, namelen);
     k->md_value[k->n_md] = strndup((const char *)value, valuelen);
@@ -572,7 +616,7 @@ static int write_all(conn_t *c, const uint8_t *p, size_t n) {
 /* Sends what nghttp2 has queued: its frames are gathered into one buffer and written with
  * one send (an answer is HEADERS, DATA and trailers: three sends otherwise). */
 static int flush(conn_t *c) {
-  if (c->pending.len > 0) { /* what an answering thread's send left */
+  if (c->pending.len > 0) { /* unused with TLS: kept for a plain connection's thread */
     if (write_all(c, (const uint8_t *)c->pending.data, c->pending.len) != 0) return -1;
     c->pending.len = 0;
   }
@@ -604,51 +648,62 @@ static void drain_ready(conn_t *c) {
   submit_ready(c);
 }
 
-/* Sends what the socket takes now, from an answering thread (io held, no TLS): 1 when
- * everything went, 0 when the connection's thread must finish (the socket was full,
- * earlier bytes wait, or it failed: the connection's thread then sees the error too). */
-static int send_nonblocking(conn_t *c) {
-  if (c->pending.len > 0) return 0;
+/* Sends p[0..n) without blocking; what the socket does not take is kept in pending, with
+ * then[0..then_n) (the frame that was to follow). 0 when all went; nonzero when bytes were
+ * kept (pending not empty) or the connection failed (pending empty). */
+static int send_or_keep(conn_t *c, const uint8_t *p, size_t n, const uint8_t *then, size_t then_n) {
+  ssize_t w = send(c->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
+  if (w < 0) w = 0;
+  if ((size_t)w == n) return 0;
+  if (wk_buf_append(&c->pending, p + w, n - (size_t)w) != 0 || (then_n && wk_buf_append(&c->pending, then, then_n) != 0)) {
+    c->pending.len = 0;
+    return -1;
+  }
+  c->stalled_since = wk_now_us();
+  return 1;
+}
+
+/* Sends what the socket takes now without blocking (a loop, io held): the bytes left
+ * pending first, then what nghttp2 has; what the socket does not take is kept in pending.
+ * 0 when everything went, 1 when bytes wait for the socket, -1 when the connection failed. */
+static int send_some(conn_t *c) {
+  if (c->pending.len > 0) {
+    ssize_t w = send(c->fd, c->pending.data, c->pending.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
+    if (w > 0) {
+      memmove(c->pending.data, c->pending.data + w, c->pending.len - (size_t)w);
+      c->pending.len -= (size_t)w;
+      c->stalled_since = wk_now_us(); /* it moves */
+    }
+    if (c->pending.len > 0) return 1;
+  }
+  c->stalled_since = 0;
+  /* gathered into one send where they fit: an answer is HEADERS, DATA and trailers */
   static _Thread_local uint8_t buf[1 << 14];
   size_t used = 0;
   for (;;) {
     const uint8_t *data = NULL;
     ssize_t n = nghttp2_session_mem_send(c->session, &data);
-    if (n < 0) return 0;
-    if (used > 0 && (n == 0 || used + (size_t)n > sizeof buf)) {
-      ssize_t w = send(c->fd, buf, used, MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (w < 0) w = 0;
-      if ((size_t)w < used) {
-        wk_buf_append(&c->pending, buf + w, used - (size_t)w);
-        if (n > 0) wk_buf_append(&c->pending, data, (size_t)n);
-        return 0;
-      }
-      used = 0;
-    }
-    if (n == 0) return 1;
-    if ((size_t)n > sizeof buf) {
-      ssize_t w = send(c->fd, data, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (w < 0) w = 0;
-      if (w < n) {
-        wk_buf_append(&c->pending, data + w, (size_t)(n - w));
-        return 0;
-      }
-    } else {
+    if (n < 0) return -1;
+    if (n > 0 && used + (size_t)n <= sizeof buf) {
       memcpy(buf + used, data, (size_t)n);
       used += (size_t)n;
+      continue;
+    }
+    /* data stays valid until the next mem_send: send the buffer, then data (alone, or
+     * starting the next buffer) */
+    if (used > 0 && send_or_keep(c, buf, used, n > 0 ? data : NULL, (size_t)(n > 0 ? n : 0)) != 0)
+      return c->pending.len > 0 ? 1 : -1;
+    used = 0;
+    if (n == 0) return 0;
+    if ((size_t)n <= sizeof buf) {
+      memcpy(buf, data, (size_t)n);
+      used = (size_t)n;
+    } else if (send_or_keep(c, data, (size_t)n, NULL, 0) != 0) {
+      return c->pending.len > 0 ? 1 : -1;
     }
   }
-}
-
-/* post()'s direct path (io held): submits the ready calls and sends. 1 when it is all on
- * the wire; 0 when the connection's thread has to be woken (closing, or bytes left). */
-static int send_ready(conn_t *c) {
-  pthread_mutex_lock(&c->lock);
-  int closing = c->closing;
-  pthread_mutex_unlock(&c->lock);
-  if (closing || c->session == NULL) return 0;
-  submit_ready(c);
-  return send_nonblocking(c);
 }
 
 static void submit_ready(conn_t *c) {
@@ -708,34 +763,45 @@ static int tls_accept(conn_t *c) {
   return len == 2 && memcmp(proto, "h2", 2) == 0 ? 0 : -1;
 }
 
-static void *conn_main(void *arg) {
-  conn_t *c = arg;
-  wk_grpc_server_t *s = c->srv;
+static void conn_teardown(conn_t *c);
+static void conn_close(conn_t *c);
+
+/* c's nghttp2 session, our SETTINGS queued. 0, or -1. */
+static int session_new(conn_t *c) {
   nghttp2_session_callbacks *cb;
-  nghttp2_session_callbacks_new(&cb);
+  if (nghttp2_session_callbacks_new(&cb) != 0) return -1;
   nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
   nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
-  int ok = (s->tls == NULL || tls_accept(c) == 0) && nghttp2_session_server_new(&c->session, cb, c) == 0;
+  int ok = nghttp2_session_server_new(&c->session, cb, c) == 0;
   nghttp2_session_callbacks_del(cb);
-  if (ok) {
-    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS}};
-    ok = nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 1) == 0;
-  }
+  nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS}};
+  return ok && nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 1) == 0 ? 0 : -1;
+}
+
+/* A TLS connection's own thread. */
+static void *conn_main(void *arg) {
+  conn_t *c = arg;
+  wk_grpc_server_t *s = c->srv;
+  int ok = tls_accept(c) == 0 && session_new(c) == 0;
   uint8_t *in = malloc(1 << 16);
   pthread_mutex_lock(&c->io); /* let go only while in poll */
+  tl_io_conn = c;
   while (ok && in && !atomic_load(&s->stopping)) {
+    submit_ready(c); /* answers given on this thread */
     if (flush(c) != 0) break;
     if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) break;
     struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = c->efd, .events = POLLIN}};
     /* TLS may hold decrypted bytes the socket no longer shows */
     int buffered = c->ssl && SSL_pending(c->ssl) > 0;
     int timeout = buffered ? 0 : expire(c);
+    tl_io_conn = NULL;
     pthread_mutex_unlock(&c->io);
     int n = poll(p, 2, timeout);
     pthread_mutex_lock(&c->io);
+    tl_io_conn = c;
     if (n < 0 && errno != EINTR) break;
     if (n <= 0 && !buffered) {
       expire(c);
@@ -750,7 +816,17 @@ static void *conn_main(void *arg) {
     }
   }
   free(in);
-  /* answers still to come go nowhere; the streams nghttp2 held are closed */
+  tl_io_conn = NULL;
+  conn_teardown(c);
+  pthread_mutex_unlock(&c->io);
+  conn_close(c);
+  conn_unref(c);
+  return NULL;
+}
+
+/* The end of a connection (io held): answers still to come go nowhere; the streams nghttp2
+ * held are closed; the session is freed. */
+static void conn_teardown(conn_t *c) {
   pthread_mutex_lock(&c->lock);
   c->closing = 1;
   wk_grpc_call_t *ready = c->ready;
@@ -770,10 +846,16 @@ static void *conn_main(void *arg) {
   }
   if (c->session) nghttp2_session_del(c->session);
   c->session = NULL;
-  pthread_mutex_unlock(&c->io);
+}
+
+/* After conn_teardown (io let go): the socket closed, c off the server's list. The caller
+ * then drops the connection's own reference. */
+static void conn_close(conn_t *c) {
+  wk_grpc_server_t *s = c->srv;
   if (c->ssl) SSL_free(c->ssl);
+  c->ssl = NULL;
   close(c->fd);
-  close(c->efd);
+  if (c->efd >= 0) close(c->efd);
   pthread_mutex_lock(&s->lock);
   for (conn_t **pp = &s->conns; *pp; pp = &(*pp)->next) {
     if (*pp == c) {
@@ -783,11 +865,256 @@ static void *conn_main(void *arg) {
   }
   pthread_cond_broadcast(&s->cond);
   pthread_mutex_unlock(&s->lock);
-  conn_unref(c);
+}
+
+/* ---- event loops (plain connections) ---- */
+
+/* Puts c on l's wake list (once) and wakes l: c has answers to send. Any thread. */
+static void loop_wake(loop_t *l, conn_t *c) {
+  pthread_mutex_lock(&l->lock);
+  int add = !c->woken;
+  if (add) {
+    c->woken = 1;
+    pthread_mutex_lock(&c->lock);
+    c->refs++; /* the wake list's, taken before the loop can see it */
+    pthread_mutex_unlock(&c->lock);
+    c->wake_next = l->wake;
+    l->wake = c;
+  }
+  pthread_mutex_unlock(&l->lock);
+  if (!add) return;
+  uint64_t one = 1;
+  (void)!write(l->efd, &one, sizeof one);
+}
+
+/* Asks epoll for what c needs now (io held): reading, unless bytes wait for the socket
+ * (then only writing: a client that does not read is not read either). */
+static int set_interest(loop_t *l, conn_t *c) {
+  uint32_t want = c->pending.len > 0 ? EPOLLOUT : EPOLLIN;
+  if (want == c->interest) return 0;
+  struct epoll_event ev = {.events = want, .data.ptr = c};
+  if (epoll_ctl(l->ep, EPOLL_CTL_MOD, c->fd, &ev) != 0) return -1;
+  c->interest = want;
+  return 0;
+}
+
+/* Serves c after epoll said events (0: woken for answers): reads what came, hands it to
+ * nghttp2, submits the answers waiting and sends what the socket takes. io held. 0, or -1
+ * when the connection is over. */
+static int serve(loop_t *l, conn_t *c, uint32_t events, uint8_t *in, size_t in_size) {
+  if (c->session == NULL) return -1;
+  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && c->pending.len == 0) {
+    for (int k = 0; k < READS_PER_EVENT; k++) {
+      ssize_t got = recv(c->fd, in, in_size, MSG_DONTWAIT);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (got <= 0) return -1; /* closed, or reset */
+      if (nghttp2_session_mem_recv(c->session, in, (size_t)got) < 0) return -1;
+      if ((size_t)got < in_size) break;
+    }
+  }
+  submit_ready(c);
+  if (send_some(c) < 0) return -1;
+  if (c->pending.len == 0 && !nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session))
+    return -1; /* GOAWAY both ways, or an error nghttp2 answered */
+  return set_interest(l, c);
+}
+
+/* Ends c, one of l's connections (io let go). */
+static void loop_close(loop_t *l, conn_t *c) {
+  pthread_mutex_lock(&c->io);
+  conn_teardown(c);
+  pthread_mutex_unlock(&c->io);
+  epoll_ctl(l->ep, EPOLL_CTL_DEL, c->fd, NULL);
+  for (conn_t **p = &l->conns; *p; p = &(*p)->loop_next) {
+    if (*p == c) {
+      *p = c->loop_next;
+      break;
+    }
+  }
+  conn_close(c);
+  c->loop_next = l->dead;
+  l->dead = c;
+}
+
+static void bury(loop_t *l) {
+  while (l->dead) {
+    conn_t *c = l->dead;
+    l->dead = c->loop_next;
+    conn_unref(c);
+  }
+}
+
+/* Serves c under its io lock; closes it when it is over. */
+static void loop_serve(loop_t *l, conn_t *c, uint32_t events, uint8_t *in, size_t in_size) {
+  pthread_mutex_lock(&c->io);
+  tl_io_conn = c;
+  int over = c->session != NULL && serve(l, c, events, in, in_size) != 0;
+  tl_io_conn = NULL;
+  pthread_mutex_unlock(&c->io);
+  if (over) loop_close(l, c);
+}
+
+/* Deadlines and stalled clients, on every connection of l; returns when to look again. */
+static int64_t loop_check(loop_t *l) {
+  int64_t now = wk_now_us(), next = now + 1000000;
+  for (conn_t *c = l->conns, *following; c; c = following) {
+    following = c->loop_next;
+    pthread_mutex_lock(&c->io);
+    int64_t at = now + (int64_t)expire(c) * 1000;
+    int stalled = c->pending.len > 0 && c->stalled_since && now - c->stalled_since > STALL_US;
+    int over = c->session == NULL || stalled || serve(l, c, 0, NULL, 0) != 0; /* expire's answers */
+    pthread_mutex_unlock(&c->io);
+    if (stalled) wk_log_debug("%s: a client took none of its answers for 30 s: closed", l->srv->name);
+    if (over) loop_close(l, c);
+    else if (at < next) next = at;
+  }
+  return next;
+}
+
+/* Connections the acceptor handed over: into the epoll set, our SETTINGS sent. */
+static void loop_adopt(loop_t *l) {
+  pthread_mutex_lock(&l->lock);
+  conn_t *list = l->adopt;
+  l->adopt = NULL;
+  pthread_mutex_unlock(&l->lock);
+  while (list) {
+    conn_t *c = list;
+    list = c->loop_next;
+    c->loop_next = l->conns;
+    l->conns = c;
+    c->interest = EPOLLIN;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(l->ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) loop_close(l, c);
+    else loop_serve(l, c, 0, NULL, 0);
+  }
+}
+
+static void *loop_main(void *arg) {
+  loop_t *l = arg;
+  wk_grpc_server_t *s = l->srv;
+  size_t in_size = 1 << 16;
+  uint8_t *in = malloc(in_size);
+  struct epoll_event ev[64];
+  l->next_check_us = wk_now_us() + 1000000;
+  while (in && !atomic_load(&s->stopping)) {
+    int64_t wait_us = l->next_check_us - wk_now_us();
+    int timeout = wait_us <= 0 ? 0 : (int)((wait_us + 999) / 1000);
+    int n = epoll_wait(l->ep, ev, 64, timeout);
+    if (n < 0 && errno != EINTR) break;
+    for (int i = 0; i < n; i++) {
+      conn_t *c = ev[i].data.ptr;
+      if (c != NULL) {
+        loop_serve(l, c, ev[i].events, in, in_size);
+        continue;
+      }
+      uint64_t v;
+      (void)!read(l->efd, &v, sizeof v);
+      loop_adopt(l);
+      pthread_mutex_lock(&l->lock);
+      conn_t *wake = l->wake;
+      l->wake = NULL;
+      pthread_mutex_unlock(&l->lock);
+      while (wake) { /* each holds a reference: c may have been closed meanwhile */
+        conn_t *w = wake;
+        wake = w->wake_next; /* read while w is still marked woken: nobody relinks it */
+        pthread_mutex_lock(&l->lock);
+        w->woken = 0; /* from here a new answer wakes the loop again */
+        pthread_mutex_unlock(&l->lock);
+        loop_serve(l, w, 0, in, in_size);
+        conn_unref(w);
+      }
+    }
+    if (wk_now_us() >= l->next_check_us) l->next_check_us = loop_check(l);
+    bury(l);
+  }
+  free(in);
+  loop_adopt(l);
+  while (l->conns) loop_close(l, l->conns);
+  bury(l);
   return NULL;
 }
 
+static int loops_start(wk_grpc_server_t *s) {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  s->n_loops = cores >= 2 ? (int)(cores / 2) : 1;
+  if (s->n_loops > MAX_LOOPS) s->n_loops = MAX_LOOPS;
+  for (int i = 0; i < s->n_loops; i++) s->loops[i].ep = s->loops[i].efd = -1;
+  for (int i = 0; i < s->n_loops; i++) {
+    loop_t *l = &s->loops[i];
+    l->srv = s;
+    pthread_mutex_init(&l->lock, NULL);
+    l->ep = epoll_create1(EPOLL_CLOEXEC);
+    l->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (l->ep < 0 || l->efd < 0 || epoll_ctl(l->ep, EPOLL_CTL_ADD, l->efd, &ev) != 0 ||
+        pthread_create(&l->thread, NULL, loop_main, l) != 0)
+      return -1;
+    l->started = 1;
+  }
+  return 0;
+}
+
+/* Stops the loops (each closes its connections) and frees them. */
+static void loops_stop(wk_grpc_server_t *s) {
+  for (int i = 0; i < s->n_loops; i++) {
+    loop_t *l = &s->loops[i];
+    if (l->started) {
+      uint64_t one = 1;
+      (void)!write(l->efd, &one, sizeof one);
+      pthread_join(l->thread, NULL);
+    }
+    if (l->ep >= 0) close(l->ep);
+    if (l->efd >= 0) close(l->efd);
+    pthread_mutex_destroy(&l->lock);
+    /* wake-list entries left hold references only */
+    while (l->wake) {
+      conn_t *w = l->wake;
+      l->wake = w->wake_next;
+      conn_unref(w);
+    }
+  }
+}
+
 /* ---- the server ---- */
+
+/* A plain connection, handed to the next loop (its session made here, before any other
+ * thread can see it). Acceptor thread. */
+static void adopt(wk_grpc_server_t *s, int fd) {
+  conn_t *c = calloc(1, sizeof *c);
+  int fl = fcntl(fd, F_GETFL);
+  if (c == NULL || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+    free(c);
+    close(fd);
+    return;
+  }
+  c->srv = s;
+  c->fd = fd;
+  c->efd = -1;
+  c->refs = 1;
+  pthread_mutex_init(&c->lock, NULL);
+  pthread_mutex_init(&c->io, NULL);
+  if (session_new(c) != 0) {
+    if (c->session) nghttp2_session_del(c->session);
+    pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->io);
+    free(c);
+    close(fd);
+    return;
+  }
+  loop_t *l = &s->loops[s->next_loop++ % (unsigned)s->n_loops];
+  c->loop = l;
+  pthread_mutex_lock(&s->lock);
+  c->next = s->conns;
+  s->conns = c;
+  pthread_mutex_unlock(&s->lock);
+  pthread_mutex_lock(&l->lock);
+  c->loop_next = l->adopt;
+  l->adopt = c;
+  pthread_mutex_unlock(&l->lock);
+  uint64_t one = 1;
+  (void)!write(l->efd, &one, sizeof one);
+}
 
 static void *accept_main(void *arg) {
   wk_grpc_server_t *s = arg;
@@ -801,6 +1128,10 @@ static void *accept_main(void *arg) {
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (s->tls == NULL) {
+      adopt(s, fd);
+      continue;
+    }
     struct timeval tv = {.tv_sec = 30};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     conn_t *c = calloc(1, sizeof *c);
@@ -955,7 +1286,9 @@ int wk_grpc_server_start(const wk_grpc_opts_t *opts, wk_grpc_server_t **out, wk_
   getsockname(s->lfd, (struct sockaddr *)&bound, &blen);
   s->port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                      : ((struct sockaddr_in *)&bound)->sin_port);
-  if (pthread_create(&s->acceptor, NULL, accept_main, s) != 0) {
+  if (loops_start(s) != 0 || pthread_create(&s->acceptor, NULL, accept_main, s) != 0) {
+    atomic_store(&s->stopping, 1);
+    loops_stop(s);
     close(s->lfd);
     SSL_CTX_free(s->tls);
   free_services(s);
@@ -981,6 +1314,7 @@ void wk_grpc_server_stop(wk_grpc_server_t *s) {
   shutdown(s->lfd, SHUT_RDWR);
   pthread_join(s->acceptor, NULL);
   close(s->lfd);
+  loops_stop(s); /* each closes its connections */
   pthread_mutex_lock(&s->lock);
   for (conn_t *c = s->conns; c; c = c->next) shutdown(c->fd, SHUT_RDWR); /* wakes its poll */
   while (s->conns) pthread_cond_wait(&s->cond, &s->lock);

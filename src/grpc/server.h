@@ -5,10 +5,11 @@
  * maps each method path ("/package.Service/Method") to a function that gets the request's
  * message bytes and answers through the call, from any thread, once.
  *
- * Threads: one thread accepts; each connection has a thread of its own that alone touches
- * its nghttp2 session. A method function runs on that thread and must not block: work
- * that waits (a model's queue) answers later from its own thread; the answer is handed to
- * the connection's thread through a queue and an eventfd. */
+ * Threads: one thread accepts; plain connections are served by a few event-loop threads,
+ * TLS connections by a thread each; only the thread serving a connection touches its
+ * nghttp2 session. A method function runs on that thread and must not block: work that
+ * waits (a model's queue) answers later from its own thread; the answer is handed to the
+ * thread serving the connection through a wake list and an eventfd. */
 #ifndef WK_GRPC_SERVER_H
 #define WK_GRPC_SERVER_H
 

@@ -395,6 +395,87 @@ def test_streams_cut_by_deadline_or_cancel_leave_the_server_serving(serve, stubs
         assert [next(c).prediction for c in calls] == [b"plain z%d" % i for i in range(20)]
 
 
+def h2_frame(kind, flags, stream, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def h2_literal(name, value):
+    """One HPACK header field, literal without indexing, no Huffman (names and values < 127)."""
+    return b"\0" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+BIG = """
+def handle(data, context):
+    return None if data is None else ["x" * 200000 for _ in data]
+"""
+
+
+@pytest.mark.badinput
+def test_a_client_that_never_reads_stalls_no_one_else(serve, stubs, models, tmp_path):
+    """A raw HTTP/2 client asks for many large answers (small requests, within the flow
+    control windows) and never reads its socket: its answers pile up until the server stops
+    reading it; every other client is served meanwhile (the event loop never blocks on one
+    socket) and after it goes."""
+    import socket
+    import time
+
+    pb, rpc = stubs
+    store, _, _ = models
+    (tmp_path / "big.py").write_text(BIG)
+    run_wick("pack", "--model-name", "big", "--version", "1.0", "--serialized-file", tmp_path / "dummy.txt",
+             "--handler", f"{tmp_path / 'big.py'}:handle", "--export-path", store, "-f")
+    s = serve("--model-store", store, "--models", "echo=echo.mar", "big=big.mar", "--quiet")
+    path = b"/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions"
+    msg = pb.PredictionsRequest(model_name="big", input={"data": b"x"}).SerializeToString()
+    framed = b"\0" + len(msg).to_bytes(4, "big") + msg
+    out = [b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+           h2_frame(4, 0, 0, (4).to_bytes(2, "big") + (2**31 - 1).to_bytes(4, "big")),  # initial window
+           h2_frame(8, 0, 0, (2**31 - 1 - 65535).to_bytes(4, "big"))]  # the connection's window
+    for i in range(100):  # 20 MB of answers
+        sid = 1 + 2 * i
+        block = b"".join(h2_literal(n, v) for n, v in [
+            (b":method", b"POST"), (b":scheme", b"http"), (b":path", path), (b":authority", b"wick"),
+            (b"content-type", b"application/grpc"), (b"te", b"trailers")])
+        out.append(h2_frame(1, 4, sid, block))
+        out.append(h2_frame(0, 1, sid, framed))
+    data = b"".join(out)
+    bad = socket.socket()
+    bad.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    bad.connect(("127.0.0.1", s.ports["grpc_inference"]))
+    bad.setblocking(False)
+    sent, t = 0, time.time()
+    while sent < len(data) and time.time() - t < 10:  # as much as the server takes in 10 s
+        try:
+            sent += bad.send(data[sent:sent + 65536])
+        except BlockingIOError:
+            time.sleep(0.05)
+    def server_send_queue():  # the bytes the server's end holds for the client (/proc/net/tcp)
+        mine = bad.getsockname()[1]
+        for line in open("/proc/net/tcp").read().splitlines()[1:]:
+            f = line.split()
+            if int(f[1].split(":")[1], 16) == s.ports["grpc_inference"] and int(f[2].split(":")[1], 16) == mine:
+                return int(f[4].split(":")[0], 16)
+        return 0
+
+    try:
+        wait_for(lambda: server_send_queue() > 100_000, timeout=30)  # answers pile up unread
+        from google.protobuf import empty_pb2
+        for _ in range(3):
+            with channel(s) as ch:
+                stub = rpc.InferenceAPIsServiceStub(ch)
+                t = time.time()
+                assert stub.Ping(empty_pb2.Empty(), timeout=10).health
+                got = stub.Predictions(pb.PredictionsRequest(model_name="echo", input={"data": b"ok"}), timeout=10)
+                assert json.loads(got.prediction) == {"data": "ok"}
+                assert time.time() - t < 10
+    finally:
+        bad.close()
+    with channel(s) as ch:
+        got = rpc.InferenceAPIsServiceStub(ch).Predictions(
+            pb.PredictionsRequest(model_name="echo", input={"data": b"after"}), timeout=30)
+        assert json.loads(got.prediction) == {"data": "after"}
+
+
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory):
     d = tmp_path_factory.mktemp("grpc-tls")

@@ -15,7 +15,7 @@ grpcclient = pytest.importorskip("tritonclient.grpc")
 from tritonclient.grpc import service_pb2, service_pb2_grpc  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-from conftest import Server, pack  # noqa: E402
+from conftest import Server, pack, wait_for  # noqa: E402
 from models import MLP, Embed, save_script  # noqa: E402
 
 # Echoes BYTES elements back, upper-cased, as one BYTES output, and half their lengths as FP16.
@@ -94,6 +94,8 @@ def test_health_metadata_config_and_statistics(server, client):
     inp = grpcclient.InferInput("INPUT__0", [3, 16], "FP32")
     inp.set_data_from_numpy(x)
     client.infer("mlp", [inp])
+    # the worker counts the batch once its answer is on its way: the client may ask first
+    wait_for(lambda: http_json(server, "/v2/models/mlp/stats")[1]["model_stats"][0].get("inference_count"))
     stats = client.get_inference_statistics("mlp", as_json=True)["model_stats"]
     want = http_json(server, "/v2/models/mlp/stats")[1]["model_stats"]
     assert len(stats) == 1 and stats[0]["name"] == "mlp" and stats[0]["version"] == "1.0"
