@@ -415,7 +415,7 @@ def test_a_client_that_never_reads_stalls_no_one_else(serve, stubs, models, tmp_
     """A raw HTTP/2 client asks for many large answers (small requests, within the flow
     control windows) and never reads its socket: its answers pile up until the server stops
     reading it; every other client is served meanwhile (the event loop never blocks on one
-    socket) and after it goes."""
+    socket); after 30 s without progress the server drops it, and serves on."""
     import socket
     import time
 
@@ -449,13 +449,16 @@ def test_a_client_that_never_reads_stalls_no_one_else(serve, stubs, models, tmp_
             sent += bad.send(data[sent:sent + 65536])
         except BlockingIOError:
             time.sleep(0.05)
-    def server_send_queue():  # the bytes the server's end holds for the client (/proc/net/tcp)
+    def server_end():  # the server's end of that connection in /proc/net/tcp: (state, send queue)
         mine = bad.getsockname()[1]
         for line in open("/proc/net/tcp").read().splitlines()[1:]:
             f = line.split()
             if int(f[1].split(":")[1], 16) == s.ports["grpc_inference"] and int(f[2].split(":")[1], 16) == mine:
-                return int(f[4].split(":")[0], 16)
-        return 0
+                return f[3], int(f[4].split(":")[0], 16)
+        return None, 0
+
+    def server_send_queue():
+        return server_end()[1]
 
     try:
         wait_for(lambda: server_send_queue() > 100_000, timeout=30)  # answers pile up unread
@@ -468,6 +471,11 @@ def test_a_client_that_never_reads_stalls_no_one_else(serve, stubs, models, tmp_
                 got = stub.Predictions(pb.PredictionsRequest(model_name="echo", input={"data": b"ok"}), timeout=10)
                 assert json.loads(got.prediction) == {"data": "ok"}
                 assert time.time() - t < 10
+        # 30 s without taking any of its answers: the server lets go of it (no longer
+        # ESTABLISHED on its side)
+        t = time.time()
+        wait_for(lambda: server_end()[0] != "01", timeout=90)
+        assert time.time() - t > 15
     finally:
         bad.close()
     with channel(s) as ch:
