@@ -584,7 +584,7 @@ static int decode_infer(const Inference__ModelInferRequest *in, wk_oip_request_t
   if (in->n_raw_input_contents && in->n_raw_input_contents != in->n_inputs)
     return wk_err(err, WK_EINVAL, "raw_input_contents has %zu entries for %zu inputs: give one per input, or none",
                   in->n_raw_input_contents, in->n_inputs);
-  if (in->n_inputs == 0 || in->n_inputs > WK_OIP_MAX_TENSORS)
+  if (in->n_inputs == 0) /* too many: wk_oip_add_input says so */
     return wk_err(err, WK_EINVAL, "\"inputs\" must be a list of 1 to %d tensors", WK_OIP_MAX_TENSORS);
   if (in->id[0] && (r->id = strdup(in->id)) == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
   r->binary_output = 1;

@@ -613,13 +613,10 @@ static int write_all(conn_t *c, const uint8_t *p, size_t n) {
   return 0;
 }
 
-/* Sends what nghttp2 has queued: its frames are gathered into one buffer and written with
- * one send (an answer is HEADERS, DATA and trailers: three sends otherwise). */
+/* Sends what nghttp2 has queued, blocking (a TLS connection's thread): its frames are
+ * gathered into one buffer and written with one write (an answer is HEADERS, DATA and
+ * trailers: three otherwise). */
 static int flush(conn_t *c) {
-  if (c->pending.len > 0) { /* unused with TLS: kept for a plain connection's thread */
-    if (write_all(c, (const uint8_t *)c->pending.data, c->pending.len) != 0) return -1;
-    c->pending.len = 0;
-  }
   static _Thread_local uint8_t buf[1 << 14];
   size_t used = 0;
   for (;;) {
@@ -963,9 +960,13 @@ static int64_t loop_check(loop_t *l) {
     pthread_mutex_lock(&c->io);
     int64_t at = now + (int64_t)expire(c) * 1000;
     int stalled = c->pending.len > 0 && c->stalled_since && now - c->stalled_since > STALL_US;
-    int over = c->session == NULL || stalled || serve(l, c, 0, NULL, 0) != 0; /* expire's answers */
+    /* expire's answers, when it gave any */
+    int over = c->session == NULL || stalled ||
+               (nghttp2_session_want_write(c->session) && serve(l, c, 0, NULL, 0) != 0);
     pthread_mutex_unlock(&c->io);
-    if (stalled) wk_log_debug("%s: a client took none of its answers for 30 s: closed", l->srv->name);
+    if (stalled)
+      wk_log_debug("%s: a client took none of its answers for %lld s: closed", l->srv->name,
+                   (long long)(STALL_US / 1000000));
     if (over) loop_close(l, c);
     else if (at < next) next = at;
   }
@@ -1078,28 +1079,41 @@ static void loops_stop(wk_grpc_server_t *s) {
 
 /* ---- the server ---- */
 
-/* A plain connection, handed to the next loop (its session made here, before any other
- * thread can see it). Acceptor thread. */
-static void adopt(wk_grpc_server_t *s, int fd) {
+/* A connection on fd (efd: its own thread's wake-up, -1 on a loop), not yet seen by any
+ * other thread; NULL when out of memory. */
+static conn_t *conn_new(wk_grpc_server_t *s, int fd, int efd) {
   conn_t *c = calloc(1, sizeof *c);
-  int fl = fcntl(fd, F_GETFL);
-  if (c == NULL || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
-    free(c);
-    close(fd);
-    return;
-  }
+  if (c == NULL) return NULL;
   c->srv = s;
   c->fd = fd;
-  c->efd = -1;
+  c->efd = efd;
   c->refs = 1;
   pthread_mutex_init(&c->lock, NULL);
   pthread_mutex_init(&c->io, NULL);
-  if (session_new(c) != 0) {
-    if (c->session) nghttp2_session_del(c->session);
-    pthread_mutex_destroy(&c->lock);
-    pthread_mutex_destroy(&c->io);
-    free(c);
+  return c;
+}
+
+/* Undoes conn_new for a connection that could not start; closes its descriptors. */
+static void conn_discard(conn_t *c) {
+  if (c->session) nghttp2_session_del(c->session);
+  pthread_mutex_destroy(&c->lock);
+  pthread_mutex_destroy(&c->io);
+  close(c->fd);
+  if (c->efd >= 0) close(c->efd);
+  free(c);
+}
+
+/* A plain connection, handed to the next loop (its session made here, before any other
+ * thread can see it). Acceptor thread. */
+static void adopt(wk_grpc_server_t *s, int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  conn_t *c = fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0 ? conn_new(s, fd, -1) : NULL;
+  if (c == NULL) {
     close(fd);
+    return;
+  }
+  if (session_new(c) != 0) {
+    conn_discard(c);
     return;
   }
   loop_t *l = &s->loops[s->next_loop++ % (unsigned)s->n_loops];
@@ -1134,22 +1148,19 @@ static void *accept_main(void *arg) {
     }
     struct timeval tv = {.tv_sec = 30};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    conn_t *c = calloc(1, sizeof *c);
     int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    conn_t *c = efd >= 0 ? conn_new(s, fd, efd) : NULL;
     pthread_t t;
     pthread_attr_t attr;
-    if (c == NULL || efd < 0 || pthread_attr_init(&attr) != 0) {
-      free(c);
-      if (efd >= 0) close(efd);
+    if (c == NULL) {
       close(fd);
+      if (efd >= 0) close(efd);
       continue;
     }
-    c->srv = s;
-    c->fd = fd;
-    c->efd = efd;
-    c->refs = 1;
-    pthread_mutex_init(&c->lock, NULL);
-    pthread_mutex_init(&c->io, NULL);
+    if (pthread_attr_init(&attr) != 0) {
+      conn_discard(c);
+      continue;
+    }
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_mutex_lock(&s->lock);
     c->next = s->conns;
@@ -1158,13 +1169,7 @@ static void *accept_main(void *arg) {
     if (rc != 0) s->conns = c->next;
     pthread_mutex_unlock(&s->lock);
     pthread_attr_destroy(&attr);
-    if (rc != 0) {
-      close(fd);
-      close(efd);
-      pthread_mutex_destroy(&c->lock);
-      pthread_mutex_destroy(&c->io);
-      free(c);
-    }
+    if (rc != 0) conn_discard(c);
   }
   return NULL;
 }
