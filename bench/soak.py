@@ -275,7 +275,8 @@ class Soak:
                 cmd = (d / "cmdline").read_bytes()
             except OSError:
                 continue
-            if ppid == self.proc.pid and b"wick_worker" in cmd:
+            template = stat[stat.index("(") + 1:stat.rindex(")")] == "wick-template"
+            if ppid == self.proc.pid and b"wick_worker" in cmd and not template:
                 out.append(int(d.name))
         return out
 

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/forkserver.h"
 #include "core/clock.h"
 #include "core/limits.h"
 #include "core/log.h"
@@ -202,7 +203,18 @@ static int high_fd(int fd) {
   return h;
 }
 
-static int spawn(wk_pyworker_t *w, const wk_pyworker_opts_t *o, wk_err_t *err) {
+/* Forks the worker from its template; 0, or an error after which it is spawned instead. */
+static int fork_from_template(wk_pyworker_t *w, const wk_pyworker_opts_t *o, const char *python,
+                              char **env, int child_sock, int child_out, int timeout_ms) {
+  wk_err_t ferr = {{0}};
+  int rc = wk_forkserver_spawn(python, env, o->model_dir, child_sock, child_out, timeout_ms,
+                               &w->pid, &ferr);
+  if (rc != 0 && rc != WK_EUNSUPPORTED) /* unsupported was logged once by the template's start */
+    wk_log_warn("[%s] %s; starting the worker on its own", w->tag, ferr.msg);
+  return rc;
+}
+
+static int spawn(wk_pyworker_t *w, const wk_pyworker_opts_t *o, int timeout_ms, wk_err_t *err) {
   int sv[2], pp[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     return wk_err(err, WK_EIO, "socketpair: %s", strerror(errno));
@@ -216,6 +228,15 @@ static int spawn(wk_pyworker_t *w, const wk_pyworker_opts_t *o, wk_err_t *err) {
   char *argv[] = {(char *)python, (char *)"-m", (char *)"wick_worker", (char *)"--sock-fd",
                   (char *)"3", NULL};
   char **env = build_env(o);
+  if (o->fork_server && env != NULL && child_sock >= 0 && child_out >= 0 &&
+      fork_from_template(w, o, python, env, child_sock, child_out, timeout_ms) == 0) {
+    free_env(env, o);
+    close(child_sock);
+    close(child_out);
+    w->sock = sv[0];
+    w->out_fd = pp[0];
+    return 0;
+  }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -371,7 +392,7 @@ int wk_pyworker_start(const wk_pyworker_opts_t *o, wk_pyworker_t **out, wk_err_t
   int timeout = o->startup_timeout_ms > 0 ? o->startup_timeout_ms
                                           : WK_DEFAULT_STARTUP_TIMEOUT_S * 1000;
   int64_t deadline = now_ms() + timeout;
-  if ((rc = spawn(w, o, err)) != 0) {
+  if ((rc = spawn(w, o, timeout, err)) != 0) {
     wk_buf_destroy(&frame);
     destroy(w);
     return rc;

@@ -33,6 +33,8 @@ typedef struct wk_pyworker_opts_s {
   int worker_index;        /* N in the log tag "[model/worker N]" */
   int startup_timeout_ms;  /* spawn + load; <= 0: WK_DEFAULT_STARTUP_TIMEOUT_S */
   const char *const *env;  /* NULL-terminated "K=V" added to (overriding) wick's env */
+  int fork_server;         /* fork it from the template for its python and environment
+                              (backend/forkserver.h) when that works, else spawn it */
   /* optional: called on the worker's log-reader thread with the JSON text of each
    * "[METRICS] {...}" line the handler's context.metrics produced */
   void (*on_metric)(void *ud, const char *json, size_t len);

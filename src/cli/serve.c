@@ -21,6 +21,7 @@
 #include "api/grpc_api.h"
 #include "api/grpc_v2.h"
 #include "archive/archive.h"
+#include "backend/forkserver.h"
 #include "backend/torch.h"
 #include "cli/daemon.h"
 #include "core/clock.h"
@@ -643,6 +644,7 @@ int wk_cmd_serve(int argc, char **argv) {
   wk_grpc_management_shutdown(60); /* as do gRPC management calls (a synchronous scale) */
   if (exit_code == 0) drain_models(reg, &cfg);
   wk_registry_free(reg); /* answers what is still queued with 503, joins workers */
+  wk_forkserver_stop_all(); /* after the workers: a restart may still have asked for one */
   for (int i = 0; i < 3; i++) wk_http_server_stop(api.servers[i]);
   for (int i = 0; i < 2; i++) wk_grpc_server_stop(grpc[i]);
   wk_api_destroy(&api);

@@ -695,6 +695,7 @@ static const struct {
     {"max_unpacked_archive_size", NULL},
     {"max_unpacked_total_size", NULL},
     {"python", NULL},
+    {"python_fork_server", NULL},
     {"ts_compat_status_codes", "TS_TS_COMPAT_STATUS_CODES"},
 };
 

@@ -619,6 +619,7 @@ void wk_model_load_opts_init(wk_model_load_opts_t *o) {
   o->response_timeout_s_override = -1;
   o->worker_spin_us = WK_DEFAULT_WORKER_SPIN_US;
   o->max_image_pixels = WK_IMAGE_DEFAULT_MAX_PIXELS;
+  o->python_fork_server = 1;
 }
 
 void wk_model_load_opts_from_config(wk_model_load_opts_t *o, const wk_config_t *cfg) {
@@ -638,6 +639,7 @@ void wk_model_load_opts_from_config(wk_model_load_opts_t *o, const wk_config_t *
   o->python = cfg->python;
   o->service_envelope = wk_props_get(&cfg->props, "service_envelope");
   o->install_py_deps = wk_config_bool(cfg, "install_py_dep_per_model", 0);
+  o->python_fork_server = wk_config_bool(cfg, "python_fork_server", 1);
   const char *limit = wk_props_get(&cfg->props, "limit_max_image_pixels");
   if (limit && strcasecmp(limit, "false") == 0) o->max_image_pixels = 0;
   o->max_unpacked_archive = cfg->max_unpacked_archive_size;

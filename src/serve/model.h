@@ -35,6 +35,8 @@ typedef struct wk_model_load_opts_s {
   int startup_timeout_s;      /* Python handlers: worker start + load; 0: the default */
   int install_py_deps;        /* Python handlers: pip-install the manifest's requirementsFile
                                  into a folder of this model (install_py_dep_per_model) */
+  int python_fork_server;     /* Python handlers: fork workers from a template that imported
+                                 torch once (python_fork_server, default 1) */
   int loaded_at_startup;
   long max_unpacked_archive;  /* bytes this archive may unpack to; 0: the default */
   long max_unpacked_total;    /* bytes every model's unpacked folder may add up to; 0: default */

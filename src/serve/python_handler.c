@@ -26,6 +26,7 @@
 typedef struct {
   char *python;            /* the interpreter */
   int startup_timeout_s;   /* spawn + load */
+  int fork_server;         /* fork workers from the template (backend/forkserver.h) */
   char *pythonpath;        /* wick's python/ plus the model's pip folder */
   char deps_dir[4096];     /* its requirements' pip --target, removed at free */
   wk__gpus_t gpus;         /* the workers' GPUs (serve/gpus.h) */
@@ -96,6 +97,7 @@ static int start_process(wk_model_t *m, int index, wk_pyworker_t **out, wk_err_t
   o.startup_timeout_ms = st->startup_timeout_s * 1000;
   o.on_metric = on_metric;
   o.metric_ud = m;
+  o.fork_server = st->fork_server;
   return wk_pyworker_start(&o, out, err);
 }
 
@@ -437,6 +439,7 @@ static int init(wk_model_t *m, const wk_model_load_opts_t *o, wk_err_t *err) {
   pthread_mutex_init(&st->lock, NULL);
   m->hstate = st;
   st->python = strdup(o->python && *o->python ? o->python : WK_PYWORKER_DEFAULT_PYTHON);
+  st->fork_server = o->python_fork_server;
   st->startup_timeout_s = o->startup_timeout_s > 0 ? o->startup_timeout_s : WK_DEFAULT_STARTUP_TIMEOUT_S;
   if (st->python == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
   int rc;

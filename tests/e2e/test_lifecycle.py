@@ -205,12 +205,14 @@ def python_worker_pids(server_pid):
             continue
         try:
             with open(f"/proc/{d}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                stat = f.read()
             with open(f"/proc/{d}/cmdline", "rb") as f:
                 cmd = f.read()
         except OSError:
             continue
-        if ppid == server_pid and b"wick_worker" in cmd:
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        template = stat[stat.index("(") + 1:stat.rindex(")")] == "wick-template"
+        if ppid == server_pid and b"wick_worker" in cmd and not template:
             pids.append(int(d))
     return pids
 

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "backend/forkserver.h"
 #include "backend/pyworker.h"
 
 static char g_pythonpath[1024];
@@ -53,6 +54,8 @@ static int setup(void **state) {
   char *cut = strstr(g_pythonpath, "tests/unit/backend/");
   if (cut == NULL) return -1;
   snprintf(cut, sizeof g_pythonpath - (size_t)(cut - g_pythonpath), "python");
+  /* as wick serve does (cli/serve.c): numpy's OpenBLAS starts no pool at import */
+  setenv("OPENBLAS_NUM_THREADS", "1", 1);
   snprintf(g_root, sizeof g_root, "%s", WK_TEST_DATA_DIR);
   mkdir(g_root, 0755);
   snprintf(g_root, sizeof g_root, "%s/pyworker-%d", WK_TEST_DATA_DIR, (int)getpid());
@@ -192,6 +195,125 @@ static void test_bad_python_fails(void **state) {
   assert_non_null(strstr(err.msg, "No module named"));
 }
 
+/* Field k (1-based, after the command name) of /proc/pid/stat, and the name in *comm. */
+static long stat_field(int pid, int k, char *comm, size_t n) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return -1;
+  size_t got = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[got] = '\0';
+  char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+  if (open == NULL || close == NULL) return -1;
+  if (comm) snprintf(comm, n, "%.*s", (int)(close - open - 1), open + 1);
+  char *p = close + 2;
+  for (int i = 1; i < k && p; i++) {
+    p = strchr(p, ' ');
+    if (p) p++;
+  }
+  return p ? strtol(p, NULL, 10) : -1;
+}
+
+static void run_len(wk_pyworker_t *w) {
+  wk_otf_param_t p = {"body", NULL, "xyz", 3};
+  wk_otf_request_t r = {"a", NULL, 0, &p, 1};
+  wk_otf_response_t resp = {0};
+  wk_err_t err = {{0}};
+  if (wk_pyworker_infer(w, &r, 1, &resp, 30000, &err) != 0) fail_msg("infer: %s", err.msg);
+  assert_int_equal(resp.code, 200);
+  wk_otf_response_destroy(&resp);
+}
+
+/* Workers forked from the template: children of this process (it is their subreaper),
+ * named wick_worker, serving; a template killed is replaced by the start after next. */
+static void test_forked_workers(void **state) {
+  (void)state;
+  const char *dir = make_model("forked", LEN_HANDLER);
+  wk_pyworker_opts_t o = opts_for(dir);
+  o.fork_server = 1;
+  wk_pyworker_t *w[3] = {NULL, NULL, NULL};
+  wk_err_t err = {{0}};
+  for (int i = 0; i < 2; i++)
+    if (wk_pyworker_start(&o, &w[i], &err) != 0) fail_msg("start: %s", err.msg);
+  pid_t tpl = -1;
+  assert_int_equal(wk_forkserver_pids(&tpl, 1), 1);
+  assert_true(tpl > 0);
+  char comm[64];
+  assert_int_equal(stat_field(tpl, 2, comm, sizeof comm), getpid());
+  assert_string_equal(comm, "wick-template");
+  for (int i = 0; i < 2; i++) {
+    int pid = wk_pyworker_pid(w[i]);
+    assert_true(pid != tpl);
+    assert_int_equal(stat_field(pid, 2, comm, sizeof comm), getpid()); /* its parent: us */
+    assert_string_equal(comm, "wick_worker");
+    run_len(w[i]);
+  }
+  /* a worker killed is reaped by us, as a spawned one */
+  kill(wk_pyworker_pid(w[1]), SIGKILL);
+  char why[64];
+  for (int i = 0; i < 500 && !wk_pyworker_exited(w[1], why, sizeof why); i++) usleep(10000);
+  assert_string_equal(why, "was killed by signal 9");
+  wk_pyworker_stop(w[1]);
+  /* the template killed: the next start is spawned, the one after forked again */
+  kill(tpl, SIGKILL);
+  usleep(100000);
+  if (wk_pyworker_start(&o, &w[1], &err) != 0) fail_msg("start after the kill: %s", err.msg);
+  run_len(w[1]);
+  if (wk_pyworker_start(&o, &w[2], &err) != 0) fail_msg("start: %s", err.msg);
+  pid_t tpl2 = -1;
+  assert_int_equal(wk_forkserver_pids(&tpl2, 1), 1);
+  assert_true(tpl2 > 0 && tpl2 != tpl);
+  assert_int_equal(stat_field(wk_pyworker_pid(w[2]), 2, comm, sizeof comm), getpid());
+  assert_string_equal(comm, "wick_worker");
+  run_len(w[2]);
+  for (int i = 0; i < 3; i++) {
+    int st = wk_pyworker_stop(w[i]);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+  }
+  wk_forkserver_stop_all();
+  assert_int_equal(wk_forkserver_pids(NULL, 0), 0);
+  assert_int_equal(kill(tpl2, 0), -1); /* ended and reaped */
+}
+
+/* A template that cannot start (no wick_worker on its path): workers are spawned, and
+ * fail as spawned workers do. */
+static void test_template_that_cannot_start(void **state) {
+  (void)state;
+  const char *dir = make_model("notpl", LEN_HANDLER);
+  wk_pyworker_opts_t o = opts_for(dir);
+  o.fork_server = 1;
+  o.pythonpath = "/nonexistent";
+  wk_pyworker_t *w = NULL;
+  wk_err_t err = {{0}};
+  assert_int_equal(wk_pyworker_start(&o, &w, &err), WK_EIO);
+  assert_non_null(strstr(err.msg, "No module named"));
+  assert_int_equal(wk_forkserver_pids(NULL, 0), 0);
+  wk_forkserver_stop_all();
+}
+
+/* A template with a second thread after its imports (OpenBLAS's pool when not capped) is
+ * not forked from: a fork copies one thread, and the workers are spawned instead. */
+static void test_template_with_threads(void **state) {
+  (void)state;
+  const char *dir = make_model("threads", LEN_HANDLER);
+  wk_pyworker_opts_t o = opts_for(dir);
+  o.fork_server = 1;
+  const char *env[] = {"OPENBLAS_NUM_THREADS=2", NULL};
+  o.env = env;
+  wk_pyworker_t *w = NULL;
+  wk_err_t err = {{0}};
+  if (wk_pyworker_start(&o, &w, &err) != 0) fail_msg("start: %s", err.msg);
+  run_len(w);
+  assert_int_equal(wk_forkserver_pids(NULL, 0), 0);
+  char comm[64];
+  assert_int_equal(stat_field(wk_pyworker_pid(w), 2, comm, sizeof comm), getpid());
+  assert_true(strcmp(comm, "wick_worker") != 0); /* spawned: the interpreter's own name */
+  wk_pyworker_stop(w);
+  wk_forkserver_stop_all();
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
@@ -199,6 +321,9 @@ int main(void) {
       cmocka_unit_test(test_clean_stop),
       cmocka_unit_test(test_syntax_error_fails_load),
       cmocka_unit_test(test_bad_python_fails),
+      cmocka_unit_test(test_forked_workers),
+      cmocka_unit_test(test_template_that_cannot_start),
+      cmocka_unit_test(test_template_with_threads),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -1,0 +1,161 @@
+"""End-to-end: Python workers forked from one template process that imported torch once
+(backend/forkserver.c, python/wick_worker/forkserver.py). The workers are children of
+wick (it is their subreaper), share the template's pages, draw their own random numbers,
+are replaced when killed, and start from scratch again when the template is gone or
+`python_fork_server=false`; the template ends with the server."""
+import os
+import signal
+import time
+
+from conftest import run_wick, wait_for
+
+WHO_PY = '''
+import os
+import sys
+import numpy
+import torch
+
+def handle(data, context):
+    if data is None:
+        return None
+    return [{"pid": os.getpid(), "cwd": os.getcwd(), "rand": float(numpy.random.rand()),
+             "torch": torch.__version__,
+             "torchvision": "torchvision" in sys.modules} for _ in data]
+'''
+
+
+def make_store(tmp_path):
+    (tmp_path / "who.py").write_text(WHO_PY)
+    (tmp_path / "dummy.txt").write_text("x")
+    store = tmp_path / "store"
+    store.mkdir()
+    run_wick("pack", "--model-name", "who", "--version", "1.0", "--serialized-file",
+             tmp_path / "dummy.txt", "--handler", f"{tmp_path / 'who.py'}:handle",
+             "--export-path", store, "-f")
+    return store
+
+
+def children(server_pid):
+    """{pid: comm} of the server's children."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == server_pid:
+            out[int(d)] = stat[stat.index("(") + 1:stat.rindex(")")]
+    return out
+
+
+def by_name(server_pid, name):
+    return sorted(p for p, c in children(server_pid).items() if c == name)
+
+
+def private_and_rss_kb(pid):
+    got = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("Rss", "Private_Clean", "Private_Dirty"):
+                got[k] = int(v.split()[0])
+    return got["Private_Clean"] + got["Private_Dirty"], got["Rss"]
+
+
+def state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def answers(s, n):
+    out = []
+    for _ in range(n):
+        r = s.infer("POST", "/predictions/who", "x")
+        assert r.status == 200, r
+        out.append(r.json())
+    return out
+
+
+def test_workers_are_forked_from_one_template_and_share_its_pages(serve, tmp_path):
+    store = make_store(tmp_path)
+    s = serve("--model-store", store, "--models", "who=who.mar", "--default_workers_per_model", "3")
+    templates = by_name(s.proc.pid, "wick-template")
+    assert len(templates) == 1, children(s.proc.pid)
+    workers = wait_for(lambda: len(by_name(s.proc.pid, "wick_worker")) == 3
+                       and by_name(s.proc.pid, "wick_worker"))
+    assert templates[0] not in workers
+    got = answers(s, 12)
+    assert {g["pid"] for g in got} <= set(workers), (got, workers)
+    # each starts in its model's folder, as a spawned worker does
+    assert all(os.path.isfile(os.path.join(g["cwd"], "MAR-INF", "MANIFEST.json")) for g in got), got
+    # the workers' random streams are their own, not copies of the template's
+    first = {}
+    for g in got:
+        first.setdefault(g["pid"], g["rand"])
+    assert len(set(first.values())) == len(first), got
+    # what the template imported is shared: a worker holds little of its own
+    for pid in workers:
+        private, rss = private_and_rss_kb(pid)
+        assert private < rss / 2, (pid, private, rss)
+    assert "python worker template started" in s.logs()
+
+
+def test_a_killed_worker_or_template_is_replaced(serve, tmp_path):
+    store = make_store(tmp_path)
+    s = serve("--model-store", store, "--models", "who=who.mar", "--default_workers_per_model", "1",
+              "--enable_model_api", "true")
+    template = by_name(s.proc.pid, "wick-template")[0]
+    worker = answers(s, 1)[0]["pid"]
+    time.sleep(1)  # the template idle for longer than its 0.2 s: it imports torchvision
+    os.kill(worker, signal.SIGKILL)
+    wait_for(lambda: state(worker) == "Z")  # dead, not yet reaped: by wick, its subreaper
+    got = answers(s, 1)[0]  # found dead before this batch, as a spawned worker is
+    again = got["pid"]
+    assert again != worker
+    # forked after the template had been idle: it had imported torchvision by then too
+    assert got["torchvision"], got
+    assert worker not in children(s.proc.pid)  # reaped by wick, its subreaper
+    assert children(s.proc.pid).get(again) == "wick_worker"
+    # the template killed: the next worker starts from scratch, the one after from a new one
+    os.kill(template, signal.SIGKILL)
+    r = s.mgmt("PUT", "/models/who?min_worker=2&synchronous=true")
+    assert r.status == 200, r
+    r = s.mgmt("PUT", "/models/who?min_worker=3&synchronous=true")
+    assert r.status == 200, r
+    new = by_name(s.proc.pid, "wick-template")
+    assert len(new) == 1 and new[0] != template, children(s.proc.pid)
+    # worker 1 from scratch (the interpreter's own name), worker 2 from the new template
+    assert len(by_name(s.proc.pid, "wick_worker")) == 2, children(s.proc.pid)
+    answers(s, 3)
+    assert template not in children(s.proc.pid)  # the dead one was reaped
+
+
+def test_python_fork_server_false_spawns_each_worker(serve, tmp_path):
+    store = make_store(tmp_path)
+    s = serve("--model-store", store, "--models", "who=who.mar", "--default_workers_per_model", "2",
+              "--python_fork_server", "false")
+    got = answers(s, 4)
+    kids = children(s.proc.pid)
+    assert "wick-template" not in kids.values(), kids
+    assert all(kids.get(g["pid"]) not in (None, "wick_worker") for g in got), (got, kids)
+
+
+def test_the_template_ends_with_the_server(serve, tmp_path):
+    store = make_store(tmp_path)
+    s = serve("--model-store", store, "--models", "who=who.mar")
+    template = by_name(s.proc.pid, "wick-template")[0]
+    worker = answers(s, 1)[0]["pid"]
+    assert s.stop() == 0
+    for pid in (template, worker):
+        try:
+            os.kill(pid, 0)
+            alive = True
+        except ProcessLookupError:
+            alive = False
+        assert not alive, pid
