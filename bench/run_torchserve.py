@@ -100,7 +100,9 @@ class Server:
         deadline = self.t0 + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited; see {self.log.name}")
+                self.log.flush()
+                tail = Path(self.log.name).read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{self.kind} exited; the end of {self.log.name}:\n{tail}")
             try:
                 if post(self.url(model), body, ctype) == 200:
                     return time.time() - self.t0
@@ -133,6 +135,7 @@ def post(url, body, ctype="application/json", want_body=False):
 def start_torchserve(ts_venv, store, workers, work, models=("mlp=mlp_ts.mar",), extra=""):
     """extra: more config.properties lines (run_grpc.py's gRPC ports)."""
     ports = [free_port() for _ in range(3)]
+    extra = grpc_ports(extra)
     cfg = work / f"ts-{ports[0]}.properties"
     cfg.write_text(f"inference_address=http://127.0.0.1:{ports[0]}\n"
                    f"management_address=http://127.0.0.1:{ports[1]}\n"
@@ -150,8 +153,17 @@ def start_torchserve(ts_venv, store, workers, work, models=("mlp=mlp_ts.mar",), 
     return Server("torchserve", cmd, ports[0], work, env, ports[1])
 
 
+def grpc_ports(extra):
+    """extra, with free gRPC ports unless it names them: every server serves gRPC too, and
+    two on 7070/7071 at once would fail to start."""
+    if "grpc_inference_port" not in extra:
+        extra += f"grpc_inference_port={free_port()}\ngrpc_management_port={free_port()}\n"
+    return extra
+
+
 def start_wick(wick, store, models, workers, work, kind, extra=""):
     ports = [free_port() for _ in range(3)]
+    extra = grpc_ports(extra)
     cfg = work / f"wick-{ports[0]}.properties"
     cfg.write_text(f"default_workers_per_model={workers}\n" + extra)
     cmd = [wick, "serve", "--model-store", str(store), "--models", *models, "--quiet",
