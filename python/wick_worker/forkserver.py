@@ -2,7 +2,8 @@
 
 Importing torch costs a worker about two seconds and a few hundred megabytes that are
 the same in every worker (relocated library data, Python objects). This process imports
-them once and forks a worker for each request wick sends, so that workers start in
+them once (torchvision too, once a model that uses it asks for a worker) and forks a
+worker for each request wick sends, so that workers start in
 milliseconds and share those pages until they write to them. It never loads a model and
 never touches CUDA: each worker loads its own model after the fork, exactly as a worker
 started from scratch does.
@@ -22,8 +23,9 @@ while that number is 1.
 
 import array
 import gc
+import json
 import os
-import select
+import re
 import signal
 import socket
 import struct
@@ -37,10 +39,39 @@ MAX_CWD = 8192
 # Imported before the template reports ready: what nearly every worker imports.
 FIRST = ("torch", "numpy", "PIL.Image", "wick_worker.worker", "wick_worker.handler_factory",
          "wick_worker.handlers.base_handler")
-# Imported once the template has been idle for IDLE_S, so that the first worker does not
-# wait for them: what image handlers import.
-LATER = ("torchvision", "wick_worker.handlers.vision_handler")
-IDLE_S = 0.2
+# Imported before the first fork for a model that uses them (its Python files import
+# torchvision, or its handler is one of TorchServe's vision handlers), then kept for every
+# later worker: a model that never uses them does not pay for them.
+VISION = ("torchvision", "wick_worker.handlers.vision_handler")
+VISION_HANDLERS = ("image_classifier", "image_segmenter", "object_detector")
+MAX_SCAN = 1 << 20  # bytes of a model's Python file read to look for the import
+IMPORTS_VISION = re.compile(rb"^[ \t]*(?:from|import)[ \t]+(?:torchvision\b|ts\.torch_handler\."
+                            rb"(?:vision_handler|image_classifier|image_segmenter|object_detector)\b)",
+                            re.M)
+
+
+def _uses_vision(cwd):
+    """Whether the model folder's handler is a vision one or its .py files import torchvision
+    or one of TorchServe's vision handlers."""
+    try:
+        with open(os.path.join(cwd, "MAR-INF", "MANIFEST.json"), encoding="utf-8") as f:
+            handler = str(json.load(f).get("model", {}).get("handler", ""))
+        if handler.split(":")[0].rsplit(".", 1)[-1] in VISION_HANDLERS:
+            return True
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        names = [n for n in os.listdir(cwd) if n.endswith(".py")]
+    except OSError:
+        return False
+    for n in names:
+        try:
+            with open(os.path.join(cwd, n), "rb") as f:
+                if IMPORTS_VISION.search(f.read(MAX_SCAN)):
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _preload(names):
@@ -149,16 +180,8 @@ def _receive(control):
 
 
 def serve(control):
-    later_done = False
     unusable = None  # why this template may not fork any more
     while True:
-        if not later_done and not select.select([control], [], [], IDLE_S)[0]:
-            try:
-                _preload(LATER)
-            except Exception as e:
-                unusable = "%s: %s" % (type(e).__name__, e)
-            later_done = True
-            continue
         try:
             msg, fds = _receive(control)
         except OSError:
@@ -168,13 +191,19 @@ def serve(control):
         try:
             if len(fds) != 2:
                 raise ValueError("expected 2 descriptors, got %d" % len(fds))
+            cwd = os.fsdecode(msg)
+            if unusable is None and "torchvision" not in sys.modules and _uses_vision(cwd):
+                try:
+                    _preload(VISION)
+                except Exception as e:
+                    unusable = "%s: %s" % (type(e).__name__, e)
             threads = _threads()
             if unusable is None and threads != 1:
                 unusable = "the template has %d threads" % threads
             if unusable is not None:
                 reply = struct.pack("=i", -2) + unusable.encode()[:1000]
             else:
-                reply = struct.pack("=i", _spawn(control, os.fsdecode(msg), fds))
+                reply = struct.pack("=i", _spawn(control, cwd, fds))
         except Exception as e:
             reply = struct.pack("=i", -1) + ("%s: %s" % (type(e).__name__, e)).encode()[:1000]
         finally:

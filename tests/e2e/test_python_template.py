@@ -5,7 +5,8 @@ are replaced when killed, and start from scratch again when the template is gone
 `python_fork_server=false`; the template ends with the server."""
 import os
 import signal
-import time
+
+import pytest
 
 from conftest import run_wick, wait_for
 
@@ -106,20 +107,19 @@ def test_workers_are_forked_from_one_template_and_share_its_pages(serve, tmp_pat
     assert "python worker template started" in s.logs()
 
 
+@pytest.mark.badinput
 def test_a_killed_worker_or_template_is_replaced(serve, tmp_path):
     store = make_store(tmp_path)
     s = serve("--model-store", store, "--models", "who=who.mar", "--default_workers_per_model", "1",
               "--enable_model_api", "true")
     template = by_name(s.proc.pid, "wick-template")[0]
     worker = answers(s, 1)[0]["pid"]
-    time.sleep(1)  # the template idle for longer than its 0.2 s: it imports torchvision
     os.kill(worker, signal.SIGKILL)
     wait_for(lambda: state(worker) == "Z")  # dead, not yet reaped: by wick, its subreaper
     got = answers(s, 1)[0]  # found dead before this batch, as a spawned worker is
     again = got["pid"]
     assert again != worker
-    # forked after the template had been idle: it had imported torchvision by then too
-    assert got["torchvision"], got
+    assert not got["torchvision"], got  # a model that does not use it does not pay for it
     assert worker not in children(s.proc.pid)  # reaped by wick, its subreaper
     assert children(s.proc.pid).get(again) == "wick_worker"
     # the template killed: the next worker starts from scratch, the one after from a new one
@@ -159,3 +159,36 @@ def test_the_template_ends_with_the_server(serve, tmp_path):
         except ProcessLookupError:
             alive = False
         assert not alive, pid
+
+
+VISION_PY = '''
+import os
+from torchvision import transforms  # what marks a model that uses torchvision
+
+def handle(data, context):
+    if data is None:
+        return None
+    return [str(os.getpid()) for _ in data]
+'''
+
+
+def maps_torchvision(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return "torchvision" in f.read()
+
+
+def test_the_template_imports_torchvision_once_a_model_uses_it(serve, tmp_path):
+    store = make_store(tmp_path)
+    (tmp_path / "vision.py").write_text(VISION_PY)
+    run_wick("pack", "--model-name", "vision", "--version", "1.0", "--serialized-file",
+             tmp_path / "dummy.txt", "--handler", f"{tmp_path / 'vision.py'}:handle",
+             "--export-path", store, "-f")
+    s = serve("--model-store", store, "--models", "who=who.mar", "--enable_model_api", "true")
+    template = by_name(s.proc.pid, "wick-template")[0]
+    answers(s, 1)
+    assert not maps_torchvision(template)
+    r = s.mgmt("POST", "/models?url=vision.mar&initial_workers=2&synchronous=true")
+    assert r.status == 200, r
+    assert maps_torchvision(template)  # imported before the first fork, kept for the next
+    assert s.infer("POST", "/predictions/vision", "x").status == 200
+    assert by_name(s.proc.pid, "wick-template") == [template]
