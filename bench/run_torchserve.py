@@ -379,7 +379,53 @@ def main():
                     s.stop()
                 print(f"{k} {w} workers: RSS {mem[(k, w)][0] / 1024:.0f} MB, PSS "
                       f"{mem[(k, w)][1] / 1024:.0f} MB, {mem[(k, w)][2]} processes", flush=True)
-    write(a, wick, results, mem, cold, scale, answers, explained)
+        # 3. what the Python handler alone costs per request, for the ceiling of the
+        # same-handler ratio
+        handler_us = {wl: handler_cpu_us(store, work, wl, loads, n)
+                      for wl, n in (("mlp", 2000), ("fashion", 1000), ("resnet", 40))}
+    write(a, wick, results, mem, cold, scale, handler_us, answers, explained)
+
+
+HANDLER_CPU = r"""
+import sys, time, types
+from wick_worker import shim
+shim.install()
+from wick_worker.context import RequestProcessor
+from wick_worker.loader import load_model
+from wick_worker.service import decode_value
+folder, body_file, ctype, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+msg = types.SimpleNamespace(model_name="m", model_path=folder, batch_size=1, handler="",
+                            gpu_id=-1, envelope="", limit_max_image_pixels=1)
+svc = load_model(msg, "bench")
+body = open(body_file, "rb").read()
+def once():
+    svc.context.request_processor = [RequestProcessor({"body": {"content-type": ctype}})]
+    svc.entry_point([{"body": decode_value(ctype, body)}], svc.context)
+for _ in range(3):
+    once()
+t = time.process_time()
+for _ in range(n):
+    once()
+print((time.process_time() - t) / n * 1e6)
+"""
+
+
+def handler_cpu_us(store, work, wl, loads, n):
+    """CPU microseconds one request costs the Python handler alone (its entry point called
+    in a process of its own, one thread as the workers run, no server): a floor under any
+    server's CPU per request with that handler."""
+    import zipfile
+    folder = work / f"unpacked-{wl}"
+    with zipfile.ZipFile(store / f"{wl}_py.mar") as z:
+        z.extractall(folder)
+    body_file, ctype = loads[wl]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               PYTHONPATH=str(ROOT / "python"))
+    out = subprocess.run([sys.executable, "-c", HANDLER_CPU, str(folder), str(body_file), ctype,
+                          str(n)], cwd=folder, env=env, capture_output=True, text=True, check=True)
+    us = float(out.stdout.split()[-1])
+    print(f"{wl} handler alone: {us:.0f} us CPU per request", flush=True)
+    return us
 
 
 def scale_up(s, n):
@@ -401,20 +447,24 @@ WHY = {
               "what the server adds is a few percent, so no server can be 2x faster with it",
     "fashion": "the handler's own work (PIL decode, transforms, a forward) is most of a request "
                "in both servers; wick removes the frontend's share (Java, Netty, a copy per "
-               "hop), not the handler's",
+               "hop), not the handler's: the ceiling column above says how far any server "
+               "could go",
     "mlp": "the handler's JSON parsing and tensor building dominate in both servers",
     "ResNet-18 JPEG": "the forward dominates on 2 cores (the native row is the same libtorch "
                       "forward without Python); only the decode and resize are wick's",
-    "PSS at 4 workers": "each Python worker holds a Python interpreter and the CUDA wheel's "
-                        "torch (about 500 MB resident after import, ~280 MB of it relocated "
-                        "library data); wick imports it once, in the template its workers "
-                        "are forked from, but that one copy alone is several times the bound",
+    "PSS at 4 workers": "a Python process that imported the CUDA wheel's torch holds ~500 MB "
+                        "resident (~280 MB of it relocated library data); wick imports it once, "
+                        "in the template its workers are forked from, so each worker adds ~10 MB "
+                        "of its own, but that one import (~250 MB PSS), wick's own process "
+                        "(~85 MB, ~60 MB of it libtorch's relocated data, linked even when only "
+                        "Python models are served) and the workers' share of the template's "
+                        "pages already come to more than 0.3x of TorchServe's four workers",
     "cold start": "the first Python worker waits for `import torch` (about 1 s here) as "
                   "TorchServe's does; the template only makes later workers fast",
 }
 
 
-def write(a, wick, results, mem, cold, scale, answers, explained):
+def write(a, wick, results, mem, cold, scale, handler_us, answers, explained):
     version = subprocess.run([wick, "--version"], capture_output=True, text=True).stdout.strip()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                 if l.startswith("model name")), "?")
@@ -495,6 +545,21 @@ def write(a, wick, results, mem, cold, scale, answers, explained):
         for k in ("wick_native", "wick_python")] + [
         (f"cold start, {k} / TorchServe", cold[k] / cold["torchserve"], "<=", 0.25)
         for k in ("wick_native", "wick_python")]
+    cores = os.cpu_count()
+    lines += ["", "## The same Python handler: what the handler alone costs", "",
+              "The handler's entry point called in a process of its own (one thread, as the "
+              "workers run; no server, no socket) on the bench's request, against the CPU each "
+              f"server spends per request at c=16 with all {cores} cores busy (cores / req/s, "
+              "wrk's share included). No server can beat TorchServe by more than TorchServe's "
+              "CPU per request over the handler's.", "",
+              "| model | handler alone (us CPU) | TorchServe (us CPU per request) | wick + same "
+              "handler (us CPU per request) | ceiling for any server / TorchServe | wick / "
+              "TorchServe |", "|---|---:|---:|---:|---:|---:|"]
+    for wl in ("mlp", "fashion", "resnet"):
+        ts_us = cores / best[(wl, "torchserve", 16)]["rps"] * 1e6
+        py_us = cores / best[(wl, "wick_python", 16)]["rps"] * 1e6
+        lines.append(f"| {wl} | {handler_us[wl]:,.0f} | {ts_us:,.0f} | {py_us:,.0f} | "
+                     f"{ts_us / handler_us[wl]:.2f}x | {ts_us / py_us:.2f}x |")
     lines += ["", "## Targets (issue [10]), as ratios in this run", "",
               "| target | ratio | bound | met |", "|---|---:|---:|---|"]
     missed = []
