@@ -97,7 +97,9 @@ static int start_process(wk_model_t *m, int index, wk_pyworker_t **out, wk_err_t
   o.startup_timeout_ms = st->startup_timeout_s * 1000;
   o.on_metric = on_metric;
   o.metric_ud = m;
-  o.fork_server = st->fork_server;
+  /* a model with its own requirements has its own import path: a template for it would
+   * outlive it (one per registration), so its workers start on their own */
+  o.fork_server = st->fork_server && st->deps_dir[0] == '\0';
   return wk_pyworker_start(&o, out, err);
 }
 

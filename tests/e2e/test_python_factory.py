@@ -298,6 +298,8 @@ def test_requirements_installed_per_model(serve, tmp_path):
     assert r.status == 200, r
     assert r.json()["y"] == [3, 6]
     assert "-pydeps-" in r.json()["from"] and not r.json()["from"].startswith("/usr")
+    # its own import path: its workers are not forked from a template (which would outlive it)
+    assert "python worker template started" not in s.logs()
     # installed for that model only, never into the system's Python
     check = subprocess.run([sys.executable, "-c", "import wickfactorydep"], capture_output=True)
     assert check.returncode != 0
