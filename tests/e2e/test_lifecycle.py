@@ -231,8 +231,8 @@ def test_a_worker_killed_while_idle_is_replaced_before_its_next_batch(serve, tmp
              "--export-path", store, "-f")
     s = serve("--model-store", store, "--models", "echo=echo.mar", "--default_workers_per_model", "2")
     assert s.infer("POST", "/predictions/echo", "hi").status == 200
-    pids = python_worker_pids(s.proc.pid)
-    assert len(pids) == 2, pids
+    # the second worker starts on its own thread after the load: wait for its process
+    pids = wait_for(lambda: len(python_worker_pids(s.proc.pid)) == 2 and python_worker_pids(s.proc.pid))
     for pid in pids:
         os.kill(pid, 9)
     time.sleep(0.5)
