@@ -74,7 +74,7 @@ test-tsan: build-tsan
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e/test_torchserve_compat.py \
 	  tests/e2e/test_envelopes.py tests/e2e/test_python_handlers.py tests/e2e/test_threads.py \
 	  tests/e2e/test_cancellation.py tests/e2e/test_grpc.py tests/e2e/test_grpc_reflection.py \
-	  tests/e2e/test_lifecycle.py \
+	  tests/e2e/test_lifecycle.py tests/e2e/test_python_template.py \
 	  -k "not eager_cnn and not equal_the_http and not torchserve_status_codes and not hangs \
 	      and not at_startup and not max_response_size and not health_watch"
 
