@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/spawn.h"
 
 typedef struct template_s {
   char *python;
@@ -136,16 +137,7 @@ static int start(template_t *t, char *const env[], int timeout_ms, wk_err_t *err
   posix_spawn_file_actions_adddup2(&fa, child, 3);
   posix_spawn_file_actions_addchdir_np(&fa, "/");
   posix_spawnattr_t at;
-  posix_spawnattr_init(&at);
-  sigset_t def, none;
-  sigemptyset(&def);
-  sigaddset(&def, SIGPIPE);
-  sigaddset(&def, SIGTERM);
-  sigaddset(&def, SIGINT);
-  sigemptyset(&none);
-  posix_spawnattr_setsigdefault(&at, &def);
-  posix_spawnattr_setsigmask(&at, &none);
-  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  wk_spawnattr_init(&at, 0);
   int rc = child < 0 ? EMFILE : posix_spawn(&t->pid, t->python, &fa, &at, argv, env);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
@@ -177,7 +169,8 @@ static int start(template_t *t, char *const env[], int timeout_ms, wk_err_t *err
   return rc;
 }
 
-/* One request, one answer; -1 with err when the template is gone or failed. */
+/* One request, one answer: 0 and *pid, WK_EIO when the template is gone or could not fork,
+ * WK_EUNSUPPORTED (and disabled) when it may not fork any more. */
 static int ask(template_t *t, const char *cwd, int sock_fd, int out_fd, int timeout_ms, pid_t *pid,
                wk_err_t *err) {
   struct iovec iov = {(void *)cwd, strlen(cwd)};

@@ -21,6 +21,7 @@
 #include "core/clock.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/spawn.h"
 
 extern char **environ;
 
@@ -246,17 +247,7 @@ static int spawn(wk_pyworker_t *w, const wk_pyworker_opts_t *o, int timeout_ms, 
   /* it starts in the model folder, never in the server's working directory */
   if (o->model_dir) posix_spawn_file_actions_addchdir_np(&fa, o->model_dir);
   posix_spawnattr_t at;
-  posix_spawnattr_init(&at);
-  sigset_t def;
-  sigemptyset(&def);
-  sigaddset(&def, SIGPIPE);
-  sigaddset(&def, SIGTERM);
-  sigaddset(&def, SIGINT);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigdefault(&at, &def);
-  posix_spawnattr_setsigmask(&at, &none);
-  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  wk_spawnattr_init(&at, 0);
   int rc = env == NULL || child_sock < 0 || child_out < 0
                ? ENOMEM
                : posix_spawn(&w->pid, python, &fa, &at, argv, env);

@@ -19,6 +19,7 @@
 #include "core/fs.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/spawn.h"
 
 extern char **environ;
 
@@ -67,19 +68,9 @@ int wk_pydeps_install(const char *python, const char *req_file, const char *targ
   posix_spawn_file_actions_adddup2(&fa, pp[1], 2);
   if (cwd) posix_spawn_file_actions_addchdir_np(&fa, cwd);
   posix_spawnattr_t at;
-  posix_spawnattr_init(&at);
-  sigset_t def, none;
-  sigemptyset(&def);
-  sigaddset(&def, SIGPIPE);
-  sigaddset(&def, SIGTERM);
-  sigaddset(&def, SIGINT);
-  sigemptyset(&none);
-  posix_spawnattr_setsigdefault(&at, &def);
-  posix_spawnattr_setsigmask(&at, &none);
   /* its own process group, so that a timeout kills pip's children too */
+  wk_spawnattr_init(&at, POSIX_SPAWN_SETPGROUP);
   posix_spawnattr_setpgroup(&at, 0);
-  posix_spawnattr_setflags(&at,
-                           POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
   pid_t pid;
   int src = posix_spawn(&pid, python, &fa, &at, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
