@@ -297,6 +297,7 @@ static void test_template_that_cannot_start(void **state) {
  * not forked from: a fork copies one thread, and the workers are spawned instead. */
 static void test_template_with_threads(void **state) {
   (void)state;
+  if (sysconf(_SC_NPROCESSORS_ONLN) < 2) skip(); /* OpenBLAS starts no pool on one CPU */
   const char *dir = make_model("threads", LEN_HANDLER);
   wk_pyworker_opts_t o = opts_for(dir);
   o.fork_server = 1;
