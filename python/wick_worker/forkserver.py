@@ -11,7 +11,7 @@ started from scratch does.
 The control socket is fd 3, a SOCK_SEQPACKET socket to wick. wick sends one message per
 worker: the working directory (UTF-8) with two descriptors attached, the worker's socket
 and its log pipe. The template forks twice (the middle process exits at once, so the
-worker becomes a child of wick, which is a child subreaper) and answers the worker's pid
+worker becomes a child of wick, which is a child subreaper while it waits for the answer) and answers the worker's pid
 as a signed 32-bit integer in native order, or a negative number followed by an error
 message (-2: the template has more than one thread, do not ask again). When wick closes
 the socket the template exits.

@@ -122,9 +122,6 @@ static ssize_t recv_msg(int fd, char *buf, size_t cap, int64_t deadline) {
 }
 
 static int start(template_t *t, char *const env[], int timeout_ms, wk_err_t *err) {
-  /* the workers it forks must become ours when the middle process exits */
-  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
-    return wk_err(err, WK_EUNSUPPORTED, "cannot become a child subreaper: %s", strerror(errno));
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     return wk_err(err, WK_EIO, "socketpair: %s", strerror(errno));
@@ -190,13 +187,22 @@ static int ask(template_t *t, const char *cwd, int sock_fd, int out_fd, int time
   c->cmsg_len = CMSG_LEN(2 * sizeof(int));
   int fds[2] = {sock_fd, out_fd};
   memcpy(CMSG_DATA(c), fds, sizeof fds);
+  /* the worker must become ours when the middle process exits: wick is a child subreaper
+   * for as long as the fork takes (the template answers after the middle one is gone), and
+   * only then, so that what a handler leaves behind when its worker dies goes to init as
+   * before, not to wick, which would never reap it */
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
+    t->disabled = 1;
+    return wk_err(err, WK_EUNSUPPORTED, "cannot become a child subreaper: %s", strerror(errno));
+  }
   ssize_t s;
   do
     s = sendmsg(t->sock, &mh, MSG_NOSIGNAL);
   while (s < 0 && errno == EINTR);
-  if (s < 0) return wk_err(err, WK_EIO, "the python worker template is gone: %s", strerror(errno));
   char msg[1100];
-  ssize_t n = recv_msg(t->sock, msg, sizeof msg, now_ms() + timeout_ms);
+  ssize_t n = s < 0 ? -1 : recv_msg(t->sock, msg, sizeof msg, now_ms() + timeout_ms);
+  prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+  if (s < 0) return wk_err(err, WK_EIO, "the python worker template is gone: %s", strerror(errno));
   if (n < (ssize_t)sizeof(int32_t))
     return wk_err(err, WK_EIO, "the python worker template did not answer");
   int32_t v;

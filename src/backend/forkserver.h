@@ -1,8 +1,8 @@
 /* Python worker templates (python/wick_worker/forkserver.py): one process per interpreter
  * and environment that has imported torch once and forks workers on request, so that a
  * worker starts in milliseconds and shares the imported pages with the others. The
- * workers become children of wick (it makes itself a child subreaper), so they are
- * waited for and killed like spawned ones. Any thread. */
+ * workers become children of wick (it is a child subreaper while the template forks), so
+ * they are waited for and killed like spawned ones. Any thread. */
 #ifndef WK_BACKEND_FORKSERVER_H
 #define WK_BACKEND_FORKSERVER_H
 

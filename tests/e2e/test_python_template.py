@@ -1,6 +1,6 @@
 """End-to-end: Python workers forked from one template process that imported torch once
 (backend/forkserver.c, python/wick_worker/forkserver.py). The workers are children of
-wick (it is their subreaper), share the template's pages, draw their own random numbers,
+wick (a child subreaper while the template forks), share the template's pages, draw their own random numbers,
 are replaced when killed, and start from scratch again when the template is gone or
 `python_fork_server=false`; the template ends with the server."""
 import os
@@ -115,12 +115,12 @@ def test_a_killed_worker_or_template_is_replaced(serve, tmp_path):
     template = by_name(s.proc.pid, "wick-template")[0]
     worker = answers(s, 1)[0]["pid"]
     os.kill(worker, signal.SIGKILL)
-    wait_for(lambda: state(worker) == "Z")  # dead, not yet reaped: by wick, its subreaper
+    wait_for(lambda: state(worker) == "Z")  # dead, not yet reaped: by wick, its parent
     got = answers(s, 1)[0]  # found dead before this batch, as a spawned worker is
     again = got["pid"]
     assert again != worker
     assert not got["torchvision"], got  # a model that does not use it does not pay for it
-    assert worker not in children(s.proc.pid)  # reaped by wick, its subreaper
+    assert worker not in children(s.proc.pid)  # reaped by wick
     assert children(s.proc.pid).get(again) == "wick_worker"
     # the template killed: the next worker starts from scratch, the one after from a new one
     os.kill(template, signal.SIGKILL)
@@ -192,3 +192,44 @@ def test_the_template_imports_torchvision_once_a_model_uses_it(serve, tmp_path):
     assert maps_torchvision(template)  # imported before the first fork, kept for the next
     assert s.infer("POST", "/predictions/vision", "x").status == 200
     assert by_name(s.proc.pid, "wick-template") == [template]
+
+
+LEAVER_PY = '''
+import os
+import subprocess
+
+def handle(data, context):
+    if data is None:
+        return None
+    p = subprocess.Popen(["sleep", "30"])
+    return [{"worker": os.getpid(), "child": p.pid} for _ in data]
+'''
+
+
+def test_what_a_dead_worker_leaves_behind_is_not_wicks(serve, tmp_path):
+    """wick is a child subreaper only while the template forks: a process a handler started
+    goes to init (or whoever reaps orphans above wick) when its worker dies, not to wick,
+    which would never reap it."""
+    (tmp_path / "leaver.py").write_text(LEAVER_PY)
+    (tmp_path / "dummy.txt").write_text("x")
+    store = tmp_path / "store"
+    store.mkdir()
+    run_wick("pack", "--model-name", "leaver", "--version", "1.0", "--serialized-file",
+             tmp_path / "dummy.txt", "--handler", f"{tmp_path / 'leaver.py'}:handle",
+             "--export-path", store, "-f")
+    s = serve("--model-store", store, "--models", "leaver=leaver.mar")
+    assert by_name(s.proc.pid, "wick-template")
+    r = s.infer("POST", "/predictions/leaver", "x")
+    assert r.status == 200, r
+    got = r.json()
+    try:
+        os.kill(got["worker"], signal.SIGKILL)
+        wait_for(lambda: state(got["child"]) == "S" and ppid(got["child"]) != got["worker"])
+        assert ppid(got["child"]) != s.proc.pid
+    finally:
+        os.kill(got["child"], signal.SIGKILL)
+
+
+def ppid(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -236,6 +237,9 @@ static void test_forked_workers(void **state) {
   wk_err_t err = {{0}};
   for (int i = 0; i < 2; i++)
     if (wk_pyworker_start(&o, &w[i], &err) != 0) fail_msg("start: %s", err.msg);
+  int reaper = -1; /* only while a fork is asked for: what handlers leave goes to init */
+  assert_int_equal(prctl(PR_GET_CHILD_SUBREAPER, &reaper, 0, 0, 0), 0);
+  assert_int_equal(reaper, 0);
   pid_t tpl = -1;
   assert_int_equal(wk_forkserver_pids(&tpl, 1), 1);
   assert_true(tpl > 0);
