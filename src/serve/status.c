@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/forkserver.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "serve/gpu_memory.h"
@@ -362,9 +363,13 @@ __attribute__((constructor)) static void note_start(void) {
   g_started = time(NULL);
 }
 
-/* Resident memory in bytes from /proc/self/statm; -1 when unreadable. */
-static long long rss_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
+/* Resident memory in bytes of pid (0: this process) from /proc/PID/statm; -1 when
+ * unreadable. */
+static long long rss_bytes(int pid) {
+  char path[64];
+  if (pid > 0) snprintf(path, sizeof path, "/proc/%d/statm", pid);
+  else snprintf(path, sizeof path, "/proc/self/statm");
+  FILE *f = fopen(path, "r");
   if (f == NULL) return -1;
   long long size, resident;
   int n = fscanf(f, "%lld %lld", &size, &resident);
@@ -382,7 +387,7 @@ json_t *wk_status_process(void) {
   json_t *o = json_pack("{s:s,s:s,s:i,s:o,s:f,s:I,s:I,s:I,s:i}", "server", "wick", "version", WK_VERSION,
                         "pid", (int)getpid(), "started", iso_time(g_started), "uptime_s",
                         round((double)(wk_now_us() - g_started_us) / 1e4) / 100, "rss_bytes",
-                        (json_int_t)rss_bytes(), "host_memory_bytes", (json_int_t)total,
+                        (json_int_t)rss_bytes(0), "host_memory_bytes", (json_int_t)total,
                         "host_memory_available_bytes", (json_int_t)avail, "cpus",
                         (int)sysconf(_SC_NPROCESSORS_ONLN));
   if (o == NULL) return NULL;
@@ -396,5 +401,12 @@ json_t *wk_status_process(void) {
                                           (json_int_t)gpus[i].used, "memory_total_bytes",
                                           (json_int_t)gpus[i].total));
   json_object_set_new(o, "gpus", list);
+  pid_t tpl[16];
+  size_t nt = wk_forkserver_pids(tpl, sizeof tpl / sizeof tpl[0]);
+  json_t *tl = json_array();
+  for (size_t i = 0; i < nt && i < sizeof tpl / sizeof tpl[0]; i++)
+    json_array_append_new(tl, json_pack("{s:i,s:I}", "pid", (int)tpl[i], "rss_bytes",
+                                        (json_int_t)rss_bytes((int)tpl[i])));
+  json_object_set_new(o, "python_templates", tl);
   return o;
 }

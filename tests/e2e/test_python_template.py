@@ -105,6 +105,9 @@ def test_workers_are_forked_from_one_template_and_share_its_pages(serve, tmp_pat
         private, rss = private_and_rss_kb(pid)
         assert private < rss / 2, (pid, private, rss)
     assert "python worker template started" in s.logs()
+    # the operator's view lists it
+    listed = s.mgmt("GET", "/status.json").json()["server"]["python_templates"]
+    assert [t["pid"] for t in listed] == templates and listed[0]["rss_bytes"] > 0, listed
 
 
 @pytest.mark.badinput
@@ -143,6 +146,7 @@ def test_python_fork_server_false_spawns_each_worker(serve, tmp_path):
     got = answers(s, 4)
     kids = children(s.proc.pid)
     assert "wick-template" not in kids.values(), kids
+    assert s.mgmt("GET", "/status.json").json()["server"]["python_templates"] == []
     assert all(kids.get(g["pid"]) not in (None, "wick_worker") for g in got), (got, kids)
 
 
