@@ -221,7 +221,9 @@ def test_what_a_dead_worker_leaves_behind_is_not_wicks(serve, tmp_path):
     run_wick("pack", "--model-name", "leaver", "--version", "1.0", "--serialized-file",
              tmp_path / "dummy.txt", "--handler", f"{tmp_path / 'leaver.py'}:handle",
              "--export-path", store, "-f")
-    s = serve("--model-store", store, "--models", "leaver=leaver.mar")
+    # one worker: no other fork may be under way (wick is a subreaper during each) when
+    # this one dies
+    s = serve("--model-store", store, "--models", "leaver=leaver.mar", "--default_workers_per_model", "1")
     assert by_name(s.proc.pid, "wick-template")
     r = s.infer("POST", "/predictions/leaver", "x")
     assert r.status == 200, r
