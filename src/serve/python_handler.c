@@ -97,9 +97,7 @@ static int start_process(wk_model_t *m, int index, wk_pyworker_t **out, wk_err_t
   o.startup_timeout_ms = st->startup_timeout_s * 1000;
   o.on_metric = on_metric;
   o.metric_ud = m;
-  /* a model with its own requirements has its own import path: a template for it would
-   * outlive it (one per registration), so its workers start on their own */
-  o.fork_server = st->fork_server && st->deps_dir[0] == '\0';
+  o.fork_server = st->fork_server;
   return wk_pyworker_start(&o, out, err);
 }
 
@@ -441,13 +439,15 @@ static int init(wk_model_t *m, const wk_model_load_opts_t *o, wk_err_t *err) {
   pthread_mutex_init(&st->lock, NULL);
   m->hstate = st;
   st->python = strdup(o->python && *o->python ? o->python : WK_PYWORKER_DEFAULT_PYTHON);
-  st->fork_server = o->python_fork_server;
   st->startup_timeout_s = o->startup_timeout_s > 0 ? o->startup_timeout_s : WK_DEFAULT_STARTUP_TIMEOUT_S;
   if (st->python == NULL) return wk_err(err, WK_ENOMEM, "out of memory");
   int rc;
   if ((rc = wk__gpus_assign(m, &st->gpus, err)) != 0 ||
       (rc = python_requirements(m, st, o->install_py_deps, err)) != 0)
     return rc;
+  /* a model with its own requirements has its own import path: a template for it would
+   * outlive it (one per registration), so its workers start on their own */
+  st->fork_server = o->python_fork_server && st->deps_dir[0] == '\0';
   /* Start one worker process now, so that a handler that cannot load fails the load with
    * its traceback; worker 0 takes this process over. With no worker asked for, nothing
    * runs the handler yet (as in TorchServe: the model registers, scaling up starts it). */
