@@ -172,3 +172,22 @@ def pack(store, name, serialized, handler="tensor", extra=(), config=None, versi
     if fmt:
         args += ["--archive-format", fmt]
     run_wick(*args)
+
+
+def pack_python(tmp_path, store, name, source):
+    """Writes source as tmp_path/<name>.py and packs it into store as <name>.mar, its
+    handler that file's `handle` function (a placeholder serialized file)."""
+    (tmp_path / f"{name}.py").write_text(source)
+    (tmp_path / "dummy.txt").write_text("x")
+    pack(store, name, tmp_path / "dummy.txt", handler=f"{tmp_path / (name + '.py')}:handle")
+
+
+def proc_stat(pid):
+    """(name, state, parent pid) from /proc/PID/stat; None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    rest = stat.rsplit(")", 1)[1].split()
+    return stat[stat.index("(") + 1:stat.rindex(")")], rest[0], int(rest[1])

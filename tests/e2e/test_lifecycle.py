@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import pack, run_wick, wait_for
+from conftest import pack, pack_python, proc_stat, wait_for
 from models import MLP, save_script
 
 ROW = json.dumps([[0.5] * 16])
@@ -143,13 +143,9 @@ def handle(data, context):
 @pytest.mark.badinput
 def test_a_worker_that_keeps_dying_fails_its_model_instead_of_restarting_forever(serve, tmp_path):
     broken = tmp_path / "broken"
-    (tmp_path / "crashy.py").write_text(CRASHY_PY.format(broken=str(broken)))
-    (tmp_path / "dummy.txt").write_text("x")
     store = tmp_path / "store"
     store.mkdir()
-    run_wick("pack", "--model-name", "crashy", "--version", "1.0", "--serialized-file",
-             tmp_path / "dummy.txt", "--handler", f"{tmp_path / 'crashy.py'}:handle",
-             "--export-path", store, "-f")
+    pack_python(tmp_path, store, "crashy", CRASHY_PY.format(broken=str(broken)))
     s = serve("--model-store", store, "--models", "crashy=crashy.mar",
               "--default_workers_per_model", "1")
     assert s.infer("POST", "/predictions/crashy", "hi").status == 200
@@ -203,16 +199,13 @@ def python_worker_pids(server_pid):
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
+        st = proc_stat(d)
         try:
-            with open(f"/proc/{d}/stat") as f:
-                stat = f.read()
             with open(f"/proc/{d}/cmdline", "rb") as f:
                 cmd = f.read()
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        template = stat[stat.index("(") + 1:stat.rindex(")")] == "wick-template"
-        if ppid == server_pid and b"wick_worker" in cmd and not template:
+        if st and st[2] == server_pid and b"wick_worker" in cmd and st[0] != "wick-template":
             pids.append(int(d))
     return pids
 
@@ -222,13 +215,9 @@ def test_a_worker_killed_while_idle_is_replaced_before_its_next_batch(serve, tmp
     """A Python worker's process killed while it waits for work (the soak's chaos, an OOM
     kill) is found dead when its next batch comes and replaced for that batch: no request
     fails for it (the batch used to get 503 'killed by signal 9')."""
-    (tmp_path / "echo.py").write_text(ECHO_PY)
-    (tmp_path / "dummy.txt").write_text("x")
     store = tmp_path / "store"
     store.mkdir()
-    run_wick("pack", "--model-name", "echo", "--version", "1.0", "--serialized-file",
-             tmp_path / "dummy.txt", "--handler", f"{tmp_path / 'echo.py'}:handle",
-             "--export-path", store, "-f")
+    pack_python(tmp_path, store, "echo", ECHO_PY)
     s = serve("--model-store", store, "--models", "echo=echo.mar", "--default_workers_per_model", "2")
     assert s.infer("POST", "/predictions/echo", "hi").status == 200
     # the second worker starts on its own thread after the load: wait for its process

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from conftest import run_wick, wait_for
+from conftest import pack_python, proc_stat, wait_for
 
 WHO_PY = '''
 import os
@@ -26,13 +26,9 @@ def handle(data, context):
 
 
 def make_store(tmp_path):
-    (tmp_path / "who.py").write_text(WHO_PY)
-    (tmp_path / "dummy.txt").write_text("x")
     store = tmp_path / "store"
     store.mkdir()
-    run_wick("pack", "--model-name", "who", "--version", "1.0", "--serialized-file",
-             tmp_path / "dummy.txt", "--handler", f"{tmp_path / 'who.py'}:handle",
-             "--export-path", store, "-f")
+    pack_python(tmp_path, store, "who", WHO_PY)
     return store
 
 
@@ -40,15 +36,9 @@ def children(server_pid):
     """{pid: comm} of the server's children."""
     out = {}
     for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == server_pid:
-            out[int(d)] = stat[stat.index("(") + 1:stat.rindex(")")]
+        st = proc_stat(d) if d.isdigit() else None
+        if st is not None and st[2] == server_pid:
+            out[int(d)] = st[0]
     return out
 
 
@@ -67,12 +57,8 @@ def private_and_rss_kb(pid):
 
 
 def state(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
-
+    st = proc_stat(pid)
+    return st[1] if st else None
 
 def answers(s, n):
     out = []
@@ -183,10 +169,7 @@ def maps_torchvision(pid):
 
 def test_the_template_imports_torchvision_once_a_model_uses_it(serve, tmp_path):
     store = make_store(tmp_path)
-    (tmp_path / "vision.py").write_text(VISION_PY)
-    run_wick("pack", "--model-name", "vision", "--version", "1.0", "--serialized-file",
-             tmp_path / "dummy.txt", "--handler", f"{tmp_path / 'vision.py'}:handle",
-             "--export-path", store, "-f")
+    pack_python(tmp_path, store, "vision", VISION_PY)
     s = serve("--model-store", store, "--models", "who=who.mar", "--enable_model_api", "true")
     template = by_name(s.proc.pid, "wick-template")[0]
     answers(s, 1)
@@ -214,13 +197,9 @@ def test_what_a_dead_worker_leaves_behind_is_not_wicks(serve, tmp_path):
     """wick is a child subreaper only while the template forks: a process a handler started
     goes to init (or whoever reaps orphans above wick) when its worker dies, not to wick,
     which would never reap it."""
-    (tmp_path / "leaver.py").write_text(LEAVER_PY)
-    (tmp_path / "dummy.txt").write_text("x")
     store = tmp_path / "store"
     store.mkdir()
-    run_wick("pack", "--model-name", "leaver", "--version", "1.0", "--serialized-file",
-             tmp_path / "dummy.txt", "--handler", f"{tmp_path / 'leaver.py'}:handle",
-             "--export-path", store, "-f")
+    pack_python(tmp_path, store, "leaver", LEAVER_PY)
     # one worker: no other fork may be under way (wick is a subreaper during each) when
     # this one dies
     s = serve("--model-store", store, "--models", "leaver=leaver.mar", "--default_workers_per_model", "1")
@@ -237,5 +216,4 @@ def test_what_a_dead_worker_leaves_behind_is_not_wicks(serve, tmp_path):
 
 
 def ppid(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
+    return proc_stat(pid)[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from conftest import WICK, run_wick
+from conftest import WICK, pack_python
 
 TORCH_BASE = torch.__version__.split("+")[0]
 
@@ -55,13 +55,9 @@ def handle(data, context):
 
 
 def test_python_workers_run_the_venv_interpreter_by_default(serve, tmp_path):
-    (tmp_path / "who.py").write_text(WHO_PY)
-    (tmp_path / "dummy.txt").write_text("x")
     store = tmp_path / "store"
     store.mkdir()
-    run_wick("pack", "--model-name", "who", "--version", "1.0", "--serialized-file",
-             tmp_path / "dummy.txt", "--handler", f"{tmp_path / 'who.py'}:handle",
-             "--export-path", store, "-f")
+    pack_python(tmp_path, store, "who", WHO_PY)
     s = serve("--model-store", store, "--models", "who=who.mar")
     r = s.infer("POST", "/predictions/who", "x")
     assert r.status == 200, r
